@@ -1,0 +1,171 @@
+//! Name validation (api.md §1.8, R2–R9, R66): user ids, channel names, topic names and
+//! customType, each failing with the spec's error code and a reason naming the rule.
+
+use crate::codes::ErrorCode;
+
+/// Spec default for user id and channel name length, bytes (R2, R7).
+pub const DEFAULT_MAX_NAME_BYTES: usize = 64;
+/// Topic name length, bytes (R9).
+pub const MAX_TOPIC_BYTES: usize = 16;
+/// customType length, bytes (R66).
+pub const MAX_CUSTOM_TYPE_BYTES: usize = 32;
+
+/// How names are checked; per app, defaults from the spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameRules {
+    /// Longest user id or channel name, in bytes (default 64).
+    pub max_bytes: usize,
+    /// Also allow `` ` `` (Agora's `EXTEND_CHANNEL_NAME`); `.` is always allowed.
+    pub extended: bool,
+}
+
+impl Default for NameRules {
+    fn default() -> Self {
+        NameRules {
+            max_bytes: DEFAULT_MAX_NAME_BYTES,
+            extended: false,
+        }
+    }
+}
+
+/// A failed validation: the code to answer with and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// The spec's error code.
+    pub code: ErrorCode,
+    /// Which rule the value broke.
+    pub reason: String,
+}
+
+impl Invalid {
+    fn new(code: ErrorCode, reason: String) -> Self {
+        Invalid { code, reason }
+    }
+}
+
+/// Whether `b` is in the character set S of api.md §1.8 (R3), plus `` ` `` when extended.
+fn allowed(b: u8, extended: bool) -> bool {
+    b.is_ascii_alphanumeric() || b" !#$%&()+-:;<=.>?@[]^_{}|~,".contains(&b) || (extended && b == b'`')
+}
+
+/// Shared rules R2–R5 for user ids and channel names; `what` names the value in reasons.
+fn check_name(value: &str, rules: NameRules, code: ErrorCode, what: &str) -> Result<(), Invalid> {
+    if value.is_empty() {
+        return Err(Invalid::new(code, format!("{what} must not be empty (R4)")));
+    }
+    if value == "null" {
+        return Err(Invalid::new(code, format!("{what} must not be \"null\" (R4)")));
+    }
+    if value.len() > rules.max_bytes {
+        return Err(Invalid::new(
+            code,
+            format!("{what} is {} bytes, over the limit of {} (R2)", value.len(), rules.max_bytes),
+        ));
+    }
+    if value.starts_with('_') {
+        return Err(Invalid::new(code, format!("{what} must not begin with '_' (R5)")));
+    }
+    if let Some(c) = value.bytes().find(|&b| !allowed(b, rules.extended)) {
+        return Err(Invalid::new(
+            code,
+            format!("{what} contains a character outside the allowed set: byte 0x{c:02x} (R3)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Validates a user id (R2–R6): fails with −10006.
+pub fn validate_user_id(value: &str, rules: NameRules) -> Result<(), Invalid> {
+    check_name(value, rules, ErrorCode::InvalidUserId, "user id")
+}
+
+/// Validates a MESSAGE/STREAM channel name or USER-channel target (R7, R8): fails with −10008.
+pub fn validate_channel_name(value: &str, rules: NameRules) -> Result<(), Invalid> {
+    check_name(value, rules, ErrorCode::InvalidChannelName, "channel name")
+}
+
+/// Validates a topic name (R9): fails with −11008.
+pub fn validate_topic_name(value: &str) -> Result<(), Invalid> {
+    let rules = NameRules {
+        max_bytes: MAX_TOPIC_BYTES,
+        extended: false,
+    };
+    check_name(value, rules, ErrorCode::ChannelInvalidTopicName, "topic name")
+}
+
+/// Validates a customType (R66): empty means "none" on the wire and is accepted here;
+/// over 32 bytes fails with −11029.
+pub fn validate_custom_type(value: &str) -> Result<(), Invalid> {
+    if value.len() > MAX_CUSTOM_TYPE_BYTES {
+        return Err(Invalid::new(
+            ErrorCode::ChannelCustomTypeLengthOverflow,
+            format!(
+                "customType is {} bytes, over the limit of {MAX_CUSTOM_TYPE_BYTES} (R66)",
+                value.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Validates an app id (R1): 32 ASCII alphanumerics, else −10003.
+pub fn validate_app_id(value: &str) -> Result<(), Invalid> {
+    if value.len() == 32 && value.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            ErrorCode::InvalidAppId,
+            "app id must be exactly 32 characters 0-9, A-Z, a-z (R1)".to_string(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r() -> NameRules {
+        NameRules::default()
+    }
+
+    #[test]
+    fn r2_to_r5_user_ids() {
+        assert!(validate_user_id("alice", r()).is_ok());
+        assert!(validate_user_id("a.b c!#$%&()+-:;<=>?@[]^_{}|~,", r()).is_ok());
+        assert!(validate_user_id(&"a".repeat(64), r()).is_ok());
+        for bad in ["", "null", "_x", "a/b", "é", "a\0", "a`b", "a*b"] {
+            let e = validate_user_id(bad, r()).expect_err(bad);
+            assert_eq!(e.code, ErrorCode::InvalidUserId, "{bad}");
+        }
+        let e = validate_user_id(&"a".repeat(65), r()).expect_err("65 bytes");
+        assert!(e.reason.contains("65 bytes"), "{}", e.reason);
+        assert!(validate_user_id("Null", r()).is_ok(), "R15: case-sensitive");
+    }
+
+    #[test]
+    fn r7_channel_names_and_extended_set() {
+        assert_eq!(
+            validate_channel_name("a`b", r()).map_err(|e| e.code),
+            Err(ErrorCode::InvalidChannelName)
+        );
+        let ext = NameRules {
+            extended: true,
+            ..r()
+        };
+        assert!(validate_channel_name("a`b", ext).is_ok());
+    }
+
+    #[test]
+    fn r9_topics_and_r66_custom_type() {
+        assert!(validate_topic_name(&"t".repeat(16)).is_ok());
+        assert_eq!(
+            validate_topic_name(&"t".repeat(17)).map_err(|e| e.code),
+            Err(ErrorCode::ChannelInvalidTopicName)
+        );
+        assert!(validate_custom_type(&"c".repeat(32)).is_ok());
+        assert_eq!(
+            validate_custom_type(&"c".repeat(33)).map_err(|e| e.code),
+            Err(ErrorCode::ChannelCustomTypeLengthOverflow)
+        );
+    }
+}
