@@ -1,1 +1,8 @@
-//! placeholder
+//! The default engine: everything in this process. Channels live in a sharded map; each
+//! channel has its own small lock under which a publish takes its offset, appends to
+//! the recovery log and is handed to the node, so deliveries are in offset order while
+//! channels never wait on each other.
+
+mod broker;
+
+pub use broker::{MemoryBroker, MemoryConfig};

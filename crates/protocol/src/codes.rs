@@ -45,7 +45,10 @@ impl ErrorCode {
 
     /// Looks a numeric value up; `None` for a code not in the table.
     pub fn from_i32(code: i32) -> Option<ErrorCode> {
-        ERROR_TABLE.iter().find(|r| r.code as i32 == code).map(|r| r.code)
+        ERROR_TABLE
+            .iter()
+            .find(|r| r.code as i32 == code)
+            .map(|r| r.code)
     }
 
     /// This code's row in [`ERROR_TABLE`].
@@ -205,7 +208,10 @@ mod tests {
         }
         assert_eq!(ErrorCode::InvalidToken.as_i32(), -10005);
         assert_eq!(ErrorCode::ChannelReceiverOffline.as_i32(), -11033);
-        assert_eq!(ErrorCode::ChannelReceiverOffline.name(), "RTM_ERROR_CHANNEL_RECEIVER_OFFLINE");
+        assert_eq!(
+            ErrorCode::ChannelReceiverOffline.name(),
+            "RTM_ERROR_CHANNEL_RECEIVER_OFFLINE"
+        );
         assert!(ERROR_TABLE.len() > 120);
     }
 }

@@ -79,7 +79,10 @@ impl<M: Message + Default> Iterator for FrameDecoder<M> {
 }
 
 /// Decodes every message of a frame, or the first error. An empty frame is an error.
-pub fn decode_all<M: Message + Default>(frame: Bytes, max_messages: usize) -> Result<Vec<M>, FrameError> {
+pub fn decode_all<M: Message + Default>(
+    frame: Bytes,
+    max_messages: usize,
+) -> Result<Vec<M>, FrameError> {
     if frame.is_empty() {
         return Err(FrameError::Empty);
     }
@@ -124,7 +127,10 @@ mod tests {
             let r = decode_all::<ClientMessage>(full.slice(..cut), 16);
             assert!(r.is_err(), "cut at {cut}");
         }
-        assert_eq!(decode_all::<ClientMessage>(Bytes::new(), 16), Err(FrameError::Empty));
+        assert_eq!(
+            decode_all::<ClientMessage>(Bytes::new(), 16),
+            Err(FrameError::Empty)
+        );
         assert!(decode_all::<ClientMessage>(Bytes::from_static(&[0xff; 12]), 16).is_err());
     }
 

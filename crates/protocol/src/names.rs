@@ -45,7 +45,9 @@ impl Invalid {
 
 /// Whether `b` is in the character set S of api.md §1.8 (R3), plus `` ` `` when extended.
 fn allowed(b: u8, extended: bool) -> bool {
-    b.is_ascii_alphanumeric() || b" !#$%&()+-:;<=.>?@[]^_{}|~,".contains(&b) || (extended && b == b'`')
+    b.is_ascii_alphanumeric()
+        || b" !#$%&()+-:;<=.>?@[]^_{}|~,".contains(&b)
+        || (extended && b == b'`')
 }
 
 /// Shared rules R2–R5 for user ids and channel names; `what` names the value in reasons.
@@ -54,16 +56,26 @@ fn check_name(value: &str, rules: NameRules, code: ErrorCode, what: &str) -> Res
         return Err(Invalid::new(code, format!("{what} must not be empty (R4)")));
     }
     if value == "null" {
-        return Err(Invalid::new(code, format!("{what} must not be \"null\" (R4)")));
+        return Err(Invalid::new(
+            code,
+            format!("{what} must not be \"null\" (R4)"),
+        ));
     }
     if value.len() > rules.max_bytes {
         return Err(Invalid::new(
             code,
-            format!("{what} is {} bytes, over the limit of {} (R2)", value.len(), rules.max_bytes),
+            format!(
+                "{what} is {} bytes, over the limit of {} (R2)",
+                value.len(),
+                rules.max_bytes
+            ),
         ));
     }
     if value.starts_with('_') {
-        return Err(Invalid::new(code, format!("{what} must not begin with '_' (R5)")));
+        return Err(Invalid::new(
+            code,
+            format!("{what} must not begin with '_' (R5)"),
+        ));
     }
     if let Some(c) = value.bytes().find(|&b| !allowed(b, rules.extended)) {
         return Err(Invalid::new(
@@ -90,7 +102,12 @@ pub fn validate_topic_name(value: &str) -> Result<(), Invalid> {
         max_bytes: MAX_TOPIC_BYTES,
         extended: false,
     };
-    check_name(value, rules, ErrorCode::ChannelInvalidTopicName, "topic name")
+    check_name(
+        value,
+        rules,
+        ErrorCode::ChannelInvalidTopicName,
+        "topic name",
+    )
 }
 
 /// Validates a customType (R66): empty means "none" on the wire and is accepted here;

@@ -1,0 +1,136 @@
+//! Shared engine types: channel keys, publications and stream positions.
+
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which kind of channel a key names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ChannelKind {
+    /// A MESSAGE channel (pub/sub).
+    Message,
+    /// A USER channel: the name is the receiving user id.
+    User,
+    /// A STREAM channel topic.
+    Stream,
+}
+
+/// A channel of one app. Cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelKey {
+    /// The app (tenant) the channel belongs to.
+    pub app: Arc<str>,
+    /// Channel kind.
+    pub kind: ChannelKind,
+    /// Channel name (for USER: the receiving user id).
+    pub name: Arc<str>,
+}
+
+impl ChannelKey {
+    /// Builds a key.
+    pub fn new(app: impl Into<Arc<str>>, kind: ChannelKind, name: impl Into<Arc<str>>) -> Self {
+        ChannelKey {
+            app: app.into(),
+            kind,
+            name: name.into(),
+        }
+    }
+}
+
+/// Where a subscriber is in a channel's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct StreamPosition {
+    /// Changes when the channel's history is lost; offsets restart under a new epoch.
+    pub epoch: u64,
+    /// Offset of a publication; 1 for the first under an epoch.
+    pub offset: u64,
+}
+
+/// How a payload was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    /// UTF-8 text.
+    Text,
+    /// Raw bytes.
+    Binary,
+}
+
+/// One published message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    /// Publisher's user id.
+    pub publisher: Arc<str>,
+    /// Text or binary.
+    pub kind: MessageKind,
+    /// Application label; empty for none.
+    pub custom_type: Arc<str>,
+    /// The payload, opaque to the server.
+    pub payload: Bytes,
+    /// Server time of the publish, ms since the epoch.
+    pub timestamp_ms: u64,
+    /// Assigned by the broker; ignored on input.
+    pub position: StreamPosition,
+}
+
+/// A per-channel publish rate, enforced by the broker for every node together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Publications per second.
+    pub per_second: u32,
+    /// Burst allowance (bucket size).
+    pub burst: u32,
+}
+
+/// Options of one publish.
+#[derive(Debug, Clone, Default)]
+pub struct PublishOptions {
+    /// Fail with [`EngineError::NoReceiver`] unless some node is subscribed (USER channels).
+    pub require_receiver: bool,
+    /// Deduplicate retries with this key.
+    pub idempotency_key: Option<Arc<str>>,
+    /// Enforce this per-channel rate; `None` = unlimited.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Result of a publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishOutcome {
+    /// Position of the publication.
+    pub position: StreamPosition,
+    /// True when an earlier publish with the same idempotency key was found.
+    pub duplicate: bool,
+}
+
+/// Result of a recovery read.
+#[derive(Debug, Clone)]
+pub struct Recovery {
+    /// Publications after the requested position, oldest first.
+    pub publications: Vec<Arc<Publication>>,
+    /// The channel's current position.
+    pub position: StreamPosition,
+    /// False when something after the requested position can no longer be returned.
+    pub complete: bool,
+}
+
+/// Failures of engine operations.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// `require_receiver` was set and nobody receives the channel.
+    #[error("no receiver for the channel")]
+    NoReceiver,
+    /// The channel's rate limit is exhausted.
+    #[error("publish rate limit of {0} per second reached")]
+    RateLimited(u32),
+    /// The engine's backing store did not answer.
+    #[error("engine unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// How long an engine keeps recovery data; engines take it in their own config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Most publications kept per channel.
+    pub max_count: usize,
+    /// Oldest publication age kept.
+    pub max_age: Duration,
+}
