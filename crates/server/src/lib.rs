@@ -1,1 +1,131 @@
-//! placeholder
+//! Switchboard server as a library: `Server::new(config, broker).run(listener,
+//! shutdown)`. The gateway accepts WebSocket connections on [`WS_PATH`]; each
+//! connection runs a session that dispatches requests to the feature modules, which
+//! reach shared state only through the engine contract.
+
+mod config;
+mod connection;
+mod hub;
+mod messaging;
+mod node;
+mod outbound;
+mod session;
+
+pub use config::{AppConfig, AppLimits, ServerConfig};
+pub use switchboard_protocol::WS_PATH;
+
+use node::Node;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use switchboard_engine::Broker;
+use switchboard_protocol::DisconnectCode;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// A configured server, ready to run on a listener.
+pub struct Server {
+    node: Arc<Node>,
+}
+
+impl Server {
+    /// Builds a server on `broker` (the binary chooses the engine).
+    pub fn new(config: ServerConfig, broker: Arc<dyn Broker>) -> Self {
+        Server {
+            node: Node::new(config, broker),
+        }
+    }
+
+    /// Accepts connections until `shutdown` completes, then closes every session with
+    /// `SHUTDOWN` and waits up to `shutdown_grace` for the connections to finish.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let node = self.node;
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        tasks.spawn(accept(node.clone(), stream, peer));
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: log, pause, go on.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        drop(listener);
+        for queue in node.registry.all() {
+            queue.close(DisconnectCode::Shutdown, "server shutting down");
+        }
+        let grace = node.config.shutdown_grace;
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!("connections still open after the shutdown grace period; aborting them");
+            tasks.abort_all();
+        }
+        Ok(())
+    }
+}
+
+/// Upgrades one TCP connection and serves it.
+async fn accept(node: Arc<Node>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let cfg = &node.config;
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(cfg.max_frame_bytes))
+        .max_frame_size(Some(cfg.max_frame_bytes));
+    #[allow(clippy::result_large_err)]
+    let check_path = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        if req.uri().path() == WS_PATH {
+            Ok(resp)
+        } else {
+            let mut err = ErrorResponse::new(Some(format!("not found; connect to {WS_PATH}\n")));
+            *err.status_mut() = StatusCode::NOT_FOUND;
+            Err(err)
+        }
+    };
+    let handshake =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(ws_config));
+    let ws = match tokio::time::timeout(cfg.login_timeout, handshake).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let open = node.connections.fetch_add(1, Ordering::Relaxed) + 1;
+    if open > cfg.max_connections {
+        node.connections.fetch_sub(1, Ordering::Relaxed);
+        reject_overloaded(ws, cfg.max_connections).await;
+        return;
+    }
+    connection::serve(node.clone(), ws).await;
+    node.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Tells a connection over the connection limit why it is closed.
+async fn reject_overloaded(ws: tokio_tungstenite::WebSocketStream<TcpStream>, max: usize) {
+    use futures_util::StreamExt;
+    let (sink, _stream) = ws.split();
+    let (out, rx) = outbound::Outbound::new(4, 4096);
+    out.close(
+        DisconnectCode::Overloaded,
+        format!("server is at its limit of {max} connections"),
+    );
+    outbound::run_writer(sink, out, rx, 4096, std::time::Duration::from_secs(2)).await;
+}

@@ -1,0 +1,192 @@
+//! The connection task: one per login. It owns the socket, numbers requests and
+//! matches replies, batches queued requests into one frame, sends heartbeats every half
+//! interval, declares the link lost after 1.5 intervals without server traffic, and
+//! turns pushes into events on the client's bus.
+
+use crate::types::{ChannelType, Event, MessageEvent, Payload, RtmError, StreamPosition};
+use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::time::Duration;
+use switchboard_protocol::pb::{
+    self, ClientMessage, ServerMessage, client_message, server_message,
+};
+use switchboard_protocol::{DisconnectCode, ErrorCode, frame};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// What travels on the client's internal bus.
+#[derive(Debug, Clone)]
+pub(crate) enum Bus {
+    /// An event for the app.
+    Event(Event),
+    /// The subscription of this channel ended (unsubscribe).
+    SubscriptionEnded(String),
+    /// The session ended (logout, kick): every per-session stream ends.
+    SessionEnded,
+}
+
+/// The reply a request waits for.
+pub(crate) type ReplyTx = oneshot::Sender<Result<server_message::Body, RtmError>>;
+
+/// One request handed to the connection task.
+pub(crate) struct Request {
+    pub body: client_message::Body,
+    pub op: &'static str,
+    pub reply: Option<ReplyTx>,
+}
+
+/// How the connection ended.
+#[derive(Debug, Clone)]
+pub(crate) enum Ended {
+    /// The server sent `Closing` with this code and reason.
+    Closed(DisconnectCode, String),
+    /// No traffic from the server within the keep-alive timeout.
+    KeepAliveTimeout,
+    /// The socket failed or closed without a `Closing`.
+    ConnectionLost,
+    /// The client asked for it (logout or drop).
+    ByClient,
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+fn position(p: Option<pb::StreamPosition>) -> StreamPosition {
+    p.map(|p| StreamPosition {
+        epoch: p.epoch,
+        offset: p.offset,
+    })
+    .unwrap_or_default()
+}
+
+/// Converts a message push into the app's event.
+fn message_event(m: pb::MessagePush) -> Event {
+    let channel_type = match pb::ChannelType::try_from(m.channel_type) {
+        Ok(pb::ChannelType::User) => ChannelType::User,
+        Ok(pb::ChannelType::Stream) => ChannelType::Stream,
+        _ => ChannelType::Message,
+    };
+    let message = if m.message_type == pb::MessageType::String as i32 {
+        match String::from_utf8(m.payload.to_vec()) {
+            Ok(s) => Payload::Text(s),
+            Err(e) => Payload::Binary(e.into_bytes().into()),
+        }
+    } else {
+        Payload::Binary(m.payload)
+    };
+    Event::Message(MessageEvent {
+        channel_type,
+        channel_name: m.channel_name,
+        topic_name: m.topic_name,
+        message,
+        custom_type: m.custom_type,
+        publisher: m.publisher,
+        timestamp: m.timestamp,
+        position: position(m.position),
+    })
+}
+
+/// Runs the connection until it ends; returns why.
+pub(crate) async fn run(
+    ws: Ws,
+    mut requests: mpsc::Receiver<Request>,
+    bus: broadcast::Sender<Bus>,
+    heartbeat: Duration,
+) -> Ended {
+    let (mut sink, mut stream) = ws.split();
+    let mut pending: HashMap<u32, (ReplyTx, &'static str)> = HashMap::new();
+    let mut next_id: u32 = 0;
+    let keep_alive = heartbeat.mul_f32(1.5);
+    let mut last_rx = Instant::now();
+    let mut beat = tokio::time::interval(heartbeat / 2);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut closing: Option<(DisconnectCode, String)> = None;
+    let ended = loop {
+        tokio::select! {
+            req = requests.recv() => {
+                let Some(first) = req else { break Ended::ByClient };
+                let mut buf = BytesMut::new();
+                let mut add = |r: Request, buf: &mut BytesMut| {
+                    next_id = next_id.wrapping_add(1).max(1);
+                    if let Some(tx) = r.reply {
+                        pending.insert(next_id, (tx, r.op));
+                    }
+                    frame::encode_into(&ClientMessage { id: next_id, body: Some(r.body) }, buf);
+                };
+                add(first, &mut buf);
+                while buf.len() < 64 * 1024 {
+                    let Ok(r) = requests.try_recv() else { break };
+                    add(r, &mut buf);
+                }
+                if sink.send(Message::Binary(buf.freeze())).await.is_err() {
+                    break Ended::ConnectionLost;
+                }
+            }
+            _ = beat.tick() => {
+                next_id = next_id.wrapping_add(1).max(1);
+                let hb = ClientMessage { id: next_id, body: Some(client_message::Body::Heartbeat(pb::Heartbeat {})) };
+                if sink.send(Message::Binary(frame::encode(&hb))).await.is_err() {
+                    break Ended::ConnectionLost;
+                }
+            }
+            _ = tokio::time::sleep_until(last_rx + keep_alive) => break Ended::KeepAliveTimeout,
+            msg = stream.next() => {
+                last_rx = Instant::now();
+                let data = match msg {
+                    Some(Ok(Message::Binary(data))) => data,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                        break match closing.take() {
+                            Some((code, reason)) => Ended::Closed(code, reason),
+                            None => Ended::ConnectionLost,
+                        };
+                    }
+                    Some(Ok(_)) => continue,
+                };
+                for msg in frame::FrameDecoder::<ServerMessage>::new(data, usize::MAX) {
+                    let Ok(msg) = msg else { break };
+                    let Some(body) = msg.body else { continue };
+                    if msg.id != 0 {
+                        if let Some((tx, op)) = pending.remove(&msg.id) {
+                            let result = match body {
+                                server_message::Body::Error(e) => Err(RtmError {
+                                    code: e.code,
+                                    reason: e.reason,
+                                    operation: if e.operation.is_empty() { op.to_string() } else { e.operation },
+                                }),
+                                other => Ok(other),
+                            };
+                            let _ = tx.send(result);
+                        }
+                        continue;
+                    }
+                    match body {
+                        server_message::Body::Message(m) => {
+                            let _ = bus.send(Bus::Event(message_event(m)));
+                        }
+                        server_message::Body::TokenWillExpire(t) => {
+                            let ch = (!t.channel_name.is_empty()).then_some(t.channel_name);
+                            let _ = bus.send(Bus::Event(Event::TokenPrivilegeWillExpire(ch)));
+                        }
+                        server_message::Body::Closing(c) => {
+                            let code = DisconnectCode::from_u32(c.code).unwrap_or(DisconnectCode::ProtocolError);
+                            closing = Some((code, c.reason));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    };
+    for (_, (tx, op)) in pending.drain() {
+        let _ = tx.send(Err(RtmError::new(
+            ErrorCode::NotConnected,
+            op,
+            "connection closed",
+        )));
+    }
+    let _ = sink.close().await;
+    ended
+}

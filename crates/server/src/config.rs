@@ -1,0 +1,125 @@
+//! Server configuration: edge limits of the node and per-app settings and limits, each
+//! with the default documented in `docs/configuration.md`.
+
+use serde::Deserialize;
+use std::time::Duration;
+use switchboard_protocol::names::NameRules;
+
+/// Settings of one server node.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The apps this server serves.
+    pub apps: Vec<AppConfig>,
+    /// Most simultaneous WebSocket connections (default 50,000); over it a new
+    /// connection is closed with `OVERLOADED`.
+    pub max_connections: usize,
+    /// Largest WebSocket message accepted, bytes (default 256 KiB); over it the
+    /// connection is closed with `FRAME_TOO_LARGE`.
+    pub max_frame_bytes: usize,
+    /// Most protocol messages in one frame (default 64).
+    pub max_messages_per_frame: usize,
+    /// Outbound queue bound per connection, bytes (default 4 MiB). A connection over
+    /// either bound is closed with `SLOW_CONSUMER`.
+    pub outbound_queue_bytes: usize,
+    /// Outbound queue bound per connection, queued items (default 16,384).
+    pub outbound_queue_messages: usize,
+    /// Largest batch the writer puts into one frame, bytes (default 64 KiB).
+    pub write_batch_bytes: usize,
+    /// Time allowed from connect to a login request (default 10 s).
+    pub login_timeout: Duration,
+    /// Time allowed for one socket write (default 10 s); over it `WRITE_TIMEOUT`.
+    pub write_timeout: Duration,
+    /// Allowed heartbeat interval range, seconds (default 5–1800, api.md R17).
+    pub heartbeat_interval_range: (u32, u32),
+    /// Allowed presence timeout range, seconds (default 5–300, api.md R16).
+    pub presence_timeout_range: (u32, u32),
+    /// How long before a credential's expiry the will-expire push goes out (30 s, T54).
+    pub token_will_expire_lead: Duration,
+    /// How long graceful shutdown waits for connections to close (default 5 s).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            apps: Vec::new(),
+            max_connections: 50_000,
+            max_frame_bytes: 256 * 1024,
+            max_messages_per_frame: 64,
+            outbound_queue_bytes: 4 * 1024 * 1024,
+            outbound_queue_messages: 16_384,
+            write_batch_bytes: 64 * 1024,
+            login_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            heartbeat_interval_range: (5, 1800),
+            presence_timeout_range: (5, 300),
+            token_will_expire_lead: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One app (tenant).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AppConfig {
+    /// 32 alphanumeric characters.
+    pub id: String,
+    /// 32 hex characters; `None` turns token checking off for the app (development only).
+    #[serde(default)]
+    pub certificate: Option<String>,
+    /// Limits of this app.
+    #[serde(default)]
+    pub limits: AppLimits,
+}
+
+/// Per-app limits; defaults are the spec's.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppLimits {
+    /// Largest message payload, bytes (32,768, R63).
+    pub max_payload_bytes: usize,
+    /// Publishes per second per channel, all publishers together (60, R67); 0 = unlimited.
+    pub publish_rate_per_channel: u32,
+    /// Burst allowance of the publish rate (default = the rate).
+    pub publish_burst: Option<u32>,
+    /// Most subscribed message channels per client (100, R77).
+    pub max_subscriptions: usize,
+    /// Longest user id and channel name, bytes (64, R2).
+    pub max_name_bytes: usize,
+    /// Also allow `` ` `` in names (Agora's EXTEND_CHANNEL_NAME; default false).
+    pub extended_names: bool,
+}
+
+impl Default for AppLimits {
+    fn default() -> Self {
+        AppLimits {
+            max_payload_bytes: switchboard_protocol::DEFAULT_MAX_PAYLOAD_BYTES,
+            publish_rate_per_channel: 60,
+            publish_burst: None,
+            max_subscriptions: 100,
+            max_name_bytes: switchboard_protocol::names::DEFAULT_MAX_NAME_BYTES,
+            extended_names: false,
+        }
+    }
+}
+
+impl AppLimits {
+    /// The name rules these limits imply.
+    pub fn name_rules(&self) -> NameRules {
+        NameRules {
+            max_bytes: self.max_name_bytes,
+            extended: self.extended_names,
+        }
+    }
+}
+
+impl AppConfig {
+    /// An app with default limits.
+    pub fn new(id: impl Into<String>, certificate: Option<String>) -> Self {
+        AppConfig {
+            id: id.into(),
+            certificate,
+            limits: AppLimits::default(),
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! One WebSocket connection: the read loop (frames → messages → session) next to the
+//! writer task (queue → socket). The loop also owns the connection's timers: login
+//! timeout, heartbeat timeout and the token's will-expire and expiry.
+
+use crate::node::Node;
+use crate::outbound::{Outbound, run_writer};
+use crate::session::Session;
+use futures_util::StreamExt;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Instant;
+use switchboard_protocol::DisconnectCode;
+use switchboard_protocol::frame::FrameDecoder;
+use switchboard_protocol::pb::ClientMessage;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
+
+/// Serves one upgraded connection until it ends, then leaves everything it held.
+pub(crate) async fn serve<S>(node: Arc<Node>, ws: WebSocketStream<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let cfg = &node.config;
+    let (sink, mut stream) = ws.split();
+    let (out, rx) = Outbound::new(cfg.outbound_queue_messages, cfg.outbound_queue_bytes);
+    let writer = tokio::spawn(run_writer(
+        sink,
+        out.clone(),
+        rx,
+        cfg.write_batch_bytes,
+        cfg.write_timeout,
+    ));
+    let mut closed = out.closed();
+    let mut session = Session::new(node.clone(), out.clone());
+    let max_messages = cfg.max_messages_per_frame;
+    loop {
+        let (deadline, timeout_code) = session.read_deadline();
+        let token_deadline = session.token_deadline();
+        tokio::select! {
+            _ = closed.changed() => break,
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                out.close(timeout_code, "no traffic from the client in time");
+                break;
+            }
+            _ = sleep_until_opt(token_deadline) => {
+                if session.on_token_deadline().is_break() {
+                    break;
+                }
+            }
+            frame = stream.next() => {
+                let Some(frame) = frame else {
+                    out.close_quietly();
+                    break;
+                };
+                if handle_frame(&mut session, &out, frame, max_messages).await.is_break() {
+                    break;
+                }
+            }
+        }
+    }
+    session.logout().await;
+    out.close_quietly();
+    drop(session);
+    let grace = node.config.write_timeout;
+    let _ = tokio::time::timeout(grace, writer).await;
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Handles one WebSocket message. `Break` ends the connection.
+async fn handle_frame(
+    session: &mut Session,
+    out: &Outbound,
+    frame: Result<Message, WsError>,
+    max_messages: usize,
+) -> ControlFlow<()> {
+    match frame {
+        Ok(Message::Binary(data)) => {
+            session.touch();
+            if data.is_empty() {
+                out.close(DisconnectCode::ProtocolError, "empty frame");
+                return ControlFlow::Break(());
+            }
+            for msg in FrameDecoder::<ClientMessage>::new(data, max_messages) {
+                match msg {
+                    Ok(msg) => session.handle(msg).await?,
+                    Err(e) => {
+                        out.close(DisconnectCode::ProtocolError, e.to_string());
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+        Ok(Message::Text(_)) => {
+            out.close(
+                DisconnectCode::ProtocolError,
+                "text frames are not part of the protocol; send binary frames",
+            );
+            ControlFlow::Break(())
+        }
+        Ok(Message::Ping(_) | Message::Pong(_)) => {
+            session.touch();
+            ControlFlow::Continue(())
+        }
+        Ok(Message::Close(_)) => {
+            out.close_quietly();
+            ControlFlow::Break(())
+        }
+        Ok(Message::Frame(_)) => ControlFlow::Continue(()),
+        Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size })) => {
+            out.close(
+                DisconnectCode::FrameTooLarge,
+                format!("frame of {size} bytes is over the limit of {max_size}"),
+            );
+            ControlFlow::Break(())
+        }
+        Err(WsError::Protocol(e)) => {
+            out.close(DisconnectCode::ProtocolError, e.to_string());
+            ControlFlow::Break(())
+        }
+        Err(_) => {
+            out.close_quietly();
+            ControlFlow::Break(())
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The hub: which local connections follow which channel. It receives the broker's
+//! publications for this node, encodes each push **once** and queues the same bytes on
+//! every subscriber's outbound queue. Maps are sharded; a shard's read lock is held only
+//! while queueing (no `.await`), and node subscriptions to the broker are changed under
+//! a per-shard async lock so that the first subscriber and the last unsubscriber of a
+//! channel never race.
+
+use crate::outbound::Outbound;
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, RwLock};
+use switchboard_engine::{
+    Broker, ChannelKey, ChannelKind, EngineError, MessageKind, Publication, PublicationHandler,
+};
+use switchboard_protocol::frame;
+use switchboard_protocol::pb::{self, MessagePush, ServerMessage, server_message::Body};
+
+const SHARDS: usize = 64;
+
+/// One local subscriber of a channel.
+#[derive(Clone)]
+pub(crate) struct Subscriber {
+    /// Session that owns the subscription.
+    pub session: u64,
+    /// Where its pushes go.
+    pub queue: Arc<Outbound>,
+    /// False when subscribed with `withMessage: false` (R70).
+    pub with_message: bool,
+}
+
+struct Shard {
+    subs: RwLock<HashMap<ChannelKey, Vec<Subscriber>>>,
+    changes: tokio::sync::Mutex<()>,
+}
+
+/// Local subscribers by channel.
+pub(crate) struct Hub {
+    shards: Vec<Shard>,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new() -> Self {
+        Hub {
+            shards: (0..SHARDS)
+                .map(|_| Shard {
+                    subs: RwLock::new(HashMap::new()),
+                    changes: tokio::sync::Mutex::new(()),
+                })
+                .collect(),
+        }
+    }
+
+    fn shard(&self, key: &ChannelKey) -> &Shard {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        &self.shards[(h.finish() as usize) % SHARDS]
+    }
+
+    /// Adds or replaces `sub` (same session) on `key`; subscribes the node to the
+    /// channel when it is the first local subscriber.
+    pub async fn subscribe(
+        &self,
+        broker: &dyn Broker,
+        key: &ChannelKey,
+        sub: Subscriber,
+    ) -> Result<(), EngineError> {
+        let shard = self.shard(key);
+        let _serial = shard.changes.lock().await;
+        let first = {
+            let mut map = write(&shard.subs);
+            let list = map.entry(key.clone()).or_default();
+            let first = list.is_empty();
+            match list.iter_mut().find(|s| s.session == sub.session) {
+                Some(existing) => *existing = sub,
+                None => list.push(sub),
+            }
+            first
+        };
+        if first {
+            if let Err(e) = broker.subscribe_node(key).await {
+                let mut map = write(&shard.subs);
+                map.remove(key);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `session` from `key`; unsubscribes the node after the last one. Returns
+    /// whether the session was subscribed.
+    pub async fn unsubscribe(&self, broker: &dyn Broker, key: &ChannelKey, session: u64) -> bool {
+        let shard = self.shard(key);
+        let _serial = shard.changes.lock().await;
+        let (found, now_empty) = {
+            let mut map = write(&shard.subs);
+            let Some(list) = map.get_mut(key) else {
+                return false;
+            };
+            let before = list.len();
+            list.retain(|s| s.session != session);
+            let found = list.len() != before;
+            let empty = list.is_empty();
+            if empty {
+                map.remove(key);
+            }
+            (found, empty)
+        };
+        if found && now_empty {
+            // Failing to unsubscribe only costs traffic this node ignores.
+            let _ = broker.unsubscribe_node(key).await;
+        }
+        found
+    }
+}
+
+/// Builds the message push of a publication (for USER channels the channel name is the
+/// publisher's user id, api.md §15 #26).
+fn message_push(channel: &ChannelKey, p: &Publication) -> ServerMessage {
+    let (channel_type, channel_name) = match channel.kind {
+        ChannelKind::Message => (pb::ChannelType::Message, channel.name.to_string()),
+        ChannelKind::User => (pb::ChannelType::User, p.publisher.to_string()),
+        ChannelKind::Stream => (pb::ChannelType::Stream, channel.name.to_string()),
+    };
+    ServerMessage {
+        id: 0,
+        body: Some(Body::Message(MessagePush {
+            channel_type: channel_type as i32,
+            channel_name,
+            topic_name: String::new(),
+            publisher: p.publisher.to_string(),
+            message_type: match p.kind {
+                MessageKind::Text => pb::MessageType::String as i32,
+                MessageKind::Binary => pb::MessageType::Binary as i32,
+            },
+            custom_type: p.custom_type.to_string(),
+            payload: p.payload.clone(),
+            timestamp: p.timestamp_ms,
+            position: Some(pb::StreamPosition {
+                epoch: p.position.epoch,
+                offset: p.position.offset,
+            }),
+        })),
+    }
+}
+
+impl PublicationHandler for Hub {
+    fn on_publication(&self, channel: &ChannelKey, publication: &Arc<Publication>) {
+        let map = read(&self.shard(channel).subs);
+        let Some(list) = map.get(channel) else { return };
+        if !list.iter().any(|s| s.with_message) {
+            return;
+        }
+        // Encode once; every subscriber gets a clone of the same bytes.
+        let bytes = frame::encode(&message_push(channel, publication));
+        for sub in list.iter().filter(|s| s.with_message) {
+            sub.queue.push(bytes.clone());
+        }
+    }
+}

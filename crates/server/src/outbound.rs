@@ -1,0 +1,210 @@
+//! The per-connection outbound queue, bounded in bytes and in items, and the writer
+//! task that drains whatever is queued into one WebSocket frame and one write. A push
+//! that would overflow the queue closes the connection as a slow consumer: publishers
+//! never wait on a subscriber.
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Sink, SinkExt};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use switchboard_protocol::DisconnectCode;
+use switchboard_protocol::frame;
+use switchboard_protocol::pb::{Closing, ServerMessage, server_message::Body};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// Why and how a connection ends.
+#[derive(Debug, Clone)]
+pub(crate) struct Close {
+    /// The disconnect code; `None` when the peer went away and nothing is sent.
+    pub code: Option<DisconnectCode>,
+    /// Detail for the `Closing` push.
+    pub reason: String,
+}
+
+/// Handle to one connection's outbound queue. Shared by the session and the hub.
+pub(crate) struct Outbound {
+    tx: mpsc::Sender<Bytes>,
+    queued_bytes: AtomicUsize,
+    max_bytes: usize,
+    close: watch::Sender<Option<Close>>,
+}
+
+/// The receiving half, owned by the writer task.
+pub(crate) struct OutboundRx {
+    rx: mpsc::Receiver<Bytes>,
+    close: watch::Receiver<Option<Close>>,
+}
+
+impl Outbound {
+    /// A queue of at most `max_items` items and `max_bytes` bytes.
+    pub fn new(max_items: usize, max_bytes: usize) -> (Arc<Outbound>, OutboundRx) {
+        let (tx, rx) = mpsc::channel(max_items.max(1));
+        let (close, close_rx) = watch::channel(None);
+        let out = Arc::new(Outbound {
+            tx,
+            queued_bytes: AtomicUsize::new(0),
+            max_bytes,
+            close,
+        });
+        (
+            out,
+            OutboundRx {
+                rx,
+                close: close_rx,
+            },
+        )
+    }
+
+    /// Queues one encoded chunk. Returns false (and closes the connection as a slow
+    /// consumer) when the queue is full; false also once the connection is closing.
+    pub fn push(&self, chunk: Bytes) -> bool {
+        let len = chunk.len();
+        let before = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        if before + len > self.max_bytes {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.overflow();
+            return false;
+        }
+        match self.tx.try_send(chunk) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                self.overflow();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    fn overflow(&self) {
+        self.close(
+            DisconnectCode::SlowConsumer,
+            format!(
+                "outbound queue over its limit ({} bytes or items)",
+                self.max_bytes
+            ),
+        );
+    }
+
+    /// Asks the writer to send a `Closing` push and close. The first close wins.
+    pub fn close(&self, code: DisconnectCode, reason: impl Into<String>) {
+        let close = Close {
+            code: Some(code),
+            reason: reason.into(),
+        };
+        self.close.send_if_modified(|c| {
+            if c.is_none() {
+                *c = Some(close);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Ends the connection without telling the peer (it is already gone).
+    pub fn close_quietly(&self) {
+        self.close.send_if_modified(|c| {
+            if c.is_none() {
+                *c = Some(Close {
+                    code: None,
+                    reason: String::new(),
+                });
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// A receiver that changes once the connection is closing.
+    pub fn closed(&self) -> watch::Receiver<Option<Close>> {
+        self.close.subscribe()
+    }
+
+    /// The close decided so far, if any.
+    pub fn close_reason(&self) -> Option<Close> {
+        self.close.borrow().clone()
+    }
+}
+
+/// Drains the queue into the socket until the connection closes, then sends the
+/// `Closing` push and a close frame (bounded by `write_timeout`).
+pub(crate) async fn run_writer<S>(
+    mut sink: S,
+    out: Arc<Outbound>,
+    mut rx: OutboundRx,
+    batch_bytes: usize,
+    write_timeout: Duration,
+) where
+    S: Sink<Message> + Unpin,
+{
+    loop {
+        tokio::select! {
+            biased;
+            _ = rx.close.changed() => break,
+            item = rx.rx.recv() => {
+                let Some(first) = item else { break };
+                let mut taken = first.len();
+                let payload = if let Ok(second) = rx.rx.try_recv() {
+                    let mut buf = BytesMut::with_capacity(batch_bytes.max(first.len() + second.len()));
+                    buf.extend_from_slice(&first);
+                    buf.extend_from_slice(&second);
+                    taken += second.len();
+                    while buf.len() < batch_bytes {
+                        let Ok(next) = rx.rx.try_recv() else { break };
+                        taken += next.len();
+                        buf.extend_from_slice(&next);
+                    }
+                    buf.freeze()
+                } else {
+                    first
+                };
+                out.queued_bytes.fetch_sub(taken, Ordering::Relaxed);
+                match tokio::time::timeout(write_timeout, sink.send(Message::Binary(payload))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => {
+                        out.close_quietly();
+                        break;
+                    }
+                    Err(_) => {
+                        out.close(DisconnectCode::WriteTimeout, "socket write timed out");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let close = out.close_reason();
+    if let Some(Close {
+        code: Some(code),
+        reason,
+    }) = close
+    {
+        let push = ServerMessage {
+            id: 0,
+            body: Some(Body::Closing(Closing {
+                code: code as u32,
+                reason: reason.clone(),
+                reconnect: code.reconnect(),
+            })),
+        };
+        let frame_close = CloseFrame {
+            code: CloseCode::from(code.as_u16()),
+            reason: code.info().name.into(),
+        };
+        let _ = tokio::time::timeout(write_timeout, async {
+            sink.send(Message::Binary(frame::encode(&push))).await?;
+            sink.send(Message::Close(Some(frame_close))).await
+        })
+        .await;
+    }
+    let _ = tokio::time::timeout(write_timeout, sink.close()).await;
+}
