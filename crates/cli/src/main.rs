@@ -1,1 +1,75 @@
-fn main() {}
+//! The `switchboard` command: a thin shell over the libraries. `serve` runs the server,
+//! `token` builds and inspects AccessToken2 tokens, `pub` / `sub` talk to a server
+//! through the Rust SDK, `bench` measures. Every flag can also be set by environment.
+
+mod bench;
+mod client_cmd;
+mod serve;
+mod token_cmd;
+
+use clap::{Parser, Subcommand};
+
+/// Self-hosted real-time signaling, compatible with Agora Signaling (RTM) 2.x.
+#[derive(Parser)]
+#[command(name = "switchboard", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(Box<serve::ServeArgs>),
+    /// Build or inspect AccessToken2 tokens.
+    #[command(subcommand)]
+    Token(token_cmd::TokenCommand),
+    /// Publish one message to a channel or a user.
+    Pub(client_cmd::PubArgs),
+    /// Subscribe to channels and print every event as one JSON object per line.
+    Sub(client_cmd::SubArgs),
+    /// Run a benchmark scenario.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Token(cmd) => token_cmd::run(cmd),
+        other => {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            rt.block_on(async move {
+                match other {
+                    Command::Serve(args) => serve::run(*args).await,
+                    Command::Pub(args) => client_cmd::publish(args).await,
+                    Command::Sub(args) => client_cmd::subscribe(args).await,
+                    Command::Bench(cmd) => bench::run(cmd).await,
+                    Command::Token(_) => unreachable!("handled above"),
+                }
+            })
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

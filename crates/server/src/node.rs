@@ -23,9 +23,12 @@ pub(crate) struct Registered {
     pub queue: Arc<Outbound>,
 }
 
+/// One shard of the registry: (app, user) → registered session.
+type RegistryShard = Mutex<HashMap<(Arc<str>, Arc<str>), Registered>>;
+
 /// One session per app and user id (R28).
 pub(crate) struct Registry {
-    shards: Vec<Mutex<HashMap<(Arc<str>, Arc<str>), Registered>>>,
+    shards: Vec<RegistryShard>,
 }
 
 impl Registry {
@@ -35,7 +38,7 @@ impl Registry {
         }
     }
 
-    fn shard(&self, app: &str, user: &str) -> &Mutex<HashMap<(Arc<str>, Arc<str>), Registered>> {
+    fn shard(&self, app: &str, user: &str) -> &RegistryShard {
         let mut h = DefaultHasher::new();
         (app, user).hash(&mut h);
         &self.shards[(h.finish() as usize) % SHARDS]

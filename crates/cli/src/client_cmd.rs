@@ -1,0 +1,218 @@
+//! `switchboard pub` and `switchboard sub`: the Rust SDK on the command line. `sub`
+//! prints every event as one JSON object per line with the spec's camelCase names;
+//! `pub` prints the reply as JSON, or the error code and reason on stderr.
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use clap::Args;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use switchboard_client::{
+    ChannelType, Client, ClientConfig, ErrorCode, Event, LinkState, LinkStateEvent, MessageEvent,
+    Payload, PublishOptions, RtmError, SubscribeOptions,
+};
+
+/// Connection flags shared by `pub` and `sub`.
+#[derive(Args)]
+pub struct ConnectArgs {
+    /// Server address.
+    #[arg(long, env = "SWITCHBOARD_URL", default_value = "ws://127.0.0.1:7400")]
+    url: String,
+    /// App id.
+    #[arg(long, env = "SWITCHBOARD_APP_ID")]
+    app_id: String,
+    /// User id to log in as.
+    #[arg(long, env = "SWITCHBOARD_USER_ID")]
+    user_id: String,
+    /// Login token (omit for an app without a certificate).
+    #[arg(long, env = "SWITCHBOARD_TOKEN")]
+    token: Option<String>,
+}
+
+/// `sub` flags.
+#[derive(Args)]
+pub struct SubArgs {
+    #[command(flatten)]
+    conn: ConnectArgs,
+    /// Message channels to subscribe to (user-channel messages to the user arrive too).
+    channels: Vec<String>,
+}
+
+/// `pub` flags.
+#[derive(Args)]
+pub struct PubArgs {
+    #[command(flatten)]
+    conn: ConnectArgs,
+    /// Send to a user (USER channel) instead of a message channel.
+    #[arg(long, env = "SWITCHBOARD_TO_USER")]
+    to_user: bool,
+    /// customType label.
+    #[arg(long, env = "SWITCHBOARD_CUSTOM_TYPE")]
+    custom_type: Option<String>,
+    /// MESSAGE is base64, or @FILE for a file's bytes; sent as BINARY.
+    #[arg(long, env = "SWITCHBOARD_BINARY")]
+    binary: bool,
+    /// Channel name, or user id with --to-user.
+    target: String,
+    /// The message.
+    message: String,
+}
+
+/// An error for the terminal, with a hint when a token is the problem.
+fn explain(e: &RtmError, token_given: bool) -> anyhow::Error {
+    let hint = if !token_given && e.code == ErrorCode::InvalidToken.as_i32() {
+        "\nthis app requires a token: pass --token or set SWITCHBOARD_TOKEN (make one with `switchboard token rtm --app-id ... --app-cert ... --user-id ...`)"
+    } else {
+        ""
+    };
+    anyhow::anyhow!(
+        "{} failed with code {}: {}{hint}",
+        e.operation,
+        e.code,
+        e.reason
+    )
+}
+
+async fn connect(c: &ConnectArgs) -> anyhow::Result<Client> {
+    let client = Client::new(&c.app_id, &c.user_id, ClientConfig::new(&c.url))
+        .map_err(|e| explain(&e, true))?;
+    client
+        .login(c.token.as_deref().unwrap_or(""))
+        .await
+        .map_err(|e| explain(&e, c.token.is_some()))?;
+    Ok(client)
+}
+
+/// JSON of a message event (api.md §9.2); binary payloads in base64.
+pub fn message_json(m: &MessageEvent) -> Value {
+    let (message_type, message) = match &m.message {
+        Payload::Text(s) => ("STRING", json!(s)),
+        Payload::Binary(b) => ("BINARY", json!(B64.encode(b))),
+    };
+    json!({
+        "event": "message",
+        "channelType": m.channel_type.as_str(),
+        "channelName": m.channel_name,
+        "topicName": m.topic_name,
+        "messageType": message_type,
+        "customType": m.custom_type,
+        "message": message,
+        "publisher": m.publisher,
+        "timestamp": m.timestamp,
+    })
+}
+
+/// JSON of a link state event (api.md §9.7).
+pub fn link_json(e: &LinkStateEvent) -> Value {
+    json!({
+        "event": "linkState",
+        "currentState": e.current_state.as_str(),
+        "previousState": e.previous_state.as_str(),
+        "serviceType": e.service_type,
+        "operation": e.operation.as_str(),
+        "reason": e.reason,
+        "reasonCode": e.reason_code.as_str(),
+        "affectedChannels": e.affected_channels,
+        "unrestoredChannels": e.unrestored_channels,
+        "isResumed": e.is_resumed,
+        "timestamp": e.timestamp,
+    })
+}
+
+fn event_json(e: &Event) -> Value {
+    match e {
+        Event::Message(m) => message_json(m),
+        Event::LinkState(l) => link_json(l),
+        Event::TokenPrivilegeWillExpire(c) => json!({
+            "event": "tokenPrivilegeWillExpire",
+            "channelName": c.clone().unwrap_or_default(),
+        }),
+    }
+}
+
+/// Runs `sub` until Ctrl-C (logs out) or a FAILED link (exit code 1).
+pub async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
+    let client = Client::new(
+        &args.conn.app_id,
+        &args.conn.user_id,
+        ClientConfig::new(&args.conn.url),
+    )
+    .map_err(|e| explain(&e, true))?;
+    let mut events = client.events();
+    client
+        .login(args.conn.token.as_deref().unwrap_or(""))
+        .await
+        .map_err(|e| explain(&e, args.conn.token.is_some()))?;
+    for channel in &args.channels {
+        client
+            .subscribe(channel, SubscribeOptions::default())
+            .await
+            .map_err(|e| explain(&e, true))?;
+    }
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                let _ = client.logout().await;
+                return Ok(());
+            }
+            item = events.next() => {
+                let Some(item) = item else { return Ok(()) };
+                match item {
+                    Ok(e) => {
+                        println!("{}", event_json(&e));
+                        if let Event::LinkState(l) = &e {
+                            if l.current_state == LinkState::Failed || l.current_state == LinkState::Disconnected {
+                                bail!("connection ended: {} ({})", l.reason_code.as_str(), l.reason);
+                            }
+                        }
+                    }
+                    Err(lag) => println!("{}", json!({"event": "lagged", "skipped": lag.0})),
+                }
+            }
+        }
+    }
+}
+
+fn payload(args: &PubArgs) -> anyhow::Result<Payload> {
+    if !args.binary {
+        return Ok(Payload::Text(args.message.clone()));
+    }
+    if let Some(path) = args.message.strip_prefix('@') {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
+        return Ok(Payload::Binary(bytes.into()));
+    }
+    let bytes = B64
+        .decode(args.message.trim())
+        .context("--binary MESSAGE must be base64 (or @FILE)")?;
+    Ok(Payload::Binary(bytes.into()))
+}
+
+/// Runs `pub`: one publish, reply printed as JSON.
+pub async fn publish(args: PubArgs) -> anyhow::Result<()> {
+    let message = payload(&args)?;
+    let client = connect(&args.conn).await?;
+    let options = PublishOptions {
+        channel_type: if args.to_user {
+            ChannelType::User
+        } else {
+            ChannelType::Message
+        },
+        custom_type: args.custom_type.clone(),
+        ..Default::default()
+    };
+    let result = client.publish(&args.target, message, options).await;
+    let _ = client.logout().await;
+    let r = result.map_err(|e| explain(&e, true))?;
+    println!(
+        "{}",
+        json!({
+            "event": "publishResponse",
+            "channelName": r.channel_name,
+            "timestamp": r.timestamp,
+            "epoch": r.position.epoch,
+            "offset": r.position.offset,
+        })
+    );
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! `switchboard serve`: configuration (flags over environment over a TOML file over
+//! defaults), the first-start app, the engine, and the server run until SIGINT/SIGTERM.
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_engine_memory::{MemoryBroker, MemoryConfig};
+use switchboard_server::{AppConfig, Server, ServerConfig};
+
+/// Default listen address: loopback, port 7400.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
+
+/// `serve` flags. Each also reads `SWITCHBOARD_<NAME>` and the config file's key.
+#[derive(Args, Default)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:7400).
+    #[arg(long, env = "SWITCHBOARD_LISTEN")]
+    listen: Option<String>,
+    /// Directory for durable data (default ./data).
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// An app as APP_ID or APP_ID:CERTIFICATE; repeatable. Comma-separated in the env.
+    #[arg(long = "app", env = "SWITCHBOARD_APPS", value_delimiter = ',')]
+    apps: Vec<String>,
+    /// Most simultaneous connections (default 50000).
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Largest WebSocket message, bytes (default 262144).
+    #[arg(long, env = "SWITCHBOARD_MAX_FRAME_BYTES")]
+    max_frame_bytes: Option<usize>,
+    /// Outbound queue per connection, bytes (default 4194304).
+    #[arg(long, env = "SWITCHBOARD_OUTBOUND_QUEUE_BYTES")]
+    outbound_queue_bytes: Option<usize>,
+    /// Outbound queue per connection, items (default 16384).
+    #[arg(long, env = "SWITCHBOARD_OUTBOUND_QUEUE_MESSAGES")]
+    outbound_queue_messages: Option<usize>,
+    /// Time from connect to login, ms (default 10000).
+    #[arg(long, env = "SWITCHBOARD_LOGIN_TIMEOUT_MS")]
+    login_timeout_ms: Option<u64>,
+    /// Time allowed for one socket write, ms (default 10000).
+    #[arg(long, env = "SWITCHBOARD_WRITE_TIMEOUT_MS")]
+    write_timeout_ms: Option<u64>,
+    /// Recovery log length per channel (default 1000).
+    #[arg(long, env = "SWITCHBOARD_RECOVERY_MAX_COUNT")]
+    recovery_max_count: Option<usize>,
+    /// Recovery log age, seconds (default 300).
+    #[arg(long, env = "SWITCHBOARD_RECOVERY_MAX_AGE_SECS")]
+    recovery_max_age_secs: Option<u64>,
+}
+
+/// The TOML file: the same keys as the flags (snake_case) plus `[[apps]]` tables with
+/// `id`, `certificate` and `[apps.limits]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    apps: Vec<AppConfig>,
+    max_connections: Option<usize>,
+    max_frame_bytes: Option<usize>,
+    outbound_queue_bytes: Option<usize>,
+    outbound_queue_messages: Option<usize>,
+    login_timeout_ms: Option<u64>,
+    write_timeout_ms: Option<u64>,
+    recovery_max_count: Option<usize>,
+    recovery_max_age_secs: Option<u64>,
+}
+
+/// The app created on first start, kept in `DATA_DIR/app.toml`.
+#[derive(Serialize, Deserialize)]
+struct StoredApp {
+    id: String,
+    certificate: String,
+}
+
+fn parse_app(spec: &str) -> anyhow::Result<AppConfig> {
+    let (id, cert) = match spec.split_once(':') {
+        Some((id, cert)) if !cert.is_empty() => (id, Some(cert.to_string())),
+        Some((id, _)) => (id, None),
+        None => (spec, None),
+    };
+    switchboard_protocol::names::validate_app_id(id)
+        .map_err(|e| anyhow::anyhow!("--app {spec}: {}", e.reason))?;
+    if let Some(c) = &cert {
+        if !switchboard_token::is_hex32(c) {
+            bail!("--app {spec}: the certificate must be 32 hex characters");
+        }
+    }
+    Ok(AppConfig::new(id, cert))
+}
+
+fn random_hex32() -> String {
+    format!(
+        "{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
+}
+
+/// Loads the first-start app from the data dir, creating it when absent.
+fn first_start_app(data_dir: &Path) -> anyhow::Result<(AppConfig, bool)> {
+    let path = data_dir.join("app.toml");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let stored: StoredApp =
+            toml::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+        return Ok((AppConfig::new(stored.id, Some(stored.certificate)), false));
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let stored = StoredApp {
+        id: random_hex32(),
+        certificate: random_hex32(),
+    };
+    let text = format!(
+        "# Created by `switchboard serve` on first start. Keep the certificate secret.\n{}",
+        toml::to_string(&stored)?
+    );
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok((AppConfig::new(stored.id, Some(stored.certificate)), true))
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let file: FileConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let defaults = ServerConfig::default();
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("./data"));
+    let mut apps: Vec<AppConfig> = args
+        .apps
+        .iter()
+        .map(|s| parse_app(s))
+        .collect::<Result<_, _>>()?;
+    if apps.is_empty() {
+        apps = file.apps;
+    }
+    let mut created = None;
+    if apps.is_empty() {
+        let (app, new) = first_start_app(&data_dir)?;
+        created = Some(new);
+        apps.push(app);
+    }
+    for app in &apps {
+        if app.certificate.is_none() {
+            tracing::warn!(app = %app.id, "app has no certificate: tokens are NOT checked (development only)");
+        }
+    }
+    let ms = Duration::from_millis;
+    let config = ServerConfig {
+        apps: apps.clone(),
+        max_connections: args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(defaults.max_connections),
+        max_frame_bytes: args
+            .max_frame_bytes
+            .or(file.max_frame_bytes)
+            .unwrap_or(defaults.max_frame_bytes),
+        outbound_queue_bytes: args
+            .outbound_queue_bytes
+            .or(file.outbound_queue_bytes)
+            .unwrap_or(defaults.outbound_queue_bytes),
+        outbound_queue_messages: args
+            .outbound_queue_messages
+            .or(file.outbound_queue_messages)
+            .unwrap_or(defaults.outbound_queue_messages),
+        login_timeout: args
+            .login_timeout_ms
+            .or(file.login_timeout_ms)
+            .map_or(defaults.login_timeout, ms),
+        write_timeout: args
+            .write_timeout_ms
+            .or(file.write_timeout_ms)
+            .map_or(defaults.write_timeout, ms),
+        ..defaults
+    };
+    let mut memory = MemoryConfig::default();
+    if let Some(n) = args.recovery_max_count.or(file.recovery_max_count) {
+        memory.retention.max_count = n;
+    }
+    if let Some(s) = args.recovery_max_age_secs.or(file.recovery_max_age_secs) {
+        memory.retention.max_age = Duration::from_secs(s);
+    }
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    if let (Some(new), Some(app)) = (created, apps.first()) {
+        let cert = app.certificate.clone().unwrap_or_default();
+        let verb = if new { "created" } else { "loaded" };
+        println!("app {verb} in {}:", data_dir.join("app.toml").display());
+        println!("  app id:      {}", app.id);
+        println!("  certificate: {cert}");
+        println!(
+            "  make a token: switchboard token rtm --app-id {} --app-cert {cert} --user-id alice",
+            app.id
+        );
+    }
+    let broker = Arc::new(MemoryBroker::new(memory));
+    let server = Server::new(config, broker);
+    println!("listening on ws://{addr}");
+    server.run(listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
