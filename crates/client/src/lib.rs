@@ -315,8 +315,10 @@ impl Client {
         let ws = match connect {
             Ok(Ok((ws, _))) => ws,
             Ok(Err(e)) => {
-                return Err(self
-                    .login_failed_locally(ErrorCode::LoginAborted, format!("cannot connect: {e}")));
+                return Err(self.login_failed_locally(
+                    ErrorCode::LoginAborted,
+                    format!("cannot connect: {e}"),
+                ));
             }
             Err(_) => {
                 return Err(self.login_failed_locally(
