@@ -188,6 +188,22 @@ pub(crate) async fn run_writer<S>(
         reason,
     }) = close
     {
+        // What was queued before the close (an error reply to a refused login, a
+        // logout reply) still goes out, unless the queue itself is the problem.
+        if !matches!(
+            code,
+            DisconnectCode::SlowConsumer | DisconnectCode::WriteTimeout
+        ) {
+            let mut buf = BytesMut::new();
+            while let Ok(chunk) = rx.rx.try_recv() {
+                buf.extend_from_slice(&chunk);
+            }
+            if !buf.is_empty() {
+                let _ =
+                    tokio::time::timeout(write_timeout, sink.send(Message::Binary(buf.freeze())))
+                        .await;
+            }
+        }
         let push = ServerMessage {
             id: 0,
             body: Some(Body::Closing(Closing {
