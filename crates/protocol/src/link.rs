@@ -247,3 +247,35 @@ mod tests {
         assert_eq!(LinkReason::LoginTooFrequent as u32, 37);
     }
 }
+
+#[cfg(test)]
+mod doc_tests {
+    use super::*;
+
+    /// docs/protocol.md must show every disconnect row exactly as this table has it.
+    #[test]
+    fn protocol_doc_lists_every_disconnect_code() {
+        let doc = include_str!("../../../docs/protocol.md");
+        for row in DISCONNECT_TABLE {
+            let line = format!(
+                "| {} | {} | {} | {} | {} |",
+                row.code as u32,
+                row.name,
+                if row.reconnect { "yes" } else { "no" },
+                row.link_reason.as_str(),
+                row.meaning
+            );
+            assert!(doc.contains(&line), "docs/protocol.md lacks: {line}");
+        }
+        for row in crate::ERROR_TABLE.iter().filter(|r| r.code.as_i32() <= -19001) {
+            let line = format!(
+                "| {} | {} | {} | {} |",
+                row.code.as_i32(),
+                row.name,
+                if row.retry { "yes" } else { "no" },
+                row.meaning
+            );
+            assert!(doc.contains(&line), "docs/protocol.md lacks: {line}");
+        }
+    }
+}
