@@ -280,6 +280,16 @@ impl Client {
     /// Logs in (api.md §3.1). An empty token means "no token" (T61).
     pub async fn login(&self, token: &str) -> Result<LoginResponse, RtmError> {
         let inner = &self.inner;
+        // Client-side pre-checks (token.md T61–T63): nothing is sent for a token of
+        // another app; an empty token is replaced by the app id.
+        let token = switchboard_token::client_precheck(token, &inner.app_id).map_err(|e| {
+            let code = ErrorCode::from_i32(e.sdk_error_code()).unwrap_or(ErrorCode::InvalidToken);
+            RtmError::new(
+                code,
+                "login",
+                format!("{}: {}", e.identifier(), e.description()),
+            )
+        })?;
         let generation = {
             let mut st = inner.lock();
             match st.link {
@@ -342,7 +352,7 @@ impl Client {
         let login = pb::LoginRequest {
             app_id: inner.app_id.clone(),
             user_id: inner.user_id.clone(),
-            token: token.to_string(),
+            token,
             heartbeat_interval: inner.config.heartbeat_interval,
             presence_timeout: inner.config.presence_timeout,
             sdk: concat!("switchboard-rust/", env!("CARGO_PKG_VERSION")).to_string(),

@@ -267,7 +267,10 @@ mod doc_tests {
             );
             assert!(doc.contains(&line), "docs/protocol.md lacks: {line}");
         }
-        for row in crate::ERROR_TABLE.iter().filter(|r| r.code.as_i32() <= -19001) {
+        for row in crate::ERROR_TABLE
+            .iter()
+            .filter(|r| r.code.as_i32() <= -19001)
+        {
             let line = format!(
                 "| {} | {} | {} | {} |",
                 row.code.as_i32(),
