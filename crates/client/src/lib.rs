@@ -448,11 +448,13 @@ impl Client {
     /// Logs out (api.md §3.2): leaves everything; the link becomes IDLE (R32).
     pub async fn logout(&self) -> Result<(), RtmError> {
         let conn = {
-            let st = self.inner.lock();
+            let mut st = self.inner.lock();
             if st.link == LinkState::Idle {
                 return Ok(());
             }
-            st.conn.clone()
+            // From here the connection's end is logout's to report (R32), not a failure.
+            st.generation += 1;
+            st.conn.take()
         };
         if let Some(conn) = conn {
             let (tx, rx) = oneshot::channel();
@@ -466,8 +468,6 @@ impl Client {
             }
         }
         let mut st = self.inner.lock();
-        st.conn = None;
-        st.generation += 1;
         self.inner.transition(
             &mut st,
             LinkState::Idle,

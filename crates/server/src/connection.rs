@@ -24,14 +24,15 @@ where
     let cfg = &node.config;
     let (sink, mut stream) = ws.split();
     let (out, rx) = Outbound::new(cfg.outbound_queue_messages, cfg.outbound_queue_bytes);
-    let writer = tokio::spawn(run_writer(
+    let mut writer = AbortOnDrop(tokio::spawn(run_writer(
         sink,
         out.clone(),
         rx,
         cfg.write_batch_bytes,
         cfg.write_timeout,
-    ));
+    )));
     let mut closed = out.closed();
+    let mut shutdown = node.shutdown.subscribe();
     let mut session = Session::new(node.clone(), out.clone());
     let max_messages = cfg.max_messages_per_frame;
     loop {
@@ -39,6 +40,10 @@ where
         let token_deadline = session.token_deadline();
         tokio::select! {
             _ = closed.changed() => break,
+            _ = shutdown_requested(&mut shutdown) => {
+                out.close(DisconnectCode::Shutdown, "server shutting down");
+                break;
+            }
             _ = tokio::time::sleep_until(deadline.into()) => {
                 out.close(timeout_code, "no traffic from the client in time");
                 break;
@@ -63,7 +68,25 @@ where
     out.close_quietly();
     drop(session);
     let grace = node.config.write_timeout;
-    let _ = tokio::time::timeout(grace, writer).await;
+    let _ = tokio::time::timeout(grace, &mut writer.0).await;
+}
+
+/// Aborts the writer task when the connection's task ends or is aborted, so that no
+/// socket outlives the server's `run`.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Completes once the server shuts down (at once if it already has).
+async fn shutdown_requested(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    let down = rx.wait_for(|down| *down).await.is_ok();
+    if !down {
+        std::future::pending::<()>().await;
+    }
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

@@ -67,9 +67,8 @@ impl Server {
             }
         }
         drop(listener);
-        for queue in node.registry.all() {
-            queue.close(DisconnectCode::Shutdown, "server shutting down");
-        }
+        // Every connection, logged in or not, closes with SHUTDOWN.
+        node.shutdown.send_replace(true);
         let grace = node.config.shutdown_grace;
         let drained =
             tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;

@@ -167,8 +167,10 @@ impl Session {
         let key = ChannelKey::new(s.app_id.clone(), kind, req.channel_name.as_str());
         let options = PublishOptions {
             require_receiver: kind == ChannelKind::User,
+            // Keys are scoped to the publisher, so nobody can suppress another user's
+            // messages by reusing their key.
             idempotency_key: (!req.idempotency_key.is_empty())
-                .then(|| req.idempotency_key.as_str().into()),
+                .then(|| format!("{}\0{}", s.user, req.idempotency_key).into()),
             rate_limit: (limits.publish_rate_per_channel > 0).then(|| RateLimit {
                 per_second: limits.publish_rate_per_channel,
                 burst: limits

@@ -73,17 +73,6 @@ impl Registry {
             map.remove(&key);
         }
     }
-
-    /// Every registered session's queue (for shutdown).
-    pub fn all(&self) -> Vec<Arc<Outbound>> {
-        self.shards
-            .iter()
-            .flat_map(|s| {
-                let map = s.lock().unwrap_or_else(|e| e.into_inner());
-                map.values().map(|r| r.queue.clone()).collect::<Vec<_>>()
-            })
-            .collect()
-    }
 }
 
 /// Shared state of one server process.
@@ -101,6 +90,8 @@ pub(crate) struct Node {
     next_session: AtomicU64,
     /// Open connections.
     pub connections: AtomicUsize,
+    /// Becomes true when the server shuts down; every connection watches it.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl Node {
@@ -121,6 +112,7 @@ impl Node {
             registry: Registry::new(),
             next_session: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
+            shutdown: tokio::sync::watch::channel(false).0,
         })
     }
 
