@@ -131,15 +131,36 @@ fn event_json(e: &Event) -> Value {
     }
 }
 
-/// Runs `sub` until Ctrl-C (logs out) or a FAILED link (exit code 1).
+/// Prints every event until the stream ends; fails when the link is lost or failed
+/// (automatic reconnection arrives with the connection-lifecycle work).
+async fn print_events(mut events: switchboard_client::EventStream<Event>) -> anyhow::Result<()> {
+    while let Some(item) = events.next().await {
+        match item {
+            Ok(e) => {
+                println!("{}", event_json(&e));
+                if let Event::LinkState(l) = &e {
+                    if matches!(l.current_state, LinkState::Failed | LinkState::Disconnected) {
+                        bail!(
+                            "connection ended: {} ({})",
+                            l.reason_code.as_str(),
+                            l.reason
+                        );
+                    }
+                }
+            }
+            Err(lag) => println!("{}", json!({"event": "lagged", "skipped": lag.0})),
+        }
+    }
+    Ok(())
+}
+
+/// Runs `sub` until Ctrl-C (logs out) or a lost or failed link (exit code 1).
 pub async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
-    let client = Client::new(
-        &args.conn.app_id,
-        &args.conn.user_id,
-        ClientConfig::new(&args.conn.url),
-    )
-    .map_err(|e| explain(&e, true))?;
-    let mut events = client.events();
+    let config = ClientConfig::new(&args.conn.url);
+    let client = Client::new(&args.conn.app_id, &args.conn.user_id, config)
+        .map_err(|e| explain(&e, true))?;
+    // Print events from the start, in arrival order, while logging in and subscribing.
+    let mut printer = tokio::spawn(print_events(client.events()));
     client
         .login(args.conn.token.as_deref().unwrap_or(""))
         .await
@@ -149,28 +170,17 @@ pub async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
             .subscribe(channel, SubscribeOptions::default())
             .await
             .map_err(|e| explain(&e, true))?;
+        println!(
+            "{}",
+            json!({"event": "subscribeResponse", "channelName": channel})
+        );
     }
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
-                let _ = client.logout().await;
-                return Ok(());
-            }
-            item = events.next() => {
-                let Some(item) = item else { return Ok(()) };
-                match item {
-                    Ok(e) => {
-                        println!("{}", event_json(&e));
-                        if let Event::LinkState(l) = &e {
-                            if l.current_state == LinkState::Failed || l.current_state == LinkState::Disconnected {
-                                bail!("connection ended: {} ({})", l.reason_code.as_str(), l.reason);
-                            }
-                        }
-                    }
-                    Err(lag) => println!("{}", json!({"event": "lagged", "skipped": lag.0})),
-                }
-            }
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {
+            let _ = client.logout().await;
+            Ok(())
         }
+        ended = &mut printer => ended?,
     }
 }
 

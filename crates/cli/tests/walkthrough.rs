@@ -1,0 +1,258 @@
+//! The README's walk-through, run as a user would: the `switchboard` binary serves on a
+//! free port with a fresh data dir (creating its app), `token` mints tokens, two `sub`
+//! processes receive what `pub` sends, and failures exit non-zero with code and reason.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A child process whose stdout lines arrive on a channel; killed on drop.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Proc {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::null());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn switchboard");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc { child, lines }
+    }
+
+    /// The next line for which `pick` returns something, within [`WAIT`].
+    fn expect<T>(&self, what: &str, mut pick: impl FnMut(&str) -> Option<T>) -> T {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(t) = pick(&line) {
+                        return t;
+                    }
+                }
+                Err(_) => panic!("no line with {what} within {WAIT:?}"),
+            }
+        }
+    }
+
+    fn expect_json(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.expect(what, |l| {
+            serde_json::from_str::<Value>(l).ok().filter(|v| pred(v))
+        })
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run switchboard")
+}
+
+fn field(line: &str, label: &str) -> Option<String> {
+    line.trim()
+        .strip_prefix(label)
+        .map(|v| v.trim().to_string())
+}
+
+#[test]
+fn readme_walkthrough_two_subscribers_receive_what_pub_sends() {
+    let dir = std::env::temp_dir().join(format!("switchboard-walkthrough-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.to_string_lossy().to_string();
+    let server = Proc::spawn(
+        &["serve", "--listen", "127.0.0.1:0", "--data-dir", &data],
+        &[],
+    );
+    let app_id = server.expect("the app id", |l| field(l, "app id:"));
+    let cert = server.expect("the certificate", |l| field(l, "certificate:"));
+    let url = server.expect("listening on", |l| field(l, "listening on"));
+    assert!(
+        dir.join("app.toml").exists(),
+        "the first-start app is stored in the data dir"
+    );
+    let env = [
+        ("SWITCHBOARD_URL", url.as_str()),
+        ("SWITCHBOARD_APP_ID", app_id.as_str()),
+        ("SWITCHBOARD_APP_CERT", cert.as_str()),
+    ];
+    let token = |user: &str| {
+        let out = run(&["token", "rtm", "--user-id", user], &env);
+        assert!(out.status.success(), "token rtm");
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_string()
+    };
+    let (ta, tb, tc) = (token("alice"), token("bob"), token("carol"));
+
+    let inspect = run(&["token", "inspect", &ta], &env);
+    let v: Value = serde_json::from_slice(&inspect.stdout).expect("inspect prints JSON");
+    assert_eq!(v["appId"], app_id.as_str());
+    assert_eq!(v["signatureValid"], true);
+    assert_eq!(v["services"][0]["userId"], "alice");
+
+    let alice = Proc::spawn(&["sub", "--user-id", "alice", "--token", &ta, "room"], &env);
+    let bob = Proc::spawn(&["sub", "--user-id", "bob", "--token", &tb, "room"], &env);
+    for s in [&alice, &bob] {
+        s.expect_json("CONNECTED", |v| {
+            v["event"] == "linkState" && v["currentState"] == "CONNECTED"
+        });
+        s.expect_json("the subscription", |v| v["event"] == "subscribeResponse");
+    }
+
+    let out = run(
+        &[
+            "pub",
+            "--user-id",
+            "carol",
+            "--token",
+            &tc,
+            "room",
+            "hello room",
+        ],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "pub: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reply: Value = serde_json::from_slice(&out.stdout).expect("pub prints its reply as JSON");
+    assert_eq!(reply["channelName"], "room");
+    for s in [&alice, &bob] {
+        let m = s.expect_json("the channel message", |v| v["event"] == "message");
+        assert_eq!(m["channelType"], "MESSAGE");
+        assert_eq!(m["channelName"], "room");
+        assert_eq!(m["message"], "hello room");
+        assert_eq!(m["messageType"], "STRING");
+        assert_eq!(m["publisher"], "carol");
+    }
+
+    // Binary from a base64 argument, to bob alone.
+    let out = run(
+        &[
+            "pub",
+            "--user-id",
+            "carol",
+            "--token",
+            &tc,
+            "--to-user",
+            "--binary",
+            "--custom-type",
+            "greet",
+            "bob",
+            "AAEC/w==",
+        ],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "pub --to-user: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = bob.expect_json("the user message", |v| v["event"] == "message");
+    assert_eq!(m["channelType"], "USER");
+    assert_eq!(m["channelName"], "carol");
+    assert_eq!(m["messageType"], "BINARY");
+    assert_eq!(m["message"], "AAEC/w==");
+    assert_eq!(m["customType"], "greet");
+
+    // Without a token the app refuses, and the CLI says so plainly.
+    let out = run(&["pub", "--user-id", "carol", "room", "x"], &env);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("-10005"), "{err}");
+    assert!(err.contains("requires a token"), "{err}");
+
+    // To an offline user: -11033, non-zero exit.
+    let out = run(
+        &[
+            "pub",
+            "--user-id",
+            "carol",
+            "--token",
+            &tc,
+            "--to-user",
+            "nobody",
+            "x",
+        ],
+        &env,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-11033"));
+
+    // A second start reuses the stored app.
+    drop(server);
+    let again = Proc::spawn(
+        &["serve", "--listen", "127.0.0.1:0", "--data-dir", &data],
+        &[],
+    );
+    assert_eq!(again.expect("the app id", |l| field(l, "app id:")), app_id);
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn serve_takes_flags_over_env_over_config_file() {
+    let dir = std::env::temp_dir().join(format!("switchboard-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("switchboard.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:1\"\n[[apps]]\nid = \"0123456789abcdef0123456789abcdef\"\n",
+    )
+    .expect("write config");
+    let cfg = file.to_string_lossy().to_string();
+    // env overrides the file's unusable port 1; the app comes from the file (no cert).
+    let server = Proc::spawn(
+        &["serve", "--config", &cfg],
+        &[("SWITCHBOARD_LISTEN", "127.0.0.1:0")],
+    );
+    let url = server.expect("listening on", |l| field(l, "listening on"));
+    let env = [
+        ("SWITCHBOARD_URL", url.as_str()),
+        ("SWITCHBOARD_APP_ID", "0123456789abcdef0123456789abcdef"),
+    ];
+    let out = run(&["pub", "--user-id", "u1", "room", "no token needed"], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(server);
+    // A flag beats the env.
+    let server = Proc::spawn(
+        &["serve", "--config", &cfg, "--listen", "127.0.0.1:0"],
+        &[("SWITCHBOARD_LISTEN", "127.0.0.1:1")],
+    );
+    server.expect("listening on", |l| field(l, "listening on"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
