@@ -131,15 +131,15 @@ fn event_json(e: &Event) -> Value {
     }
 }
 
-/// Prints every event until the stream ends; fails when the link is lost or failed
-/// (automatic reconnection arrives with the connection-lifecycle work).
+/// Prints every event until the stream ends; fails when the link fails (a lost link
+/// is reconnected by the SDK, and its linkState events are printed like the rest).
 async fn print_events(mut events: switchboard_client::EventStream<Event>) -> anyhow::Result<()> {
     while let Some(item) = events.next().await {
         match item {
             Ok(e) => {
                 println!("{}", event_json(&e));
                 if let Event::LinkState(l) = &e {
-                    if matches!(l.current_state, LinkState::Failed | LinkState::Disconnected) {
+                    if l.current_state == LinkState::Failed {
                         bail!(
                             "connection ended: {} ({})",
                             l.reason_code.as_str(),
@@ -154,7 +154,7 @@ async fn print_events(mut events: switchboard_client::EventStream<Event>) -> any
     Ok(())
 }
 
-/// Runs `sub` until Ctrl-C (logs out) or a lost or failed link (exit code 1).
+/// Runs `sub` until Ctrl-C (logs out) or a failed link (exit code 1).
 pub async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
     let config = ClientConfig::new(&args.conn.url);
     let client = Client::new(&args.conn.app_id, &args.conn.user_id, config)

@@ -89,12 +89,45 @@ fn message_event(m: pb::MessagePush) -> Event {
     })
 }
 
+/// Last position handed to the app, per channel: (channel type, name) → position; the
+/// user's own inbox is under (User, own user id).
+pub(crate) type Positions =
+    std::sync::Arc<std::sync::Mutex<HashMap<(ChannelType, String), StreamPosition>>>;
+
+/// Records `pos` for `key` unless it is not newer than what the app already has (same
+/// epoch); returns whether the message is new. Duplicates are dropped here, so the app
+/// sees each message once even if a replay overlaps what it already got.
+pub(crate) fn advance(
+    positions: &Positions,
+    key: (ChannelType, String),
+    pos: StreamPosition,
+) -> bool {
+    let mut map = positions.lock().unwrap_or_else(|e| e.into_inner());
+    match map.get(&key) {
+        Some(last) if last.epoch == pos.epoch && pos.offset <= last.offset => false,
+        _ => {
+            map.insert(key, pos);
+            true
+        }
+    }
+}
+
+/// Sets the starting position of `key` if the app has none yet (from a login or
+/// subscribe reply). Never moves an existing position: replayed messages may still be on
+/// their way behind the reply.
+pub(crate) fn baseline(positions: &Positions, key: (ChannelType, String), pos: StreamPosition) {
+    let mut map = positions.lock().unwrap_or_else(|e| e.into_inner());
+    map.entry(key).or_insert(pos);
+}
+
 /// Runs the connection until it ends; returns why.
 pub(crate) async fn run(
     ws: Ws,
     mut requests: mpsc::Receiver<Request>,
     bus: broadcast::Sender<Bus>,
     heartbeat: Duration,
+    positions: Positions,
+    user_id: String,
 ) -> Ended {
     let (mut sink, mut stream) = ws.split();
     let mut pending: HashMap<u32, (ReplyTx, &'static str)> = HashMap::new();
@@ -164,7 +197,11 @@ pub(crate) async fn run(
                     }
                     match body {
                         server_message::Body::Message(m) => {
-                            let _ = bus.send(Bus::Event(message_event(m)));
+                            let Event::Message(e) = message_event(m) else { continue };
+                            let name = if e.channel_type == ChannelType::User { user_id.clone() } else { e.channel_name.clone() };
+                            if advance(&positions, (e.channel_type, name), e.position) {
+                                let _ = bus.send(Bus::Event(Event::Message(e)));
+                            }
                         }
                         server_message::Body::TokenWillExpire(t) => {
                             let ch = (!t.channel_name.is_empty()).then_some(t.channel_name);

@@ -7,6 +7,7 @@
 //! reports `Lagged(n)` instead of silently skipping when its consumer falls behind.
 
 mod conn;
+mod session;
 mod types;
 
 pub use switchboard_protocol::{ErrorCode, LinkOperation, LinkReason, LinkState};
@@ -15,31 +16,16 @@ pub use types::{
     PublishOptions, PublishResponse, RtmError, StreamPosition, SubscribeOptions,
 };
 
-use conn::{Bus, Ended, Request};
+use conn::Bus;
 use futures_util::stream::{self, BoxStream};
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex, Weak};
+use session::{Detail, Inner, call, login_failure_reason};
+use std::sync::Arc;
+use switchboard_protocol::names;
 use switchboard_protocol::pb::{self, client_message, server_message};
-use switchboard_protocol::{names, now_ms};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::broadcast;
 
 /// A stream of items, or `Lagged` when the consumer fell behind.
 pub type EventStream<T> = BoxStream<'static, Result<T, Lagged>>;
-
-struct State {
-    link: LinkState,
-    conn: Option<mpsc::Sender<Request>>,
-    generation: u64,
-    subscriptions: BTreeSet<String>,
-}
-
-struct Inner {
-    app_id: String,
-    user_id: String,
-    config: ClientConfig,
-    bus: broadcast::Sender<Bus>,
-    state: Mutex<State>,
-}
 
 /// The client (`RTMClient`). Clones share one session.
 #[derive(Clone)]
@@ -117,97 +103,6 @@ fn timeout_code(op: &str) -> ErrorCode {
     }
 }
 
-/// The link reason for a login refused with `code`.
-fn login_failure_reason(code: i32) -> LinkReason {
-    match ErrorCode::from_i32(code) {
-        Some(ErrorCode::InvalidToken) => LinkReason::InvalidToken,
-        Some(ErrorCode::TokenExpired) => LinkReason::TokenExpired,
-        Some(ErrorCode::InconsistentAppid) => LinkReason::InconsistentAppId,
-        Some(ErrorCode::InvalidUserId) => LinkReason::InvalidUserId,
-        Some(ErrorCode::LoginNotAuthorized) => LinkReason::LoginNotAuthorized,
-        _ => LinkReason::LoginRejected,
-    }
-}
-
-impl Inner {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Moves the login link to `to` and emits the event (under the state lock, so
-    /// events are in transition order).
-    fn transition(&self, st: &mut State, to: LinkState, op: LinkOperation, reason: LinkReason) {
-        self.transition_with(st, to, op, reason, None);
-    }
-
-    /// [`Inner::transition`] with the server's own words added to the reason.
-    fn transition_with(
-        &self,
-        st: &mut State,
-        to: LinkState,
-        op: LinkOperation,
-        reason: LinkReason,
-        detail: Option<String>,
-    ) {
-        let event = LinkStateEvent {
-            current_state: to,
-            previous_state: st.link,
-            service_type: "MESSAGE",
-            operation: op,
-            reason_code: reason,
-            reason: match detail {
-                Some(d) => format!("{}: {d}", reason.description()),
-                None => reason.description().to_string(),
-            },
-            affected_channels: st.subscriptions.iter().cloned().collect(),
-            unrestored_channels: Vec::new(),
-            is_resumed: false,
-            timestamp: now_ms(),
-        };
-        st.link = to;
-        let _ = self.bus.send(Bus::Event(Event::LinkState(event)));
-    }
-
-    /// The connection of `generation` ended: report it unless logout already did.
-    fn on_ended(&self, generation: u64, ended: Ended) {
-        let mut st = self.lock();
-        if st.generation != generation || st.conn.is_none() {
-            return;
-        }
-        st.conn = None;
-        let mut detail = None;
-        let (to, op, reason) = match ended {
-            Ended::Closed(code, why) => {
-                detail = Some(why);
-                if code.reconnect() {
-                    (
-                        LinkState::Disconnected,
-                        LinkOperation::HeartbeatTimeout,
-                        code.info().link_reason,
-                    )
-                } else {
-                    (
-                        LinkState::Failed,
-                        LinkOperation::ServerReject,
-                        code.info().link_reason,
-                    )
-                }
-            }
-            Ended::KeepAliveTimeout | Ended::ConnectionLost => (
-                LinkState::Disconnected,
-                LinkOperation::HeartbeatTimeout,
-                LinkReason::KeepAliveTimeout,
-            ),
-            Ended::ByClient => return,
-        };
-        self.transition_with(&mut st, to, op, reason, detail);
-        if to == LinkState::Failed {
-            st.subscriptions.clear();
-            let _ = self.bus.send(Bus::SessionEnded);
-        }
-    }
-}
-
 impl Client {
     /// Creates a client; no network I/O. Fails with −10003 for a bad app id (R1) and
     /// −10006 for a bad user id (R6).
@@ -215,20 +110,8 @@ impl Client {
         names::validate_app_id(app_id).map_err(|e| RtmError::new(e.code, "new", e.reason))?;
         names::validate_user_id(user_id, names::NameRules::default())
             .map_err(|e| RtmError::new(e.code, "new", e.reason))?;
-        let (bus, _) = broadcast::channel(config.event_capacity.max(16));
         Ok(Client {
-            inner: Arc::new(Inner {
-                app_id: app_id.to_string(),
-                user_id: user_id.to_string(),
-                config,
-                bus,
-                state: Mutex::new(State {
-                    link: LinkState::Idle,
-                    conn: None,
-                    generation: 0,
-                    subscriptions: BTreeSet::new(),
-                }),
-            }),
+            inner: Arc::new(Inner::new(app_id, user_id, config)),
         })
     }
 
@@ -292,7 +175,7 @@ impl Client {
         })?;
         let generation = {
             let mut st = inner.lock();
-            match st.link {
+            let reason = match st.link {
                 LinkState::Connecting | LinkState::Connected => {
                     return Err(RtmError::new(
                         ErrorCode::DuplicateOperation,
@@ -300,86 +183,23 @@ impl Client {
                         "already logged in or logging in (R30)",
                     ));
                 }
-                LinkState::Idle | LinkState::Failed => inner.transition(
-                    &mut st,
-                    LinkState::Connecting,
-                    LinkOperation::Login,
-                    LinkReason::Login,
-                ),
-                LinkState::Disconnected | LinkState::Suspended => inner.transition(
-                    &mut st,
-                    LinkState::Connecting,
-                    LinkOperation::Login,
-                    LinkReason::Relogin,
-                ),
-            }
+                LinkState::Idle | LinkState::Failed => LinkReason::Login,
+                LinkState::Disconnected | LinkState::Suspended => LinkReason::Relogin,
+            };
+            // A login cancels a reconnect in progress and starts a new session.
             st.generation += 1;
+            st.token = token;
+            st.session_id = None;
+            inner.transition(
+                &mut st,
+                LinkState::Connecting,
+                LinkOperation::Login,
+                reason,
+                Detail::default(),
+            );
             st.generation
         };
-        let deadline = tokio::time::Instant::now() + inner.config.login_timeout;
-        let connect = tokio::time::timeout_at(
-            deadline,
-            tokio_tungstenite::connect_async(inner.config.url()),
-        )
-        .await;
-        let ws = match connect {
-            Ok(Ok((ws, _))) => ws,
-            Ok(Err(e)) => {
-                return Err(self.login_failed_locally(
-                    ErrorCode::LoginAborted,
-                    format!("cannot connect: {e}"),
-                ));
-            }
-            Err(_) => {
-                return Err(self.login_failed_locally(
-                    ErrorCode::LoginTimeout,
-                    "no answer within the login timeout (R27)",
-                ));
-            }
-        };
-        let (tx, rx) = mpsc::channel(1024);
-        let heartbeat =
-            std::time::Duration::from_secs(u64::from(inner.config.heartbeat_interval.max(1)));
-        let weak: Weak<Inner> = Arc::downgrade(inner);
-        let bus = inner.bus.clone();
-        tokio::spawn(async move {
-            let ended = conn::run(ws, rx, bus, heartbeat).await;
-            if let Some(inner) = weak.upgrade() {
-                inner.on_ended(generation, ended);
-            }
-        });
-        let (reply_tx, reply_rx) = oneshot::channel();
-        let login = pb::LoginRequest {
-            app_id: inner.app_id.clone(),
-            user_id: inner.user_id.clone(),
-            token,
-            heartbeat_interval: inner.config.heartbeat_interval,
-            presence_timeout: inner.config.presence_timeout,
-            sdk: concat!("switchboard-rust/", env!("CARGO_PKG_VERSION")).to_string(),
-            ..Default::default()
-        };
-        let req = Request {
-            body: client_message::Body::Login(login),
-            op: "login",
-            reply: Some(reply_tx),
-        };
-        if tx.send(req).await.is_err() {
-            return Err(self
-                .login_failed_locally(ErrorCode::LoginAborted, "connection closed during login"));
-        }
-        let reply = match tokio::time::timeout_at(deadline, reply_rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(RtmError::new(
-                ErrorCode::LoginAborted,
-                "login",
-                "connection closed during login",
-            )),
-            Err(_) => Err(RtmError::new(
-                ErrorCode::LoginTimeout,
-                "login",
-                "no answer within the login timeout (R27)",
-            )),
-        };
+        let result = inner.establish(false).await;
         let mut st = inner.lock();
         if st.generation != generation {
             return Err(RtmError::new(
@@ -388,33 +208,37 @@ impl Client {
                 "logout during login (R34)",
             ));
         }
-        match reply {
-            Ok(server_message::Body::Login(r)) => {
-                st.conn = Some(tx);
+        match result {
+            Ok(est) => {
+                inner.adopt(&mut st, &est);
                 inner.transition(
                     &mut st,
                     LinkState::Connected,
                     LinkOperation::Login,
                     LinkReason::LoginSuccess,
+                    Detail::default(),
                 );
                 Ok(LoginResponse {
-                    timestamp: r.timestamp,
-                    session_id: r.session_id,
-                    heartbeat_interval: r.heartbeat_interval,
-                    presence_timeout: r.presence_timeout,
+                    timestamp: est.reply.timestamp,
+                    session_id: est.reply.session_id,
+                    heartbeat_interval: est.reply.heartbeat_interval,
+                    presence_timeout: est.reply.presence_timeout,
                 })
             }
-            Ok(_) => Err(RtmError::new(
-                ErrorCode::LoginAborted,
-                "login",
-                "unexpected reply to login",
-            )),
             Err(e) => {
+                let local = e.code == ErrorCode::LoginTimeout.as_i32()
+                    || e.code == ErrorCode::LoginAborted.as_i32();
                 let (to, op, reason) = if e.code == ErrorCode::LoginTimeout.as_i32() {
                     (
                         LinkState::Disconnected,
                         LinkOperation::ServerTimeout,
                         LinkReason::LoginTimeout,
+                    )
+                } else if local {
+                    (
+                        LinkState::Disconnected,
+                        LinkOperation::ServerTimeout,
+                        LinkReason::ConnectionError,
                     )
                 } else {
                     (
@@ -423,26 +247,10 @@ impl Client {
                         login_failure_reason(e.code),
                     )
                 };
-                inner.transition(&mut st, to, op, reason);
+                inner.transition(&mut st, to, op, reason, Detail::default());
                 Err(e)
             }
         }
-    }
-
-    fn login_failed_locally(&self, code: ErrorCode, reason: impl Into<String>) -> RtmError {
-        let mut st = self.inner.lock();
-        let reason_code = if code == ErrorCode::LoginTimeout {
-            LinkReason::LoginTimeout
-        } else {
-            LinkReason::ConnectionError
-        };
-        self.inner.transition(
-            &mut st,
-            LinkState::Disconnected,
-            LinkOperation::ServerTimeout,
-            reason_code,
-        );
-        RtmError::new(code, "login", reason)
     }
 
     /// Logs out (api.md §3.2): leaves everything; the link becomes IDLE (R32).
@@ -452,20 +260,18 @@ impl Client {
             if st.link == LinkState::Idle {
                 return Ok(());
             }
-            // From here the connection's end is logout's to report (R32), not a failure.
+            // From here the connection's end is logout's to report (R32), and any
+            // reconnect in progress stops.
             st.generation += 1;
             st.conn.take()
         };
-        if let Some(conn) = conn {
-            let (tx, rx) = oneshot::channel();
-            let req = Request {
-                body: client_message::Body::Logout(pb::LogoutRequest {}),
-                op: "logout",
-                reply: Some(tx),
-            };
-            if conn.send(req).await.is_ok() {
-                let _ = tokio::time::timeout(self.inner.config.request_timeout, rx).await;
-            }
+        if let Some((_, conn)) = conn {
+            let body = client_message::Body::Logout(pb::LogoutRequest {});
+            let _ = tokio::time::timeout(
+                self.inner.config.request_timeout,
+                call(&conn, "logout", body),
+            )
+            .await;
         }
         let mut st = self.inner.lock();
         self.inner.transition(
@@ -473,9 +279,9 @@ impl Client {
             LinkState::Idle,
             LinkOperation::Logout,
             LinkReason::Logout,
+            Detail::default(),
         );
-        st.subscriptions.clear();
-        let _ = self.inner.bus.send(Bus::SessionEnded);
+        self.inner.end_session(&mut st);
         Ok(())
     }
 
@@ -488,36 +294,25 @@ impl Client {
         let conn = {
             let st = self.inner.lock();
             match (&st.conn, st.link) {
-                (Some(c), LinkState::Connected) => c.clone(),
-                _ => {
+                (Some((_, c)), LinkState::Connected) => c.clone(),
+                (_, LinkState::Idle | LinkState::Failed) => {
                     return Err(RtmError::new(
                         ErrorCode::NotLogin,
                         op,
                         "not logged in (R24)",
                     ));
                 }
+                _ => {
+                    return Err(RtmError::new(
+                        ErrorCode::NotConnected,
+                        op,
+                        "reconnecting; try again when CONNECTED",
+                    ));
+                }
             }
         };
-        let (tx, rx) = oneshot::channel();
-        let req = Request {
-            body,
-            op,
-            reply: Some(tx),
-        };
-        if conn.send(req).await.is_err() {
-            return Err(RtmError::new(
-                ErrorCode::NotConnected,
-                op,
-                "connection closed",
-            ));
-        }
-        match tokio::time::timeout(self.inner.config.request_timeout, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(RtmError::new(
-                ErrorCode::NotConnected,
-                op,
-                "connection closed",
-            )),
+        match tokio::time::timeout(self.inner.config.request_timeout, call(&conn, op, body)).await {
+            Ok(r) => r,
             Err(_) => Err(RtmError::new(
                 timeout_code(op),
                 op,
@@ -595,8 +390,22 @@ impl Client {
             .request("subscribe", client_message::Body::Subscribe(req))
             .await?
         {
-            server_message::Body::Subscribe(_) => {
-                self.inner.lock().subscriptions.insert(channel.to_string());
+            server_message::Body::Subscribe(r) => {
+                if let Some(p) = r.position {
+                    let pos = StreamPosition {
+                        epoch: p.epoch,
+                        offset: p.offset,
+                    };
+                    conn::baseline(
+                        &self.inner.positions,
+                        (ChannelType::Message, channel.to_string()),
+                        pos,
+                    );
+                }
+                self.inner
+                    .lock()
+                    .subscriptions
+                    .insert(channel.to_string(), options);
                 Ok(Subscription {
                     channel: channel.to_string(),
                     rx: Some(rx),
@@ -627,13 +436,26 @@ impl Client {
     }
 
     /// Replaces the login token (api.md §3.7); on failure the old one stays (R41).
+    /// While reconnecting, the new token is kept for the next attempt.
     pub async fn renew_token(&self, token: &str) -> Result<(), RtmError> {
+        {
+            let mut st = self.inner.lock();
+            if matches!(
+                st.link,
+                LinkState::Disconnected | LinkState::Suspended | LinkState::Connecting
+            ) && st.conn.is_none()
+            {
+                st.token = token.to_string();
+                return Ok(());
+            }
+        }
         let req = pb::RenewTokenRequest {
             token: token.to_string(),
             channel_name: String::new(),
         };
         self.request("renewToken", client_message::Body::RenewToken(req))
             .await?;
+        self.inner.lock().token = token.to_string();
         Ok(())
     }
 }

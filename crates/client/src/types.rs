@@ -20,6 +20,14 @@ pub struct ClientConfig {
     pub login_timeout: Duration,
     /// Capacity of the event bus; a consumer further behind gets a `Lagged` item.
     pub event_capacity: usize,
+    /// First reconnect backoff ceiling (default 500 ms); each attempt waits a random
+    /// time up to min(max, base × 2^attempt) ("full jitter").
+    pub reconnect_base_delay: Duration,
+    /// Largest reconnect backoff (default 10 s).
+    pub reconnect_max_delay: Duration,
+    /// After reconnecting has failed this long, the link reports SUSPENDED and keeps
+    /// retrying (default 115 s, api.md R50).
+    pub suspend_after: Duration,
 }
 
 impl ClientConfig {
@@ -32,6 +40,9 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(10),
             login_timeout: Duration::from_secs(12),
             event_capacity: 4096,
+            reconnect_base_delay: Duration::from_millis(500),
+            reconnect_max_delay: Duration::from_secs(10),
+            suspend_after: Duration::from_secs(115),
         }
     }
 
@@ -242,8 +253,11 @@ pub struct LinkStateEvent {
     pub reason: String,
     /// Channels whose delivery this affects.
     pub affected_channels: Vec<String>,
-    /// Channels that could not be restored.
+    /// Channels that could not be restored (re-subscribed) after a reconnect.
     pub unrestored_channels: Vec<String>,
+    /// Switchboard: channels whose missed messages could not all be recovered after a
+    /// reconnect (recovery log trimmed or epoch changed); the rest were delivered.
+    pub gap_channels: Vec<String>,
     /// Whether a reconnect resumed the session.
     pub is_resumed: bool,
     /// Local time, ms.

@@ -2,9 +2,9 @@
 //! writer task (queue → socket). The loop also owns the connection's timers: login
 //! timeout, heartbeat timeout and the token's will-expire and expiry.
 
+use crate::client::Client;
 use crate::node::Node;
 use crate::outbound::{Outbound, run_writer};
-use crate::session::Session;
 use futures_util::StreamExt;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ where
     )));
     let mut closed = out.closed();
     let mut shutdown = node.shutdown.subscribe();
-    let mut session = Session::new(node.clone(), out.clone());
+    let mut session = Client::new(node.clone(), out.clone());
     let max_messages = cfg.max_messages_per_frame;
     loop {
         let (deadline, timeout_code) = session.read_deadline();
@@ -48,11 +48,7 @@ where
                 out.close(timeout_code, "no traffic from the client in time");
                 break;
             }
-            _ = sleep_until_opt(token_deadline) => {
-                if session.on_token_deadline().is_break() {
-                    break;
-                }
-            }
+            _ = sleep_until_opt(token_deadline) => session.on_token_deadline().await,
             frame = stream.next() => {
                 let Some(frame) = frame else {
                     out.close_quietly();
@@ -64,7 +60,7 @@ where
             }
         }
     }
-    session.logout().await;
+    session.disconnected().await;
     out.close_quietly();
     drop(session);
     let grace = node.config.write_timeout;
@@ -98,7 +94,7 @@ async fn sleep_until_opt(at: Option<Instant>) {
 
 /// Handles one WebSocket message. `Break` ends the connection.
 async fn handle_frame(
-    session: &mut Session,
+    session: &mut Client,
     out: &Outbound,
     frame: Result<Message, WsError>,
     max_messages: usize,

@@ -5,7 +5,7 @@
 //! a per-shard async lock so that the first subscriber and the last unsubscriber of a
 //! channel never race.
 
-use crate::outbound::Outbound;
+use crate::outlet::Outlet;
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -24,7 +24,7 @@ pub(crate) struct Subscriber {
     /// Session that owns the subscription.
     pub session: u64,
     /// Where its pushes go.
-    pub queue: Arc<Outbound>,
+    pub outlet: Arc<Outlet>,
     /// False when subscribed with `withMessage: false` (R70).
     pub with_message: bool,
 }
@@ -125,7 +125,7 @@ impl Hub {
 
 /// Builds the message push of a publication (for USER channels the channel name is the
 /// publisher's user id, api.md §15 #26).
-fn message_push(channel: &ChannelKey, p: &Publication) -> ServerMessage {
+pub(crate) fn message_push(channel: &ChannelKey, p: &Publication) -> ServerMessage {
     let (channel_type, channel_name) = match channel.kind {
         ChannelKind::Message => (pb::ChannelType::Message, channel.name.to_string()),
         ChannelKind::User => (pb::ChannelType::User, p.publisher.to_string()),
@@ -163,7 +163,7 @@ impl PublicationHandler for Hub {
         // Encode once; every subscriber gets a clone of the same bytes.
         let bytes = frame::encode(&message_push(channel, publication));
         for sub in list.iter().filter(|s| s.with_message) {
-            sub.queue.push(bytes.clone());
+            sub.outlet.push(channel, publication.position, &bytes);
         }
     }
 }

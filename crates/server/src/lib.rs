@@ -3,12 +3,15 @@
 //! connection runs a session that dispatches requests to the feature modules, which
 //! reach shared state only through the engine contract.
 
+mod client;
 mod config;
 mod connection;
 mod hub;
+mod login;
 mod messaging;
 mod node;
 mod outbound;
+mod outlet;
 mod session;
 
 pub use config::{AppConfig, AppLimits, ServerConfig};

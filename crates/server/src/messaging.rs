@@ -1,39 +1,33 @@
-//! Message and user channels: subscribe, unsubscribe and publish (api.md §3.3–3.5,
-//! R63–R83). Validation happens before any state changes, so a refused request leaves
-//! everything as it was (R171).
+//! Message and user channels: subscribe (with optional recovery from a position),
+//! unsubscribe and publish (api.md §3.3–3.5, R63–R83). Validation happens before any
+//! state changes, so a refused request leaves everything as it was (R171).
 
+use crate::client::{Client, Failure};
 use crate::hub::Subscriber;
-use crate::session::{Failure, Session, SubOptions};
+use crate::login::{RECOVERY_LIMIT, replay, wire_position};
+use crate::session::SubOptions;
 use bytes::Bytes;
+use std::sync::Arc;
 use switchboard_engine::{
     ChannelKey, ChannelKind, EngineError, MessageKind, Publication, PublishOptions, RateLimit,
+    StreamPosition,
 };
 use switchboard_protocol::pb::{self, server_message::Body};
 use switchboard_protocol::{ErrorCode, names, now_ms};
 
-fn position(p: switchboard_engine::StreamPosition) -> Option<pb::StreamPosition> {
-    Some(pb::StreamPosition {
-        epoch: p.epoch,
-        offset: p.offset,
-    })
-}
-
-fn engine_failure(e: EngineError) -> Failure {
+fn engine_failure(e: &EngineError) -> Failure {
     Failure::new(ErrorCode::EngineUnavailable, e.to_string())
 }
 
-impl Session {
-    /// `subscribe` (R76–R81).
+impl Client {
+    /// `subscribe` (R76–R81); with `since`, first replays what came after it.
     pub(crate) async fn subscribe(
         &mut self,
         id: u32,
         req: pb::SubscribeRequest,
     ) -> Result<(), Failure> {
-        let node = self.node.clone();
-        let Some(s) = self.state.as_mut() else {
-            return Err(Failure::new(ErrorCode::NotLogin, "log in first (R24)"));
-        };
-        names::validate_channel_name(&req.channel_name, s.app.limits.name_rules())?;
+        let session = self.session()?;
+        names::validate_channel_name(&req.channel_name, session.app.limits.name_rules())?;
         let opts = SubOptions {
             with_message: req.with_message.unwrap_or(true),
             with_presence: req.with_presence.unwrap_or(true),
@@ -41,35 +35,61 @@ impl Session {
             with_metadata: req.with_metadata.unwrap_or(false),
             with_lock: req.with_lock.unwrap_or(false),
         };
-        let name: std::sync::Arc<str> = req.channel_name.as_str().into();
-        let max = s.app.limits.max_subscriptions;
-        if !s.subscriptions.contains_key(&name) && s.subscriptions.len() >= max {
-            return Err(Failure::new(
-                ErrorCode::ChannelInstanceExceedLimitation,
-                format!("already subscribed to {max} channels, the limit per client (R77)"),
-            ));
+        let name: Arc<str> = req.channel_name.as_str().into();
+        let max = session.app.limits.max_subscriptions;
+        {
+            let st = session.lock();
+            if !st.subscriptions.contains_key(&name) && st.subscriptions.len() >= max {
+                return Err(Failure::new(
+                    ErrorCode::ChannelInstanceExceedLimitation,
+                    format!("already subscribed to {max} channels, the limit per client (R77)"),
+                ));
+            }
         }
-        let key = s.message_key(&name);
+        let key = session.message_key(&name);
+        let since = req.since.map(|p| StreamPosition {
+            epoch: p.epoch,
+            offset: p.offset,
+        });
+        if since.is_some() {
+            session.outlet.hold(key.clone());
+        }
         let sub = Subscriber {
-            session: s.id,
-            queue: self.out.clone(),
+            session: session.id,
+            outlet: session.outlet.clone(),
             with_message: opts.with_message,
         };
-        node.hub
-            .subscribe(&*node.broker, &key, sub)
-            .await
-            .map_err(engine_failure)?;
-        let pos = node.broker.position(&key).await.map_err(engine_failure)?;
+        let node = self.node.clone();
+        if let Err(e) = node.hub.subscribe(&*node.broker, &key, sub).await {
+            session.outlet.release(&key, None);
+            return Err(engine_failure(&e));
+        }
         // Options are replaced on a repeated subscribe (R81).
-        s.subscriptions.insert(name, opts);
+        session.lock().subscriptions.insert(name, opts);
+        let (position, gap, recovery) = match since {
+            Some(since) => match node.broker.recover(&key, since, RECOVERY_LIMIT).await {
+                Ok(r) => (r.position, !r.complete, Some(r)),
+                Err(_) => (since, true, None),
+            },
+            None => (
+                node.broker.position(&key).await.unwrap_or_default(),
+                false,
+                None,
+            ),
+        };
         self.send(
             id,
             Body::Subscribe(pb::SubscribeReply {
                 timestamp: now_ms(),
                 channel_name: req.channel_name,
-                position: position(pos),
+                position: wire_position(position),
+                gap,
             }),
         );
+        if since.is_some() {
+            let last = recovery.as_ref().and_then(|r| replay(self, &key, r));
+            session.outlet.release(&key, last.or(Some(position)));
+        }
         Ok(())
     }
 
@@ -79,19 +99,24 @@ impl Session {
         id: u32,
         req: pb::UnsubscribeRequest,
     ) -> Result<(), Failure> {
-        let node = self.node.clone();
-        let Some(s) = self.state.as_mut() else {
-            return Err(Failure::new(ErrorCode::NotLogin, "log in first (R24)"));
-        };
-        names::validate_channel_name(&req.channel_name, s.app.limits.name_rules())?;
-        if s.subscriptions.remove(req.channel_name.as_str()).is_none() {
+        let session = self.session()?;
+        names::validate_channel_name(&req.channel_name, session.app.limits.name_rules())?;
+        if session
+            .lock()
+            .subscriptions
+            .remove(req.channel_name.as_str())
+            .is_none()
+        {
             return Err(Failure::new(
                 ErrorCode::ChannelNotSubscribed,
                 format!("channel {} is not subscribed (R83)", req.channel_name),
             ));
         }
-        let key = s.message_key(&req.channel_name);
-        node.hub.unsubscribe(&*node.broker, &key, s.id).await;
+        let key = session.message_key(&req.channel_name);
+        self.node
+            .hub
+            .unsubscribe(&*self.node.broker, &key, session.id)
+            .await;
         self.send(
             id,
             Body::Unsubscribe(pb::UnsubscribeReply {
@@ -108,10 +133,8 @@ impl Session {
         id: u32,
         req: pb::PublishRequest,
     ) -> Result<(), Failure> {
-        let Some(s) = self.state.as_ref() else {
-            return Err(Failure::new(ErrorCode::NotLogin, "log in first (R24)"));
-        };
-        let limits = s.app.limits;
+        let session = self.session()?;
+        let limits = session.app.limits;
         let kind = match pb::ChannelType::try_from(req.channel_type) {
             Ok(pb::ChannelType::Unspecified | pb::ChannelType::Message) => ChannelKind::Message,
             Ok(pb::ChannelType::User) => ChannelKind::User,
@@ -164,13 +187,13 @@ impl Session {
                 "storeInHistory: history is not available on this server yet (R74)",
             ));
         }
-        let key = ChannelKey::new(s.app_id.clone(), kind, req.channel_name.as_str());
+        let key = ChannelKey::new(session.app_id.clone(), kind, req.channel_name.as_str());
         let options = PublishOptions {
             require_receiver: kind == ChannelKind::User,
             // Keys are scoped to the publisher, so nobody can suppress another user's
             // messages by reusing their key.
             idempotency_key: (!req.idempotency_key.is_empty())
-                .then(|| format!("{}\0{}", s.user, req.idempotency_key).into()),
+                .then(|| format!("{}\0{}", session.user, req.idempotency_key).into()),
             rate_limit: (limits.publish_rate_per_channel > 0).then(|| RateLimit {
                 per_second: limits.publish_rate_per_channel,
                 burst: limits
@@ -179,7 +202,7 @@ impl Session {
             }),
         };
         let publication = Publication {
-            publisher: s.user.clone(),
+            publisher: session.user.clone(),
             kind: message_kind,
             custom_type: req.custom_type.as_str().into(),
             payload: Bytes::clone(&req.payload),
@@ -203,14 +226,14 @@ impl Session {
                         req.channel_name
                     ),
                 ),
-                other => engine_failure(other),
+                other => engine_failure(&other),
             })?;
         self.send(
             id,
             Body::Publish(pb::PublishReply {
                 timestamp: now_ms(),
                 channel_name: req.channel_name,
-                position: position(outcome.position),
+                position: wire_position(outcome.position),
             }),
         );
         Ok(())

@@ -3,28 +3,18 @@
 
 use crate::config::{AppConfig, ServerConfig};
 use crate::hub::Hub;
-use crate::outbound::Outbound;
+use crate::session::Session;
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use switchboard_engine::Broker;
-use switchboard_protocol::DisconnectCode;
 
 const SHARDS: usize = 32;
 
-/// The session currently registered for one (app, user).
-#[derive(Clone)]
-pub(crate) struct Registered {
-    /// Internal session number.
-    pub session: u64,
-    /// Its connection's queue, to kick it.
-    pub queue: Arc<Outbound>,
-}
-
 /// One shard of the registry: (app, user) → registered session.
-type RegistryShard = Mutex<HashMap<(Arc<str>, Arc<str>), Registered>>;
+type RegistryShard = Mutex<HashMap<(Arc<str>, Arc<str>), Arc<Session>>>;
 
 /// One session per app and user id (R28).
 pub(crate) struct Registry {
@@ -44,22 +34,24 @@ impl Registry {
         &self.shards[(h.finish() as usize) % SHARDS]
     }
 
-    /// Registers a session; an older session of the same user is kicked with
-    /// `SAME_UID_LOGIN` (R28).
-    pub fn register(&self, app: &Arc<str>, user: &Arc<str>, entry: Registered) {
-        let old = {
-            let mut map = self
-                .shard(app, user)
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            map.insert((app.clone(), user.clone()), entry)
-        };
-        if let Some(old) = old {
-            old.queue.close(
-                DisconnectCode::SameUidLogin,
-                format!("user id {user} logged in again from another connection"),
-            );
-        }
+    /// Registers a session and returns the one it replaces, which the caller ends
+    /// (R28: one session per app and user id).
+    pub fn register(&self, session: Arc<Session>) -> Option<Arc<Session>> {
+        let key = (session.app_id.clone(), session.user.clone());
+        let mut map = self
+            .shard(&key.0, &key.1)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.insert(key, session)
+    }
+
+    /// The session registered for (app, user).
+    pub fn get(&self, app: &str, user: &str) -> Option<Arc<Session>> {
+        let map = self
+            .shard(app, user)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.get(&(Arc::from(app), Arc::from(user))).cloned()
     }
 
     /// Removes the entry if it still belongs to `session`.
@@ -69,7 +61,7 @@ impl Registry {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let key = (app.clone(), user.clone());
-        if map.get(&key).is_some_and(|r| r.session == session) {
+        if map.get(&key).is_some_and(|r| r.id == session) {
             map.remove(&key);
         }
     }

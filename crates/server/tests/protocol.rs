@@ -7,7 +7,9 @@ mod common;
 use bytes::{Bytes, BytesMut};
 use common::*;
 use std::time::Duration;
-use switchboard_client::{Client, LinkState, PublishOptions, SubscribeOptions, Subscription};
+use switchboard_client::{
+    ChannelType, Client, LinkState, PublishOptions, SubscribeOptions, Subscription,
+};
 use switchboard_protocol::frame;
 use switchboard_protocol::pb::{self, ClientMessage, client_message, server_message};
 use tokio_tungstenite::tungstenite::Message;
@@ -113,7 +115,17 @@ async fn r18_silent_client_is_closed_with_heartbeat_timeout_4005() {
         closing.reconnect,
         "the client may reconnect after a heartbeat timeout"
     );
-    assert_offline(&server, "silent").await;
+    // R52/R62: the session outlives its lost connection for presenceTimeout, so the
+    // user still receives USER messages (into its inbox, for the resume).
+    let probe = server.login("probe-silent").await;
+    let user_msg = PublishOptions {
+        channel_type: ChannelType::User,
+        ..Default::default()
+    };
+    probe
+        .publish("silent", "kept for the resume", user_msg)
+        .await
+        .expect("a timed-out session stays online for presenceTimeout (R52)");
     witness.assert_unaffected().await;
 }
 

@@ -1,0 +1,520 @@
+//! The client's shared state and its link state machine (api.md §11): establishing a
+//! connection (login or resume), noticing its loss, reconnecting with full-jitter
+//! backoff (DISCONNECTED → CONNECTING → … → SUSPENDED after `suspend_after`), resuming
+//! the server session, or — when it is gone — starting a new one and re-subscribing
+//! every channel from its last position, so the app misses nothing it can be given.
+
+use crate::conn::{self, Bus, Ended, Positions, Request};
+use crate::types::{
+    ChannelType, ClientConfig, Event, LinkStateEvent, RtmError, StreamPosition, SubscribeOptions,
+};
+use rand::Rng;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+use switchboard_protocol::pb::{self, client_message, server_message};
+use switchboard_protocol::{ErrorCode, LinkOperation, LinkReason, LinkState, now_ms};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// Mutable state of the client.
+pub(crate) struct State {
+    pub link: LinkState,
+    /// The live connection: its number and request queue.
+    pub conn: Option<(u64, mpsc::Sender<Request>)>,
+    /// Bumped by login and logout: cancels whatever an older login started.
+    pub generation: u64,
+    next_conn: u64,
+    /// Subscribed channels and their options, restored after a reconnect.
+    pub subscriptions: BTreeMap<String, SubscribeOptions>,
+    /// The server session to resume.
+    pub session_id: Option<String>,
+    /// The latest login token (renewals replace it).
+    pub token: String,
+}
+
+/// Shared part of every `Client` handle.
+pub(crate) struct Inner {
+    pub app_id: String,
+    pub user_id: String,
+    pub config: ClientConfig,
+    pub bus: broadcast::Sender<Bus>,
+    pub positions: Positions,
+    state: Mutex<State>,
+}
+
+/// A connection that logged in.
+pub(crate) struct Established {
+    pub conn: mpsc::Sender<Request>,
+    pub conn_id: u64,
+    pub reply: pb::LoginReply,
+}
+
+/// The link reason for a login refused with `code`.
+pub(crate) fn login_failure_reason(code: i32) -> LinkReason {
+    match ErrorCode::from_i32(code) {
+        Some(ErrorCode::InvalidToken) => LinkReason::InvalidToken,
+        Some(ErrorCode::TokenExpired) => LinkReason::TokenExpired,
+        Some(ErrorCode::InconsistentAppid) => LinkReason::InconsistentAppId,
+        Some(ErrorCode::InvalidUserId) => LinkReason::InvalidUserId,
+        Some(ErrorCode::LoginNotAuthorized) => LinkReason::LoginNotAuthorized,
+        _ => LinkReason::LoginRejected,
+    }
+}
+
+/// Whether a login failure is worth retrying (network, timeouts) rather than final
+/// (credentials refused).
+fn retryable(e: &RtmError) -> bool {
+    matches!(
+        ErrorCode::from_i32(e.code),
+        Some(
+            ErrorCode::LoginTimeout
+                | ErrorCode::LoginAborted
+                | ErrorCode::NotConnected
+                | ErrorCode::Overloaded
+                | ErrorCode::EngineUnavailable
+                | ErrorCode::Internal
+                | ErrorCode::SessionNotFound
+        )
+    )
+}
+
+/// One extra field set of a link state event.
+#[derive(Default)]
+pub(crate) struct Detail {
+    pub text: Option<String>,
+    pub unrestored: Vec<String>,
+    pub gaps: Vec<String>,
+    pub resumed: bool,
+}
+
+impl Inner {
+    /// New shared state.
+    pub fn new(app_id: &str, user_id: &str, config: ClientConfig) -> Inner {
+        let (bus, _) = broadcast::channel(config.event_capacity.max(16));
+        Inner {
+            app_id: app_id.to_string(),
+            user_id: user_id.to_string(),
+            config,
+            bus,
+            positions: Positions::default(),
+            state: Mutex::new(State {
+                link: LinkState::Idle,
+                conn: None,
+                generation: 0,
+                next_conn: 0,
+                subscriptions: BTreeMap::new(),
+                session_id: None,
+                token: String::new(),
+            }),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves the login link to `to` and emits the event (under the state lock, so
+    /// events are in transition order).
+    pub fn transition(
+        &self,
+        st: &mut State,
+        to: LinkState,
+        op: LinkOperation,
+        reason: LinkReason,
+        detail: Detail,
+    ) {
+        let event = LinkStateEvent {
+            current_state: to,
+            previous_state: st.link,
+            service_type: "MESSAGE",
+            operation: op,
+            reason_code: reason,
+            reason: match detail.text {
+                Some(d) => format!("{}: {d}", reason.description()),
+                None => reason.description().to_string(),
+            },
+            affected_channels: st.subscriptions.keys().cloned().collect(),
+            unrestored_channels: detail.unrestored,
+            gap_channels: detail.gaps,
+            is_resumed: detail.resumed,
+            timestamp: now_ms(),
+        };
+        st.link = to;
+        let _ = self.bus.send(Bus::Event(Event::LinkState(event)));
+    }
+
+    /// Ends every per-session stream and forgets the session (logout, FAILED).
+    pub fn end_session(&self, st: &mut State) {
+        st.subscriptions.clear();
+        st.session_id = None;
+        st.conn = None;
+        self.positions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        let _ = self.bus.send(Bus::SessionEnded);
+    }
+
+    /// The resume part of a login: session id and last positions.
+    fn resume_fields(&self) -> (String, Vec<pb::ChannelPosition>) {
+        let session_id = self.lock().session_id.clone().unwrap_or_default();
+        let positions = self
+            .positions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|((ty, name), p)| pb::ChannelPosition {
+                channel_type: match ty {
+                    ChannelType::Message => pb::ChannelType::Message,
+                    ChannelType::Stream => pb::ChannelType::Stream,
+                    ChannelType::User => pb::ChannelType::User,
+                } as i32,
+                channel_name: name.clone(),
+                topic_name: String::new(),
+                position: Some(pb::StreamPosition {
+                    epoch: p.epoch,
+                    offset: p.offset,
+                }),
+            })
+            .collect();
+        (session_id, positions)
+    }
+
+    /// Connects and logs in (resuming when `resume`), within the login timeout.
+    pub async fn establish(self: &Arc<Self>, resume: bool) -> Result<Established, RtmError> {
+        let deadline = tokio::time::Instant::now() + self.config.login_timeout;
+        let timeout_error = || {
+            RtmError::new(
+                ErrorCode::LoginTimeout,
+                "login",
+                "no answer within the login timeout (R27)",
+            )
+        };
+        let connect = tokio::time::timeout_at(
+            deadline,
+            tokio_tungstenite::connect_async(self.config.url()),
+        )
+        .await;
+        let ws = match connect {
+            Ok(Ok((ws, _))) => ws,
+            Ok(Err(e)) => {
+                return Err(RtmError::new(
+                    ErrorCode::LoginAborted,
+                    "login",
+                    format!("cannot connect: {e}"),
+                ));
+            }
+            Err(_) => return Err(timeout_error()),
+        };
+        let (tx, rx) = mpsc::channel(1024);
+        let conn_id = {
+            let mut st = self.lock();
+            st.next_conn += 1;
+            st.next_conn
+        };
+        let heartbeat = Duration::from_secs(u64::from(self.config.heartbeat_interval.max(1)));
+        let weak: Weak<Inner> = Arc::downgrade(self);
+        let (bus, positions, user) = (
+            self.bus.clone(),
+            self.positions.clone(),
+            self.user_id.clone(),
+        );
+        tokio::spawn(async move {
+            let ended = conn::run(ws, rx, bus, heartbeat, positions, user).await;
+            if let Some(inner) = weak.upgrade() {
+                inner.on_ended(conn_id, ended);
+            }
+        });
+        let (session_id, positions) = if resume {
+            self.resume_fields()
+        } else {
+            Default::default()
+        };
+        let token = self.lock().token.clone();
+        let login = pb::LoginRequest {
+            app_id: self.app_id.clone(),
+            user_id: self.user_id.clone(),
+            token,
+            heartbeat_interval: self.config.heartbeat_interval,
+            presence_timeout: self.config.presence_timeout,
+            session_id,
+            positions,
+            sdk: concat!("switchboard-rust/", env!("CARGO_PKG_VERSION")).to_string(),
+        };
+        let reply = tokio::time::timeout_at(
+            deadline,
+            call(&tx, "login", client_message::Body::Login(login)),
+        )
+        .await
+        .map_err(|_| timeout_error())??;
+        match reply {
+            server_message::Body::Login(reply) => Ok(Established {
+                conn: tx,
+                conn_id,
+                reply,
+            }),
+            _ => Err(RtmError::new(
+                ErrorCode::LoginAborted,
+                "login",
+                "unexpected reply to login",
+            )),
+        }
+    }
+
+    /// Makes `est` the live connection and remembers its session.
+    pub fn adopt(&self, st: &mut State, est: &Established) {
+        st.conn = Some((est.conn_id, est.conn.clone()));
+        st.session_id = Some(est.reply.session_id.clone());
+        if let Some(p) = &est.reply.user_position {
+            let pos = StreamPosition {
+                epoch: p.epoch,
+                offset: p.offset,
+            };
+            conn::baseline(
+                &self.positions,
+                (ChannelType::User, self.user_id.clone()),
+                pos,
+            );
+        }
+    }
+
+    /// Connection `conn_id` ended: report it and reconnect unless it was final.
+    pub fn on_ended(self: &Arc<Self>, conn_id: u64, ended: Ended) {
+        let mut st = self.lock();
+        if st.conn.as_ref().map(|(id, _)| *id) != Some(conn_id) {
+            return;
+        }
+        st.conn = None;
+        let mut detail = Detail::default();
+        let (again, reason) = match ended {
+            Ended::Closed(code, why) => {
+                detail.text = Some(why);
+                (code.reconnect(), code.info().link_reason)
+            }
+            Ended::KeepAliveTimeout | Ended::ConnectionLost => (true, LinkReason::KeepAliveTimeout),
+            Ended::ByClient => return,
+        };
+        if !again {
+            self.transition(
+                &mut st,
+                LinkState::Failed,
+                LinkOperation::ServerReject,
+                reason,
+                detail,
+            );
+            self.end_session(&mut st);
+            return;
+        }
+        // R47: CONNECTED → DISCONNECTED, operation HEARTBEAT_TIMEOUT.
+        self.transition(
+            &mut st,
+            LinkState::Disconnected,
+            LinkOperation::HeartbeatTimeout,
+            reason,
+            detail,
+        );
+        let generation = st.generation;
+        drop(st);
+        tokio::spawn(reconnect(Arc::downgrade(self), generation));
+    }
+
+    /// Full-jitter backoff for attempt `n` (0-based).
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.config.reconnect_base_delay.as_millis() as u64;
+        let cap = self.config.reconnect_max_delay.as_millis() as u64;
+        let ceiling = base.saturating_mul(1u64 << attempt.min(20)).min(cap).max(1);
+        Duration::from_millis(rand::rng().random_range(0..=ceiling))
+    }
+
+    /// Restores the subscriptions of a session that could not be resumed, each from its
+    /// last position: returns (unrestored, gaps).
+    async fn resubscribe(&self, conn: &mpsc::Sender<Request>) -> (Vec<String>, Vec<String>) {
+        let subs: Vec<(String, SubscribeOptions)> = self
+            .lock()
+            .subscriptions
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        let (mut unrestored, mut gaps) = (Vec::new(), Vec::new());
+        for (name, o) in subs {
+            let since = self
+                .positions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&(ChannelType::Message, name.clone()))
+                .map(|p| pb::StreamPosition {
+                    epoch: p.epoch,
+                    offset: p.offset,
+                });
+            let had_position = since.is_some();
+            let req = pb::SubscribeRequest {
+                channel_name: name.clone(),
+                with_message: Some(o.with_message),
+                with_presence: Some(o.with_presence),
+                be_quiet: Some(o.be_quiet),
+                with_metadata: Some(o.with_metadata),
+                with_lock: Some(o.with_lock),
+                since,
+            };
+            let reply = tokio::time::timeout(
+                self.config.request_timeout,
+                call(conn, "subscribe", client_message::Body::Subscribe(req)),
+            )
+            .await;
+            match reply {
+                Ok(Ok(server_message::Body::Subscribe(r))) => {
+                    if r.gap || !had_position {
+                        gaps.push(name);
+                    }
+                }
+                _ => unrestored.push(name),
+            }
+        }
+        (unrestored, gaps)
+    }
+}
+
+/// Sends one request on `conn` and waits for its reply (no timeout of its own).
+pub(crate) async fn call(
+    conn: &mpsc::Sender<Request>,
+    op: &'static str,
+    body: client_message::Body,
+) -> Result<server_message::Body, RtmError> {
+    let (tx, rx) = oneshot::channel();
+    let req = Request {
+        body,
+        op,
+        reply: Some(tx),
+    };
+    if conn.send(req).await.is_err() {
+        return Err(RtmError::new(
+            ErrorCode::NotConnected,
+            op,
+            "connection closed",
+        ));
+    }
+    rx.await.unwrap_or_else(|_| {
+        Err(RtmError::new(
+            ErrorCode::NotConnected,
+            op,
+            "connection closed",
+        ))
+    })
+}
+
+/// Reconnects until it succeeds, the link fails, or a logout (or new login) cancels it.
+async fn reconnect(weak: Weak<Inner>, generation: u64) {
+    let started = tokio::time::Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        let delay = inner.backoff(attempt);
+        drop(inner);
+        tokio::time::sleep(delay).await;
+        let Some(inner) = weak.upgrade() else { return };
+        {
+            let mut st = inner.lock();
+            if st.generation != generation {
+                return;
+            }
+            inner.transition(
+                &mut st,
+                LinkState::Connecting,
+                LinkOperation::AutoReconnect,
+                LinkReason::AutoReconnect,
+                Detail::default(),
+            );
+        }
+        let result = inner.establish(true).await;
+        match result {
+            Ok(est) => {
+                let resumed = est.reply.resumed;
+                let (unrestored, gaps) = if resumed {
+                    (Vec::new(), est.reply.gap_channels.clone())
+                } else {
+                    // A new session: the user channel starts from here; every message
+                    // channel is re-subscribed from its last position.
+                    {
+                        let mut st = inner.lock();
+                        if st.generation != generation {
+                            return;
+                        }
+                        inner.adopt(&mut st, &est);
+                    }
+                    let (unrestored, mut gaps) = inner.resubscribe(&est.conn).await;
+                    gaps.extend(est.reply.gap_channels.iter().cloned());
+                    (unrestored, gaps)
+                };
+                let mut st = inner.lock();
+                if st.generation != generation {
+                    return;
+                }
+                inner.adopt(&mut st, &est);
+                let detail = Detail {
+                    unrestored,
+                    gaps,
+                    resumed,
+                    ..Default::default()
+                };
+                inner.transition(
+                    &mut st,
+                    LinkState::Connected,
+                    LinkOperation::Reconnected,
+                    LinkReason::ReconnectSuccess,
+                    detail,
+                );
+                return;
+            }
+            Err(e) if !retryable(&e) => {
+                let mut st = inner.lock();
+                if st.generation != generation {
+                    return;
+                }
+                if e.code == ErrorCode::TokenExpired.as_i32() {
+                    // R44: reported as an event; the link keeps trying (with the token
+                    // the app renews meanwhile).
+                    let _ = inner
+                        .bus
+                        .send(Bus::Event(Event::TokenPrivilegeWillExpire(None)));
+                } else {
+                    let detail = Detail {
+                        text: Some(e.reason.clone()),
+                        ..Default::default()
+                    };
+                    inner.transition(
+                        &mut st,
+                        LinkState::Failed,
+                        LinkOperation::ServerReject,
+                        login_failure_reason(e.code),
+                        detail,
+                    );
+                    inner.end_session(&mut st);
+                    return;
+                }
+            }
+            Err(_) => {}
+        }
+        let mut st = inner.lock();
+        if st.generation != generation {
+            return;
+        }
+        let to = if started.elapsed() >= inner.config.suspend_after {
+            LinkState::Suspended
+        } else {
+            LinkState::Disconnected
+        };
+        let op = if to == LinkState::Suspended {
+            LinkOperation::AutoReconnect
+        } else {
+            LinkOperation::ServerTimeout
+        };
+        inner.transition(
+            &mut st,
+            to,
+            op,
+            LinkReason::ReconnectTimeout,
+            Detail::default(),
+        );
+        attempt = attempt.saturating_add(1);
+    }
+}
