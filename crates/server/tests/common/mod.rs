@@ -3,6 +3,7 @@
 //! polling helpers (no fixed sleeps to wait for state).
 
 #![allow(dead_code)]
+pub mod proxy;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, Stream, StreamExt};
