@@ -28,6 +28,8 @@ enum Command {
     Pub(client_cmd::PubArgs),
     /// Subscribe to channels and print every event as one JSON object per line.
     Sub(client_cmd::SubArgs),
+    /// Print stored messages of a channel or a conversation as JSON lines.
+    History(client_cmd::HistoryArgs),
     /// Run a benchmark scenario.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -59,6 +61,7 @@ fn main() -> std::process::ExitCode {
                     Command::Serve(args) => serve::run(*args).await,
                     Command::Pub(args) => client_cmd::publish(args).await,
                     Command::Sub(args) => client_cmd::subscribe(args).await,
+                    Command::History(args) => client_cmd::history(args).await,
                     Command::Bench(cmd) => bench::run(cmd).await,
                     Command::Token(_) => unreachable!("handled above"),
                 }

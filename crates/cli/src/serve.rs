@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_engine_memory::{MemoryBroker, MemoryConfig};
+use switchboard_engine::HistoryRetention;
+use switchboard_engine_memory::{MemoryBroker, MemoryConfig, SqliteHistory};
 use switchboard_server::{AppConfig, Server, ServerConfig};
 
 /// Default listen address: loopback, port 7400.
@@ -52,6 +53,12 @@ pub struct ServeArgs {
     /// Recovery log age, seconds (default 300).
     #[arg(long, env = "SWITCHBOARD_RECOVERY_MAX_AGE_SECS")]
     recovery_max_age_secs: Option<u64>,
+    /// History kept per channel, messages (default 10000).
+    #[arg(long, env = "SWITCHBOARD_HISTORY_MAX_PER_CHANNEL")]
+    history_max_per_channel: Option<usize>,
+    /// History age, seconds (default 604800 = 7 days).
+    #[arg(long, env = "SWITCHBOARD_HISTORY_MAX_AGE_SECS")]
+    history_max_age_secs: Option<u64>,
 }
 
 /// The TOML file: the same keys as the flags (snake_case) plus `[[apps]]` tables with
@@ -71,6 +78,8 @@ struct FileConfig {
     write_timeout_ms: Option<u64>,
     recovery_max_count: Option<usize>,
     recovery_max_age_secs: Option<u64>,
+    history_max_per_channel: Option<usize>,
+    history_max_age_secs: Option<u64>,
 }
 
 /// The app created on first start, kept in `DATA_DIR/app.toml`.
@@ -215,8 +224,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             app.id
         );
     }
+    let mut retention = HistoryRetention::default();
+    if let Some(n) = args
+        .history_max_per_channel
+        .or(file.history_max_per_channel)
+    {
+        retention.max_per_channel = n;
+    }
+    if let Some(s) = args.history_max_age_secs.or(file.history_max_age_secs) {
+        retention.max_age = Duration::from_secs(s);
+    }
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let history = SqliteHistory::open(&data_dir, retention)
+        .map_err(|e| anyhow::anyhow!("opening the history store in {}: {e}", data_dir.display()))?;
     let broker = Arc::new(MemoryBroker::new(memory));
-    let server = Server::new(config, broker);
+    let server = Server::new(config, broker).with_history(Arc::new(history));
     println!("listening on ws://{addr}");
     server.run(listener, shutdown_signal()).await?;
     tracing::info!("stopped");

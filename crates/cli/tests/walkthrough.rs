@@ -231,6 +231,14 @@ fn serve_takes_flags_over_env_over_config_file() {
     )
     .expect("write config");
     let cfg = file.to_string_lossy().to_string();
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"127.0.0.1:1\"\ndata_dir = \"{}\"\n[[apps]]\nid = \"0123456789abcdef0123456789abcdef\"\n",
+            dir.join("data").display()
+        ),
+    )
+    .expect("write config");
     // env overrides the file's unusable port 1; the app comes from the file (no cert).
     let server = Proc::spawn(
         &["serve", "--config", &cfg],

@@ -7,9 +7,11 @@
 //! reports `Lagged(n)` instead of silently skipping when its consumer falls behind.
 
 mod conn;
+mod history;
 mod session;
 mod types;
 
+pub use history::{GetHistoryMessageOptions, GetMessagesResponse, History, HistoryMessage};
 pub use switchboard_protocol::{ErrorCode, LinkOperation, LinkReason, LinkState};
 pub use types::{
     ChannelType, ClientConfig, Event, Lagged, LinkStateEvent, LoginResponse, MessageEvent, Payload,
@@ -118,6 +120,13 @@ impl Client {
     /// The user id.
     pub fn user_id(&self) -> &str {
         &self.inner.user_id
+    }
+
+    /// The history handle (api.md §8).
+    pub fn history(&self) -> History {
+        History {
+            client: self.clone(),
+        }
     }
 
     /// The current link state.
@@ -286,7 +295,7 @@ impl Client {
     }
 
     /// Sends one request and waits for its reply.
-    async fn request(
+    pub(crate) async fn request(
         &self,
         op: &'static str,
         body: client_message::Body,

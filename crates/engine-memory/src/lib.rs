@@ -4,5 +4,7 @@
 //! channels never wait on each other.
 
 mod broker;
+mod history;
 
 pub use broker::{MemoryBroker, MemoryConfig};
+pub use history::{HistoryStats, SqliteHistory};

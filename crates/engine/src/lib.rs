@@ -3,13 +3,20 @@
 //! interchangeable. Each method is one atomic step (one Lua script in Redis); the
 //! contracts below say what is atomic, what is ordered and what happens on failure.
 //! [`conformance`] holds the test kit that every engine must pass.
+//! [`conformance_history`] holds the one for every [`HistoryStore`].
 
 pub mod conformance;
+pub mod conformance_history;
+mod history;
 mod types;
 
 pub use types::{
     ChannelKey, ChannelKind, EngineError, MessageKind, Publication, PublishOptions, PublishOutcome,
     RateLimit, Recovery, Retention, StreamPosition,
+};
+
+pub use history::{
+    HistoryPage, HistoryRetention, HistoryStore, StoredMessage, USER_PAIR_SEPARATOR,
 };
 
 use std::sync::Arc;

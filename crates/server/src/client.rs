@@ -78,6 +78,7 @@ fn operation(body: &client_message::Body) -> &'static str {
         B::Unsubscribe(_) => "unsubscribe",
         B::Publish(_) => "publish",
         B::Heartbeat(_) => "heartbeat",
+        B::GetMessages(_) => "getMessages",
     }
 }
 
@@ -251,6 +252,7 @@ impl Client {
             B::Subscribe(req) => self.subscribe(id, req).await,
             B::Unsubscribe(req) => self.unsubscribe(id, req).await,
             B::Publish(req) => self.publish(id, req).await,
+            B::GetMessages(req) => self.get_messages(id, req).await,
         };
         if let Err(f) = result {
             self.fail(id, op, f);

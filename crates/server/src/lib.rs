@@ -6,6 +6,7 @@
 mod client;
 mod config;
 mod connection;
+mod history;
 mod hub;
 mod login;
 mod messaging;
@@ -22,7 +23,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use switchboard_engine::Broker;
+use switchboard_engine::{Broker, HistoryStore};
 use switchboard_protocol::DisconnectCode;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -32,15 +33,25 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// A configured server, ready to run on a listener.
 pub struct Server {
-    node: Arc<Node>,
+    config: ServerConfig,
+    broker: Arc<dyn Broker>,
+    history: Option<Arc<dyn HistoryStore>>,
 }
 
 impl Server {
     /// Builds a server on `broker` (the binary chooses the engine).
     pub fn new(config: ServerConfig, broker: Arc<dyn Broker>) -> Self {
         Server {
-            node: Node::new(config, broker),
+            config,
+            broker,
+            history: None,
         }
+    }
+
+    /// Enables message history (`storeInHistory`, `getMessages`) on `store`.
+    pub fn with_history(mut self, store: Arc<dyn HistoryStore>) -> Self {
+        self.history = Some(store);
+        self
     }
 
     /// Accepts connections until `shutdown` completes, then closes every session with
@@ -50,7 +61,7 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let node = self.node;
+        let node = Node::new(self.config, self.broker, self.history);
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
         loop {

@@ -181,12 +181,11 @@ impl Client {
             ));
         }
         names::validate_custom_type(&req.custom_type)?;
-        if req.store_in_history {
-            return Err(Failure::new(
-                ErrorCode::HistoryNotAvailable,
-                "storeInHistory: history is not available on this server yet (R74)",
-            ));
-        }
+        let history = if req.store_in_history {
+            Some(crate::history::store(self)?)
+        } else {
+            None
+        };
         let key = ChannelKey::new(session.app_id.clone(), kind, req.channel_name.as_str());
         let options = PublishOptions {
             require_receiver: kind == ChannelKind::User,
@@ -209,25 +208,52 @@ impl Client {
             timestamp_ms: now_ms(),
             position: Default::default(),
         };
-        let outcome = self
-            .node
-            .broker
-            .publish(&key, publication, &options)
-            .await
-            .map_err(|e| match e {
-                EngineError::NoReceiver => Failure::new(
-                    ErrorCode::ChannelReceiverOffline,
-                    format!("user {} is not online (R71)", req.channel_name),
-                ),
-                EngineError::RateLimited(n) => Failure::new(
+        let stored = history.as_ref().map(|_| publication.clone());
+        let hkey =
+            crate::history::history_key(&session.app_id, kind, &req.channel_name, &session.user);
+        let result = self.node.broker.publish(&key, publication, &options).await;
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(EngineError::NoReceiver) => {
+                let offline = format!("user {} is not online (R71)", req.channel_name);
+                let (Some(store), Some(p)) = (&history, &stored) else {
+                    return Err(Failure::new(ErrorCode::ChannelReceiverOffline, offline));
+                };
+                // Offline but asked to store: the message waits in the history.
+                return Err(match crate::history::append(&**store, &hkey, p).await {
+                    Ok(_) => Failure::new(
+                        ErrorCode::ChannelReceiverOfflineButStoreSucceeded,
+                        format!("{offline}; the message was stored in history"),
+                    ),
+                    Err(e) => Failure::new(
+                        ErrorCode::ChannelReceiverOfflineAndStoreFailed,
+                        format!("{offline}; storing it failed: {e}"),
+                    ),
+                });
+            }
+            Err(EngineError::RateLimited(n)) => {
+                return Err(Failure::new(
                     ErrorCode::ChannelPublishMessageTooFrequent,
                     format!(
                         "channel {} is over its publish rate of {n} messages per second (R67)",
                         req.channel_name
                     ),
-                ),
-                other => engine_failure(&other),
-            })?;
+                ));
+            }
+            Err(other) => return Err(engine_failure(&other)),
+        };
+        if let (Some(store), Some(p)) = (&history, &stored) {
+            // Stored after delivery; the reply waits for the commit, so an acknowledged
+            // storeInHistory survives a crash. A retried duplicate is stored once.
+            if !outcome.duplicate {
+                if let Err(e) = crate::history::append(&**store, &hkey, p).await {
+                    return Err(Failure::new(
+                        ErrorCode::ChannelMessageDeliveredButStoreFailed,
+                        format!("delivered, but storing in history failed: {e}"),
+                    ));
+                }
+            }
+        }
         self.send(
             id,
             Body::Publish(pb::PublishReply {

@@ -9,7 +9,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use switchboard_engine::Broker;
+use switchboard_engine::{Broker, HistoryStore};
 
 const SHARDS: usize = 32;
 
@@ -75,6 +75,8 @@ pub(crate) struct Node {
     pub apps: HashMap<String, Arc<AppConfig>>,
     /// The engine's broker.
     pub broker: Arc<dyn Broker>,
+    /// The history store; `None` = history not available (−15005).
+    pub history: Option<Arc<dyn HistoryStore>>,
     /// Local subscribers.
     pub hub: Arc<Hub>,
     /// Logged-in users.
@@ -88,7 +90,11 @@ pub(crate) struct Node {
 
 impl Node {
     /// Builds the node and installs the hub as the broker's handler.
-    pub fn new(config: ServerConfig, broker: Arc<dyn Broker>) -> Arc<Node> {
+    pub fn new(
+        config: ServerConfig,
+        broker: Arc<dyn Broker>,
+        history: Option<Arc<dyn HistoryStore>>,
+    ) -> Arc<Node> {
         let hub = Arc::new(Hub::new());
         broker.set_handler(hub.clone());
         let apps = config
@@ -100,6 +106,7 @@ impl Node {
             config,
             apps,
             broker,
+            history,
             hub,
             registry: Registry::new(),
             next_session: AtomicU64::new(1),

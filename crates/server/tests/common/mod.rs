@@ -85,12 +85,16 @@ impl TestServer {
 
     /// A server with exactly `config`.
     pub async fn with_config(config: ServerConfig) -> TestServer {
+        let broker = Arc::new(MemoryBroker::new(MemoryConfig::default()));
+        TestServer::with_parts(Server::new(config, broker)).await
+    }
+
+    /// Runs `server` (built by the test, e.g. with history or another engine config).
+    pub async fn with_parts(server: Server) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
-        let broker = Arc::new(MemoryBroker::new(MemoryConfig::default()));
-        let server = Server::new(config, broker);
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(server.run(listener, async {
             let _ = rx.await;
@@ -550,5 +554,45 @@ pub fn expect_error(body: server_message::Body) -> pb::Error {
     match body {
         server_message::Body::Error(e) => e,
         other => panic!("expected an error reply, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Engine settings (recovery retention)
+// ---------------------------------------------------------------------------------------
+
+impl TestServer {
+    /// A server with [`base_config`] changed by `f`, on a memory engine with `memory`
+    /// (for tests that need a particular recovery-log retention).
+    pub async fn with_engine(
+        memory: MemoryConfig,
+        f: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
+        let mut config = base_config();
+        f(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let broker = Arc::new(MemoryBroker::new(memory));
+        let server = Server::new(config, broker);
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(server.run(listener, async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            addr,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+}
+
+/// A memory engine configuration keeping at most `max_count` publications per channel
+/// for `max_age` in its recovery log.
+pub fn retention(max_count: usize, max_age: Duration) -> MemoryConfig {
+    MemoryConfig {
+        retention: switchboard_engine::Retention { max_count, max_age },
+        ..Default::default()
     }
 }
