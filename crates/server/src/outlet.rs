@@ -43,6 +43,13 @@ impl Outlet {
     pub fn push(&self, channel: &ChannelKey, position: StreamPosition, bytes: &Bytes) {
         let mut st = self.lock();
         let st = &mut *st;
+        if st.held.is_empty() {
+            // The common case: no recovery in progress, no lookup.
+            if let Some(q) = &st.queue {
+                q.push(bytes.clone());
+            }
+            return;
+        }
         if let Some(held) = st.held.get_mut(channel) {
             st.held_bytes += bytes.len();
             held.push((position, bytes.clone()));
