@@ -185,6 +185,55 @@ fn readme_walkthrough_two_subscribers_receive_what_pub_sends() {
     assert_eq!(m["message"], "AAEC/w==");
     assert_eq!(m["customType"], "greet");
 
+    // Stored messages come back from `history`, newest first.
+    for text in ["first", "second"] {
+        let out = run(
+            &[
+                "pub",
+                "--user-id",
+                "carol",
+                "--token",
+                &tc,
+                "--store-in-history",
+                "log",
+                text,
+            ],
+            &env,
+        );
+        assert!(
+            out.status.success(),
+            "pub --store-in-history: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = run(
+        &[
+            "history",
+            "--user-id",
+            "carol",
+            "--token",
+            &tc,
+            "--all",
+            "log",
+        ],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "history: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("history prints JSON lines"))
+        .collect();
+    let texts: Vec<&str> = lines
+        .iter()
+        .filter(|v| v["event"] == "historyMessage")
+        .filter_map(|v| v["message"].as_str())
+        .collect();
+    assert_eq!(texts, ["second", "first"]);
+
     // Without a token the app refuses, and the CLI says so plainly.
     let out = run(&["pub", "--user-id", "carol", "room", "x"], &env);
     assert!(!out.status.success());
