@@ -227,6 +227,8 @@ impl Client {
                     LinkReason::LoginSuccess,
                     Detail::default(),
                 );
+                drop(st);
+                inner.lost_before_adopted(&est);
                 Ok(LoginResponse {
                     timestamp: est.reply.timestamp,
                     session_id: est.reply.session_id,
@@ -437,6 +439,12 @@ impl Client {
         self.request("unsubscribe", client_message::Body::Unsubscribe(req))
             .await?;
         self.inner.lock().subscriptions.remove(channel);
+        // A later subscribe starts from the channel's position then, not from here.
+        self.inner
+            .positions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(ChannelType::Message, channel.to_string()));
         let _ = self
             .inner
             .bus

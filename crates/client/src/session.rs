@@ -57,6 +57,7 @@ pub(crate) fn login_failure_reason(code: i32) -> LinkReason {
         Some(ErrorCode::InconsistentAppid) => LinkReason::InconsistentAppId,
         Some(ErrorCode::InvalidUserId) => LinkReason::InvalidUserId,
         Some(ErrorCode::LoginNotAuthorized) => LinkReason::LoginNotAuthorized,
+        Some(ErrorCode::SessionReplaced) => LinkReason::SameUidLogin,
         _ => LinkReason::LoginRejected,
     }
 }
@@ -278,6 +279,14 @@ impl Inner {
         }
     }
 
+    /// A connection that ended between its login reply and becoming the live one was
+    /// ignored by [`Inner::on_ended`]; report it now (and reconnect).
+    pub fn lost_before_adopted(self: &Arc<Self>, est: &Established) {
+        if est.conn.is_closed() {
+            self.on_ended(est.conn_id, Ended::ConnectionLost);
+        }
+    }
+
     /// Connection `conn_id` ended: report it and reconnect unless it was final.
     pub fn on_ended(self: &Arc<Self>, conn_id: u64, ended: Ended) {
         let mut st = self.lock();
@@ -463,6 +472,8 @@ async fn reconnect(weak: Weak<Inner>, generation: u64) {
                     LinkReason::ReconnectSuccess,
                     detail,
                 );
+                drop(st);
+                inner.lost_before_adopted(&est);
                 return;
             }
             Err(e) if !retryable(&e) => {

@@ -111,7 +111,17 @@ impl Channel {
     }
 }
 
-type Shard = Mutex<HashMap<ChannelKey, Arc<Mutex<Channel>>>>;
+/// One shard: live channels, and the last position of channels swept from memory.
+#[derive(Default)]
+struct Maps {
+    channels: HashMap<ChannelKey, Arc<Mutex<Channel>>>,
+    /// A channel swept for being idle keeps its epoch and offset here for a while, so
+    /// that when it comes back a client's position in it is still valid: a quiet
+    /// channel is not a gap.
+    swept: HashMap<ChannelKey, (StreamPosition, Instant)>,
+}
+
+type Shard = Mutex<Maps>;
 
 struct Inner {
     config: MemoryConfig,
@@ -136,7 +146,7 @@ impl MemoryBroker {
     pub fn new(config: MemoryConfig) -> Self {
         let inner = Arc::new(Inner {
             config,
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Maps::default())).collect(),
             handler: OnceLock::new(),
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -153,16 +163,28 @@ impl MemoryBroker {
     }
 
     fn channel(&self, key: &ChannelKey) -> Arc<Mutex<Channel>> {
-        let mut shard = lock(self.shard(key));
-        shard
+        let mut guard = lock(self.shard(key));
+        let maps = &mut *guard;
+        maps.channels
             .entry(key.clone())
-            .or_insert_with(|| Arc::new(Mutex::new(Channel::new(Instant::now()))))
+            .or_insert_with(|| {
+                let mut ch = Channel::new(Instant::now());
+                if let Some((pos, _)) = maps.swept.remove(key) {
+                    ch.epoch = pos.epoch;
+                    ch.offset = pos.offset;
+                }
+                Arc::new(Mutex::new(ch))
+            })
             .clone()
     }
 
     /// Number of channels held in memory (for metrics and tests).
     pub fn channel_count(&self) -> usize {
-        self.inner.shards.iter().map(|s| lock(s).len()).sum()
+        self.inner
+            .shards
+            .iter()
+            .map(|s| lock(s).channels.len())
+            .sum()
     }
 }
 
@@ -174,9 +196,13 @@ async fn sweeper(inner: Weak<Inner>, every: Duration) {
         tick.tick().await;
         let Some(inner) = inner.upgrade() else { return };
         let now = Instant::now();
+        let keep_swept = inner.config.retention.max_age.max(Duration::from_secs(60));
         for shard in &inner.shards {
-            let mut map = lock(shard);
-            map.retain(|_, ch| {
+            let mut guard = lock(shard);
+            let maps = &mut *guard;
+            let swept = &mut maps.swept;
+            swept.retain(|_, (_, at)| now.duration_since(*at) <= keep_swept);
+            maps.channels.retain(|key, ch| {
                 let mut ch = lock(ch);
                 ch.trim(inner.config.retention, now);
                 // Keep a bucket only while it is not full again.
@@ -184,7 +210,12 @@ async fn sweeper(inner: Weak<Inner>, every: Duration) {
                 {
                     ch.tokens = f64::NAN;
                 }
-                !ch.idle()
+                if ch.idle() {
+                    swept.insert(key.clone(), (ch.position(), now));
+                    false
+                } else {
+                    true
+                }
             });
         }
     }
@@ -248,7 +279,7 @@ impl Broker for MemoryBroker {
     }
 
     async fn unsubscribe_node(&self, channel: &ChannelKey) -> Result<(), EngineError> {
-        let existing = lock(self.shard(channel)).get(channel).cloned();
+        let existing = lock(self.shard(channel)).channels.get(channel).cloned();
         if let Some(ch) = existing {
             lock(&ch).node_subscribed = false;
         }
@@ -309,6 +340,36 @@ mod tests {
             })) as Arc<dyn Broker>
         })
         .await;
+    }
+
+    #[tokio::test]
+    async fn a_swept_channel_comes_back_at_its_position() {
+        let b = MemoryBroker::new(MemoryConfig {
+            retention: Retention {
+                max_count: 10,
+                max_age: Duration::from_millis(50),
+            },
+            sweep_interval: Duration::from_millis(20),
+        });
+        let key = ChannelKey::new("a", switchboard_engine::ChannelKind::Message, "quiet");
+        let pos = b
+            .publish(
+                &key,
+                conformance::publication("p", "x"),
+                &PublishOptions::default(),
+            )
+            .await
+            .expect("publish")
+            .position;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while b.channel_count() > 0 {
+            assert!(Instant::now() < deadline, "channel never swept");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Nothing was published since: recovering from the last position is complete.
+        let r = b.recover(&key, pos, 10).await.expect("recover");
+        assert!(r.complete, "a quiet swept channel is not a gap");
+        assert_eq!(r.position, pos);
     }
 
     #[tokio::test]

@@ -193,6 +193,7 @@ error_codes! {
     (Internal, -19005, "SB_ERROR_INTERNAL", "unexpected server error", true),
     (SessionNotFound, -19006, "SB_ERROR_SESSION_NOT_FOUND", "the session to resume no longer exists", false),
     (Unauthorized, -19007, "SB_ERROR_UNAUTHORIZED", "server API request without valid app credentials", false),
+    (SessionReplaced, -19008, "SB_ERROR_SESSION_REPLACED", "the session was replaced by a newer login of the same user id (SAME_UID_LOGIN)", false),
 }
 
 #[cfg(test)]

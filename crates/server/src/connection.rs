@@ -14,7 +14,8 @@ use switchboard_protocol::frame::FrameDecoder;
 use switchboard_protocol::pb::ClientMessage;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// Serves one upgraded connection until it ends, then leaves everything it held.
 pub(crate) async fn serve<S>(node: Arc<Node>, ws: WebSocketStream<S>)
@@ -138,6 +139,12 @@ async fn handle_frame(
                 DisconnectCode::FrameTooLarge,
                 format!("frame of {size} bytes is over the limit of {max_size}"),
             );
+            ControlFlow::Break(())
+        }
+        Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+            // The TCP connection ended without a close frame (killed app, middlebox):
+            // a lost link, not a protocol error; the session waits for a resume.
+            out.close_quietly();
             ControlFlow::Break(())
         }
         Err(WsError::Protocol(e)) => {

@@ -106,6 +106,12 @@ impl Client {
                     return self.resume(id, session, req, token_expires_at, hb).await;
                 }
             }
+            if self.node.registry.was_replaced(&req.session_id) {
+                return Err(Failure::new(
+                    ErrorCode::SessionReplaced,
+                    "this session was replaced by a newer login of the same user id (SAME_UID_LOGIN, R28)",
+                ));
+            }
         }
         let session = Session::new(
             &self.node,
@@ -116,6 +122,7 @@ impl Client {
         );
         // One session per user (R28): the one replaced is kicked.
         if let Some(old) = self.node.registry.register(session.clone()) {
+            self.node.registry.mark_replaced(&old, old.presence_timeout);
             let reason = format!(
                 "user id {} logged in again from another connection",
                 req.user_id

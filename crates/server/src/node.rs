@@ -19,12 +19,15 @@ type RegistryShard = Mutex<HashMap<(Arc<str>, Arc<str>), Arc<Session>>>;
 /// One session per app and user id (R28).
 pub(crate) struct Registry {
     shards: Vec<RegistryShard>,
+    /// Session ids replaced by a newer login, until when they are remembered.
+    replaced: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl Registry {
     fn new() -> Self {
         Registry {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            replaced: Mutex::new(HashMap::new()),
         }
     }
 
@@ -43,6 +46,22 @@ impl Registry {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         map.insert(key, session)
+    }
+
+    /// Remembers that `session` was replaced by a newer login, for `for_how_long`, so
+    /// that its client cannot come back as a new session that kicks the newer one.
+    pub fn mark_replaced(&self, session: &Session, for_how_long: std::time::Duration) {
+        let now = std::time::Instant::now();
+        let mut map = self.replaced.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, until| *until > now);
+        map.insert(session.public_id.clone(), now + for_how_long);
+    }
+
+    /// Whether `session_id` names a session replaced by a newer login (recently).
+    pub fn was_replaced(&self, session_id: &str) -> bool {
+        let map = self.replaced.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(session_id)
+            .is_some_and(|until| *until > std::time::Instant::now())
     }
 
     /// The session registered for (app, user).
