@@ -1,8 +1,9 @@
 //! The connection task: one per login. It owns the socket, numbers requests and
 //! matches replies, batches queued requests into one frame, sends heartbeats every half
 //! interval, declares the link lost after 1.5 intervals without server traffic, and
-//! turns pushes into events on the client's bus.
+//! hands pushes to the router (messages wait for room: lossless).
 
+use crate::router::Router;
 use crate::types::{ChannelType, Event, MessageEvent, Payload, RtmError, StreamPosition};
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
@@ -13,21 +14,10 @@ use switchboard_protocol::pb::{
 };
 use switchboard_protocol::{DisconnectCode, ErrorCode, frame};
 use tokio::net::TcpStream;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-/// What travels on the client's internal bus.
-#[derive(Debug, Clone)]
-pub(crate) enum Bus {
-    /// An event for the app.
-    Event(Event),
-    /// The subscription of this channel ended (unsubscribe).
-    SubscriptionEnded(String),
-    /// The session ended (logout, kick): every per-session stream ends.
-    SessionEnded,
-}
 
 /// The reply a request waits for.
 pub(crate) type ReplyTx = oneshot::Sender<Result<server_message::Body, RtmError>>;
@@ -124,7 +114,7 @@ pub(crate) fn baseline(positions: &Positions, key: (ChannelType, String), pos: S
 pub(crate) async fn run(
     ws: Ws,
     mut requests: mpsc::Receiver<Request>,
-    bus: broadcast::Sender<Bus>,
+    router: std::sync::Arc<Router>,
     heartbeat: Duration,
     positions: Positions,
     user_id: String,
@@ -200,12 +190,12 @@ pub(crate) async fn run(
                             let Event::Message(e) = message_event(m) else { continue };
                             let name = if e.channel_type == ChannelType::User { user_id.clone() } else { e.channel_name.clone() };
                             if advance(&positions, (e.channel_type, name), e.position) {
-                                let _ = bus.send(Bus::Event(Event::Message(e)));
+                                router.deliver(e).await;
                             }
                         }
                         server_message::Body::TokenWillExpire(t) => {
                             let ch = (!t.channel_name.is_empty()).then_some(t.channel_name);
-                            let _ = bus.send(Bus::Event(Event::TokenPrivilegeWillExpire(ch)));
+                            router.notify(Event::TokenPrivilegeWillExpire(ch));
                         }
                         server_message::Body::Closing(c) => {
                             let code = DisconnectCode::from_u32(c.code).unwrap_or(DisconnectCode::ProtocolError);

@@ -3,11 +3,13 @@
 //! `subscribe`, … returning `Result<_, RtmError>`, and events as async streams.
 //!
 //! A `Client` is a cheap handle; each login starts one connection task that owns the
-//! socket. Events travel on one bounded bus; every stream is a filtered view of it and
-//! reports `Lagged(n)` instead of silently skipping when its consumer falls behind.
+//! socket. Every stream is a bounded queue: messages are lossless (a slow reader slows
+//! the connection down, and the SDK resumes and recovers if the server gives up on it),
+//! link-state and token notices report `Lagged(n)` rather than wait.
 
 mod conn;
 mod history;
+mod router;
 mod session;
 mod types;
 
@@ -18,13 +20,13 @@ pub use types::{
     PublishOptions, PublishResponse, RtmError, StreamPosition, SubscribeOptions,
 };
 
-use conn::Bus;
 use futures_util::stream::{self, BoxStream};
+use router::{Item, Route, Router};
 use session::{Detail, Inner, call, login_failure_reason};
 use std::sync::Arc;
 use switchboard_protocol::names;
 use switchboard_protocol::pb::{self, client_message, server_message};
-use tokio::sync::broadcast;
+use tokio::sync::mpsc;
 
 /// A stream of items, or `Lagged` when the consumer fell behind.
 pub type EventStream<T> = BoxStream<'static, Result<T, Lagged>>;
@@ -35,40 +37,39 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
-/// A message channel subscription: its streams end on `unsubscribe` or logout.
+/// A message channel subscription: its streams end on `unsubscribe` or logout. Call
+/// `messages()` or drop it: its queue, registered at subscribe time so nothing is
+/// missed, holds delivery up once full (messages are lossless).
 pub struct Subscription {
     channel: String,
-    rx: Option<broadcast::Receiver<Bus>>,
-    bus: broadcast::Sender<Bus>,
+    rx: Option<mpsc::Receiver<Item>>,
+    router: Arc<Router>,
 }
 
-enum Filter<T> {
-    Yield(T),
-    Skip,
-    End,
-}
-
-/// A stream over the bus that keeps what `f` yields.
-fn filtered<T, F>(rx: broadcast::Receiver<Bus>, f: F) -> EventStream<T>
-where
-    T: Send + 'static,
-    F: FnMut(Bus) -> Filter<T> + Send + 'static,
-{
-    Box::pin(stream::unfold((rx, f), |(mut rx, mut f)| async move {
+/// A stream over one registered queue, keeping what `pick` returns.
+fn stream_of<T: Send + 'static>(
+    rx: mpsc::Receiver<Item>,
+    pick: fn(Event) -> Option<T>,
+) -> EventStream<T> {
+    Box::pin(stream::unfold(rx, move |mut rx| async move {
         loop {
-            match rx.recv().await {
-                Ok(bus) => match f(bus) {
-                    Filter::Yield(t) => return Some((Ok(t), (rx, f))),
-                    Filter::Skip => continue,
-                    Filter::End => return None,
-                },
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    return Some((Err(Lagged(n)), (rx, f)));
+            match rx.recv().await? {
+                Item::Lagged(n) => return Some((Err(Lagged(n)), rx)),
+                Item::Event(e) => {
+                    if let Some(t) = pick(e) {
+                        return Some((Ok(t), rx));
+                    }
                 }
-                Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
     }))
+}
+
+fn message_of(e: Event) -> Option<MessageEvent> {
+    match e {
+        Event::Message(m) => Some(m),
+        _ => None,
+    }
 }
 
 impl Subscription {
@@ -80,18 +81,11 @@ impl Subscription {
     /// Messages of this channel, from the moment of the subscribe request on (the first
     /// call) or from now (later calls). Ends on unsubscribe or logout.
     pub fn messages(&mut self) -> EventStream<MessageEvent> {
-        let rx = self.rx.take().unwrap_or_else(|| self.bus.subscribe());
-        let name = self.channel.clone();
-        filtered(rx, move |bus| match bus {
-            Bus::Event(Event::Message(m))
-                if m.channel_type == ChannelType::Message && m.channel_name == name =>
-            {
-                Filter::Yield(m)
-            }
-            Bus::SubscriptionEnded(c) if c == name => Filter::End,
-            Bus::SessionEnded => Filter::End,
-            _ => Filter::Skip,
-        })
+        let rx = self
+            .rx
+            .take()
+            .unwrap_or_else(|| self.router.register(Route::Channel(self.channel.clone())));
+        stream_of(rx, message_of)
     }
 }
 
@@ -135,38 +129,30 @@ impl Client {
     }
 
     /// Every event, in arrival order (api.md §14.2 `events()`); survives logout.
+    /// Messages are lossless: read it, or drop it.
     pub fn events(&self) -> EventStream<Event> {
-        filtered(self.inner.bus.subscribe(), |bus| match bus {
-            Bus::Event(e) => Filter::Yield(e),
-            _ => Filter::Skip,
-        })
+        stream_of(self.inner.router.register(Route::All), Some)
     }
 
     /// Link state changes.
     pub fn link_state_events(&self) -> EventStream<LinkStateEvent> {
-        filtered(self.inner.bus.subscribe(), |bus| match bus {
-            Bus::Event(Event::LinkState(e)) => Filter::Yield(e),
-            _ => Filter::Skip,
+        stream_of(self.inner.router.register(Route::LinkState), |e| match e {
+            Event::LinkState(l) => Some(l),
+            _ => None,
         })
     }
 
     /// Will-expire notices: `None` for the login token, else a stream channel name.
     pub fn token_events(&self) -> EventStream<Option<String>> {
-        filtered(self.inner.bus.subscribe(), |bus| match bus {
-            Bus::Event(Event::TokenPrivilegeWillExpire(c)) => Filter::Yield(c),
-            _ => Filter::Skip,
+        stream_of(self.inner.router.register(Route::Token), |e| match e {
+            Event::TokenPrivilegeWillExpire(c) => Some(c),
+            _ => None,
         })
     }
 
-    /// Messages sent to this user (USER channel). Ends at logout or kick.
+    /// Messages sent to this user (USER channel). Ends at logout or kick; lossless.
     pub fn user_messages(&self) -> EventStream<MessageEvent> {
-        filtered(self.inner.bus.subscribe(), |bus| match bus {
-            Bus::Event(Event::Message(m)) if m.channel_type == ChannelType::User => {
-                Filter::Yield(m)
-            }
-            Bus::SessionEnded => Filter::End,
-            _ => Filter::Skip,
-        })
+        stream_of(self.inner.router.register(Route::UserMessages), message_of)
     }
 
     /// Logs in (api.md §3.1). An empty token means "no token" (T61).
@@ -387,7 +373,10 @@ impl Client {
         channel: &str,
         options: SubscribeOptions,
     ) -> Result<Subscription, RtmError> {
-        let rx = self.inner.bus.subscribe();
+        let rx = self
+            .inner
+            .router
+            .register(Route::Channel(channel.to_string()));
         let req = pb::SubscribeRequest {
             channel_name: channel.to_string(),
             with_message: Some(options.with_message),
@@ -420,7 +409,7 @@ impl Client {
                 Ok(Subscription {
                     channel: channel.to_string(),
                     rx: Some(rx),
-                    bus: self.inner.bus.clone(),
+                    router: self.inner.router.clone(),
                 })
             }
             _ => Err(RtmError::new(
@@ -445,10 +434,7 @@ impl Client {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(ChannelType::Message, channel.to_string()));
-        let _ = self
-            .inner
-            .bus
-            .send(Bus::SubscriptionEnded(channel.to_string()));
+        self.inner.router.end_channel(channel);
         Ok(())
     }
 

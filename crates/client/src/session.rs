@@ -4,7 +4,8 @@
 //! the server session, or — when it is gone — starting a new one and re-subscribing
 //! every channel from its last position, so the app misses nothing it can be given.
 
-use crate::conn::{self, Bus, Ended, Positions, Request};
+use crate::conn::{self, Ended, Positions, Request};
+use crate::router::Router;
 use crate::types::{
     ChannelType, ClientConfig, Event, LinkStateEvent, RtmError, StreamPosition, SubscribeOptions,
 };
@@ -14,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use switchboard_protocol::pb::{self, client_message, server_message};
 use switchboard_protocol::{ErrorCode, LinkOperation, LinkReason, LinkState, now_ms};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 /// Mutable state of the client.
 pub(crate) struct State {
@@ -37,7 +38,7 @@ pub(crate) struct Inner {
     pub app_id: String,
     pub user_id: String,
     pub config: ClientConfig,
-    pub bus: broadcast::Sender<Bus>,
+    pub router: Arc<Router>,
     pub positions: Positions,
     state: Mutex<State>,
 }
@@ -91,12 +92,12 @@ pub(crate) struct Detail {
 impl Inner {
     /// New shared state.
     pub fn new(app_id: &str, user_id: &str, config: ClientConfig) -> Inner {
-        let (bus, _) = broadcast::channel(config.event_capacity.max(16));
+        let router = Arc::new(Router::new(config.event_capacity));
         Inner {
             app_id: app_id.to_string(),
             user_id: user_id.to_string(),
             config,
-            bus,
+            router,
             positions: Positions::default(),
             state: Mutex::new(State {
                 link: LinkState::Idle,
@@ -141,7 +142,7 @@ impl Inner {
             timestamp: now_ms(),
         };
         st.link = to;
-        let _ = self.bus.send(Bus::Event(Event::LinkState(event)));
+        self.router.notify(Event::LinkState(event));
     }
 
     /// Ends every per-session stream and forgets the session (logout, FAILED).
@@ -153,7 +154,7 @@ impl Inner {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
-        let _ = self.bus.send(Bus::SessionEnded);
+        self.router.end_session();
     }
 
     /// The resume part of a login: session id and last positions.
@@ -215,13 +216,13 @@ impl Inner {
         };
         let heartbeat = Duration::from_secs(u64::from(self.config.heartbeat_interval.max(1)));
         let weak: Weak<Inner> = Arc::downgrade(self);
-        let (bus, positions, user) = (
-            self.bus.clone(),
+        let (router, positions, user) = (
+            self.router.clone(),
             self.positions.clone(),
             self.user_id.clone(),
         );
         tokio::spawn(async move {
-            let ended = conn::run(ws, rx, bus, heartbeat, positions, user).await;
+            let ended = conn::run(ws, rx, router, heartbeat, positions, user).await;
             if let Some(inner) = weak.upgrade() {
                 inner.on_ended(conn_id, ended);
             }
@@ -484,9 +485,7 @@ async fn reconnect(weak: Weak<Inner>, generation: u64) {
                 if e.code == ErrorCode::TokenExpired.as_i32() {
                     // R44: reported as an event; the link keeps trying (with the token
                     // the app renews meanwhile).
-                    let _ = inner
-                        .bus
-                        .send(Bus::Event(Event::TokenPrivilegeWillExpire(None)));
+                    inner.router.notify(Event::TokenPrivilegeWillExpire(None));
                 } else {
                     let detail = Detail {
                         text: Some(e.reason.clone()),

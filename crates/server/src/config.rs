@@ -23,6 +23,10 @@ pub struct ServerConfig {
     pub outbound_queue_bytes: usize,
     /// Outbound queue bound per connection, queued items (default 16,384).
     pub outbound_queue_messages: usize,
+    /// Live messages held back per session while its missed messages are replayed,
+    /// bytes (default 16 MiB); over it the connection is closed as a slow consumer and
+    /// the client resumes again from where it got to.
+    pub recovery_hold_bytes: usize,
     /// Largest batch the writer puts into one frame, bytes (default 64 KiB).
     pub write_batch_bytes: usize,
     /// Time allowed from connect to a login request (default 10 s).
@@ -48,6 +52,7 @@ impl Default for ServerConfig {
             max_messages_per_frame: 64,
             outbound_queue_bytes: 4 * 1024 * 1024,
             outbound_queue_messages: 16_384,
+            recovery_hold_bytes: 16 * 1024 * 1024,
             write_batch_bytes: 64 * 1024,
             login_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),

@@ -109,7 +109,11 @@ async fn handle_frame(
             }
             for msg in FrameDecoder::<ClientMessage>::new(data, max_messages) {
                 match msg {
-                    Ok(msg) => session.handle(msg).await?,
+                    Ok(msg) => {
+                        session.handle(msg).await?;
+                        // Time spent handling (a long replay) is not client silence.
+                        session.touch();
+                    }
                     Err(e) => {
                         out.close(DisconnectCode::ProtocolError, e.to_string());
                         return ControlFlow::Break(());

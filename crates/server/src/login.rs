@@ -12,8 +12,8 @@ use switchboard_engine::{ChannelKey, ChannelKind, Recovery, StreamPosition};
 use switchboard_protocol::pb::{self, server_message::Body};
 use switchboard_protocol::{DisconnectCode, ErrorCode, frame, names, now_ms};
 
-/// Most publications replayed per channel on one resume or subscribe.
-pub(crate) const RECOVERY_LIMIT: usize = 10_000;
+/// Publications read from the recovery log per step of a replay.
+pub(crate) const RECOVERY_PAGE: usize = 1_000;
 
 /// Applies the spec's default for 0 and clamps into the configured range (R16, R17).
 fn clamp(value: u32, default: u32, range: (u32, u32)) -> u32 {
@@ -65,18 +65,45 @@ pub(crate) fn verify_login_token(
     }
 }
 
-/// Encodes replayed publications of `key` into `out` and returns the last position sent.
-pub(crate) fn replay(
+/// Sends `first` (a recovery read of `key`) and whatever the log holds after it, page by
+/// page, waiting for room in the connection's queue rather than overflowing it. Returns
+/// the last position sent. If a later page comes back incomplete (the log was trimmed
+/// under a very slow replay), the connection is closed so that the client resumes again
+/// and is told about the gap.
+pub(crate) async fn replay(
     client: &Client,
     key: &ChannelKey,
-    recovery: &Recovery,
+    first: &Recovery,
 ) -> Option<StreamPosition> {
+    let patience = client.node.config.write_timeout;
     let mut last = None;
-    for p in &recovery.publications {
-        client.out.push(frame::encode(&message_push(key, p)));
-        last = Some(p.position);
+    let mut page = first.publications.clone();
+    loop {
+        for p in &page {
+            if !client
+                .out
+                .push_wait(frame::encode(&message_push(key, p)), patience)
+                .await
+            {
+                return last;
+            }
+            last = Some(p.position);
+        }
+        if page.len() < RECOVERY_PAGE {
+            return last;
+        }
+        let from = last?;
+        match client.node.broker.recover(key, from, RECOVERY_PAGE).await {
+            Ok(r) if r.complete => page = r.publications,
+            _ => {
+                client.out.close(
+                    DisconnectCode::SlowConsumer,
+                    "the replay fell behind the recovery log",
+                );
+                return last;
+            }
+        }
     }
-    last
 }
 
 impl Client {
@@ -175,7 +202,7 @@ impl Client {
             Some(since) => self
                 .node
                 .broker
-                .recover(&user_key, since, RECOVERY_LIMIT)
+                .recover(&user_key, since, RECOVERY_PAGE)
                 .await
                 .ok(),
             None => None,
@@ -210,7 +237,10 @@ impl Client {
             }),
         );
         if user_since.is_some() {
-            let last = recovery.as_ref().and_then(|r| replay(self, &user_key, r));
+            let last = match &recovery {
+                Some(r) => replay(self, &user_key, r).await,
+                None => None,
+            };
             let upto = recovery.as_ref().map_or(user_position, |r| r.position);
             session.outlet.release(&user_key, last.or(Some(upto)));
         }
@@ -272,7 +302,7 @@ impl Client {
                 Some(from) => self
                     .node
                     .broker
-                    .recover(&key, *from, RECOVERY_LIMIT)
+                    .recover(&key, *from, RECOVERY_PAGE)
                     .await
                     .ok(),
                 None => None,
@@ -305,7 +335,10 @@ impl Client {
             }),
         );
         for (key, recovery) in recovered {
-            let last = recovery.as_ref().and_then(|r| replay(self, &key, r));
+            let last = match &recovery {
+                Some(r) => replay(self, &key, r).await,
+                None => None,
+            };
             // Held live pushes newer than the replay follow; then the channel is live.
             let last = last.or_else(|| recovery.as_ref().map(|r| r.position));
             session.outlet.release(&key, last);

@@ -4,7 +4,7 @@
 
 use crate::client::{Client, Failure};
 use crate::hub::Subscriber;
-use crate::login::{RECOVERY_LIMIT, replay, wire_position};
+use crate::login::{RECOVERY_PAGE, replay, wire_position};
 use crate::session::SubOptions;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -67,7 +67,7 @@ impl Client {
         // Options are replaced on a repeated subscribe (R81).
         session.lock().subscriptions.insert(name, opts);
         let (position, gap, recovery) = match since {
-            Some(since) => match node.broker.recover(&key, since, RECOVERY_LIMIT).await {
+            Some(since) => match node.broker.recover(&key, since, RECOVERY_PAGE).await {
                 Ok(r) => (r.position, !r.complete, Some(r)),
                 Err(_) => (since, true, None),
             },
@@ -87,7 +87,10 @@ impl Client {
             }),
         );
         if since.is_some() {
-            let last = recovery.as_ref().and_then(|r| replay(self, &key, r));
+            let last = match &recovery {
+                Some(r) => replay(self, &key, r).await,
+                None => None,
+            };
             session.outlet.release(&key, last.or(Some(position)));
         }
         Ok(())

@@ -31,6 +31,8 @@ pub(crate) struct Outbound {
     queued_bytes: AtomicUsize,
     max_bytes: usize,
     close: watch::Sender<Option<Close>>,
+    /// Signalled by the writer each time it takes chunks off the queue.
+    drained: tokio::sync::Notify,
 }
 
 /// The receiving half, owned by the writer task.
@@ -49,6 +51,7 @@ impl Outbound {
             queued_bytes: AtomicUsize::new(0),
             max_bytes,
             close,
+            drained: tokio::sync::Notify::new(),
         });
         (
             out,
@@ -79,6 +82,30 @@ impl Outbound {
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
                 false
+            }
+        }
+    }
+
+    /// Queues one chunk, waiting (up to `patience`) for room instead of overflowing:
+    /// for bulk sends the session controls, such as a replay. Returns false if the
+    /// connection closed or stayed full for `patience` (then it is closed as slow).
+    pub async fn push_wait(&self, chunk: Bytes, patience: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            // Register for the writer's signal before looking, so none is missed.
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if self.close.borrow().is_some() {
+                return false;
+            }
+            let fits = self.queued_bytes.load(Ordering::Relaxed) + chunk.len() <= self.max_bytes;
+            if fits && self.tx.capacity() > 0 {
+                return self.push(chunk);
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                self.overflow();
+                return false;
             }
         }
     }
@@ -168,6 +195,7 @@ pub(crate) async fn run_writer<S>(
                     first
                 };
                 out.queued_bytes.fetch_sub(taken, Ordering::Relaxed);
+                out.drained.notify_waiters();
                 match tokio::time::timeout(write_timeout, sink.send(Message::Binary(payload))).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => {

@@ -76,7 +76,7 @@ impl Session {
             app,
             user,
             presence_timeout,
-            outlet: Arc::new(Outlet::new(node.config.outbound_queue_bytes)),
+            outlet: Arc::new(Outlet::new(node.config.recovery_hold_bytes)),
             state: Mutex::new(SessionState {
                 subscriptions: HashMap::new(),
                 token_expires_at,
