@@ -53,6 +53,21 @@ pub struct ServeArgs {
     /// Recovery log age, seconds (default 300).
     #[arg(long, env = "SWITCHBOARD_RECOVERY_MAX_AGE_SECS")]
     recovery_max_age_secs: Option<u64>,
+    /// Allowed heartbeat interval range, seconds, as MIN-MAX (default 5-1800).
+    #[arg(long, env = "SWITCHBOARD_HEARTBEAT_INTERVAL_RANGE", value_parser = parse_range)]
+    heartbeat_interval_range: Option<(u32, u32)>,
+    /// Allowed presence timeout range, seconds, as MIN-MAX (default 5-300).
+    #[arg(long, env = "SWITCHBOARD_PRESENCE_TIMEOUT_RANGE", value_parser = parse_range)]
+    presence_timeout_range: Option<(u32, u32)>,
+    /// Will-expire notice lead before a token's expiry, seconds (default 30).
+    #[arg(long, env = "SWITCHBOARD_TOKEN_WILL_EXPIRE_LEAD_SECS")]
+    token_will_expire_lead_secs: Option<u64>,
+    /// Graceful shutdown wait, ms (default 5000).
+    #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE_MS")]
+    shutdown_grace_ms: Option<u64>,
+    /// Live messages held back per session during a replay, bytes (default 16777216).
+    #[arg(long, env = "SWITCHBOARD_RECOVERY_HOLD_BYTES")]
+    recovery_hold_bytes: Option<usize>,
     /// History kept per channel, messages (default 10000).
     #[arg(long, env = "SWITCHBOARD_HISTORY_MAX_PER_CHANNEL")]
     history_max_per_channel: Option<usize>,
@@ -80,6 +95,11 @@ struct FileConfig {
     recovery_max_age_secs: Option<u64>,
     history_max_per_channel: Option<usize>,
     history_max_age_secs: Option<u64>,
+    heartbeat_interval_range: Option<(u32, u32)>,
+    presence_timeout_range: Option<(u32, u32)>,
+    token_will_expire_lead_secs: Option<u64>,
+    shutdown_grace_ms: Option<u64>,
+    recovery_hold_bytes: Option<usize>,
 }
 
 /// The app created on first start, kept in `DATA_DIR/app.toml`.
@@ -103,6 +123,19 @@ fn parse_app(spec: &str) -> anyhow::Result<AppConfig> {
         }
     }
     Ok(AppConfig::new(id, cert))
+}
+
+/// Parses `MIN-MAX` (seconds).
+fn parse_range(s: &str) -> Result<(u32, u32), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("expected MIN-MAX, got {s:?}"))?;
+    let a: u32 = a.trim().parse().map_err(|e| format!("{a:?}: {e}"))?;
+    let b: u32 = b.trim().parse().map_err(|e| format!("{b:?}: {e}"))?;
+    if a == 0 || a > b {
+        return Err(format!("need 0 < MIN <= MAX, got {a}-{b}"));
+    }
+    Ok((a, b))
 }
 
 fn random_hex32() -> String {
@@ -200,6 +233,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .write_timeout_ms
             .or(file.write_timeout_ms)
             .map_or(defaults.write_timeout, ms),
+        heartbeat_interval_range: args
+            .heartbeat_interval_range
+            .or(file.heartbeat_interval_range)
+            .unwrap_or(defaults.heartbeat_interval_range),
+        presence_timeout_range: args
+            .presence_timeout_range
+            .or(file.presence_timeout_range)
+            .unwrap_or(defaults.presence_timeout_range),
+        token_will_expire_lead: args
+            .token_will_expire_lead_secs
+            .or(file.token_will_expire_lead_secs)
+            .map_or(defaults.token_will_expire_lead, Duration::from_secs),
+        shutdown_grace: args
+            .shutdown_grace_ms
+            .or(file.shutdown_grace_ms)
+            .map_or(defaults.shutdown_grace, ms),
+        recovery_hold_bytes: args
+            .recovery_hold_bytes
+            .or(file.recovery_hold_bytes)
+            .unwrap_or(defaults.recovery_hold_bytes),
         ..defaults
     };
     let mut memory = MemoryConfig::default();

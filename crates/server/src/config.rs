@@ -93,6 +93,10 @@ pub struct AppLimits {
     pub max_name_bytes: usize,
     /// Also allow `` ` `` in names (Agora's EXTEND_CHANNEL_NAME; default false).
     pub extended_names: bool,
+    /// Allowed heartbeat interval range for this app, seconds; `None` = the node's.
+    pub heartbeat_interval_range: Option<(u32, u32)>,
+    /// Allowed presence timeout range for this app, seconds; `None` = the node's.
+    pub presence_timeout_range: Option<(u32, u32)>,
 }
 
 impl Default for AppLimits {
@@ -104,6 +108,8 @@ impl Default for AppLimits {
             max_subscriptions: 100,
             max_name_bytes: switchboard_protocol::names::DEFAULT_MAX_NAME_BYTES,
             extended_names: false,
+            heartbeat_interval_range: None,
+            presence_timeout_range: None,
         }
     }
 }

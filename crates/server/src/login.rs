@@ -125,8 +125,16 @@ impl Client {
         names::validate_user_id(&req.user_id, app.limits.name_rules())?;
         let token_expires_at = verify_login_token(&app, &req.user_id, &req.token)?;
         let cfg = &self.node.config;
-        let hb = clamp(req.heartbeat_interval, 5, cfg.heartbeat_interval_range);
-        let presence = clamp(req.presence_timeout, 300, cfg.presence_timeout_range);
+        let hb_range = app
+            .limits
+            .heartbeat_interval_range
+            .unwrap_or(cfg.heartbeat_interval_range);
+        let presence_range = app
+            .limits
+            .presence_timeout_range
+            .unwrap_or(cfg.presence_timeout_range);
+        let hb = clamp(req.heartbeat_interval, 5, hb_range);
+        let presence = clamp(req.presence_timeout, 300, presence_range);
         if !req.session_id.is_empty() {
             if let Some(session) = self.node.registry.get(&req.app_id, &req.user_id) {
                 if session.public_id == req.session_id && !session.ended() {

@@ -213,6 +213,36 @@ async fn r16_r17_login_clamps_heartbeat_and_presence_timeout() {
 }
 
 #[tokio::test]
+async fn per_app_duration_ranges_override_the_node() {
+    // One app narrows both ranges; the others keep the node's.
+    let server = TestServer::with(|c| {
+        for app in &mut c.apps {
+            if app.id == APP_ID {
+                app.limits.heartbeat_interval_range = Some((10, 20));
+                app.limits.presence_timeout_range = Some((30, 40));
+            }
+        }
+    })
+    .await;
+    let mut raw = server.raw().await;
+    let reply = raw
+        .request(client_message::Body::Login(pb::LoginRequest {
+            app_id: APP_ID.into(),
+            user_id: "ranged".into(),
+            token: token("ranged"),
+            heartbeat_interval: 5,
+            presence_timeout: 300,
+            ..Default::default()
+        }))
+        .await;
+    let server_message::Body::Login(l) = reply else {
+        panic!("login failed: {reply:?}");
+    };
+    assert_eq!(l.heartbeat_interval, 10, "clamped into the app's range");
+    assert_eq!(l.presence_timeout, 40, "clamped into the app's range");
+}
+
+#[tokio::test]
 async fn login_timeout_closes_a_client_that_never_logs_in_with_4009() {
     let server = TestServer::with(|c| c.login_timeout = Duration::from_millis(500)).await;
     let mut witness = Witness::new(&server).await;
