@@ -570,21 +570,8 @@ impl TestServer {
     ) -> TestServer {
         let mut config = base_config();
         f(&mut config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
         let broker = Arc::new(MemoryBroker::new(memory));
-        let server = Server::new(config, broker);
-        let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(server.run(listener, async {
-            let _ = rx.await;
-        }));
-        TestServer {
-            addr,
-            shutdown: Some(tx),
-            handle: Some(handle),
-        }
+        TestServer::with_parts(Server::new(config, broker)).await
     }
 }
 
