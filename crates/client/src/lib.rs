@@ -179,7 +179,13 @@ impl Client {
                     ));
                 }
                 LinkState::Idle | LinkState::Failed => LinkReason::Login,
-                LinkState::Disconnected | LinkState::Suspended => LinkReason::Relogin,
+                LinkState::Disconnected | LinkState::Suspended => {
+                    // The app chose a fresh login over the SDK's own reconnect: the old
+                    // session's streams end visibly (the app re-subscribes, as after
+                    // `isResumed: false`), nothing is silently dropped.
+                    inner.end_session(&mut st);
+                    LinkReason::Relogin
+                }
             };
             // A login cancels a reconnect in progress and starts a new session.
             st.generation += 1;

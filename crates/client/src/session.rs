@@ -328,6 +328,27 @@ impl Inner {
         tokio::spawn(reconnect(Arc::downgrade(self), generation));
     }
 
+    /// A reconnect attempt failed: DISCONNECTED, or SUSPENDED once reconnecting has
+    /// lasted `suspend_after` (R49, R50).
+    fn retry_transition(&self, generation: u64, started: tokio::time::Instant) {
+        let mut st = self.lock();
+        if st.generation != generation {
+            return;
+        }
+        let (to, op) = if started.elapsed() >= self.config.suspend_after {
+            (LinkState::Suspended, LinkOperation::AutoReconnect)
+        } else {
+            (LinkState::Disconnected, LinkOperation::ServerTimeout)
+        };
+        self.transition(
+            &mut st,
+            to,
+            op,
+            LinkReason::ReconnectTimeout,
+            Detail::default(),
+        );
+    }
+
     /// Full-jitter backoff for attempt `n` (0-based).
     fn backoff(&self, attempt: u32) -> Duration {
         let base = self.config.reconnect_base_delay.as_millis() as u64;
@@ -442,15 +463,9 @@ async fn reconnect(weak: Weak<Inner>, generation: u64) {
                 let (unrestored, gaps) = if resumed {
                     (Vec::new(), est.reply.gap_channels.clone())
                 } else {
-                    // A new session: the user channel starts from here; every message
-                    // channel is re-subscribed from its last position.
-                    {
-                        let mut st = inner.lock();
-                        if st.generation != generation {
-                            return;
-                        }
-                        inner.adopt(&mut st, &est);
-                    }
+                    // A new session: every message channel is re-subscribed from its
+                    // last position, on this connection, before it becomes the live one
+                    // (so that its loss meanwhile is just a failed attempt).
                     let (unrestored, mut gaps) = inner.resubscribe(&est.conn).await;
                     gaps.extend(est.reply.gap_channels.iter().cloned());
                     (unrestored, gaps)
@@ -458,6 +473,13 @@ async fn reconnect(weak: Weak<Inner>, generation: u64) {
                 let mut st = inner.lock();
                 if st.generation != generation {
                     return;
+                }
+                if est.conn.is_closed() {
+                    // Lost before it became the live connection: try again.
+                    drop(st);
+                    inner.retry_transition(generation, started);
+                    attempt = attempt.saturating_add(1);
+                    continue;
                 }
                 inner.adopt(&mut st, &est);
                 let detail = Detail {
@@ -504,27 +526,7 @@ async fn reconnect(weak: Weak<Inner>, generation: u64) {
             }
             Err(_) => {}
         }
-        let mut st = inner.lock();
-        if st.generation != generation {
-            return;
-        }
-        let to = if started.elapsed() >= inner.config.suspend_after {
-            LinkState::Suspended
-        } else {
-            LinkState::Disconnected
-        };
-        let op = if to == LinkState::Suspended {
-            LinkOperation::AutoReconnect
-        } else {
-            LinkOperation::ServerTimeout
-        };
-        inner.transition(
-            &mut st,
-            to,
-            op,
-            LinkReason::ReconnectTimeout,
-            Detail::default(),
-        );
+        inner.retry_transition(generation, started);
         attempt = attempt.saturating_add(1);
     }
 }

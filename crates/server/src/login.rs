@@ -206,6 +206,17 @@ impl Client {
             session::end(&self.node, &session, None).await;
             return Err(Failure::new(ErrorCode::EngineUnavailable, e.to_string()));
         }
+        if session.ended() {
+            // Kicked while logging in: leave nothing subscribed behind.
+            self.node
+                .hub
+                .unsubscribe(&*self.node.broker, &user_key, session.id)
+                .await;
+            return Err(Failure::new(
+                ErrorCode::SessionReplaced,
+                "replaced by a newer login during this one",
+            ));
+        }
         let recovery = match user_since {
             Some(since) => self
                 .node
@@ -250,7 +261,9 @@ impl Client {
                 None => None,
             };
             let upto = recovery.as_ref().map_or(user_position, |r| r.position);
-            session.outlet.release(&user_key, last.or(Some(upto)));
+            session
+                .outlet
+                .release(&self.out, &user_key, last.or(Some(upto)));
         }
         tracing::debug!(app = %session.app_id, user = %session.user, "login");
         Ok(())
@@ -349,7 +362,7 @@ impl Client {
             };
             // Held live pushes newer than the replay follow; then the channel is live.
             let last = last.or_else(|| recovery.as_ref().map(|r| r.position));
-            session.outlet.release(&key, last);
+            session.outlet.release(&self.out, &key, last);
         }
         tracing::debug!(app = %session.app_id, user = %session.user, "resumed");
         Ok(())

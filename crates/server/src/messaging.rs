@@ -52,7 +52,7 @@ impl Client {
             offset: p.offset,
         });
         if since.is_some() {
-            session.outlet.hold(key.clone());
+            session.outlet.hold(&self.out, key.clone());
         }
         let sub = Subscriber {
             session: session.id,
@@ -61,11 +61,22 @@ impl Client {
         };
         let node = self.node.clone();
         if let Err(e) = node.hub.subscribe(&*node.broker, &key, sub).await {
-            session.outlet.release(&key, None);
+            session.outlet.release(&self.out, &key, None);
             return Err(engine_failure(&e));
         }
-        // Options are replaced on a repeated subscribe (R81).
-        session.lock().subscriptions.insert(name, opts);
+        // Options are replaced on a repeated subscribe (R81). A session that ended
+        // meanwhile (kicked) must not keep a subscriber nobody would remove.
+        let ended = {
+            let mut st = session.lock();
+            if !st.ended {
+                st.subscriptions.insert(name, opts);
+            }
+            st.ended
+        };
+        if ended {
+            node.hub.unsubscribe(&*node.broker, &key, session.id).await;
+            return Err(Failure::new(ErrorCode::NotLogin, "the session ended"));
+        }
         let (position, gap, recovery) = match since {
             Some(since) => match node.broker.recover(&key, since, RECOVERY_PAGE).await {
                 Ok(r) => (r.position, !r.complete, Some(r)),
@@ -91,7 +102,9 @@ impl Client {
                 Some(r) => replay(self, &key, r).await,
                 None => None,
             };
-            session.outlet.release(&key, last.or(Some(position)));
+            session
+                .outlet
+                .release(&self.out, &key, last.or(Some(position)));
         }
         Ok(())
     }

@@ -31,8 +31,11 @@ pub(crate) struct Outbound {
     queued_bytes: AtomicUsize,
     max_bytes: usize,
     close: watch::Sender<Option<Close>>,
-    /// Signalled by the writer each time it takes chunks off the queue.
+    /// Signalled by the writer each time it takes chunks off the queue, and on close.
     drained: tokio::sync::Notify,
+    /// Set by the first close: nothing more is queued after it, so a message that
+    /// overflowed can never be overtaken by a later one that still fitted.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// The receiving half, owned by the writer task.
@@ -52,6 +55,7 @@ impl Outbound {
             max_bytes,
             close,
             drained: tokio::sync::Notify::new(),
+            closed: std::sync::atomic::AtomicBool::new(false),
         });
         (
             out,
@@ -65,6 +69,9 @@ impl Outbound {
     /// Queues one encoded chunk. Returns false (and closes the connection as a slow
     /// consumer) when the queue is full; false also once the connection is closing.
     pub fn push(&self, chunk: Bytes) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
         let len = chunk.len();
         let before = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
         if before + len > self.max_bytes {
@@ -122,6 +129,8 @@ impl Outbound {
 
     /// Asks the writer to send a `Closing` push and close. The first close wins.
     pub fn close(&self, code: DisconnectCode, reason: impl Into<String>) {
+        self.closed.store(true, Ordering::Release);
+        self.drained.notify_waiters();
         let close = Close {
             code: Some(code),
             reason: reason.into(),
@@ -138,6 +147,8 @@ impl Outbound {
 
     /// Ends the connection without telling the peer (it is already gone).
     pub fn close_quietly(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.drained.notify_waiters();
         self.close.send_if_modified(|c| {
             if c.is_none() {
                 *c = Some(Close {

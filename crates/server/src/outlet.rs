@@ -76,21 +76,42 @@ impl Outlet {
         recovering: impl IntoIterator<Item = ChannelKey>,
     ) -> Option<Arc<Outbound>> {
         let mut st = self.lock();
+        // Whatever an older connection was recovering is its own business: it ends.
+        st.held.clear();
+        st.held_bytes = 0;
         for key in recovering {
             st.held.entry(key).or_default();
         }
         st.queue.replace(queue)
     }
 
-    /// Starts holding back one channel (a subscribe with recovery).
-    pub fn hold(&self, channel: ChannelKey) {
-        self.lock().held.entry(channel).or_default();
+    fn is_current(st: &State, queue: &Arc<Outbound>) -> bool {
+        st.queue.as_ref().is_some_and(|q| Arc::ptr_eq(q, queue))
+    }
+
+    /// Starts holding back one channel (a subscribe with recovery) for `queue`'s
+    /// connection, if it is still the current one.
+    pub fn hold(&self, queue: &Arc<Outbound>, channel: ChannelKey) {
+        let mut st = self.lock();
+        if Self::is_current(&st, queue) {
+            st.held.entry(channel).or_default();
+        }
     }
 
     /// Ends recovery of `channel`: releases the held pushes that come after `sent` (the
     /// last position replayed; `None` when nothing was) and goes live.
-    pub fn release(&self, channel: &ChannelKey, sent: Option<StreamPosition>) {
+    /// Does nothing unless `queue` is still the current connection: a replay of a
+    /// connection that was replaced meanwhile must not touch the newer one.
+    pub fn release(
+        &self,
+        queue: &Arc<Outbound>,
+        channel: &ChannelKey,
+        sent: Option<StreamPosition>,
+    ) {
         let mut st = self.lock();
+        if !Self::is_current(&st, queue) {
+            return;
+        }
         let Some(held) = st.held.remove(channel) else {
             return;
         };
@@ -116,6 +137,14 @@ impl Outlet {
             st.queue = None;
             st.held.clear();
             st.held_bytes = 0;
+        }
+    }
+
+    /// Ends the current connection without a word (the session is gone; the client
+    /// resumes into a new one).
+    pub fn close_quietly(&self) {
+        if let Some(q) = &self.lock().queue {
+            q.close_quietly();
         }
     }
 

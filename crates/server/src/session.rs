@@ -137,13 +137,11 @@ impl Session {
         let (session, node) = (self.clone(), node.clone());
         tokio::spawn(async move {
             tokio::time::sleep(session.presence_timeout).await;
-            let expired = {
-                let st = session.lock();
-                !st.ended && !st.attached && st.attachment == attachment
-            };
-            if expired {
+            // Checked and decided under one lock, so a resume at the boundary either
+            // wins (and the session lives) or comes after the end (and starts anew).
+            let expired = |st: &SessionState| !st.attached && st.attachment == attachment;
+            if end_if(&node, &session, None, expired).await {
                 tracing::debug!(user = %session.user, "session timed out");
-                end(&node, &session, None).await;
             }
         });
     }
@@ -161,17 +159,30 @@ pub(crate) async fn end(
     session: &Arc<Session>,
     code: Option<(DisconnectCode, String)>,
 ) {
+    end_if(node, session, code, |_| true).await;
+}
+
+/// [`end`], but only if `still` holds of the session's state at the moment it ends (one
+/// critical section). Returns whether it ended the session.
+pub(crate) async fn end_if(
+    node: &Node,
+    session: &Arc<Session>,
+    code: Option<(DisconnectCode, String)>,
+    still: impl FnOnce(&SessionState) -> bool,
+) -> bool {
     let subscriptions = {
         let mut st = session.lock();
-        if st.ended {
-            return;
+        if st.ended || !still(&st) {
+            return false;
         }
         st.ended = true;
         st.attached = false;
         std::mem::take(&mut st.subscriptions)
     };
-    if let Some((code, reason)) = code {
-        session.outlet.close(code, reason);
+    match code {
+        Some((code, reason)) => session.outlet.close(code, reason),
+        // Any connection still attached resumes into a new session.
+        None => session.outlet.close_quietly(),
     }
     let broker = &*node.broker;
     for name in subscriptions.keys() {
@@ -184,4 +195,5 @@ pub(crate) async fn end(
         .await;
     node.registry
         .unregister(&session.app_id, &session.user, session.id);
+    true
 }

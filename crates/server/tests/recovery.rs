@@ -6,6 +6,9 @@
 
 mod common;
 
+use bytes::Bytes;
+use switchboard_protocol::pb::{self, client_message, server_message};
+
 use common::proxy::FaultProxy;
 use common::*;
 use futures_util::StreamExt;
@@ -536,4 +539,141 @@ async fn r58_quiet_channel_is_not_a_gap_after_session_expiry() {
         text(&next_message(&mut msgs, "first").await.message),
         "first"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r58_a_replaced_resume_never_releases_into_the_newer_connection() {
+    // Found in review: resume B's replay is stuck on a half-open link when resume C
+    // attaches; B's held-back live messages must not land in C's stream.
+    let server = TestServer::with(|c| {
+        c.write_timeout = Duration::from_secs(3);
+        c.presence_timeout_range = (5, 300);
+        for app in &mut c.apps {
+            app.limits.publish_rate_per_channel = 0;
+        }
+    })
+    .await;
+
+    // A: logs in, subscribes, then vanishes (session detached, kept).
+    let mut a = server.raw().await;
+    let reply = a
+        .request(client_message::Body::Login(pb::LoginRequest {
+            app_id: APP_ID.into(),
+            user_id: "sub".into(),
+            token: token("sub"),
+            heartbeat_interval: 60,
+            presence_timeout: 120,
+            ..Default::default()
+        }))
+        .await;
+    let server_message::Body::Login(login) = reply else {
+        panic!("{reply:?}")
+    };
+    let session_id = login.session_id.clone();
+    let user_pos = login.user_position.expect("user position");
+    let sub = a.subscribe("big").await;
+    let big_pos = sub.position.expect("channel position");
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Backlog: 990 x 30 KB on "big", 10 USER messages.
+    let mut p = server.raw_login("pub").await;
+    let payload = Bytes::from(vec![b'x'; 30 * 1024]);
+    for _ in 0..990 {
+        let r = p
+            .request(publish_body(
+                pb::ChannelType::Message,
+                "big",
+                pb::MessageType::Binary,
+                payload.clone(),
+            ))
+            .await;
+        assert!(matches!(r, server_message::Body::Publish(_)), "{r:?}");
+    }
+    let user_pub = |i: u32| {
+        publish_body(
+            pb::ChannelType::User,
+            "sub",
+            pb::MessageType::String,
+            Bytes::from(format!("u:{i}")),
+        )
+    };
+    for i in 0..10 {
+        let r = p.request(user_pub(i)).await;
+        assert!(matches!(r, server_message::Body::Publish(_)), "{r:?}");
+    }
+
+    let positions = vec![
+        pb::ChannelPosition {
+            channel_type: pb::ChannelType::Message as i32,
+            channel_name: "big".into(),
+            topic_name: String::new(),
+            position: Some(big_pos),
+        },
+        pb::ChannelPosition {
+            channel_type: pb::ChannelType::User as i32,
+            channel_name: "sub".into(),
+            topic_name: String::new(),
+            position: Some(user_pos),
+        },
+    ];
+    let resume = || {
+        client_message::Body::Login(pb::LoginRequest {
+            app_id: APP_ID.into(),
+            user_id: "sub".into(),
+            token: token("sub"),
+            heartbeat_interval: 60,
+            session_id: session_id.clone(),
+            positions: positions.clone(),
+            ..Default::default()
+        })
+    };
+
+    // B: resumes, reads its reply, then reads nothing (half-open link).
+    let mut b = server.raw().await;
+    let r = b.request(resume()).await;
+    let server_message::Body::Login(rb) = r else {
+        panic!("{r:?}")
+    };
+    assert!(rb.resumed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Live USER messages while B's replay is stuck: held for B.
+    for i in 10..15 {
+        let r = p.request(user_pub(i)).await;
+        assert!(matches!(r, server_message::Body::Publish(_)), "{r:?}");
+    }
+
+    // C: resumes from the same positions (the client got nothing on B), reads slowly.
+    let mut c = server.raw().await;
+    let r = c.request(resume()).await;
+    let server_message::Body::Login(rc) = r else {
+        panic!("{r:?}")
+    };
+    assert!(rc.resumed, "C resumes the same session");
+    // C must see each channel in offset order, +1 each, and every USER message once.
+    let mut last_big = big_pos.offset;
+    let mut users = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while (last_big < big_pos.offset + 990 || users.len() < 15)
+        && tokio::time::Instant::now() < deadline
+    {
+        let Some(m) = c.next_push(Duration::from_secs(10)).await else {
+            panic!("C closed after big@{last_big} and {users:?}");
+        };
+        if let Some(server_message::Body::Message(m)) = m.body {
+            let off = m.position.expect("position").offset;
+            if m.channel_type == pb::ChannelType::User as i32 {
+                users.push(String::from_utf8_lossy(&m.payload).to_string());
+            } else {
+                assert_eq!(off, last_big + 1, "channel offsets in order, +1 each");
+                last_big = off;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let want: Vec<String> = (0..15).map(|i| format!("u:{i}")).collect();
+    assert_eq!(users, want, "every USER message once, in order");
+    assert_eq!(last_big, big_pos.offset + 990, "the whole channel backlog");
+    drop(b);
 }
