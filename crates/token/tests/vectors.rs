@@ -551,3 +551,18 @@ fn t36_t40_invalid_vectors_agree_with_package_results() {
     }
     report("package results", &failures);
 }
+
+/// The vendored copy must be the reference file byte for byte wherever the reference
+/// is present (it is next to the repository in the project's workspace).
+#[test]
+fn vendored_vectors_match_the_reference_when_present() {
+    let ours = std::fs::read(common::VECTORS_PATH).expect("vendored vectors");
+    if let Ok(reference) = std::fs::read(common::REFERENCE_PATH) {
+        assert!(
+            ours == reference,
+            "tests/vectors/tokens.json differs from {}",
+            common::REFERENCE_PATH
+        );
+    }
+    assert!(ours.len() > 50_000, "the vendored vector file is complete");
+}

@@ -1,4 +1,5 @@
-//! Shared helpers for the integration tests: loading `shared/vectors/tokens.json` and
+//! Shared helpers for the integration tests: loading the token vectors (a copy of the
+//! reference `shared/vectors/tokens.json`, kept in this crate so a clone is complete) and
 //! running one verification context of the vectors' `checks[]` shape.
 
 // Each test binary that includes this module uses a different subset of it.
@@ -7,8 +8,11 @@
 use serde_json::Value;
 use switchboard_token::{VerifyOptions, verify_login, verify_stream_join};
 
-/// The vector file, relative to this crate: `<repo>/crates/token` → `<repo>/../shared`.
-pub const VECTORS_PATH: &str = concat!(
+/// The vector file, a verbatim copy of the reference vectors.
+pub const VECTORS_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/tokens.json");
+
+/// Where the reference copy lives when the repository sits next to `shared/`.
+pub const REFERENCE_PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../../shared/vectors/tokens.json"
 );
