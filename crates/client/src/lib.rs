@@ -266,6 +266,9 @@ impl Client {
             // From here the connection's end is logout's to report (R32), and any
             // reconnect in progress stops.
             st.generation += 1;
+            // The session's streams end first, so a delivery waiting on one that is
+            // not read cannot keep the Logout request from going out.
+            self.inner.router.end_session();
             st.conn.take()
         };
         if let Some((_, conn)) = conn {

@@ -52,6 +52,7 @@ impl Route {
 }
 
 struct Sink {
+    id: u64,
     route: Route,
     tx: mpsc::Sender<Item>,
     /// Notices dropped since the last one that fit.
@@ -62,6 +63,9 @@ struct Sink {
 pub(crate) struct Router {
     sinks: Mutex<Vec<Sink>>,
     capacity: usize,
+    next_id: std::sync::atomic::AtomicU64,
+    /// Bumped whenever streams are ended, so a delivery waiting on one of them stops.
+    ended: tokio::sync::watch::Sender<u64>,
 }
 
 impl Router {
@@ -70,6 +74,8 @@ impl Router {
         Router {
             sinks: Mutex::new(Vec::new()),
             capacity: capacity.max(1),
+            next_id: std::sync::atomic::AtomicU64::new(1),
+            ended: tokio::sync::watch::channel(0).0,
         }
     }
 
@@ -80,9 +86,13 @@ impl Router {
     /// A new stream's queue for `route`, receiving from now on.
     pub fn register(&self, route: Route) -> mpsc::Receiver<Item> {
         let (tx, rx) = mpsc::channel(self.capacity);
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut sinks = self.lock();
         sinks.retain(|s| !s.tx.is_closed());
         sinks.push(Sink {
+            id,
             route,
             tx,
             lagged: 0,
@@ -93,18 +103,30 @@ impl Router {
     /// Hands a message to every stream that takes it, waiting for room (lossless).
     pub async fn deliver(&self, m: MessageEvent) {
         let event = Event::Message(m);
-        let targets: Vec<mpsc::Sender<Item>> = {
+        let targets: Vec<(u64, mpsc::Sender<Item>)> = {
             let mut sinks = self.lock();
             sinks.retain(|s| !s.tx.is_closed());
             sinks
                 .iter()
                 .filter(|s| s.route.takes(&event))
-                .map(|s| s.tx.clone())
+                .map(|s| (s.id, s.tx.clone()))
                 .collect()
         };
-        for tx in targets {
-            // A stream dropped meanwhile simply misses it; the others wait for room.
-            let _ = tx.send(Item::Event(event.clone())).await;
+        for (id, tx) in targets {
+            // Wait for room; give up on a stream that is dropped or ended meanwhile
+            // (unsubscribe, logout), so a full stream nobody reads any more cannot hold
+            // the connection up.
+            let mut ended = self.ended.subscribe();
+            loop {
+                tokio::select! {
+                    _ = tx.send(Item::Event(event.clone())) => break,
+                    changed = ended.changed() => {
+                        if changed.is_err() || !self.lock().iter().any(|s| s.id == id) {
+                            break;
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -126,11 +148,13 @@ impl Router {
     pub fn end_channel(&self, name: &str) {
         self.lock()
             .retain(|s| s.route != Route::Channel(name.to_string()));
+        self.ended.send_modify(|n| *n += 1);
     }
 
     /// Ends every per-session stream (logout, FAILED): channels and USER messages.
     pub fn end_session(&self) {
         self.lock()
             .retain(|s| !matches!(s.route, Route::Channel(_) | Route::UserMessages));
+        self.ended.send_modify(|n| *n += 1);
     }
 }

@@ -93,3 +93,50 @@ async fn r58_slow_app_reader_loses_nothing_and_the_sdk_recovers_by_itself() {
     assert!(resumed, "the SDK resumed by itself");
     assert_eq!(slow.link_state(), LinkState::Connected);
 }
+
+/// R32/R33: a logout goes through even while a stream the app holds but does not read
+/// is full (delivery waits on it): the session's streams end first, the Logout reaches
+/// the server, and the user is offline at once, not after presenceTimeout.
+#[tokio::test]
+async fn r32_logout_is_not_held_up_by_a_full_unread_stream() {
+    let server = TestServer::with(|c| {
+        for app in &mut c.apps {
+            app.limits.publish_rate_per_channel = 0;
+        }
+    })
+    .await;
+    let mut config = server.client_config();
+    config.event_capacity = 4;
+    let idle = Client::new(APP_ID, "idle", config).expect("client");
+    idle.login(&token("idle")).await.expect("login");
+    // Held, never read: its queue fills after 4 messages and delivery waits on it.
+    let _held = idle
+        .subscribe("busy", SubscribeOptions::default())
+        .await
+        .expect("subscribe");
+    let publisher = server.login("publisher").await;
+    for i in 0..20 {
+        publisher
+            .publish("busy", format!("m{i}"), PublishOptions::default())
+            .await
+            .expect("publish");
+    }
+    // Well under the 5 s request timeout: the Logout is not stuck behind the stream.
+    tokio::time::timeout(Duration::from_secs(2), idle.logout())
+        .await
+        .expect("logout completes while a stream is full")
+        .expect("logout");
+    assert_eq!(idle.link_state(), LinkState::Idle);
+    let to_user = PublishOptions {
+        channel_type: switchboard_client::ChannelType::User,
+        ..Default::default()
+    };
+    let e = publisher
+        .publish("idle", "anyone there?", to_user)
+        .await
+        .expect_err("the logout reached the server: the user is offline (R33)");
+    assert_eq!(
+        e.error_code(),
+        Some(switchboard_client::ErrorCode::ChannelReceiverOffline)
+    );
+}
