@@ -359,11 +359,16 @@ impl Inner {
 
     /// Restores the subscriptions of a session that could not be resumed, each from its
     /// last position: returns (unrestored, gaps).
-    async fn resubscribe(&self, conn: &mpsc::Sender<Request>) -> (Vec<String>, Vec<String>) {
+    async fn resubscribe(
+        &self,
+        conn: &mpsc::Sender<Request>,
+        only: Option<&[String]>,
+    ) -> (Vec<String>, Vec<String>) {
         let subs: Vec<(String, SubscribeOptions)> = self
             .lock()
             .subscriptions
             .iter()
+            .filter(|(k, _)| only.is_none_or(|names| names.contains(k)))
             .map(|(k, v)| (k.clone(), *v))
             .collect();
         let (mut unrestored, mut gaps) = (Vec::new(), Vec::new());
@@ -461,12 +466,20 @@ async fn reconnect(weak: Weak<Inner>, generation: u64) {
             Ok(est) => {
                 let resumed = est.reply.resumed;
                 let (unrestored, gaps) = if resumed {
-                    (Vec::new(), est.reply.gap_channels.clone())
+                    // Channels the resumed session lacked are re-subscribed here.
+                    let lacking = est.reply.unrestored_channels.clone();
+                    let (unrestored, mut gaps) = if lacking.is_empty() {
+                        (Vec::new(), Vec::new())
+                    } else {
+                        inner.resubscribe(&est.conn, Some(&lacking)).await
+                    };
+                    gaps.extend(est.reply.gap_channels.iter().cloned());
+                    (unrestored, gaps)
                 } else {
                     // A new session: every message channel is re-subscribed from its
                     // last position, on this connection, before it becomes the live one
                     // (so that its loss meanwhile is just a failed attempt).
-                    let (unrestored, mut gaps) = inner.resubscribe(&est.conn).await;
+                    let (unrestored, mut gaps) = inner.resubscribe(&est.conn, None).await;
                     gaps.extend(est.reply.gap_channels.iter().cloned());
                     (unrestored, gaps)
                 };

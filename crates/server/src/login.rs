@@ -289,14 +289,25 @@ impl Client {
                 ))
             })
             .collect();
-        let mut keys: Vec<ChannelKey> = {
+        let (mut keys, unrestored): (Vec<ChannelKey>, Vec<String>) = {
             let mut st = session.lock();
             st.token_expires_at = token_expires_at;
             st.will_expire_sent = false;
-            st.subscriptions
+            // Channels the client follows but the session does not (a subscribe or
+            // unsubscribe lost with the old connection): the client re-subscribes them.
+            let unrestored = req
+                .positions
+                .iter()
+                .filter(|p| p.channel_type == pb::ChannelType::Message as i32)
+                .filter(|p| !st.subscriptions.contains_key(p.channel_name.as_str()))
+                .map(|p| p.channel_name.clone())
+                .collect();
+            let keys = st
+                .subscriptions
                 .keys()
                 .map(|n| session.message_key(n))
-                .collect()
+                .collect();
+            (keys, unrestored)
         };
         keys.push(session.user_key());
         let Some(attachment) = session.attach(self.out.clone(), keys.clone()) else {
@@ -350,7 +361,7 @@ impl Client {
                     .unwrap_or(u32::MAX),
                 timestamp: now_ms(),
                 token_expires_at: token_expires_at.unwrap_or(0),
-                unrestored_channels: Vec::new(),
+                unrestored_channels: unrestored,
                 gap_channels: gaps,
                 user_position: wire_position(user_position),
             }),

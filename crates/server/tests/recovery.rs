@@ -677,3 +677,64 @@ async fn r58_a_replaced_resume_never_releases_into_the_newer_connection() {
     assert_eq!(last_big, big_pos.offset + 990, "the whole channel backlog");
     drop(b);
 }
+
+/// R56: on a resume, a channel the client follows but the session does not (a subscribe
+/// lost with the old connection) comes back in `unrestored_channels`, for the SDK to
+/// re-subscribe; the channels the session has are resumed as usual.
+#[tokio::test]
+async fn r56_resume_lists_channels_the_session_lacks_as_unrestored() {
+    let server = TestServer::start().await;
+    let mut a = server.raw().await;
+    let reply = a
+        .request(client_message::Body::Login(pb::LoginRequest {
+            app_id: APP_ID.into(),
+            user_id: "follower".into(),
+            token: token("follower"),
+            heartbeat_interval: 60,
+            presence_timeout: 120,
+            ..Default::default()
+        }))
+        .await;
+    let server_message::Body::Login(login) = reply else {
+        panic!("{reply:?}")
+    };
+    let kept = a.subscribe("kept").await.position.expect("position");
+    drop(a);
+    let position = |name: &str, p: pb::StreamPosition| pb::ChannelPosition {
+        channel_type: pb::ChannelType::Message as i32,
+        channel_name: name.into(),
+        topic_name: String::new(),
+        position: Some(p),
+    };
+    let mut b = server.raw().await;
+    let reply = b
+        .request(client_message::Body::Login(pb::LoginRequest {
+            app_id: APP_ID.into(),
+            user_id: "follower".into(),
+            token: token("follower"),
+            heartbeat_interval: 60,
+            session_id: login.session_id.clone(),
+            positions: vec![
+                position("kept", kept),
+                position("lost", pb::StreamPosition::default()),
+                pb::ChannelPosition {
+                    channel_type: pb::ChannelType::User as i32,
+                    channel_name: "follower".into(),
+                    topic_name: String::new(),
+                    position: login.user_position,
+                },
+            ],
+            ..Default::default()
+        }))
+        .await;
+    let server_message::Body::Login(resumed) = reply else {
+        panic!("{reply:?}")
+    };
+    assert!(resumed.resumed);
+    assert_eq!(resumed.unrestored_channels, ["lost"]);
+    assert!(
+        resumed.gap_channels.is_empty(),
+        "{:?}",
+        resumed.gap_channels
+    );
+}
