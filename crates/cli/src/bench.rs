@@ -1,30 +1,51 @@
 //! `switchboard bench`: load scenarios against a server (or one it starts itself).
-//! `fanout`: P publishers and S subscribers on one channel, closed loop with a window
-//! K (message n is published once message n−K reached every subscriber) or open loop at
-//! a fixed rate; reports deliveries/s, publish→delivery latency percentiles, and
-//! out-of-order and missing counts (both must be 0).
+//!
+//! - `fanout`: P publishers and S subscribers on one channel, closed loop with a window
+//!   K (message n is published once message n−K reached every subscriber) or open loop
+//!   at a fixed rate; reports deliveries/s, publish→delivery latency percentiles, and
+//!   out-of-order and missing counts (both must be 0).
+//! - `p2p`: pairs of users sending USER messages to each other, echoed back; round
+//!   trips/s and round-trip latency.
+//! - `channels`: many channels, a few subscribers each, one open-loop publisher each.
+//! - `connections`: many idle logged-in connections; login rate and memory per
+//!   connection.
+//!
+//! Subscribers are SDK clients by default, or with `--raw` bare WebSocket connections
+//! ([`raw`]) that cost the load generator far less per message.
+
+mod channels;
+mod connections;
+mod p2p;
+mod raw;
+mod report;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use switchboard_client::{
-    Client, ClientConfig, MessageEvent, Payload, PublishOptions, SubscribeOptions,
+    Client, ClientConfig, EventStream, MessageEvent, Payload, PublishOptions, SubscribeOptions,
 };
 use switchboard_engine_memory::{MemoryBroker, MemoryConfig};
 use switchboard_server::{AppConfig, AppLimits, Server, ServerConfig};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
+use tokio_tungstenite::tungstenite::Message;
 
 /// Bench scenarios.
 #[derive(Subcommand)]
 pub enum BenchCommand {
     /// Many subscribers on one channel.
     Fanout(FanoutArgs),
+    /// Pairs of users messaging each other (USER messages), echoed back.
+    P2p(p2p::P2pArgs),
+    /// Many channels, a few subscribers and one publisher each.
+    Channels(channels::ChannelsArgs),
+    /// Many idle logged-in connections: login rate and memory per connection.
+    Connections(connections::ConnectionsArgs),
 }
 
 /// Where to run: a server address, or an in-process server when `--url` is absent.
@@ -39,6 +60,21 @@ pub struct Target {
     /// App certificate, to mint tokens for the bench users.
     #[arg(long, env = "SWITCHBOARD_APP_CERT")]
     app_cert: Option<String>,
+    /// Pid of the server process, to report its CPU (and memory) from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+impl Target {
+    /// Whether the server runs in this process.
+    fn in_process(&self) -> bool {
+        self.url.is_none()
+    }
+
+    /// Starts measuring CPU of the server and of this process.
+    fn cpu_meter(&self) -> report::CpuMeter {
+        report::CpuMeter::start(self.server_pid, self.in_process())
+    }
 }
 
 /// `bench fanout` flags.
@@ -67,12 +103,18 @@ pub struct FanoutArgs {
     /// Channel name.
     #[arg(long, default_value = "bench")]
     channel: String,
+    /// Subscribers are bare WebSocket connections instead of SDK clients.
+    #[arg(long)]
+    raw: bool,
 }
 
 /// Runs a bench scenario.
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Fanout(a) => fanout(a).await,
+        BenchCommand::P2p(a) => p2p::run(a).await,
+        BenchCommand::Channels(a) => channels::run(a).await,
+        BenchCommand::Connections(a) => connections::run(a).await,
     }
 }
 
@@ -114,10 +156,9 @@ async fn target(t: &Target) -> anyhow::Result<(String, String, Option<String>)> 
     Ok((format!("ws://{addr}"), IN_PROCESS_APP.to_string(), None))
 }
 
-async fn login(url: &str, app: &str, cert: Option<&str>, user: &str) -> anyhow::Result<Client> {
-    let client =
-        Client::new(app, user, ClientConfig::new(url)).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let token = match cert {
+/// The login token of `user`: minted from the certificate, else empty ("no token").
+fn token(app: &str, cert: Option<&str>, user: &str) -> anyhow::Result<String> {
+    match cert {
         Some(c) => switchboard_token::build_rtm_token(
             app,
             c,
@@ -125,9 +166,15 @@ async fn login(url: &str, app: &str, cert: Option<&str>, user: &str) -> anyhow::
             86_400,
             (switchboard_protocol::now_ms() / 1000) as u32,
         )
-        .map_err(|e| anyhow::anyhow!("token: {e}"))?,
-        None => String::new(),
-    };
+        .map_err(|e| anyhow::anyhow!("token: {e}")),
+        None => Ok(String::new()),
+    }
+}
+
+async fn login(url: &str, app: &str, cert: Option<&str>, user: &str) -> anyhow::Result<Client> {
+    let client =
+        Client::new(app, user, ClientConfig::new(url)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let token = token(app, cert, user)?;
     client
         .login(&token)
         .await
@@ -135,9 +182,23 @@ async fn login(url: &str, app: &str, cert: Option<&str>, user: &str) -> anyhow::
     Ok(client)
 }
 
+/// Logs in `count` users at most `concurrency` at a time, in index order.
+async fn login_all<T, F, Fut>(count: u32, concurrency: usize, f: F) -> anyhow::Result<Vec<T>>
+where
+    F: Fn(u32) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    futures_util::stream::iter(0..count)
+        .map(f)
+        .buffered(concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
 /// Shared counters of one fanout run.
 struct Shared {
-    start: Instant,
     subscribers: u32,
     /// Per publisher: deliveries per message, in a ring indexed by sequence.
     rings: Vec<Vec<AtomicU32>>,
@@ -146,12 +207,50 @@ struct Shared {
     stop: AtomicBool,
 }
 
-/// What one subscriber saw.
+impl Shared {
+    /// Counts one delivery of message `seq` of publisher `p`; wakes the publisher when
+    /// every subscriber has it.
+    fn delivered(&self, p: usize, seq: u64) {
+        let ring = &self.rings[p];
+        let slot = &ring[(seq as usize) % ring.len()];
+        if slot.fetch_add(1, Ordering::AcqRel) + 1 == self.subscribers {
+            self.wake[p].notify_one();
+        }
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What one subscriber saw: latency, counts and order per publisher (or channel).
 struct SubResult {
     hist: Histogram<u64>,
     received: u64,
     out_of_order: u64,
     gaps: u64,
+    next: Vec<u64>,
+}
+
+impl SubResult {
+    fn new(sources: usize) -> SubResult {
+        SubResult {
+            hist: report::histogram(),
+            received: 0,
+            out_of_order: 0,
+            gaps: 0,
+            next: vec![0; sources],
+        }
+    }
+
+    /// Records message `seq` of `source`, sent at `sent` (µs on [`report::clock_us`]).
+    fn observe(&mut self, source: usize, seq: u64, sent: u64) {
+        let now = report::clock_us();
+        let _ = self.hist.record(now.saturating_sub(sent).max(1));
+        self.received += 1;
+        if seq < self.next[source] {
+            self.out_of_order += 1;
+        } else {
+            self.next[source] = seq + 1;
+        }
+    }
 }
 
 fn encode_payload(size: usize, publisher: u32, seq: u64, micros: u64) -> Vec<u8> {
@@ -162,16 +261,138 @@ fn encode_payload(size: usize, publisher: u32, seq: u64, micros: u64) -> Vec<u8>
     p
 }
 
-fn decode_payload(m: &MessageEvent) -> Option<(u32, u64, u64)> {
-    let Payload::Binary(b) = &m.message else {
-        return None;
-    };
+/// (publisher, seq, send time µs) of a bench payload.
+fn decode_payload(b: &[u8]) -> Option<(u32, u64, u64)> {
     if b.len() < 20 {
         return None;
     }
     let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
     let u64_at = |i: usize| u64::from(u32_at(i)) | (u64::from(u32_at(i + 4)) << 32);
     Some((u32_at(0), u64_at(4), u64_at(12)))
+}
+
+fn decode_event(m: &MessageEvent) -> Option<(u32, u64, u64)> {
+    match &m.message {
+        Payload::Binary(b) => decode_payload(b),
+        Payload::Text(_) => None,
+    }
+}
+
+/// A logged-in, subscribed subscriber whose loop has not started yet.
+enum Subscriber {
+    Raw(Box<raw::RawClient>),
+    Sdk(Client, EventStream<MessageEvent>),
+}
+
+/// Logs in and subscribes `count` subscribers; `who(i)` = (user id, channel).
+async fn subscribe_all(
+    url: &str,
+    app: &str,
+    cert: Option<&str>,
+    raw: bool,
+    count: u32,
+    who: impl Fn(u32) -> (String, String),
+) -> anyhow::Result<Vec<Subscriber>> {
+    login_all(count, 64, |i| {
+        let (user, channel) = who(i);
+        async move {
+            anyhow::Ok(if raw {
+                let mut c = raw::RawClient::login(url, app, cert, &user).await?;
+                c.subscribe(&channel).await?;
+                Subscriber::Raw(Box::new(c))
+            } else {
+                let c = login(url, app, cert, &user).await?;
+                let mut s = c.subscribe(&channel, SubscribeOptions::default()).await?;
+                let m = s.messages();
+                Subscriber::Sdk(c, m)
+            })
+        }
+    })
+    .await
+}
+
+impl Subscriber {
+    /// Runs the subscriber until `stop` flips (or its connection ends), handing each
+    /// bench payload (publisher, seq, send time) to `on_message`; logs out at the end.
+    /// A `Lagged` item, a `Closing`, an error push or an undecodable frame counts in
+    /// `gaps`.
+    fn spawn(
+        self,
+        r: SubResult,
+        stop: watch::Receiver<bool>,
+        on_message: impl FnMut(&mut SubResult, u32, u64, u64) + Send + 'static,
+    ) -> tokio::task::JoinHandle<SubResult> {
+        match self {
+            Subscriber::Raw(c) => tokio::spawn(raw_subscriber(*c, r, stop, on_message)),
+            Subscriber::Sdk(c, m) => tokio::spawn(sdk_subscriber(c, m, r, stop, on_message)),
+        }
+    }
+}
+
+async fn raw_subscriber(
+    mut c: raw::RawClient,
+    mut r: SubResult,
+    mut stop: watch::Receiver<bool>,
+    mut on_message: impl FnMut(&mut SubResult, u32, u64, u64),
+) -> SubResult {
+    let hb = raw::heartbeat();
+    let mut tick = tokio::time::interval(raw::HEARTBEAT_EVERY);
+    loop {
+        tokio::select! {
+            m = c.ws.next() => match m {
+                Some(Ok(Message::Binary(b))) => {
+                    for m in raw::decode(b) {
+                        let Ok(m) = m else {
+                            r.gaps += 1;
+                            break;
+                        };
+                        if let Some(push) = m.message {
+                            if let Some((p, seq, sent)) = decode_payload(&push.payload) {
+                                on_message(&mut r, p, seq, sent);
+                            }
+                        } else if m.closing.is_some() || m.error.is_some() {
+                            r.gaps += 1;
+                        }
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => return r,
+            },
+            _ = tick.tick() => {
+                if c.ws.send(hb.clone()).await.is_err() {
+                    return r;
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    c.logout().await;
+    r
+}
+
+async fn sdk_subscriber(
+    client: Client,
+    mut messages: EventStream<MessageEvent>,
+    mut r: SubResult,
+    mut stop: watch::Receiver<bool>,
+    mut on_message: impl FnMut(&mut SubResult, u32, u64, u64),
+) -> SubResult {
+    loop {
+        tokio::select! {
+            item = messages.next() => match item {
+                Some(Ok(m)) => {
+                    if let Some((p, seq, sent)) = decode_event(&m) {
+                        on_message(&mut r, p, seq, sent);
+                    }
+                }
+                Some(Err(_)) => r.gaps += 1,
+                None => return r,
+            },
+            _ = stop.changed() => break,
+        }
+    }
+    let _ = client.logout().await;
+    r
 }
 
 async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
@@ -181,7 +402,6 @@ async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
     let (url, app, cert) = target(&a.target).await?;
     let ring_len = (a.window.unwrap_or(0) as usize * 4).max(1024);
     let shared = Arc::new(Shared {
-        start: Instant::now(),
         subscribers: a.subscribers,
         rings: (0..a.publishers)
             .map(|_| (0..ring_len).map(|_| AtomicU32::new(0)).collect())
@@ -191,66 +411,35 @@ async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
         stop: AtomicBool::new(false),
     });
     eprintln!(
-        "connecting {} subscribers and {} publishers to {url}",
-        a.subscribers, a.publishers
+        "connecting {} {} subscribers and {} publishers to {url}",
+        a.subscribers,
+        if a.raw { "raw" } else { "SDK" },
+        a.publishers
     );
-    let subs = futures_util::stream::iter(0..a.subscribers)
-        .map(|i| {
-            let (url, app, cert, channel) =
-                (url.clone(), app.clone(), cert.clone(), a.channel.clone());
-            async move {
-                let c = login(&url, &app, cert.as_deref(), &format!("bench-sub-{i}")).await?;
-                let s = c.subscribe(&channel, SubscribeOptions::default()).await?;
-                anyhow::Ok((c, s))
-            }
-        })
-        .buffer_unordered(64)
-        .collect::<Vec<_>>()
-        .await
+    let meter = a.target.cpu_meter();
+    let publishers = a.publishers as usize;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let subs = subscribe_all(&url, &app, cert.as_deref(), a.raw, a.subscribers, |i| {
+        (format!("bench-sub-{i}"), a.channel.clone())
+    })
+    .await?;
+    let sub_tasks: Vec<_> = subs
         .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut sub_tasks = Vec::new();
-    let mut clients = Vec::new();
-    for (client, mut sub) in subs {
-        let shared = shared.clone();
-        let mut messages = sub.messages();
-        let publishers = a.publishers as usize;
-        sub_tasks.push(tokio::spawn(async move {
-            let mut r = SubResult {
-                hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
-                received: 0,
-                out_of_order: 0,
-                gaps: 0,
-            };
-            let mut next = vec![0u64; publishers];
-            while let Some(item) = messages.next().await {
-                let Ok(m) = item else {
-                    r.gaps += 1;
-                    continue;
-                };
-                let Some((p, seq, sent)) = decode_payload(&m) else {
-                    continue;
-                };
-                let p = p as usize;
-                let now = shared.start.elapsed().as_micros() as u64;
-                let _ = r.hist.record(now.saturating_sub(sent).max(1));
-                r.received += 1;
-                if seq < next[p] {
-                    r.out_of_order += 1;
-                } else {
-                    next[p] = seq + 1;
-                }
-                let ring = &shared.rings[p];
-                let slot = &ring[(seq as usize) % ring.len()];
-                if slot.fetch_add(1, Ordering::AcqRel) + 1 == shared.subscribers {
-                    shared.wake[p].notify_one();
-                }
-                shared.delivered.fetch_add(1, Ordering::Relaxed);
-            }
-            r
-        }));
-        clients.push(client);
-    }
+        .map(|s| {
+            let shared = shared.clone();
+            s.spawn(
+                SubResult::new(publishers),
+                stop_rx.clone(),
+                move |r, p, seq, sent| {
+                    let p = p as usize;
+                    if p < publishers {
+                        r.observe(p, seq, sent);
+                        shared.delivered(p, seq);
+                    }
+                },
+            )
+        })
+        .collect();
     let mut pub_tasks = Vec::new();
     for p in 0..a.publishers {
         let client = login(&url, &app, cert.as_deref(), &format!("bench-pub-{p}")).await?;
@@ -267,6 +456,7 @@ async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
                         let slot = &ring[((seq - k) as usize) % ring.len()];
                         while slot.load(Ordering::Acquire) < shared.subscribers {
                             if shared.stop.load(Ordering::Relaxed) {
+                                let _ = client.logout().await;
                                 return anyhow::Ok(seq);
                             }
                             let _ = tokio::time::timeout(
@@ -280,7 +470,7 @@ async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
                 } else if let Some(t) = tick.as_mut() {
                     t.tick().await;
                 }
-                let micros = shared.start.elapsed().as_micros() as u64;
+                let micros = report::clock_us();
                 let payload = encode_payload(size, p, seq, micros);
                 client
                     .publish(&channel, payload, PublishOptions::default())
@@ -288,26 +478,15 @@ async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!("publish: {e}"))?;
                 seq += 1;
             }
+            let _ = client.logout().await;
             anyhow::Ok(seq)
         }));
     }
-    let bar = ProgressBar::new(a.duration);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len}s {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let begin = Instant::now();
-    let mut last = 0;
-    for _ in 0..a.duration {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let d = shared.delivered.load(Ordering::Relaxed);
-        bar.set_message(format!("{} deliveries/s", d - last));
-        last = d;
-        bar.inc(1);
-    }
+    let elapsed = report::progress(a.duration, "deliveries", || {
+        shared.delivered.load(Ordering::Relaxed)
+    })
+    .await;
     shared.stop.store(true, Ordering::Relaxed);
-    let elapsed = begin.elapsed();
-    bar.finish_and_clear();
     let mut published = 0u64;
     for t in pub_tasks {
         published += t.await??;
@@ -318,10 +497,8 @@ async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
     while shared.delivered.load(Ordering::Relaxed) < expected && Instant::now() < drain_until {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    for c in &clients {
-        let _ = c.logout().await;
-    }
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+    let _ = stop_tx.send(true);
+    let mut hist = report::histogram();
     let (mut received, mut out_of_order, mut lagged) = (0u64, 0u64, 0u64);
     for t in sub_tasks {
         let r = t.await?;
@@ -332,29 +509,31 @@ async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
     }
     let missing = expected.saturating_sub(received);
     let rate = received as f64 / elapsed.as_secs_f64();
-    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
     let mode = match (a.window, a.rate) {
         (Some(k), _) => format!("window {k}"),
         (_, Some(r)) => format!("rate {r}/s"),
         _ => String::new(),
     };
     println!(
-        "fanout: {} publisher(s), {} subscribers, {} B, {mode}, {} s",
-        a.publishers, a.subscribers, a.size, a.duration
+        "fanout: {} publisher(s), {} {} subscribers, {} B, {mode}, {} s",
+        a.publishers,
+        a.subscribers,
+        if a.raw { "raw" } else { "SDK" },
+        a.size,
+        a.duration
     );
     println!("  published        {published}");
     println!("  deliveries       {received}");
     println!("  deliveries/s     {rate:.0}");
-    println!("  latency p50      {:.3} ms", ms(0.5));
-    println!("  latency p99      {:.3} ms", ms(0.99));
-    println!("  latency p999     {:.3} ms", ms(0.999));
-    println!("  latency max      {:.3} ms", hist.max() as f64 / 1000.0);
+    report::print_latency("latency", &hist);
     println!("  out of order     {out_of_order}");
     println!("  missing          {missing}");
+    let cpu = meter.finish(received);
     println!(
         "{}",
         json!({
             "scenario": "fanout",
+            "raw": a.raw,
             "publishers": a.publishers,
             "subscribers": a.subscribers,
             "size": a.size,
@@ -364,10 +543,11 @@ async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
             "published": published,
             "deliveries": received,
             "deliveries_per_s": rate.round(),
-            "latency_ms": {"p50": ms(0.5), "p99": ms(0.99), "p999": ms(0.999), "max": hist.max() as f64 / 1000.0},
+            "latency_ms": report::latency_json(&hist),
             "out_of_order": out_of_order,
             "missing": missing,
             "lagged_events": lagged,
+            "cpu": cpu,
         })
     );
     if out_of_order > 0 || missing > 0 {
