@@ -1,0 +1,188 @@
+//! A bare protocol client for the load generator: one WebSocket per user, no SDK
+//! machinery (no router, event bus, reconnect or per-client tasks). It logs in,
+//! subscribes and publishes with `switchboard_protocol` framing, and decodes incoming
+//! frames into [`LightServerMessage`], which skips every field the bench does not read.
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use switchboard_protocol::frame::{FrameDecoder, encode};
+use switchboard_protocol::pb::{self, client_message::Body, server_message};
+use tokio_tungstenite::tungstenite::Message;
+
+/// The client side of one WebSocket.
+pub(crate) type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Heartbeat period of raw clients (the server's default interval is 5 s; it declares
+/// a connection lost after 7.5 s of silence).
+pub(crate) const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The fields of a `ServerMessage` the bench reads; prost skips the others, so a push
+/// costs no string allocations.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct LightServerMessage {
+    /// Request id of a reply, 0 for a push.
+    #[prost(uint32, tag = "1")]
+    pub id: u32,
+    /// A failed request.
+    #[prost(message, optional, tag = "2")]
+    pub error: Option<pb::Error>,
+    /// A message push.
+    #[prost(message, optional, tag = "100")]
+    pub message: Option<LightPush>,
+    /// The server is closing the connection.
+    #[prost(message, optional, tag = "101")]
+    pub closing: Option<pb::Closing>,
+}
+
+/// The payload of a `MessagePush`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct LightPush {
+    /// Message payload.
+    #[prost(bytes = "bytes", tag = "7")]
+    pub payload: Bytes,
+}
+
+/// Decodes one binary frame; an undecodable frame yields an error item.
+pub(crate) fn decode(frame: Bytes) -> FrameDecoder<LightServerMessage> {
+    FrameDecoder::new(frame, usize::MAX)
+}
+
+/// A heartbeat without reply (id 0).
+pub(crate) fn heartbeat() -> Message {
+    Message::Binary(encode(&pb::ClientMessage {
+        id: 0,
+        body: Some(Body::Heartbeat(pb::Heartbeat {})),
+    }))
+}
+
+/// The WebSocket URL for an endpoint, adding `/v1/ws` when it has no path.
+pub(crate) fn ws_url(endpoint: &str) -> String {
+    let e = endpoint.trim_end_matches('/');
+    let after_scheme = e.split_once("://").map_or(e, |(_, rest)| rest);
+    if after_scheme.contains('/') {
+        e.to_string()
+    } else {
+        format!("{e}{}", switchboard_protocol::WS_PATH)
+    }
+}
+
+/// One logged-in raw connection.
+pub(crate) struct RawClient {
+    /// The socket; owners read and write it directly in their loops.
+    pub ws: Ws,
+    next_id: u32,
+}
+
+impl RawClient {
+    /// Connects and logs in as `user` (token minted from `cert` when given).
+    pub async fn login(
+        url: &str,
+        app: &str,
+        cert: Option<&str>,
+        user: &str,
+    ) -> anyhow::Result<RawClient> {
+        let (ws, _) = tokio_tungstenite::connect_async(ws_url(url))
+            .await
+            .with_context(|| format!("{user}: connect to {url}"))?;
+        let mut c = RawClient { ws, next_id: 1 };
+        let token = match cert {
+            Some(_) => super::token(app, cert, user)?,
+            // What the SDK sends for "no token" (token.md T61).
+            None => app.to_string(),
+        };
+        let login = pb::LoginRequest {
+            app_id: app.to_string(),
+            user_id: user.to_string(),
+            token,
+            sdk: "switchboard-bench-raw".to_string(),
+            ..Default::default()
+        };
+        c.request(Body::Login(login))
+            .await
+            .with_context(|| format!("{user}: login"))?;
+        Ok(c)
+    }
+
+    /// Subscribes to a message channel with the default options.
+    pub async fn subscribe(&mut self, channel: &str) -> anyhow::Result<()> {
+        let req = pb::SubscribeRequest {
+            channel_name: channel.to_string(),
+            ..Default::default()
+        };
+        self.request(Body::Subscribe(req))
+            .await
+            .with_context(|| format!("subscribe {channel}"))?;
+        Ok(())
+    }
+
+    /// A binary publish request frame (the reply comes back with the returned id > 0).
+    pub fn publish(&mut self, user_channel: bool, channel: &str, payload: Vec<u8>) -> Message {
+        let id = self.take_id();
+        let channel_type = if user_channel {
+            pb::ChannelType::User
+        } else {
+            pb::ChannelType::Message
+        };
+        Message::Binary(encode(&pb::ClientMessage {
+            id,
+            body: Some(Body::Publish(pb::PublishRequest {
+                channel_type: channel_type as i32,
+                channel_name: channel.to_string(),
+                message_type: pb::MessageType::Binary as i32,
+                payload: payload.into(),
+                ..Default::default()
+            })),
+        }))
+    }
+
+    /// Logs out (ending the session at once) and closes; errors are ignored.
+    pub async fn logout(mut self) {
+        let id = self.take_id();
+        let msg = Message::Binary(encode(&pb::ClientMessage {
+            id,
+            body: Some(Body::Logout(pb::LogoutRequest {})),
+        }));
+        let _ = self.ws.send(msg).await;
+        let _ = self.ws.close(None).await;
+    }
+
+    fn take_id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        id
+    }
+
+    /// Sends a request and waits for its reply; pushes before the reply are dropped
+    /// (the scenarios send nothing to a client before it is set up).
+    async fn request(&mut self, body: Body) -> anyhow::Result<server_message::Body> {
+        let id = self.take_id();
+        let frame = encode(&pb::ClientMessage {
+            id,
+            body: Some(body),
+        });
+        self.ws.send(Message::Binary(frame)).await?;
+        loop {
+            let msg = self
+                .ws
+                .next()
+                .await
+                .context("connection closed before the reply")??;
+            let Message::Binary(b) = msg else { continue };
+            for m in FrameDecoder::<pb::ServerMessage>::new(b, usize::MAX) {
+                let m = m?;
+                if m.id != id {
+                    continue;
+                }
+                return match m.body {
+                    Some(server_message::Body::Error(e)) => {
+                        bail!("error {}: {}", e.code, e.reason)
+                    }
+                    Some(b) => Ok(b),
+                    None => bail!("empty reply"),
+                };
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Smoke runs of every `switchboard bench` scenario against the in-process server, as
+//! a user would run them: tiny sizes, 1–2 s each; exit status 0 and a final JSON line
+//! with the scenario's keys and nothing missing or out of order.
+
+use serde_json::Value;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+
+/// Runs `switchboard bench ARGS` and returns its last stdout line as JSON.
+fn bench(args: &[&str]) -> Value {
+    let out = Command::new(BIN)
+        .arg("bench")
+        .args(args)
+        .env("SWITCHBOARD_LOG", "warn")
+        .env_remove("SWITCHBOARD_URL")
+        .output()
+        .expect("run switchboard bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench {args:?} failed: {}\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().expect("some output");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {last}"))
+}
+
+fn has_keys(v: &Value, keys: &[&str]) {
+    for k in keys {
+        assert!(v.get(k).is_some(), "missing key {k} in {v}");
+    }
+}
+
+fn zero(v: &Value, keys: &[&str]) {
+    for k in keys {
+        assert_eq!(v[k], 0, "{k} in {v}");
+    }
+}
+
+#[test]
+fn fanout_sdk_and_raw() {
+    for raw in [false, true] {
+        let mut args = vec![
+            "fanout",
+            "--subscribers",
+            "10",
+            "--window",
+            "4",
+            "--duration",
+            "1",
+        ];
+        if raw {
+            args.push("--raw");
+        }
+        let v = bench(&args);
+        assert_eq!(v["scenario"], "fanout");
+        assert_eq!(v["raw"], raw);
+        has_keys(&v, &["deliveries", "deliveries_per_s", "latency_ms", "cpu"]);
+        zero(&v, &["missing", "out_of_order"]);
+        assert!(v["deliveries"].as_u64().unwrap_or(0) > 0, "{v}");
+    }
+}
+
+#[test]
+fn p2p_raw_and_sdk() {
+    for raw in [true, false] {
+        let mut args = vec!["p2p", "--pairs", "3", "--window", "2", "--duration", "1"];
+        if raw {
+            args.push("--raw");
+        }
+        let v = bench(&args);
+        assert_eq!(v["scenario"], "p2p");
+        has_keys(&v, &["messages_per_s", "round_trips_per_s", "rtt_ms"]);
+        zero(&v, &["missing", "out_of_order", "errors"]);
+        assert!(v["messages"].as_u64().unwrap_or(0) > 0, "{v}");
+    }
+}
+
+#[test]
+fn channels_raw() {
+    let v = bench(&[
+        "channels",
+        "--channels",
+        "4",
+        "--subscribers-per-channel",
+        "3",
+        "--rate",
+        "20",
+        "--duration",
+        "1",
+        "--raw",
+    ]);
+    assert_eq!(v["scenario"], "channels");
+    has_keys(&v, &["deliveries", "deliveries_per_s", "latency_ms"]);
+    zero(&v, &["missing", "out_of_order", "errors"]);
+    assert!(v["deliveries"].as_u64().unwrap_or(0) > 0, "{v}");
+}
+
+#[test]
+fn connections_in_process() {
+    let v = bench(&["connections", "--count", "50", "--duration", "1"]);
+    assert_eq!(v["scenario"], "connections");
+    has_keys(
+        &v,
+        &[
+            "logins_per_s",
+            "rss_per_connection_bytes",
+            "login_latency_ms",
+        ],
+    );
+    assert_eq!(v["opened"], 50, "{v}");
+    zero(&v, &["dropped", "errors"]);
+}
