@@ -221,6 +221,43 @@ impl Shared {
 }
 
 /// What one subscriber saw: latency, counts and order per publisher (or channel).
+/// What every subscriber saw, added up.
+struct Totals {
+    hist: Histogram<u64>,
+    received: u64,
+    out_of_order: u64,
+    gaps: u64,
+}
+
+/// Lets in-flight messages arrive (up to 5 s, until `delivered` reaches `expected`),
+/// then stops the subscribers and adds up what they saw.
+async fn drain_and_collect(
+    delivered: &AtomicU64,
+    expected: u64,
+    stop_tx: &watch::Sender<bool>,
+    sub_tasks: Vec<tokio::task::JoinHandle<SubResult>>,
+) -> anyhow::Result<Totals> {
+    let drain_until = Instant::now() + Duration::from_secs(5);
+    while delivered.load(Ordering::Relaxed) < expected && Instant::now() < drain_until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop_tx.send(true);
+    let mut t = Totals {
+        hist: report::histogram(),
+        received: 0,
+        out_of_order: 0,
+        gaps: 0,
+    };
+    for task in sub_tasks {
+        let r = task.await?;
+        t.hist.add(&r.hist).ok();
+        t.received += r.received;
+        t.out_of_order += r.out_of_order;
+        t.gaps += r.gaps;
+    }
+    Ok(t)
+}
+
 struct SubResult {
     hist: Histogram<u64>,
     received: u64,
@@ -491,22 +528,13 @@ async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
     for t in pub_tasks {
         published += t.await??;
     }
-    // Let in-flight messages arrive, then end the subscriber streams.
     let expected = published * u64::from(a.subscribers);
-    let drain_until = Instant::now() + Duration::from_secs(5);
-    while shared.delivered.load(Ordering::Relaxed) < expected && Instant::now() < drain_until {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _ = stop_tx.send(true);
-    let mut hist = report::histogram();
-    let (mut received, mut out_of_order, mut lagged) = (0u64, 0u64, 0u64);
-    for t in sub_tasks {
-        let r = t.await?;
-        hist.add(&r.hist).ok();
-        received += r.received;
-        out_of_order += r.out_of_order;
-        lagged += r.gaps;
-    }
+    let Totals {
+        hist,
+        received,
+        out_of_order,
+        gaps: lagged,
+    } = drain_and_collect(&shared.delivered, expected, &stop_tx, sub_tasks).await?;
     let missing = expected.saturating_sub(received);
     let rate = received as f64 / elapsed.as_secs_f64();
     let mode = match (a.window, a.rate) {

@@ -3,14 +3,17 @@
 //! deliveries/s, publish→delivery latency, and missing / out-of-order counts (both
 //! must be 0).
 
-use super::{SubResult, Target, encode_payload, login, login_all, raw, report, subscribe_all};
+use super::{
+    SubResult, Target, Totals, drain_and_collect, encode_payload, login, login_all, raw, report,
+    subscribe_all,
+};
 use anyhow::bail;
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use switchboard_client::{Client, PublishOptions};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
@@ -137,20 +140,12 @@ pub(super) async fn run(a: ChannelsArgs) -> anyhow::Result<()> {
         published += t.await?;
     }
     let expected = published * u64::from(s);
-    let drain_until = Instant::now() + Duration::from_secs(5);
-    while counters.delivered.load(Ordering::Relaxed) < expected && Instant::now() < drain_until {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _ = stop_tx.send(true);
-    let mut hist = report::histogram();
-    let (mut received, mut out_of_order, mut gaps) = (0u64, 0u64, 0u64);
-    for t in sub_tasks {
-        let r = t.await?;
-        hist.add(&r.hist).ok();
-        received += r.received;
-        out_of_order += r.out_of_order;
-        gaps += r.gaps;
-    }
+    let Totals {
+        hist,
+        received,
+        out_of_order,
+        gaps,
+    } = drain_and_collect(&counters.delivered, expected, &stop_tx, sub_tasks).await?;
     let missing = expected.saturating_sub(received);
     let errors = counters.errors.load(Ordering::Relaxed) + gaps;
     let rate = measured as f64 / elapsed.as_secs_f64();
