@@ -47,8 +47,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use switchboard_engine::{
-    ChannelKey, ChannelKind, EngineError, HistoryPage, HistoryRetention, HistoryStore, MessageKind,
-    Publication, StoredMessage,
+    ChannelKey, ChannelKind, EngineError, EventKind, HistoryPage, HistoryRetention, HistoryStore,
+    MessageKind, Publication, StoredMessage,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -162,6 +162,11 @@ fn message_type_code(kind: MessageKind) -> i64 {
     match kind {
         MessageKind::Text => 0,
         MessageKind::Binary => 1,
+        // Events never go to history; coded anyway so that nothing is lost if one did.
+        MessageKind::Event(EventKind::Topic) => 10,
+        MessageKind::Event(EventKind::Presence) => 11,
+        MessageKind::Event(EventKind::Storage) => 12,
+        MessageKind::Event(EventKind::Lock) => 13,
     }
 }
 
@@ -344,6 +349,10 @@ fn read_page(
         let kind = match message_type {
             0 => MessageKind::Text,
             1 => MessageKind::Binary,
+            10 => MessageKind::Event(EventKind::Topic),
+            11 => MessageKind::Event(EventKind::Presence),
+            12 => MessageKind::Event(EventKind::Storage),
+            13 => MessageKind::Event(EventKind::Lock),
             other => {
                 return Err(EngineError::Unavailable(format!(
                     "history store: unknown message type {other}"

@@ -5,6 +5,8 @@
 
 mod broker;
 mod history;
+mod topics;
 
 pub use broker::{MemoryBroker, MemoryConfig};
 pub use history::{HistoryStats, SqliteHistory};
+pub use topics::MemoryTopics;

@@ -41,6 +41,8 @@ pub fn publication(publisher: &str, body: &str) -> Publication {
         kind: MessageKind::Text,
         custom_type: "".into(),
         payload: Bytes::copy_from_slice(body.as_bytes()),
+        topic: "".into(),
+        send_ts: 0,
         timestamp_ms: 1,
         position: StreamPosition::default(),
     }

@@ -56,6 +56,8 @@ pub fn history_publication(publisher: &str, body: &str, timestamp_ms: u64) -> Pu
         kind: MessageKind::Text,
         custom_type: "".into(),
         payload: Bytes::copy_from_slice(body.as_bytes()),
+        topic: "".into(),
+        send_ts: 0,
         timestamp_ms,
         position: StreamPosition::default(),
     }
@@ -146,6 +148,8 @@ async fn round_trip_and_order<F: Fn(HistoryRetention) -> Arc<dyn HistoryStore>>(
         kind: MessageKind::Binary,
         custom_type: "ct".into(),
         payload: Bytes::from_static(&[0, 255, 1, 254]),
+        topic: "".into(),
+        send_ts: 0,
         timestamp_ms: t,
         position: StreamPosition {
             epoch: 7,
@@ -162,6 +166,8 @@ async fn round_trip_and_order<F: Fn(HistoryRetention) -> Arc<dyn HistoryStore>>(
         kind: MessageKind::Text,
         custom_type: "".into(),
         payload: Bytes::new(),
+        topic: "".into(),
+        send_ts: 0,
         timestamp_ms: t + 5,
         position: StreamPosition::default(),
     };

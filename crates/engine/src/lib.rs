@@ -3,16 +3,20 @@
 //! interchangeable. Each method is one atomic step (one Lua script in Redis); the
 //! contracts below say what is atomic, what is ordered and what happens on failure.
 //! [`conformance`] holds the test kit that every engine must pass.
-//! [`conformance_history`] holds the one for every [`HistoryStore`].
+//! [`conformance_history`] holds the one for every [`HistoryStore`], and
+//! [`conformance_topics`] the one for every [`Topics`].
 
 pub mod conformance;
 pub mod conformance_history;
+pub mod conformance_topics;
 mod history;
+mod topics;
 mod types;
 
+pub use topics::{TopicInfo, TopicPublisher, Topics};
 pub use types::{
-    ChannelKey, ChannelKind, EngineError, MessageKind, Publication, PublishOptions, PublishOutcome,
-    RateLimit, Recovery, Retention, StreamPosition,
+    ChannelKey, ChannelKind, EngineError, EventKind, MessageKind, Publication, PublishOptions,
+    PublishOutcome, RateLimit, Recovery, Retention, StreamPosition,
 };
 
 pub use history::{

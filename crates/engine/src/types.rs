@@ -11,7 +11,8 @@ pub enum ChannelKind {
     Message,
     /// A USER channel: the name is the receiving user id.
     User,
-    /// A STREAM channel topic.
+    /// A STREAM channel: one stream carrying every topic's messages and the channel's
+    /// events.
     Stream,
 }
 
@@ -46,13 +47,29 @@ pub struct StreamPosition {
     pub offset: u64,
 }
 
-/// How a payload was sent.
+/// How a payload was sent, or which kind of channel event a publication carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageKind {
     /// UTF-8 text.
     Text,
     /// Raw bytes.
     Binary,
+    /// A channel event; the payload is the server's encoding of it, opaque to engines.
+    Event(EventKind),
+}
+
+/// Channel events that travel in a channel's stream next to its messages, so that they
+/// are ordered with them, reach every node and are replayed on resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A stream channel topic event (publisher joined or left a topic).
+    Topic,
+    /// A presence event.
+    Presence,
+    /// A storage (metadata) event.
+    Storage,
+    /// A lock event.
+    Lock,
 }
 
 /// One published message.
@@ -66,6 +83,10 @@ pub struct Publication {
     pub custom_type: Arc<str>,
     /// The payload, opaque to the server.
     pub payload: Bytes,
+    /// STREAM channels: the topic of a topic message; empty otherwise.
+    pub topic: Arc<str>,
+    /// STREAM channels: the publisher's media-calibration timestamp, ms (0 = none).
+    pub send_ts: u64,
     /// Server time of the publish, ms since the epoch.
     pub timestamp_ms: u64,
     /// Assigned by the broker; ignored on input.
@@ -121,6 +142,9 @@ pub enum EngineError {
     /// The channel's rate limit is exhausted.
     #[error("publish rate limit of {0} per second reached")]
     RateLimited(u32),
+    /// A limit the operation was asked to enforce was reached (the limit is given).
+    #[error("limit of {0} reached")]
+    LimitReached(usize),
     /// The engine's backing store did not answer.
     #[error("engine unavailable: {0}")]
     Unavailable(String),
