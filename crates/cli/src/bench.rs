@@ -147,6 +147,7 @@ async fn target(t: &Target) -> anyhow::Result<(String, String, Option<String>)> 
                 let listener = tokio::net::TcpListener::from_std(listener.into_std()?)?;
                 let broker = Arc::new(MemoryBroker::new(MemoryConfig::default()));
                 Server::new(config, broker)
+                    .with_topics(Arc::new(switchboard_engine_memory::MemoryTopics::new()))
                     .run(listener, std::future::pending())
                     .await
             })

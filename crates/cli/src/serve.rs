@@ -292,7 +292,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let history = SqliteHistory::open(&data_dir, retention)
         .map_err(|e| anyhow::anyhow!("opening the history store in {}: {e}", data_dir.display()))?;
     let broker = Arc::new(MemoryBroker::new(memory));
-    let server = Server::new(config, broker).with_history(Arc::new(history));
+    let server = Server::new(config, broker)
+        .with_history(Arc::new(history))
+        .with_topics(Arc::new(switchboard_engine_memory::MemoryTopics::new()));
     println!("listening on ws://{addr}");
     server.run(listener, shutdown_signal()).await?;
     tracing::info!("stopped");

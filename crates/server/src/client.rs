@@ -79,6 +79,13 @@ fn operation(body: &client_message::Body) -> &'static str {
         B::Publish(_) => "publish",
         B::Heartbeat(_) => "heartbeat",
         B::GetMessages(_) => "getMessages",
+        B::Join(_) => "join",
+        B::Leave(_) => "leave",
+        B::JoinTopic(_) => "joinTopic",
+        B::LeaveTopic(_) => "leaveTopic",
+        B::PublishTopicMessage(_) => "publishTopicMessage",
+        B::SubscribeTopic(_) => "subscribeTopic",
+        B::UnsubscribeTopic(_) => "unsubscribeTopic",
     }
 }
 
@@ -123,40 +130,66 @@ impl Client {
         }
     }
 
-    /// The next token event: the will-expire push (T54) or the expiry itself (T55).
+    /// The next token event of the login token or a stream channel's token: a
+    /// will-expire push (T54) or an expiry (T55).
     pub fn token_deadline(&self) -> Option<Instant> {
         let a = self.attached.as_ref()?;
+        let lead = self.node.config.token_will_expire_lead.as_secs();
+        let due = |expires: Option<u64>, sent: bool| {
+            expires.map(|e| if sent { e } else { e.saturating_sub(lead) })
+        };
         let st = a.session.lock();
-        let expires = st.token_expires_at?;
-        if st.will_expire_sent {
-            Some(instant_at(expires))
-        } else {
-            let lead = self.node.config.token_will_expire_lead.as_secs();
-            Some(instant_at(expires.saturating_sub(lead)))
-        }
+        let login = due(st.token_expires_at, st.will_expire_sent);
+        let streams = st
+            .streams
+            .values()
+            .filter_map(|m| due(m.token_expires_at, m.will_expire_sent));
+        login.into_iter().chain(streams).min().map(instant_at)
     }
 
-    /// Fires the token event due at [`Client::token_deadline`].
+    /// Fires the token events due at [`Client::token_deadline`]: will-expire pushes,
+    /// then expiries (of the session for the login token, of the membership for a
+    /// stream channel's).
     pub async fn on_token_deadline(&mut self) {
         let Some(a) = &self.attached else { return };
         let session = a.session.clone();
-        let expires = {
+        let lead = self.node.config.token_will_expire_lead.as_secs();
+        let now = now_ms() / 1000;
+        let mut warn = Vec::new();
+        let mut expired_streams = Vec::new();
+        let mut login_expired = false;
+        {
             let mut st = session.lock();
-            let Some(expires) = st.token_expires_at else {
-                return;
-            };
-            if !st.will_expire_sent {
-                st.will_expire_sent = true;
-                drop(st);
-                self.push(Body::TokenWillExpire(pb::TokenWillExpire {
-                    channel_name: String::new(),
-                    expires_at: expires,
-                }));
-                return;
+            if let Some(expires) = st.token_expires_at {
+                if now >= expires && st.will_expire_sent {
+                    login_expired = true;
+                } else if !st.will_expire_sent && now >= expires.saturating_sub(lead) {
+                    st.will_expire_sent = true;
+                    warn.push((String::new(), expires));
+                }
             }
-            expires
-        };
-        if instant_at(expires) <= Instant::now() {
+            for (name, m) in st.streams.iter_mut() {
+                let Some(expires) = m.token_expires_at else {
+                    continue;
+                };
+                if now >= expires && m.will_expire_sent {
+                    expired_streams.push(name.clone());
+                } else if !m.will_expire_sent && now >= expires.saturating_sub(lead) {
+                    m.will_expire_sent = true;
+                    warn.push((name.to_string(), expires));
+                }
+            }
+        }
+        for (channel_name, expires_at) in warn {
+            self.push(Body::TokenWillExpire(pb::TokenWillExpire {
+                channel_name,
+                expires_at,
+            }));
+        }
+        for name in expired_streams {
+            self.expire_stream(&session, &name).await;
+        }
+        if login_expired {
             let reason = "the login token expired and was not renewed (R42)".to_string();
             session::end(
                 &self.node,
@@ -248,7 +281,15 @@ impl Client {
                 self.out.close(DisconnectCode::Logout, "logged out");
                 return ControlFlow::Break(());
             }
+            B::RenewToken(req) if !req.channel_name.is_empty() => self.renew_stream_token(id, req),
             B::RenewToken(req) => self.renew_token(id, req),
+            B::Join(req) => self.join(id, req).await,
+            B::Leave(req) => self.leave(id, req).await,
+            B::JoinTopic(req) => self.join_topic(id, req).await,
+            B::LeaveTopic(req) => self.leave_topic(id, req).await,
+            B::PublishTopicMessage(req) => self.publish_topic_message(id, req).await,
+            B::SubscribeTopic(req) => self.subscribe_topic(id, req).await,
+            B::UnsubscribeTopic(req) => self.unsubscribe_topic(id, req).await,
             B::Subscribe(req) => self.subscribe(id, req).await,
             B::Unsubscribe(req) => self.unsubscribe(id, req).await,
             B::Publish(req) => self.publish(id, req).await,

@@ -97,6 +97,19 @@ pub struct AppLimits {
     pub heartbeat_interval_range: Option<(u32, u32)>,
     /// Allowed presence timeout range for this app, seconds; `None` = the node's.
     pub presence_timeout_range: Option<(u32, u32)>,
+    /// Most joined stream channels per session (10, R89).
+    pub max_stream_channels: usize,
+    /// Most topics a member publishes in per stream channel (8, R98).
+    pub max_joined_topics: usize,
+    /// Most topics a member subscribes to per stream channel (50, R105).
+    pub max_subscribed_topics: usize,
+    /// Most publishers a member follows per topic (64, R106).
+    pub max_topic_publishers: usize,
+    /// Longest topic publisher meta, bytes (1,024; the spec gives none).
+    pub max_topic_meta_bytes: usize,
+    /// Topic messages per second per stream channel, every topic and publisher together
+    /// (1,000; the spec gives none); 0 = unlimited.
+    pub topic_publish_rate_per_channel: u32,
 }
 
 impl Default for AppLimits {
@@ -110,6 +123,12 @@ impl Default for AppLimits {
             extended_names: false,
             heartbeat_interval_range: None,
             presence_timeout_range: None,
+            max_stream_channels: 10,
+            max_joined_topics: 8,
+            max_subscribed_topics: 50,
+            max_topic_publishers: 64,
+            max_topic_meta_bytes: 1024,
+            topic_publish_rate_per_channel: 1000,
         }
     }
 }

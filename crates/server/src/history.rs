@@ -93,7 +93,7 @@ impl Client {
             .map(|m| pb::HistoryMessage {
                 message_type: match m.kind {
                     MessageKind::Text => pb::MessageType::String as i32,
-                    MessageKind::Binary => pb::MessageType::Binary as i32,
+                    MessageKind::Binary | MessageKind::Event(_) => pb::MessageType::Binary as i32,
                 },
                 payload: m.payload,
                 custom_type: m.custom_type.to_string(),

@@ -6,12 +6,13 @@
 //! channel never race.
 
 use crate::outlet::Outlet;
-use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 use switchboard_engine::{
-    Broker, ChannelKey, ChannelKind, EngineError, MessageKind, Publication, PublicationHandler,
+    Broker, ChannelKey, ChannelKind, EngineError, EventKind, MessageKind, Publication,
+    PublicationHandler,
 };
 use switchboard_protocol::frame;
 use switchboard_protocol::pb::{self, MessagePush, ServerMessage, server_message::Body};
@@ -25,8 +26,69 @@ pub(crate) struct Subscriber {
     pub session: u64,
     /// Where its pushes go.
     pub outlet: Arc<Outlet>,
-    /// False when subscribed with `withMessage: false` (R70).
-    pub with_message: bool,
+    /// Which publications of the channel it receives.
+    pub filter: Filter,
+}
+
+/// What a subscriber receives of its channel's stream.
+#[derive(Clone)]
+pub(crate) enum Filter {
+    /// A message channel or the user's inbox: messages when `with_message` (R70).
+    Message {
+        /// False when subscribed with `withMessage: false`.
+        with_message: bool,
+    },
+    /// A stream channel member: topic events (R93) and the messages of the publishers
+    /// it follows (R103).
+    Stream(Arc<StreamFilter>),
+}
+
+/// A stream channel member's choices, shared between its session and the hub.
+pub(crate) struct StreamFilter {
+    /// The member's user id: events about itself are not sent to it.
+    pub user: Arc<str>,
+    /// Followed publishers per topic.
+    pub follows: RwLock<HashMap<Arc<str>, HashSet<Arc<str>>>>,
+}
+
+impl StreamFilter {
+    /// A member that follows nobody yet.
+    pub fn new(user: Arc<str>) -> Self {
+        StreamFilter {
+            user,
+            follows: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Followed publishers per topic (read).
+    pub fn follows(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, HashSet<Arc<str>>>> {
+        read(&self.follows)
+    }
+
+    /// Followed publishers per topic (write).
+    pub fn follows_mut(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<Arc<str>, HashSet<Arc<str>>>> {
+        write(&self.follows)
+    }
+}
+
+impl Filter {
+    /// Whether the subscriber receives `p`.
+    pub fn accepts(&self, p: &Publication) -> bool {
+        match (self, p.kind) {
+            (Filter::Message { with_message }, MessageKind::Text | MessageKind::Binary) => {
+                *with_message
+            }
+            (Filter::Message { .. }, MessageKind::Event(_)) => false,
+            (Filter::Stream(f), MessageKind::Text | MessageKind::Binary) => f
+                .follows()
+                .get(&p.topic)
+                .is_some_and(|users| users.contains(&p.publisher)),
+            (Filter::Stream(f), MessageKind::Event(EventKind::Topic)) => p.publisher != f.user,
+            (Filter::Stream(_), MessageKind::Event(_)) => false,
+        }
+    }
 }
 
 struct Shard {
@@ -123,9 +185,30 @@ impl Hub {
     }
 }
 
+/// The encoded push of a publication: a message push, or the event it carries with its
+/// position filled in. `None` for an event this server cannot decode (never sent).
+pub(crate) fn push_bytes(channel: &ChannelKey, p: &Publication) -> Option<bytes::Bytes> {
+    let message = match p.kind {
+        MessageKind::Text | MessageKind::Binary => message_push(channel, p),
+        MessageKind::Event(EventKind::Topic) => {
+            let mut event = <pb::TopicEvent as prost::Message>::decode(p.payload.clone()).ok()?;
+            event.position = Some(pb::StreamPosition {
+                epoch: p.position.epoch,
+                offset: p.position.offset,
+            });
+            ServerMessage {
+                id: 0,
+                body: Some(Body::Topic(event)),
+            }
+        }
+        MessageKind::Event(_) => return None,
+    };
+    Some(frame::encode(&message))
+}
+
 /// Builds the message push of a publication (for USER channels the channel name is the
 /// publisher's user id, api.md §15 #26).
-pub(crate) fn message_push(channel: &ChannelKey, p: &Publication) -> ServerMessage {
+fn message_push(channel: &ChannelKey, p: &Publication) -> ServerMessage {
     let (channel_type, channel_name) = match channel.kind {
         ChannelKind::Message => (pb::ChannelType::Message, channel.name.to_string()),
         ChannelKind::User => (pb::ChannelType::User, p.publisher.to_string()),
@@ -136,11 +219,11 @@ pub(crate) fn message_push(channel: &ChannelKey, p: &Publication) -> ServerMessa
         body: Some(Body::Message(MessagePush {
             channel_type: channel_type as i32,
             channel_name,
-            topic_name: String::new(),
+            topic_name: p.topic.to_string(),
             publisher: p.publisher.to_string(),
             message_type: match p.kind {
                 MessageKind::Text => pb::MessageType::String as i32,
-                MessageKind::Binary => pb::MessageType::Binary as i32,
+                _ => pb::MessageType::Binary as i32,
             },
             custom_type: p.custom_type.to_string(),
             payload: p.payload.clone(),
@@ -149,6 +232,7 @@ pub(crate) fn message_push(channel: &ChannelKey, p: &Publication) -> ServerMessa
                 epoch: p.position.epoch,
                 offset: p.position.offset,
             }),
+            send_ts: p.send_ts,
         })),
     }
 }
@@ -157,13 +241,15 @@ impl PublicationHandler for Hub {
     fn on_publication(&self, channel: &ChannelKey, publication: &Arc<Publication>) {
         let map = read(&self.shard(channel).subs);
         let Some(list) = map.get(channel) else { return };
-        if !list.iter().any(|s| s.with_message) {
-            return;
-        }
-        // Encode once; every subscriber gets a clone of the same bytes.
-        let bytes = frame::encode(&message_push(channel, publication));
-        for sub in list.iter().filter(|s| s.with_message) {
-            sub.outlet.push(channel, publication.position, &bytes);
+        // Encode once, for the first subscriber that takes it; every other gets a clone
+        // of the same bytes.
+        let mut bytes = None;
+        for sub in list.iter().filter(|s| s.filter.accepts(publication)) {
+            if bytes.is_none() {
+                bytes = push_bytes(channel, publication);
+            }
+            let Some(bytes) = &bytes else { return };
+            sub.outlet.push(channel, publication.position, bytes);
         }
     }
 }

@@ -14,6 +14,7 @@ mod node;
 mod outbound;
 mod outlet;
 mod session;
+mod stream;
 
 pub use config::{AppConfig, AppLimits, ServerConfig};
 pub use switchboard_protocol::WS_PATH;
@@ -23,7 +24,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use switchboard_engine::{Broker, HistoryStore};
+use switchboard_engine::{Broker, HistoryStore, Topics};
 use switchboard_protocol::DisconnectCode;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -36,6 +37,7 @@ pub struct Server {
     config: ServerConfig,
     broker: Arc<dyn Broker>,
     history: Option<Arc<dyn HistoryStore>>,
+    topics: Option<Arc<dyn Topics>>,
 }
 
 impl Server {
@@ -45,7 +47,14 @@ impl Server {
             config,
             broker,
             history: None,
+            topics: None,
         }
+    }
+
+    /// Enables stream channels and topics with topic roles kept in `topics`.
+    pub fn with_topics(mut self, topics: Arc<dyn Topics>) -> Self {
+        self.topics = Some(topics);
+        self
     }
 
     /// Enables message history (`storeInHistory`, `getMessages`) on `store`.
@@ -61,7 +70,7 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let node = Node::new(self.config, self.broker, self.history);
+        let node = Node::new(self.config, self.broker, self.history, self.topics);
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
         loop {

@@ -3,14 +3,14 @@
 
 use crate::client::{Attached, Client, Failure};
 use crate::config::AppConfig;
-use crate::hub::{Subscriber, message_push};
+use crate::hub::{Filter, Subscriber, push_bytes};
 use crate::session::{self, Session};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_engine::{ChannelKey, ChannelKind, Recovery, StreamPosition};
 use switchboard_protocol::pb::{self, server_message::Body};
-use switchboard_protocol::{DisconnectCode, ErrorCode, frame, names, now_ms};
+use switchboard_protocol::{DisconnectCode, ErrorCode, names, now_ms};
 
 /// Publications read from the recovery log per step of a replay.
 pub(crate) const RECOVERY_PAGE: usize = 1_000;
@@ -74,19 +74,21 @@ pub(crate) async fn replay(
     client: &Client,
     key: &ChannelKey,
     first: &Recovery,
+    filter: &Filter,
 ) -> Option<StreamPosition> {
     let patience = client.node.config.write_timeout;
     let mut last = None;
     let mut page = first.publications.clone();
     loop {
         for p in &page {
-            if !client
-                .out
-                .push_wait(frame::encode(&message_push(key, p)), patience)
-                .await
-            {
-                return last;
+            if filter.accepts(p) {
+                if let Some(bytes) = push_bytes(key, p) {
+                    if !client.out.push_wait(bytes, patience).await {
+                        return last;
+                    }
+                }
             }
+            // What the filter skips counts as passed: it is not held back either.
             last = Some(p.position);
         }
         if page.len() < RECOVERY_PAGE {
@@ -195,7 +197,7 @@ impl Client {
         let sub = Subscriber {
             session: session.id,
             outlet: session.outlet.clone(),
-            with_message: true,
+            filter: Filter::Message { with_message: true },
         };
         if let Err(e) = self
             .node
@@ -257,7 +259,9 @@ impl Client {
         );
         if user_since.is_some() {
             let last = match &recovery {
-                Some(r) => replay(self, &user_key, r).await,
+                Some(r) => {
+                    replay(self, &user_key, r, &Filter::Message { with_message: true }).await
+                }
                 None => None,
             };
             let upto = recovery.as_ref().map_or(user_position, |r| r.position);
@@ -289,28 +293,41 @@ impl Client {
                 ))
             })
             .collect();
-        let (mut keys, unrestored): (Vec<ChannelKey>, Vec<String>) = {
+        let (mut keys, unrestored): (Vec<(ChannelKey, Filter)>, Vec<String>) = {
             let mut st = session.lock();
             st.token_expires_at = token_expires_at;
             st.will_expire_sent = false;
-            // Channels the client follows but the session does not (a subscribe or
-            // unsubscribe lost with the old connection): the client re-subscribes them.
+            // Channels the client follows but the session does not (a subscribe, join or
+            // unsubscribe lost with the old connection): the client restores them.
             let unrestored = req
                 .positions
                 .iter()
-                .filter(|p| p.channel_type == pb::ChannelType::Message as i32)
-                .filter(|p| !st.subscriptions.contains_key(p.channel_name.as_str()))
+                .filter(|p| match pb::ChannelType::try_from(p.channel_type) {
+                    Ok(pb::ChannelType::Message) => {
+                        !st.subscriptions.contains_key(p.channel_name.as_str())
+                    }
+                    Ok(pb::ChannelType::Stream) => {
+                        !st.streams.contains_key(p.channel_name.as_str())
+                    }
+                    _ => false,
+                })
                 .map(|p| p.channel_name.clone())
                 .collect();
-            let keys = st
-                .subscriptions
-                .keys()
-                .map(|n| session.message_key(n))
-                .collect();
-            (keys, unrestored)
+            let messages = st.subscriptions.iter().map(|(n, o)| {
+                let filter = Filter::Message {
+                    with_message: o.with_message,
+                };
+                (session.message_key(n), filter)
+            });
+            let streams = st
+                .streams
+                .iter()
+                .map(|(n, m)| (session.stream_key(n), Filter::Stream(m.filter.clone())));
+            (messages.chain(streams).collect(), unrestored)
         };
-        keys.push(session.user_key());
-        let Some(attachment) = session.attach(self.out.clone(), keys.clone()) else {
+        keys.push((session.user_key(), Filter::Message { with_message: true }));
+        let held = keys.iter().map(|(k, _)| k.clone()).collect();
+        let Some(attachment) = session.attach(self.out.clone(), held) else {
             return Err(Failure::new(
                 ErrorCode::SessionNotFound,
                 "the session ended while resuming",
@@ -324,7 +341,7 @@ impl Client {
         // Read every channel's gap first, so the reply can say which are incomplete.
         let mut recovered = Vec::with_capacity(keys.len());
         let mut gaps = Vec::new();
-        for key in keys {
+        for (key, filter) in keys {
             let wire_type = match key.kind {
                 ChannelKind::User => pb::ChannelType::User,
                 ChannelKind::Stream => pb::ChannelType::Stream,
@@ -343,7 +360,7 @@ impl Client {
                 // For the USER channel (the inbox) the name is the user's own id.
                 gaps.push(key.name.to_string());
             }
-            recovered.push((key, recovery));
+            recovered.push((key, filter, recovery));
         }
         let user_position = self
             .node
@@ -366,9 +383,9 @@ impl Client {
                 user_position: wire_position(user_position),
             }),
         );
-        for (key, recovery) in recovered {
+        for (key, filter, recovery) in recovered {
             let last = match &recovery {
-                Some(r) => replay(self, &key, r).await,
+                Some(r) => replay(self, &key, r, &filter).await,
                 None => None,
             };
             // Held live pushes newer than the replay follow; then the channel is live.
@@ -379,20 +396,14 @@ impl Client {
         Ok(())
     }
 
-    /// `renewToken` for the login token (R40, R41); stream channel tokens come with
-    /// stream channels.
+    /// `renewToken` for the login token (R40, R41); stream channel tokens are renewed in
+    /// the stream module.
     pub(crate) fn renew_token(
         &mut self,
         id: u32,
         req: pb::RenewTokenRequest,
     ) -> Result<(), Failure> {
         let session = self.session()?;
-        if !req.channel_name.is_empty() {
-            return Err(Failure::new(
-                ErrorCode::ChannelNotJoined,
-                format!("stream channel {} is not joined", req.channel_name),
-            ));
-        }
         let expires = verify_login_token(&session.app, &session.user, &req.token)?;
         {
             let mut st = session.lock();

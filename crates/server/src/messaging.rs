@@ -3,7 +3,8 @@
 //! state changes, so a refused request leaves everything as it was (R171).
 
 use crate::client::{Client, Failure};
-use crate::hub::Subscriber;
+use crate::config::AppLimits;
+use crate::hub::{Filter, Subscriber};
 use crate::login::{RECOVERY_PAGE, replay, wire_position};
 use crate::session::SubOptions;
 use bytes::Bytes;
@@ -17,6 +18,41 @@ use switchboard_protocol::{ErrorCode, names, now_ms};
 
 fn engine_failure(e: &EngineError) -> Failure {
     Failure::new(ErrorCode::EngineUnavailable, e.to_string())
+}
+
+/// The kind of a published payload: STRING must be UTF-8 (R64, −11009).
+pub(crate) fn message_kind(message_type: i32, payload: &[u8]) -> Result<MessageKind, Failure> {
+    match pb::MessageType::try_from(message_type) {
+        Ok(pb::MessageType::String) => {
+            if std::str::from_utf8(payload).is_err() {
+                return Err(Failure::new(
+                    ErrorCode::ChannelInvalidMessage,
+                    "a STRING payload must be valid UTF-8 (R64)",
+                ));
+            }
+            Ok(MessageKind::Text)
+        }
+        Ok(pb::MessageType::Binary) => Ok(MessageKind::Binary),
+        _ => Err(Failure::new(
+            ErrorCode::ChannelInvalidMessage,
+            "message type must be STRING or BINARY (R64)",
+        )),
+    }
+}
+
+/// The payload size limit (R63, −11010).
+pub(crate) fn check_payload(limits: &AppLimits, payload: &[u8]) -> Result<(), Failure> {
+    if payload.len() > limits.max_payload_bytes {
+        return Err(Failure::new(
+            ErrorCode::ChannelMessageLengthExceedLimitation,
+            format!(
+                "payload is {} bytes, over the limit of {} (R63)",
+                payload.len(),
+                limits.max_payload_bytes
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl Client {
@@ -57,7 +93,9 @@ impl Client {
         let sub = Subscriber {
             session: session.id,
             outlet: session.outlet.clone(),
-            with_message: opts.with_message,
+            filter: Filter::Message {
+                with_message: opts.with_message,
+            },
         };
         let node = self.node.clone();
         if let Err(e) = node.hub.subscribe(&*node.broker, &key, sub).await {
@@ -99,7 +137,17 @@ impl Client {
         );
         if since.is_some() {
             let last = match &recovery {
-                Some(r) => replay(self, &key, r).await,
+                Some(r) => {
+                    replay(
+                        self,
+                        &key,
+                        r,
+                        &Filter::Message {
+                            with_message: opts.with_message,
+                        },
+                    )
+                    .await
+                }
                 None => None,
             };
             session
@@ -168,34 +216,8 @@ impl Client {
             }
         };
         names::validate_channel_name(&req.channel_name, limits.name_rules())?;
-        let message_kind = match pb::MessageType::try_from(req.message_type) {
-            Ok(pb::MessageType::String) => {
-                if std::str::from_utf8(&req.payload).is_err() {
-                    return Err(Failure::new(
-                        ErrorCode::ChannelInvalidMessage,
-                        "a STRING payload must be valid UTF-8 (R64)",
-                    ));
-                }
-                MessageKind::Text
-            }
-            Ok(pb::MessageType::Binary) => MessageKind::Binary,
-            _ => {
-                return Err(Failure::new(
-                    ErrorCode::ChannelInvalidMessage,
-                    "message type must be STRING or BINARY (R64)",
-                ));
-            }
-        };
-        if req.payload.len() > limits.max_payload_bytes {
-            return Err(Failure::new(
-                ErrorCode::ChannelMessageLengthExceedLimitation,
-                format!(
-                    "payload is {} bytes, over the limit of {} (R63)",
-                    req.payload.len(),
-                    limits.max_payload_bytes
-                ),
-            ));
-        }
+        let message_kind = message_kind(req.message_type, &req.payload)?;
+        check_payload(&limits, &req.payload)?;
         names::validate_custom_type(&req.custom_type)?;
         let history = if req.store_in_history {
             Some(crate::history::store(self)?)
@@ -221,6 +243,8 @@ impl Client {
             kind: message_kind,
             custom_type: req.custom_type.as_str().into(),
             payload: Bytes::clone(&req.payload),
+            topic: "".into(),
+            send_ts: 0,
             timestamp_ms: now_ms(),
             position: Default::default(),
         };

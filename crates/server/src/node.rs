@@ -9,7 +9,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use switchboard_engine::{Broker, HistoryStore};
+use switchboard_engine::{Broker, HistoryStore, Topics};
 
 const SHARDS: usize = 32;
 
@@ -96,6 +96,8 @@ pub(crate) struct Node {
     pub broker: Arc<dyn Broker>,
     /// The history store; `None` = history not available (−15005).
     pub history: Option<Arc<dyn HistoryStore>>,
+    /// Stream channel topic roles; `None` = stream channels not available (−11012).
+    pub topics: Option<Arc<dyn Topics>>,
     /// Local subscribers.
     pub hub: Arc<Hub>,
     /// Logged-in users.
@@ -113,6 +115,7 @@ impl Node {
         config: ServerConfig,
         broker: Arc<dyn Broker>,
         history: Option<Arc<dyn HistoryStore>>,
+        topics: Option<Arc<dyn Topics>>,
     ) -> Arc<Node> {
         let hub = Arc::new(Hub::new());
         broker.set_handler(hub.clone());
@@ -126,6 +129,7 @@ impl Node {
             apps,
             broker,
             history,
+            topics,
             hub,
             registry: Registry::new(),
             next_session: AtomicU64::new(1),

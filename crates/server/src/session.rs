@@ -5,10 +5,11 @@
 //! (R53). Logout, a kick and token expiry end it at once.
 
 use crate::config::AppConfig;
+use crate::hub::StreamFilter;
 use crate::node::Node;
 use crate::outbound::Outbound;
 use crate::outlet::Outlet;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use switchboard_engine::{ChannelKey, ChannelKind};
@@ -24,10 +25,47 @@ pub(crate) struct SubOptions {
     pub with_lock: bool,
 }
 
+/// One topic the member publishes in, as it asked (R97).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TopicRole {
+    /// Publisher meta shown to others.
+    pub meta: Arc<str>,
+    /// qos, priority, syncWithMedia as given (kept; delivery is always ordered, R72).
+    pub qos: i32,
+    pub priority: i32,
+    pub sync_with_media: bool,
+}
+
+/// Options of one stream channel membership (R90).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JoinOptions {
+    pub with_presence: bool,
+    pub be_quiet: bool,
+    pub with_metadata: bool,
+    pub with_lock: bool,
+}
+
+/// A joined STREAM channel.
+pub(crate) struct StreamMembership {
+    /// Join options (read by presence, storage and locks as they arrive).
+    #[allow(dead_code)]
+    pub options: JoinOptions,
+    /// Topics the member publishes in.
+    pub roles: BTreeMap<Arc<str>, TopicRole>,
+    /// Followed publishers per topic, shared with the hub.
+    pub filter: Arc<StreamFilter>,
+    /// Effective expiry of the channel's RTC token, seconds since the epoch.
+    pub token_expires_at: Option<u64>,
+    /// Whether the will-expire push for the current token went out.
+    pub will_expire_sent: bool,
+}
+
 /// Mutable part of a session, under one small lock (never held across `.await`).
 pub(crate) struct SessionState {
     /// Subscribed MESSAGE channels.
     pub subscriptions: HashMap<Arc<str>, SubOptions>,
+    /// Joined STREAM channels.
+    pub streams: HashMap<Arc<str>, StreamMembership>,
     /// Effective expiry of the login credential, seconds since the epoch.
     pub token_expires_at: Option<u64>,
     /// Whether the will-expire push for the current credential went out.
@@ -79,6 +117,7 @@ impl Session {
             outlet: Arc::new(Outlet::new(node.config.recovery_hold_bytes)),
             state: Mutex::new(SessionState {
                 subscriptions: HashMap::new(),
+                streams: HashMap::new(),
                 token_expires_at,
                 will_expire_sent: false,
                 attachment: 0,
@@ -96,6 +135,11 @@ impl Session {
     /// The key of this user's own USER channel (its inbox).
     pub fn user_key(&self) -> ChannelKey {
         ChannelKey::new(self.app_id.clone(), ChannelKind::User, self.user.clone())
+    }
+
+    /// The key of one of this app's STREAM channels.
+    pub fn stream_key(&self, name: &str) -> ChannelKey {
+        ChannelKey::new(self.app_id.clone(), ChannelKind::Stream, name)
     }
 
     /// The key of one of this app's MESSAGE channels.
@@ -170,14 +214,17 @@ pub(crate) async fn end_if(
     code: Option<(DisconnectCode, String)>,
     still: impl FnOnce(&SessionState) -> bool,
 ) -> bool {
-    let subscriptions = {
+    let (subscriptions, streams) = {
         let mut st = session.lock();
         if st.ended || !still(&st) {
             return false;
         }
         st.ended = true;
         st.attached = false;
-        std::mem::take(&mut st.subscriptions)
+        (
+            std::mem::take(&mut st.subscriptions),
+            std::mem::take(&mut st.streams),
+        )
     };
     match code {
         Some((code, reason)) => session.outlet.close(code, reason),
@@ -193,6 +240,9 @@ pub(crate) async fn end_if(
     node.hub
         .unsubscribe(broker, &session.user_key(), session.id)
         .await;
+    for name in streams.keys() {
+        crate::stream::depart(node, session, name).await;
+    }
     node.registry
         .unregister(&session.app_id, &session.user, session.id);
     true

@@ -91,6 +91,8 @@ impl TestServer {
 
     /// Runs `server` (built by the test, e.g. with history or another engine config).
     pub async fn with_parts(server: Server) -> TestServer {
+        // Every test server offers stream channels.
+        let server = server.with_topics(Arc::new(switchboard_engine_memory::MemoryTopics::new()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
