@@ -9,6 +9,8 @@
 //! - `channels`: many channels, a few subscribers each, one open-loop publisher each.
 //! - `connections`: many idle logged-in connections; login rate and memory per
 //!   connection.
+//! - `topic`: publishers streaming into one topic of a stream channel, subscribers each
+//!   following some of them.
 //!
 //! Subscribers are SDK clients by default, or with `--raw` bare WebSocket connections
 //! ([`raw`]) that cost the load generator far less per message.
@@ -18,6 +20,7 @@ mod connections;
 mod p2p;
 mod raw;
 mod report;
+mod topic;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -46,6 +49,8 @@ pub enum BenchCommand {
     Channels(channels::ChannelsArgs),
     /// Many idle logged-in connections: login rate and memory per connection.
     Connections(connections::ConnectionsArgs),
+    /// Publishers streaming into one topic, subscribers following some of them.
+    Topic(topic::TopicArgs),
 }
 
 /// Where to run: a server address, or an in-process server when `--url` is absent.
@@ -115,6 +120,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::P2p(a) => p2p::run(a).await,
         BenchCommand::Channels(a) => channels::run(a).await,
         BenchCommand::Connections(a) => connections::run(a).await,
+        BenchCommand::Topic(a) => topic::run(a).await,
     }
 }
 
@@ -131,6 +137,7 @@ async fn target(t: &Target) -> anyhow::Result<(String, String, Option<String>)> 
     let mut app = AppConfig::new(IN_PROCESS_APP, None);
     app.limits = AppLimits {
         publish_rate_per_channel: 0,
+        topic_publish_rate_per_channel: 0,
         ..Default::default()
     };
     let config = ServerConfig {

@@ -123,9 +123,39 @@ pub fn link_json(e: &LinkStateEvent) -> Value {
     })
 }
 
+/// JSON of a topic event (api.md §9.4).
+pub fn topic_json(e: &switchboard_client::TopicEvent) -> Value {
+    let infos: Vec<Value> = e
+        .topic_infos
+        .iter()
+        .map(|t| {
+            let publishers: Vec<Value> = t
+                .publishers
+                .iter()
+                .map(|p| json!({"publisherUserId": p.publisher_user_id, "publisherMeta": p.publisher_meta}))
+                .collect();
+            json!({
+                "topicName": t.topic_name,
+                "publishers": publishers,
+                "totalPublisher": t.total_publisher,
+            })
+        })
+        .collect();
+    json!({
+        "event": "topic",
+        "eventType": e.event_type.as_str(),
+        "channelName": e.channel_name,
+        "publisher": e.publisher,
+        "topicInfos": infos,
+        "totalTopics": e.total_topics,
+        "timestamp": e.timestamp,
+    })
+}
+
 fn event_json(e: &Event) -> Value {
     match e {
         Event::Message(m) => message_json(m),
+        Event::Topic(t) => topic_json(t),
         Event::LinkState(l) => link_json(l),
         Event::TokenPrivilegeWillExpire(c) => json!({
             "event": "tokenPrivilegeWillExpire",

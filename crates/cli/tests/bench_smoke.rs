@@ -113,3 +113,25 @@ fn connections_in_process() {
     assert_eq!(v["opened"], 50, "{v}");
     zero(&v, &["dropped", "errors"]);
 }
+
+#[test]
+fn topic_followers_get_exactly_their_publishers() {
+    let v = bench(&[
+        "topic",
+        "--publishers",
+        "4",
+        "--subscribers",
+        "6",
+        "--follow",
+        "2",
+        "--rate",
+        "20",
+        "--duration",
+        "1",
+    ]);
+    assert_eq!(v["scenario"], "topic");
+    has_keys(&v, &["deliveries", "deliveries_per_s", "latency_ms"]);
+    // errors counts deliveries from publishers a subscriber does not follow (R103).
+    zero(&v, &["missing", "out_of_order", "errors"]);
+    assert!(v["deliveries"].as_u64().unwrap_or(0) > 0, "{v}");
+}

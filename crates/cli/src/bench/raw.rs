@@ -117,6 +117,89 @@ impl RawClient {
         Ok(())
     }
 
+    /// Joins a stream channel (RTC token minted from `cert` when given).
+    pub async fn join(
+        &mut self,
+        app: &str,
+        cert: Option<&str>,
+        user: &str,
+        channel: &str,
+    ) -> anyhow::Result<()> {
+        let token = match cert {
+            Some(c) => switchboard_token::build_rtc_token(
+                app,
+                c,
+                channel,
+                user,
+                switchboard_token::RtcRole::Publisher,
+                86_400,
+                86_400,
+                (switchboard_protocol::now_ms() / 1000) as u32,
+            )
+            .map_err(|e| anyhow::anyhow!("rtc token: {e}"))?,
+            None => app.to_string(),
+        };
+        let req = pb::JoinRequest {
+            channel_name: channel.to_string(),
+            token,
+            with_presence: Some(false),
+            ..Default::default()
+        };
+        self.request(Body::Join(req))
+            .await
+            .with_context(|| format!("join {channel}"))?;
+        Ok(())
+    }
+
+    /// Becomes a publisher of `topic` in a joined stream channel.
+    pub async fn join_topic(&mut self, channel: &str, topic: &str) -> anyhow::Result<()> {
+        let req = pb::JoinTopicRequest {
+            channel_name: channel.to_string(),
+            topic_name: topic.to_string(),
+            ..Default::default()
+        };
+        self.request(Body::JoinTopic(req))
+            .await
+            .with_context(|| format!("joinTopic {topic}"))?;
+        Ok(())
+    }
+
+    /// Follows `users` in `topic`; fails unless every one succeeded.
+    pub async fn subscribe_topic(
+        &mut self,
+        channel: &str,
+        topic: &str,
+        users: Vec<String>,
+    ) -> anyhow::Result<()> {
+        let req = pb::SubscribeTopicRequest {
+            channel_name: channel.to_string(),
+            topic_name: topic.to_string(),
+            users,
+        };
+        match self.request(Body::SubscribeTopic(req)).await? {
+            server_message::Body::SubscribeTopic(r) if r.failed.is_empty() => Ok(()),
+            server_message::Body::SubscribeTopic(r) => {
+                bail!("subscribeTopic {topic}: failed for {:?}", r.failed)
+            }
+            _ => bail!("subscribeTopic {topic}: unexpected reply"),
+        }
+    }
+
+    /// A binary topic message request frame.
+    pub fn publish_topic(&mut self, channel: &str, topic: &str, payload: Vec<u8>) -> Message {
+        let id = self.take_id();
+        Message::Binary(encode(&pb::ClientMessage {
+            id,
+            body: Some(Body::PublishTopicMessage(pb::PublishTopicMessageRequest {
+                channel_name: channel.to_string(),
+                topic_name: topic.to_string(),
+                message_type: pb::MessageType::Binary as i32,
+                payload: payload.into(),
+                ..Default::default()
+            })),
+        }))
+    }
+
     /// A binary publish request frame (the reply comes back with the returned id > 0).
     pub fn publish(&mut self, user_channel: bool, channel: &str, payload: Vec<u8>) -> Message {
         let id = self.take_id();
