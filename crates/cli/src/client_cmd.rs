@@ -37,6 +37,27 @@ pub struct SubArgs {
     conn: ConnectArgs,
     /// Message channels to subscribe to (user-channel messages to the user arrive too).
     channels: Vec<String>,
+    #[command(flatten)]
+    stream: StreamArgs,
+    /// With --stream: follow only these publishers of the topics (repeatable; default:
+    /// every current publisher).
+    #[arg(long = "from", value_name = "USER")]
+    from: Vec<String>,
+}
+
+/// Stream channel flags shared by `pub` and `sub`.
+#[derive(Args)]
+pub struct StreamArgs {
+    /// Join this stream channel.
+    #[arg(long, value_name = "CHANNEL")]
+    stream: Option<String>,
+    /// With --stream: the topic (repeatable for `sub`).
+    #[arg(long = "topic", value_name = "TOPIC", requires = "stream")]
+    topics: Vec<String>,
+    /// With --stream: the RTC token of the channel (omit for an app without a
+    /// certificate; a token carrying both RTM and RTC services may serve as --token too).
+    #[arg(long, env = "SWITCHBOARD_RTC_TOKEN", requires = "stream")]
+    rtc_token: Option<String>,
 }
 
 /// `pub` flags.
@@ -56,10 +77,44 @@ pub struct PubArgs {
     /// Also store the message in history.
     #[arg(long, env = "SWITCHBOARD_STORE_IN_HISTORY")]
     store_in_history: bool,
-    /// Channel name, or user id with --to-user.
+    #[command(flatten)]
+    stream: StreamArgs,
+    /// Channel name, or user id with --to-user; with --stream only MESSAGE is given.
     target: String,
     /// The message.
-    message: String,
+    message: Option<String>,
+}
+
+impl PubArgs {
+    /// The message argument (the only positional with --stream).
+    fn message(&self) -> anyhow::Result<&str> {
+        match (&self.stream.stream, &self.message) {
+            (Some(_), None) => Ok(&self.target),
+            (Some(_), Some(_)) => bail!("with --stream give only the message"),
+            (None, Some(m)) => Ok(m),
+            (None, None) => bail!("give the channel (or user) and the message"),
+        }
+    }
+}
+
+/// Joins `args.stream` (when given) with its RTC token.
+async fn join_stream(
+    client: &Client,
+    args: &StreamArgs,
+) -> anyhow::Result<Option<switchboard_client::StreamChannel>> {
+    let Some(name) = &args.stream else {
+        return Ok(None);
+    };
+    let channel = client.stream_channel(name).map_err(|e| explain(&e, true))?;
+    let options = switchboard_client::JoinOptions {
+        token: args.rtc_token.clone(),
+        ..Default::default()
+    };
+    channel
+        .join(options)
+        .await
+        .map_err(|e| explain(&e, args.rtc_token.is_some()))?;
+    Ok(Some(channel))
 }
 
 /// An error for the terminal, with a hint when a token is the problem.
@@ -208,6 +263,46 @@ pub async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
             json!({"event": "subscribeResponse", "channelName": channel})
         );
     }
+    if let Some(stream) = join_stream(&client, &args.stream).await? {
+        println!(
+            "{}",
+            json!({"event": "joinResponse", "channelName": stream.name()})
+        );
+        let users = (!args.from.is_empty()).then(|| args.from.clone());
+        for topic in &args.stream.topics {
+            match stream.subscribe_topic(topic, users.clone()).await {
+                Ok(r) => {
+                    let failed: Vec<Value> = r
+                        .failed_details
+                        .iter()
+                        .map(|f| json!({"user": f.user, "errorCode": f.error_code, "reason": f.reason}))
+                        .collect();
+                    println!(
+                        "{}",
+                        json!({
+                            "event": "subscribeTopicResponse",
+                            "channelName": stream.name(),
+                            "topicName": topic,
+                            "succeedUsers": r.succeed_users,
+                            "failedUsers": r.failed_users,
+                            "failedDetails": failed,
+                        })
+                    );
+                }
+                // Nobody publishes yet: say so and go on listening to topic events.
+                Err(e) if e.code == ErrorCode::ChannelTopicNotExist.as_i32() => println!(
+                    "{}",
+                    json!({
+                        "event": "subscribeTopicError",
+                        "topicName": topic,
+                        "errorCode": e.code,
+                        "reason": e.reason,
+                    })
+                ),
+                Err(e) => return Err(explain(&e, true)),
+            }
+        }
+    }
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {
             let _ = client.logout().await;
@@ -218,15 +313,16 @@ pub async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
 }
 
 fn payload(args: &PubArgs) -> anyhow::Result<Payload> {
+    let message = args.message()?;
     if !args.binary {
-        return Ok(Payload::Text(args.message.clone()));
+        return Ok(Payload::Text(message.to_string()));
     }
-    if let Some(path) = args.message.strip_prefix('@') {
+    if let Some(path) = message.strip_prefix('@') {
         let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
         return Ok(Payload::Binary(bytes.into()));
     }
     let bytes = B64
-        .decode(args.message.trim())
+        .decode(message.trim())
         .context("--binary MESSAGE must be base64 (or @FILE)")?;
     Ok(Payload::Binary(bytes.into()))
 }
@@ -235,6 +331,11 @@ fn payload(args: &PubArgs) -> anyhow::Result<Payload> {
 pub async fn publish(args: PubArgs) -> anyhow::Result<()> {
     let message = payload(&args)?;
     let client = connect(&args.conn).await?;
+    if args.stream.stream.is_some() {
+        let result = publish_topic(&client, &args, message).await;
+        let _ = client.logout().await;
+        return result;
+    }
     let options = PublishOptions {
         channel_type: if args.to_user {
             ChannelType::User
@@ -253,6 +354,41 @@ pub async fn publish(args: PubArgs) -> anyhow::Result<()> {
         json!({
             "event": "publishResponse",
             "channelName": r.channel_name,
+            "timestamp": r.timestamp,
+            "epoch": r.position.epoch,
+            "offset": r.position.offset,
+        })
+    );
+    Ok(())
+}
+
+/// `pub --stream C --topic T`: join, join the topic, publish, leave.
+async fn publish_topic(client: &Client, args: &PubArgs, message: Payload) -> anyhow::Result<()> {
+    let [topic] = args.stream.topics.as_slice() else {
+        bail!("pub --stream needs exactly one --topic");
+    };
+    let Some(stream) = join_stream(client, &args.stream).await? else {
+        bail!("--stream is missing");
+    };
+    stream
+        .join_topic(topic, Default::default())
+        .await
+        .map_err(|e| explain(&e, true))?;
+    let options = switchboard_client::PublishTopicOptions {
+        custom_type: args.custom_type.clone(),
+        send_ts: 0,
+    };
+    let r = stream
+        .publish_topic_message(topic, message, options)
+        .await
+        .map_err(|e| explain(&e, true))?;
+    let _ = stream.leave().await;
+    println!(
+        "{}",
+        json!({
+            "event": "publishTopicMessageResponse",
+            "channelName": r.channel_name,
+            "topicName": r.topic_name,
             "timestamp": r.timestamp,
             "epoch": r.position.epoch,
             "offset": r.position.offset,

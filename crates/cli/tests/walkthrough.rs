@@ -313,3 +313,130 @@ fn serve_takes_flags_over_env_over_config_file() {
     server.expect("listening on", |l| field(l, "listening on"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue #4 on the command line: `sub --stream --topic --from` follows a publisher that
+/// `pub --stream --topic` then publishes as; topic events and the topic message are
+/// printed as JSON lines (R100, R103, R109).
+#[test]
+fn stream_channel_topic_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("switchboard-stream-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.to_string_lossy().to_string();
+    let server = Proc::spawn(
+        &["serve", "--listen", "127.0.0.1:0", "--data-dir", &data],
+        &[],
+    );
+    let app_id = server.expect("the app id", |l| field(l, "app id:"));
+    let cert = server.expect("the certificate", |l| field(l, "certificate:"));
+    let url = server.expect("listening on", |l| field(l, "listening on"));
+    let env = [
+        ("SWITCHBOARD_URL", url.as_str()),
+        ("SWITCHBOARD_APP_ID", app_id.as_str()),
+        ("SWITCHBOARD_APP_CERT", cert.as_str()),
+    ];
+    let token = |kind: &str, user: &str| {
+        let mut args = vec!["token", kind, "--user-id", user];
+        if kind == "rtc" {
+            args.extend(["--channel", "match"]);
+        }
+        let out = run(&args, &env);
+        assert!(out.status.success(), "token {kind}");
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_string()
+    };
+    let (ra, rc) = (token("rtm", "alice"), token("rtm", "carol"));
+    let (ca, cc) = (token("rtc", "alice"), token("rtc", "carol"));
+    let alice = Proc::spawn(
+        &[
+            "sub",
+            "--user-id",
+            "alice",
+            "--token",
+            &ra,
+            "--stream",
+            "match",
+            "--topic",
+            "moves",
+            "--from",
+            "carol",
+            "--rtc-token",
+            &ca,
+        ],
+        &env,
+    );
+    alice.expect_json("the join", |v| v["event"] == "joinResponse");
+    let snapshot = alice.expect_json("the topic snapshot", |v| {
+        v["event"] == "topic" && v["eventType"] == "SNAPSHOT"
+    });
+    assert_eq!(snapshot["channelName"], "match");
+    let sub = alice.expect_json("the topic subscription", |v| {
+        v["event"] == "subscribeTopicResponse"
+    });
+    assert_eq!(sub["succeedUsers"][0], "carol", "pre-subscribed (R109)");
+
+    // Without the RTC token the join is refused with a clear error.
+    let out = run(
+        &[
+            "pub",
+            "--user-id",
+            "carol",
+            "--token",
+            &rc,
+            "--stream",
+            "match",
+            "--topic",
+            "moves",
+            "e4",
+        ],
+        &env,
+    );
+    assert!(!out.status.success(), "join without an RTC token");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("-10005"), "{err}");
+
+    let out = run(
+        &[
+            "pub",
+            "--user-id",
+            "carol",
+            "--token",
+            &rc,
+            "--stream",
+            "match",
+            "--topic",
+            "moves",
+            "--rtc-token",
+            &cc,
+            "e2e4",
+        ],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "pub --stream: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reply: Value = serde_json::from_slice(&out.stdout).expect("reply JSON");
+    assert_eq!(reply["event"], "publishTopicMessageResponse");
+    assert_eq!(reply["topicName"], "moves");
+    let joined = alice.expect_json("carol's REMOTE_JOIN", |v| {
+        v["event"] == "topic" && v["eventType"] == "REMOTE_JOIN"
+    });
+    assert_eq!(joined["publisher"], "carol");
+    assert_eq!(joined["topicInfos"][0]["topicName"], "moves");
+    let m = alice.expect_json("the topic message", |v| v["event"] == "message");
+    assert_eq!(m["channelType"], "STREAM");
+    assert_eq!(m["channelName"], "match");
+    assert_eq!(m["topicName"], "moves");
+    assert_eq!(m["publisher"], "carol");
+    assert_eq!(m["message"], "e2e4");
+    let left = alice.expect_json("carol's REMOTE_LEAVE", |v| {
+        v["event"] == "topic" && v["eventType"] == "REMOTE_LEAVE"
+    });
+    assert_eq!(left["publisher"], "carol");
+    drop(alice);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
