@@ -1,10 +1,15 @@
 //! The connection task: one per login. It owns the socket, numbers requests and
 //! matches replies, batches queued requests into one frame, sends heartbeats every half
 //! interval, declares the link lost after 1.5 intervals without server traffic, and
-//! hands pushes to the router (messages wait for room: lossless).
+//! hands pushes to the router (messages and topic events wait for room: lossless).
+//! Every positioned push advances its channel's position (stream channels included),
+//! and one the app already has is dropped.
 
 use crate::router::Router;
-use crate::types::{ChannelType, Event, MessageEvent, Payload, RtmError, StreamPosition};
+use crate::types::{
+    ChannelType, Event, MessageEvent, Payload, PublishInfo, RtmError, StreamPosition, TopicDetail,
+    TopicEvent, TopicEventType,
+};
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
@@ -44,7 +49,10 @@ pub(crate) enum Ended {
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-fn position(p: Option<pb::StreamPosition>) -> StreamPosition {
+/// Called with a `ChannelLeft` push (the server left a stream channel for the client).
+pub(crate) type OnChannelLeft = Box<dyn Fn(pb::ChannelLeft) + Send + Sync>;
+
+pub(crate) fn position(p: Option<pb::StreamPosition>) -> StreamPosition {
     p.map(|p| StreamPosition {
         epoch: p.epoch,
         offset: p.offset,
@@ -53,7 +61,7 @@ fn position(p: Option<pb::StreamPosition>) -> StreamPosition {
 }
 
 /// Converts a message push into the app's event.
-fn message_event(m: pb::MessagePush) -> Event {
+fn message_event(m: pb::MessagePush) -> MessageEvent {
     let channel_type = match pb::ChannelType::try_from(m.channel_type) {
         Ok(pb::ChannelType::User) => ChannelType::User,
         Ok(pb::ChannelType::Stream) => ChannelType::Stream,
@@ -67,7 +75,7 @@ fn message_event(m: pb::MessagePush) -> Event {
     } else {
         Payload::Binary(m.payload)
     };
-    Event::Message(MessageEvent {
+    MessageEvent {
         channel_type,
         channel_name: m.channel_name,
         topic_name: m.topic_name,
@@ -76,6 +84,45 @@ fn message_event(m: pb::MessagePush) -> Event {
         publisher: m.publisher,
         timestamp: m.timestamp,
         position: position(m.position),
+        send_ts: m.send_ts,
+    }
+}
+
+/// Converts a topic event push into the app's event; `None` for an unknown type.
+fn topic_event(t: pb::TopicEvent) -> Option<TopicEvent> {
+    let event_type = match pb::TopicEventType::try_from(t.event_type) {
+        Ok(pb::TopicEventType::Snapshot) => TopicEventType::Snapshot,
+        Ok(pb::TopicEventType::RemoteJoin) => TopicEventType::RemoteJoin,
+        Ok(pb::TopicEventType::RemoteLeave) => TopicEventType::RemoteLeave,
+        _ => return None,
+    };
+    let topic_infos: Vec<TopicDetail> = t
+        .topics
+        .into_iter()
+        .map(|info| {
+            let publishers: Vec<PublishInfo> = info
+                .publishers
+                .into_iter()
+                .map(|p| PublishInfo {
+                    publisher_user_id: p.user_id,
+                    publisher_meta: p.meta,
+                })
+                .collect();
+            TopicDetail {
+                topic_name: info.topic_name,
+                total_publisher: u32::try_from(publishers.len()).unwrap_or(u32::MAX),
+                publishers,
+            }
+        })
+        .collect();
+    Some(TopicEvent {
+        event_type,
+        channel_name: t.channel_name,
+        publisher: t.publisher,
+        total_topics: u32::try_from(topic_infos.len()).unwrap_or(u32::MAX),
+        topic_infos,
+        timestamp: t.timestamp,
+        position: position(t.position),
     })
 }
 
@@ -118,6 +165,7 @@ pub(crate) async fn run(
     heartbeat: Duration,
     positions: Positions,
     user_id: String,
+    on_channel_left: OnChannelLeft,
 ) -> Ended {
     let (mut sink, mut stream) = ws.split();
     let mut pending: HashMap<u32, (ReplyTx, &'static str)> = HashMap::new();
@@ -187,12 +235,24 @@ pub(crate) async fn run(
                     }
                     match body {
                         server_message::Body::Message(m) => {
-                            let Event::Message(e) = message_event(m) else { continue };
+                            let e = message_event(m);
                             let name = if e.channel_type == ChannelType::User { user_id.clone() } else { e.channel_name.clone() };
                             if advance(&positions, (e.channel_type, name), e.position) {
-                                router.deliver(e).await;
+                                router.deliver(Event::Message(e)).await;
                             }
                         }
+                        server_message::Body::Topic(t) => {
+                            let Some(e) = topic_event(t) else { continue };
+                            // A SNAPSHOT is not a publication: it carries the position
+                            // it was taken at, which must neither be dropped as a
+                            // duplicate nor skip pushes still on their way.
+                            let positioned = e.event_type != TopicEventType::Snapshot && e.position.offset > 0;
+                            let key = (ChannelType::Stream, e.channel_name.clone());
+                            if !positioned || advance(&positions, key, e.position) {
+                                router.deliver(Event::Topic(e)).await;
+                            }
+                        }
+                        server_message::Body::ChannelLeft(c) => on_channel_left(c),
                         server_message::Body::TokenWillExpire(t) => {
                             let ch = (!t.channel_name.is_empty()).then_some(t.channel_name);
                             router.notify(Event::TokenPrivilegeWillExpire(ch));

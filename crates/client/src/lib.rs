@@ -3,24 +3,33 @@
 //! `subscribe`, … returning `Result<_, RtmError>`, and events as async streams.
 //!
 //! A `Client` is a cheap handle; each login starts one connection task that owns the
-//! socket. Every stream is a bounded queue: messages are lossless (a slow reader slows
-//! the connection down, and the SDK resumes and recovers if the server gives up on it),
-//! link-state and token notices report `Lagged(n)` rather than wait.
+//! socket. Every stream is a bounded queue: messages and topic events are lossless (a
+//! slow reader slows the connection down, and the SDK resumes and recovers if the server
+//! gives up on it), link-state and token notices report `Lagged(n)` rather than wait.
+//! Stream channels (`client.stream_channel(name)`) are in [`StreamChannel`].
 
 mod conn;
 mod history;
 mod router;
 mod session;
+mod stream;
 mod types;
 
 pub use history::{GetHistoryMessageOptions, GetMessagesResponse, History, HistoryMessage};
+pub use stream::{
+    JoinChannelResponse, JoinOptions, JoinTopicOptions, JoinTopicResponse, LeaveChannelResponse,
+    LeaveTopicResponse, PublishTopicMessageResponse, PublishTopicOptions, StreamChannel,
+    SubscribeTopicResponse, SubscribedFailedReason, TopicPriority, TopicQos,
+    UnsubscribeTopicResponse,
+};
 pub use switchboard_protocol::{ErrorCode, LinkOperation, LinkReason, LinkState};
 pub use types::{
     ChannelType, ClientConfig, Event, Lagged, LinkStateEvent, LoginResponse, MessageEvent, Payload,
-    PublishOptions, PublishResponse, RtmError, StreamPosition, SubscribeOptions,
+    PublishInfo, PublishOptions, PublishResponse, RtmError, StreamPosition, SubscribeOptions,
+    TopicDetail, TopicEvent, TopicEventType,
 };
 
-use futures_util::stream::{self, BoxStream};
+use futures_util::stream::BoxStream;
 use router::{Item, Route, Router};
 use session::{Detail, Inner, call, login_failure_reason};
 use std::sync::Arc;
@@ -47,11 +56,11 @@ pub struct Subscription {
 }
 
 /// A stream over one registered queue, keeping what `pick` returns.
-fn stream_of<T: Send + 'static>(
+pub(crate) fn stream_of<T: Send + 'static>(
     rx: mpsc::Receiver<Item>,
     pick: fn(Event) -> Option<T>,
 ) -> EventStream<T> {
-    Box::pin(stream::unfold(rx, move |mut rx| async move {
+    Box::pin(futures_util::stream::unfold(rx, move |mut rx| async move {
         loop {
             match rx.recv().await? {
                 Item::Lagged(n) => return Some((Err(Lagged(n)), rx)),
@@ -65,7 +74,8 @@ fn stream_of<T: Send + 'static>(
     }))
 }
 
-fn message_of(e: Event) -> Option<MessageEvent> {
+/// Keeps the messages of a stream.
+pub(crate) fn message_of(e: Event) -> Option<MessageEvent> {
     match e {
         Event::Message(m) => Some(m),
         _ => None,
@@ -91,8 +101,9 @@ impl Subscription {
 
 fn timeout_code(op: &str) -> ErrorCode {
     match op {
-        "publish" => ErrorCode::ChannelPublishMessageTimeout,
-        "subscribe" => ErrorCode::ChannelSubscribeTimeout,
+        "publish" | "publishTopicMessage" => ErrorCode::ChannelPublishMessageTimeout,
+        "subscribe" | "subscribeTopic" => ErrorCode::ChannelSubscribeTimeout,
+        "join" => ErrorCode::ChannelJoinFailed,
         "renewToken" => ErrorCode::RenewTokenTimeout,
         "login" => ErrorCode::LoginTimeout,
         _ => ErrorCode::NotConnected,
@@ -153,6 +164,28 @@ impl Client {
     /// Messages sent to this user (USER channel). Ends at logout or kick; lossless.
     pub fn user_messages(&self) -> EventStream<MessageEvent> {
         stream_of(self.inner.router.register(Route::UserMessages), message_of)
+    }
+
+    /// Topic events of every joined stream channel (api.md §9.4), from now on; survives
+    /// logout. Lossless: read it, or drop it.
+    pub fn topic_events(&self) -> EventStream<TopicEvent> {
+        stream_of(self.inner.router.register(Route::Topics), stream::topic_of)
+    }
+
+    /// The stream channel `name` (api.md §3.6): local and synchronous, no network I/O;
+    /// every call with the same name gives a handle on the same state (R88). Fails with
+    /// −10008 for an invalid name.
+    pub fn stream_channel(&self, name: &str) -> Result<StreamChannel, RtmError> {
+        names::validate_channel_name(name, names::NameRules::default())
+            .map_err(|e| RtmError::new(e.code, "createStreamChannel", e.reason))?;
+        let shared = self
+            .inner
+            .lock()
+            .streams
+            .entry(name.to_string())
+            .or_insert_with(stream::new_channel)
+            .clone();
+        Ok(StreamChannel::new(self.clone(), name.to_string(), shared))
     }
 
     /// Logs in (api.md §3.1). An empty token means "no token" (T61).
@@ -289,6 +322,24 @@ impl Client {
         );
         self.inner.end_session(&mut st);
         Ok(())
+    }
+
+    /// Fails as [`Client::request`] would when the link cannot carry a request now.
+    pub(crate) fn connected(&self, op: &str) -> Result<(), RtmError> {
+        let st = self.inner.lock();
+        match (&st.conn, st.link) {
+            (Some(_), LinkState::Connected) => Ok(()),
+            (_, LinkState::Idle | LinkState::Failed) => Err(RtmError::new(
+                ErrorCode::NotLogin,
+                op,
+                "not logged in (R24)",
+            )),
+            _ => Err(RtmError::new(
+                ErrorCode::NotConnected,
+                op,
+                "reconnecting; try again when CONNECTED",
+            )),
+        }
     }
 
     /// Sends one request and waits for its reply.

@@ -1,16 +1,23 @@
 //! Where events go: every stream the app holds is a bounded queue registered here with
-//! a route (all events, link states, token notices, USER messages, one channel).
+//! a route (all events, link states, token notices, USER messages, topic events, one
+//! message channel, one stream channel).
 //!
-//! Messages are **lossless**: the connection task waits for room in every queue a
-//! message goes to, and while it waits it reads nothing from the socket. A slow app
-//! therefore slows the connection down until the server closes it as a slow consumer;
-//! the SDK then resumes and recovers from the last position it handed over, so nothing
-//! is skipped (a stream that is held but never read holds delivery up: drop streams you
-//! do not read). Link-state and token notices never wait: a full queue counts them and
-//! gets a `Lagged(n)` item before its next one.
+//! Messages and topic events are **lossless**: the connection task waits for room in
+//! every queue one goes to, and while it waits it reads nothing from the socket. A slow
+//! app therefore slows the connection down until the server closes it as a slow
+//! consumer; the SDK then resumes and recovers from the last position it handed over,
+//! so nothing is skipped (a stream that is held but never read holds delivery up: drop
+//! streams you do not read). Link-state and token notices never wait: a full queue
+//! counts them and gets a `Lagged(n)` item before its next one.
+//!
+//! A stream channel registers its queues at join, before the app asks for them, so
+//! nothing is missed in between; until the app claims such a *pending* queue it never
+//! holds delivery up: when full it counts what did not fit and yields `Lagged(n)` once
+//! claimed.
 
-use crate::types::{ChannelType, Event, MessageEvent};
-use std::sync::{Mutex, MutexGuard};
+use crate::types::{ChannelType, Event};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
 /// What a stream's queue carries.
@@ -34,6 +41,18 @@ pub(crate) enum Route {
     UserMessages,
     /// Messages of one MESSAGE channel; ends on unsubscribe or with the session.
     Channel(String),
+    /// Every topic event (`topic_events()`); survives logout.
+    Topics,
+    /// Messages of one stream channel (of one topic when set); ends on leave, when the
+    /// channel is lost, or with the session.
+    StreamMessages {
+        /// The stream channel.
+        channel: String,
+        /// Only this topic, if set.
+        topic: Option<String>,
+    },
+    /// Topic events of one stream channel; ends like `StreamMessages`.
+    StreamTopics(String),
 }
 
 impl Route {
@@ -46,8 +65,35 @@ impl Route {
             (Route::Channel(name), Event::Message(m)) => {
                 m.channel_type == ChannelType::Message && &m.channel_name == name
             }
+            (Route::Topics, Event::Topic(_)) => true,
+            (Route::StreamMessages { channel, topic }, Event::Message(m)) => {
+                m.channel_type == ChannelType::Stream
+                    && &m.channel_name == channel
+                    && topic.as_ref().is_none_or(|t| t == &m.topic_name)
+            }
+            (Route::StreamTopics(name), Event::Topic(t)) => &t.channel_name == name,
             _ => false,
         }
+    }
+
+    /// Whether this route belongs to stream channel `name`.
+    fn of_stream(&self, name: &str) -> bool {
+        match self {
+            Route::StreamMessages { channel, .. } => channel == name,
+            Route::StreamTopics(channel) => channel == name,
+            _ => false,
+        }
+    }
+
+    /// Whether this route ends with the session.
+    fn per_session(&self) -> bool {
+        matches!(
+            self,
+            Route::Channel(_)
+                | Route::UserMessages
+                | Route::StreamMessages { .. }
+                | Route::StreamTopics(_)
+        )
     }
 }
 
@@ -55,8 +101,44 @@ struct Sink {
     id: u64,
     route: Route,
     tx: mpsc::Sender<Item>,
-    /// Notices dropped since the last one that fit.
+    /// Items dropped since the last one that fit.
     lagged: u64,
+    /// A pending queue: lossless only once claimed (see the module doc).
+    claimed: Option<Arc<AtomicBool>>,
+}
+
+impl Sink {
+    /// Whether a delivery waits for room in this queue.
+    fn lossless(&self) -> bool {
+        self.claimed
+            .as_ref()
+            .is_none_or(|c| c.load(Ordering::Acquire))
+    }
+
+    /// Queues `event` without waiting; counts it as lagged when there is no room.
+    fn offer(&mut self, event: &Event) {
+        if self.lagged > 0 && self.tx.try_send(Item::Lagged(self.lagged)).is_ok() {
+            self.lagged = 0;
+        }
+        if self.lagged > 0 || self.tx.try_send(Item::Event(event.clone())).is_err() {
+            self.lagged += 1;
+        }
+    }
+}
+
+/// A queue registered before the app asked for it (a stream channel's, at join): it
+/// does not hold delivery up until [`Pending::claim`].
+pub(crate) struct Pending {
+    rx: mpsc::Receiver<Item>,
+    claimed: Arc<AtomicBool>,
+}
+
+impl Pending {
+    /// The queue, from now on lossless.
+    pub fn claim(self) -> mpsc::Receiver<Item> {
+        self.claimed.store(true, Ordering::Release);
+        self.rx
+    }
 }
 
 /// The registry of streams.
@@ -83,12 +165,9 @@ impl Router {
         self.sinks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A new stream's queue for `route`, receiving from now on.
-    pub fn register(&self, route: Route) -> mpsc::Receiver<Item> {
+    fn add(&self, route: Route, claimed: Option<Arc<AtomicBool>>) -> mpsc::Receiver<Item> {
         let (tx, rx) = mpsc::channel(self.capacity);
-        let id = self
-            .next_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut sinks = self.lock();
         sinks.retain(|s| !s.tx.is_closed());
         sinks.push(Sink {
@@ -96,37 +175,76 @@ impl Router {
             route,
             tx,
             lagged: 0,
+            claimed,
         });
         rx
     }
 
-    /// Hands a message to every stream that takes it, waiting for room (lossless).
-    pub async fn deliver(&self, m: MessageEvent) {
-        let event = Event::Message(m);
-        let targets: Vec<(u64, mpsc::Sender<Item>)> = {
+    /// A new stream's queue for `route`, receiving from now on.
+    pub fn register(&self, route: Route) -> mpsc::Receiver<Item> {
+        self.add(route, None)
+    }
+
+    /// A queue for `route` receiving from now on that the app claims later (see
+    /// [`Pending`]).
+    pub fn register_pending(&self, route: Route) -> Pending {
+        let claimed = Arc::new(AtomicBool::new(false));
+        let rx = self.add(route, Some(claimed.clone()));
+        Pending { rx, claimed }
+    }
+
+    /// Waits for room in `tx` for `item`; false when the stream is dropped or ended
+    /// meanwhile (unsubscribe, leave, logout), so a full stream nobody reads any more
+    /// cannot hold the connection up.
+    async fn send_waiting(&self, id: u64, tx: &mpsc::Sender<Item>, item: Item) -> bool {
+        let mut ended = self.ended.subscribe();
+        let send = tx.send(item);
+        tokio::pin!(send);
+        loop {
+            tokio::select! {
+                r = &mut send => return r.is_ok(),
+                changed = ended.changed() => {
+                    if changed.is_err() || !self.lock().iter().any(|s| s.id == id) {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands a message or topic event to every stream that takes it, waiting for room
+    /// (lossless) in all but unclaimed pending queues.
+    pub async fn deliver(&self, event: Event) {
+        let targets: Vec<(u64, mpsc::Sender<Item>, bool)> = {
             let mut sinks = self.lock();
             sinks.retain(|s| !s.tx.is_closed());
             sinks
                 .iter()
                 .filter(|s| s.route.takes(&event))
-                .map(|s| (s.id, s.tx.clone()))
+                .map(|s| (s.id, s.tx.clone(), s.lossless()))
                 .collect()
         };
-        for (id, tx) in targets {
-            // Wait for room; give up on a stream that is dropped or ended meanwhile
-            // (unsubscribe, logout), so a full stream nobody reads any more cannot hold
-            // the connection up.
-            let mut ended = self.ended.subscribe();
-            loop {
-                tokio::select! {
-                    _ = tx.send(Item::Event(event.clone())) => break,
-                    changed = ended.changed() => {
-                        if changed.is_err() || !self.lock().iter().any(|s| s.id == id) {
-                            break;
-                        }
-                    }
+        for (id, tx, lossless) in targets {
+            // What a pending queue could not take before it was claimed comes first.
+            let lagged = {
+                let mut sinks = self.lock();
+                let Some(s) = sinks.iter_mut().find(|s| s.id == id) else {
+                    continue;
+                };
+                if !lossless {
+                    s.offer(&event);
+                    continue;
                 }
+                if s.claimed.is_some() {
+                    std::mem::take(&mut s.lagged)
+                } else {
+                    0
+                }
+            };
+            if lagged > 0 && !self.send_waiting(id, &tx, Item::Lagged(lagged)).await {
+                continue;
             }
+            self.send_waiting(id, &tx, Item::Event(event.clone())).await;
         }
     }
 
@@ -135,12 +253,7 @@ impl Router {
         let mut sinks = self.lock();
         sinks.retain(|s| !s.tx.is_closed());
         for s in sinks.iter_mut().filter(|s| s.route.takes(&event)) {
-            if s.lagged > 0 && s.tx.try_send(Item::Lagged(s.lagged)).is_ok() {
-                s.lagged = 0;
-            }
-            if s.lagged > 0 || s.tx.try_send(Item::Event(event.clone())).is_err() {
-                s.lagged += 1;
-            }
+            s.offer(&event);
         }
     }
 
@@ -151,10 +264,16 @@ impl Router {
         self.ended.send_modify(|n| *n += 1);
     }
 
-    /// Ends every per-session stream (logout, FAILED): channels and USER messages.
+    /// Ends the streams of one stream channel (leave, channel lost).
+    pub fn end_stream(&self, name: &str) {
+        self.lock().retain(|s| !s.route.of_stream(name));
+        self.ended.send_modify(|n| *n += 1);
+    }
+
+    /// Ends every per-session stream (logout, FAILED): channels, stream channels and
+    /// USER messages.
     pub fn end_session(&self) {
-        self.lock()
-            .retain(|s| !matches!(s.route, Route::Channel(_) | Route::UserMessages));
+        self.lock().retain(|s| !s.route.per_session());
         self.ended.send_modify(|n| *n += 1);
     }
 }

@@ -2,10 +2,12 @@
 //! connection (login or resume), noticing its loss, reconnecting with full-jitter
 //! backoff (DISCONNECTED → CONNECTING → … → SUSPENDED after `suspend_after`), resuming
 //! the server session, or — when it is gone — starting a new one and re-subscribing
-//! every channel from its last position, so the app misses nothing it can be given.
+//! every channel and rejoining every stream channel (with its topic roles and followed
+//! publishers) from its last position, so the app misses nothing it can be given.
 
 use crate::conn::{self, Ended, Positions, Request};
 use crate::router::Router;
+use crate::stream::{self, SharedChannel};
 use crate::types::{
     ChannelType, ClientConfig, Event, LinkStateEvent, RtmError, StreamPosition, SubscribeOptions,
 };
@@ -31,6 +33,10 @@ pub(crate) struct State {
     pub session_id: Option<String>,
     /// The latest login token (renewals replace it).
     pub token: String,
+    /// Stream channels by name, one shared state each (R88); never removed.
+    pub streams: BTreeMap<String, SharedChannel>,
+    /// Operation and reason of the login link's latest change.
+    last_change: (LinkOperation, LinkReason),
 }
 
 /// Shared part of every `Client` handle.
@@ -107,6 +113,8 @@ impl Inner {
                 subscriptions: BTreeMap::new(),
                 session_id: None,
                 token: String::new(),
+                streams: BTreeMap::new(),
+                last_change: (LinkOperation::Login, LinkReason::Login),
             }),
         }
     }
@@ -142,14 +150,28 @@ impl Inner {
             timestamp: now_ms(),
         };
         st.link = to;
+        st.last_change = (op, reason);
         self.router.notify(Event::LinkState(event));
     }
 
-    /// Ends every per-session stream and forgets the session (logout, FAILED).
+    /// Ends every per-session stream and forgets the session (logout, FAILED): stream
+    /// channels are reset, their links going IDLE after a logout and FAILED (with the
+    /// login link's reason) otherwise.
     pub fn end_session(&self, st: &mut State) {
         st.subscriptions.clear();
         st.session_id = None;
         st.conn = None;
+        let (to, (op, reason)) = if st.link == LinkState::Idle {
+            (LinkState::Idle, (LinkOperation::Logout, LinkReason::Logout))
+        } else {
+            (LinkState::Failed, st.last_change)
+        };
+        for (name, shared) in &st.streams {
+            let mut ch = stream::lock(shared);
+            if ch.link != LinkState::Idle {
+                self.reset_channel(name, &mut ch, to, op, reason, None);
+            }
+        }
         self.positions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -157,14 +179,32 @@ impl Inner {
         self.router.end_session();
     }
 
-    /// The resume part of a login: session id and last positions.
+    /// The stream channels joined now, with their states.
+    fn joined_streams(&self, only: Option<&[String]>) -> Vec<(String, SharedChannel)> {
+        self.lock()
+            .streams
+            .iter()
+            .filter(|(name, _)| only.is_none_or(|names| names.contains(name)))
+            .filter(|(_, shared)| stream::lock(shared).link == LinkState::Connected)
+            .map(|(name, shared)| (name.clone(), shared.clone()))
+            .collect()
+    }
+
+    /// The resume part of a login: session id and last positions (of stream channels
+    /// only those joined).
     fn resume_fields(&self) -> (String, Vec<pb::ChannelPosition>) {
         let session_id = self.lock().session_id.clone().unwrap_or_default();
+        let joined: Vec<String> = self
+            .joined_streams(None)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
         let positions = self
             .positions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
+            .filter(|((ty, name), _)| *ty != ChannelType::Stream || joined.contains(name))
             .map(|((ty, name), p)| pb::ChannelPosition {
                 channel_type: match ty {
                     ChannelType::Message => pb::ChannelType::Message,
@@ -221,8 +261,15 @@ impl Inner {
             self.positions.clone(),
             self.user_id.clone(),
         );
+        let left = weak.clone();
+        let on_channel_left: conn::OnChannelLeft = Box::new(move |c| {
+            if let Some(inner) = left.upgrade() {
+                inner.channel_left(c);
+            }
+        });
         tokio::spawn(async move {
-            let ended = conn::run(ws, rx, router, heartbeat, positions, user).await;
+            let ended =
+                conn::run(ws, rx, router, heartbeat, positions, user, on_channel_left).await;
             if let Some(inner) = weak.upgrade() {
                 inner.on_ended(conn_id, ended);
             }
@@ -408,6 +455,112 @@ impl Inner {
         }
         (unrestored, gaps)
     }
+
+    /// Rejoins the joined stream channels (all, or `only`) into a session that lacks
+    /// them, each in one request with its token, options, topic roles, followed
+    /// publishers and last position: returns (unrestored, gaps). A channel the server
+    /// refuses fails (its link FAILED, its state reset); on a lost connection it is
+    /// left as is, for the next attempt.
+    async fn rejoin(
+        &self,
+        conn: &mpsc::Sender<Request>,
+        only: Option<&[String]>,
+    ) -> (Vec<String>, Vec<String>) {
+        let (mut unrestored, mut gaps) = (Vec::new(), Vec::new());
+        for (name, shared) in self.joined_streams(only) {
+            let since = self
+                .positions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&(ChannelType::Stream, name.clone()))
+                .copied();
+            let (req, epoch) = {
+                let ch = stream::lock(&shared);
+                (ch.rejoin_request(&name, since), ch.epoch)
+            };
+            let reply = tokio::time::timeout(
+                self.config.request_timeout,
+                call(conn, "join", client_message::Body::Join(req)),
+            )
+            .await;
+            let mut ch = stream::lock(&shared);
+            if ch.epoch != epoch || ch.link != LinkState::Connected {
+                // Left, or logged out, meanwhile.
+                continue;
+            }
+            let refusal = match reply {
+                Ok(Ok(server_message::Body::Join(r))) => {
+                    for f in &r.restore_failures {
+                        tracing::warn!(
+                            channel = %name, topic = %f.topic_name, user = %f.user,
+                            code = f.error_code, reason = %f.reason,
+                            "rejoin could not restore a topic role or subscription"
+                        );
+                        if !f.user.is_empty()
+                            && f.error_code
+                                != stream::SubscribedFailedReason::ALREADY_SUBSCRIBED_USER
+                        {
+                            if let Some(set) = ch.followed.get_mut(&f.topic_name) {
+                                set.remove(&f.user);
+                                if set.is_empty() {
+                                    ch.followed.remove(&f.topic_name);
+                                }
+                            }
+                        }
+                    }
+                    if r.gap || since.is_none() {
+                        gaps.push(name);
+                    }
+                    continue;
+                }
+                Ok(Err(e)) if e.code == ErrorCode::NotConnected.as_i32() => {
+                    unrestored.push(name);
+                    continue;
+                }
+                Ok(Err(e)) => e,
+                Ok(Ok(_)) => RtmError::new(ErrorCode::Internal, "join", "unexpected reply"),
+                Err(_) => RtmError::new(
+                    ErrorCode::ChannelJoinFailed,
+                    "join",
+                    "no reply to the rejoin within the request timeout",
+                ),
+            };
+            tracing::warn!(channel = %name, code = refusal.code, reason = %refusal.reason, "rejoin refused");
+            if refusal.code == ErrorCode::TokenExpired.as_i32() {
+                self.router
+                    .notify(Event::TokenPrivilegeWillExpire(Some(name.clone())));
+            }
+            self.reset_channel(
+                &name,
+                &mut ch,
+                LinkState::Failed,
+                LinkOperation::Join,
+                stream::join_failure_reason(refusal.code),
+                Some(refusal.reason),
+            );
+            unrestored.push(name);
+        }
+        (unrestored, gaps)
+    }
+
+    /// Restores what a reconnect's session lacks — every channel (`None`, a new
+    /// session) or the listed ones — message channels and stream channels alike:
+    /// returns (unrestored, gaps), each name once.
+    async fn restore(
+        &self,
+        conn: &mpsc::Sender<Request>,
+        only: Option<&[String]>,
+    ) -> (Vec<String>, Vec<String>) {
+        let (mut unrestored, mut gaps) = self.resubscribe(conn, only).await;
+        let (u, g) = self.rejoin(conn, only).await;
+        unrestored.extend(u);
+        gaps.extend(g);
+        for list in [&mut unrestored, &mut gaps] {
+            list.sort();
+            list.dedup();
+        }
+        (unrestored, gaps)
+    }
 }
 
 /// Sends one request on `conn` and waits for its reply (no timeout of its own).
@@ -466,20 +619,22 @@ async fn reconnect(weak: Weak<Inner>, generation: u64) {
             Ok(est) => {
                 let resumed = est.reply.resumed;
                 let (unrestored, gaps) = if resumed {
-                    // Channels the resumed session lacked are re-subscribed here.
+                    // Channels the resumed session lacked (message or stream) are
+                    // re-subscribed or rejoined here.
                     let lacking = est.reply.unrestored_channels.clone();
                     let (unrestored, mut gaps) = if lacking.is_empty() {
                         (Vec::new(), Vec::new())
                     } else {
-                        inner.resubscribe(&est.conn, Some(&lacking)).await
+                        inner.restore(&est.conn, Some(&lacking)).await
                     };
                     gaps.extend(est.reply.gap_channels.iter().cloned());
                     (unrestored, gaps)
                 } else {
-                    // A new session: every message channel is re-subscribed from its
-                    // last position, on this connection, before it becomes the live one
-                    // (so that its loss meanwhile is just a failed attempt).
-                    let (unrestored, mut gaps) = inner.resubscribe(&est.conn, None).await;
+                    // A new session: every message channel is re-subscribed and every
+                    // stream channel rejoined from its last position, on this
+                    // connection, before it becomes the live one (so that its loss
+                    // meanwhile is just a failed attempt).
+                    let (unrestored, mut gaps) = inner.restore(&est.conn, None).await;
                     gaps.extend(est.reply.gap_channels.iter().cloned());
                     (unrestored, gaps)
                 };

@@ -234,6 +234,69 @@ pub struct MessageEvent {
     pub timestamp: u64,
     /// Position in the channel's stream.
     pub position: StreamPosition,
+    /// Topic messages: the publisher's media-calibration timestamp, ms (0 = none).
+    pub send_ts: u64,
+}
+
+/// Topic event types (api.md §10.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TopicEventType {
+    /// Every topic with every publisher: after a join, and after a rejoin.
+    Snapshot,
+    /// A member became a publisher of a topic.
+    RemoteJoin,
+    /// A member stopped publishing in a topic (or left the channel).
+    RemoteLeave,
+}
+
+impl TopicEventType {
+    /// The spec's literal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopicEventType::Snapshot => "SNAPSHOT",
+            TopicEventType::RemoteJoin => "REMOTE_JOIN",
+            TopicEventType::RemoteLeave => "REMOTE_LEAVE",
+        }
+    }
+}
+
+/// One publisher of a topic (`PublishInfo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishInfo {
+    /// The publisher's user id.
+    pub publisher_user_id: String,
+    /// Its meta, as given to `join_topic`.
+    pub publisher_meta: String,
+}
+
+/// One topic with (some of) its publishers (`topicDetail`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDetail {
+    /// The topic name.
+    pub topic_name: String,
+    /// Its publishers (SNAPSHOT: all of them; JOIN/LEAVE: the one concerned).
+    pub publishers: Vec<PublishInfo>,
+    /// `publishers.len()`.
+    pub total_publisher: u32,
+}
+
+/// A topic event of a joined stream channel (api.md §9.4), sent to every member (R93).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicEvent {
+    /// SNAPSHOT, REMOTE_JOIN or REMOTE_LEAVE.
+    pub event_type: TopicEventType,
+    /// The stream channel.
+    pub channel_name: String,
+    /// The user who joined or left a topic; empty for SNAPSHOT.
+    pub publisher: String,
+    /// SNAPSHOT: every topic with all its publishers; JOIN/LEAVE: the affected topic.
+    pub topic_infos: Vec<TopicDetail>,
+    /// `topic_infos.len()`.
+    pub total_topics: u32,
+    /// Server time, ms.
+    pub timestamp: u64,
+    /// Position in the channel's stream (SNAPSHOT: the position it was taken at).
+    pub position: StreamPosition,
 }
 
 /// A link state change (api.md §9.7).
@@ -243,7 +306,8 @@ pub struct LinkStateEvent {
     pub current_state: LinkState,
     /// Old state.
     pub previous_state: LinkState,
-    /// `"MESSAGE"` for the login link.
+    /// `"MESSAGE"` for the login link, `"STREAM"` for a stream channel's own link
+    /// (then `affected_channels` is that one channel).
     pub service_type: &'static str,
     /// What caused it.
     pub operation: LinkOperation,
@@ -267,9 +331,13 @@ pub struct LinkStateEvent {
 /// Every event of the client (api.md §14.2 `events()`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A message.
+    /// A message (of a message channel, a stream channel topic, or a user).
     Message(MessageEvent),
-    /// A link state change.
+    /// A topic event of a joined stream channel.
+    Topic(TopicEvent),
+    /// A link state change: the login link, or a stream channel's own link (a server
+    /// leaving a channel because its RTC token expired is one: `STREAM`, `FAILED`,
+    /// `TOKEN_EXPIRED`).
     LinkState(LinkStateEvent),
     /// A credential expires in 30 s; `None` = the login token.
     TokenPrivilegeWillExpire(Option<String>),
