@@ -155,6 +155,7 @@ async fn target(t: &Target) -> anyhow::Result<(String, String, Option<String>)> 
                 let broker = Arc::new(MemoryBroker::new(MemoryConfig::default()));
                 Server::new(config, broker)
                     .with_topics(Arc::new(switchboard_engine_memory::MemoryTopics::new()))
+                    .with_presence(Arc::new(switchboard_engine_memory::MemoryPresence::new()))
                     .run(listener, std::future::pending())
                     .await
             })

@@ -294,7 +294,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let broker = Arc::new(MemoryBroker::new(memory));
     let server = Server::new(config, broker)
         .with_history(Arc::new(history))
-        .with_topics(Arc::new(switchboard_engine_memory::MemoryTopics::new()));
+        .with_topics(Arc::new(switchboard_engine_memory::MemoryTopics::new()))
+        .with_presence(Arc::new(switchboard_engine_memory::MemoryPresence::new()));
     println!("listening on ws://{addr}");
     server.run(listener, shutdown_signal()).await?;
     tracing::info!("stopped");

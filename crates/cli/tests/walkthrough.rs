@@ -15,6 +15,9 @@ const WAIT: Duration = Duration::from_secs(15);
 struct Proc {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// Lines read but not matched yet: `sub` prints from two tasks (events and
+    /// replies), so lines that are not ordered with each other may come either way.
+    unmatched: std::cell::RefCell<Vec<String>>,
 }
 
 impl Proc {
@@ -34,11 +37,27 @@ impl Proc {
                 }
             }
         });
-        Proc { child, lines }
+        Proc {
+            child,
+            lines,
+            unmatched: Default::default(),
+        }
     }
 
-    /// The next line for which `pick` returns something, within [`WAIT`].
+    /// The first line (earlier unmatched ones included) for which `pick` returns
+    /// something, within [`WAIT`]; lines it skips stay for later calls.
     fn expect<T>(&self, what: &str, mut pick: impl FnMut(&str) -> Option<T>) -> T {
+        {
+            let mut kept = self.unmatched.borrow_mut();
+            if let Some((i, t)) = kept
+                .iter()
+                .enumerate()
+                .find_map(|(i, l)| pick(l).map(|t| (i, t)))
+            {
+                kept.remove(i);
+                return t;
+            }
+        }
         let deadline = std::time::Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -47,6 +66,7 @@ impl Proc {
                     if let Some(t) = pick(&line) {
                         return t;
                     }
+                    self.unmatched.borrow_mut().push(line);
                 }
                 Err(_) => panic!("no line with {what} within {WAIT:?}"),
             }

@@ -445,6 +445,7 @@ impl Client {
             with_metadata: Some(options.with_metadata),
             with_lock: Some(options.with_lock),
             since: None,
+            state: Default::default(),
         };
         match self
             .request("subscribe", client_message::Body::Subscribe(req))

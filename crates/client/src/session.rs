@@ -438,6 +438,7 @@ impl Inner {
                 with_metadata: Some(o.with_metadata),
                 with_lock: Some(o.with_lock),
                 since,
+                state: Default::default(),
             };
             let reply = tokio::time::timeout(
                 self.config.request_timeout,

@@ -288,6 +288,7 @@ fn join_request(name: &str, token: &str, o: &JoinOptions) -> pb::JoinRequest {
         since: None,
         topics: Vec::new(),
         subscriptions: Vec::new(),
+        state: Default::default(),
     }
 }
 

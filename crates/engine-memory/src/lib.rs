@@ -5,8 +5,10 @@
 
 mod broker;
 mod history;
+mod presence;
 mod topics;
 
 pub use broker::{MemoryBroker, MemoryConfig};
 pub use history::{HistoryStats, SqliteHistory};
+pub use presence::MemoryPresence;
 pub use topics::MemoryTopics;

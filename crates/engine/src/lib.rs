@@ -8,11 +8,14 @@
 
 pub mod conformance;
 pub mod conformance_history;
+pub mod conformance_presence;
 pub mod conformance_topics;
 mod history;
+mod presence;
 mod topics;
 mod types;
 
+pub use presence::{Departed, Member, MemberPage, Presence, State};
 pub use topics::{TopicInfo, TopicPublisher, Topics};
 pub use types::{
     ChannelKey, ChannelKind, EngineError, EventKind, MessageKind, Publication, PublishOptions,

@@ -125,6 +125,36 @@ pub fn validate_custom_type(value: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Longest presence state key, bytes (R12).
+pub const MAX_STATE_KEY_BYTES: usize = 32;
+
+/// Validates a presence state key (R12): 1–32 bytes of the R3 set; a bad character or
+/// an empty key fails with −13006, a key over 32 bytes with −13008.
+pub fn validate_state_key(value: &str) -> Result<(), Invalid> {
+    if value.is_empty() {
+        return Err(Invalid::new(
+            ErrorCode::PresenceInvalidStateKey,
+            "state key must not be empty (R12)".into(),
+        ));
+    }
+    if value.len() > MAX_STATE_KEY_BYTES {
+        return Err(Invalid::new(
+            ErrorCode::PresenceStateKeySizeOverflow,
+            format!(
+                "state key is {} bytes, over the limit of {MAX_STATE_KEY_BYTES} (R12)",
+                value.len()
+            ),
+        ));
+    }
+    if let Some(c) = value.bytes().find(|&b| !allowed(b, false)) {
+        return Err(Invalid::new(
+            ErrorCode::PresenceInvalidStateKey,
+            format!("state key contains a character outside the allowed set: byte 0x{c:02x} (R12)"),
+        ));
+    }
+    Ok(())
+}
+
 /// Validates an app id (R1): 32 ASCII alphanumerics, else −10003.
 pub fn validate_app_id(value: &str) -> Result<(), Invalid> {
     if value.len() == 32 && value.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -170,6 +200,23 @@ mod tests {
             ..r()
         };
         assert!(validate_channel_name("a`b", ext).is_ok());
+    }
+
+    #[test]
+    fn r12_state_keys() {
+        assert!(validate_state_key("mood").is_ok());
+        assert!(
+            validate_state_key("_x").is_ok(),
+            "no leading-underscore rule for keys"
+        );
+        let code = |k: &str| validate_state_key(k).map_err(|e| e.code);
+        assert_eq!(code(""), Err(ErrorCode::PresenceInvalidStateKey));
+        assert_eq!(code("a/b"), Err(ErrorCode::PresenceInvalidStateKey));
+        assert!(validate_state_key(&"k".repeat(32)).is_ok());
+        assert_eq!(
+            code(&"k".repeat(33)),
+            Err(ErrorCode::PresenceStateKeySizeOverflow)
+        );
     }
 
     #[test]

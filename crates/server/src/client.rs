@@ -86,6 +86,11 @@ fn operation(body: &client_message::Body) -> &'static str {
         B::PublishTopicMessage(_) => "publishTopicMessage",
         B::SubscribeTopic(_) => "subscribeTopic",
         B::UnsubscribeTopic(_) => "unsubscribeTopic",
+        B::WhoNow(_) => "whoNow",
+        B::WhereNow(_) => "whereNow",
+        B::SetState(_) => "setState",
+        B::GetState(_) => "getState",
+        B::RemoveState(_) => "removeState",
     }
 }
 
@@ -290,6 +295,11 @@ impl Client {
             B::PublishTopicMessage(req) => self.publish_topic_message(id, req).await,
             B::SubscribeTopic(req) => self.subscribe_topic(id, req).await,
             B::UnsubscribeTopic(req) => self.unsubscribe_topic(id, req).await,
+            B::WhoNow(req) => self.who_now(id, req).await,
+            B::WhereNow(req) => self.where_now(id, req).await,
+            B::SetState(req) => self.set_state(id, req).await,
+            B::GetState(req) => self.get_state(id, req).await,
+            B::RemoveState(req) => self.remove_state(id, req).await,
             B::Subscribe(req) => self.subscribe(id, req).await,
             B::Unsubscribe(req) => self.unsubscribe(id, req).await,
             B::Publish(req) => self.publish(id, req).await,

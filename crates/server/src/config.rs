@@ -110,6 +110,21 @@ pub struct AppLimits {
     /// Topic messages per second per stream channel, every topic and publisher together
     /// (1,000; the spec gives none); 0 = unlimited.
     pub topic_publish_rate_per_channel: u32,
+    /// Presence switches a channel to interval mode above this many visible members
+    /// (50; Agora allows 8–128, R121).
+    pub presence_interval_threshold: usize,
+    /// Interval between INTERVAL events in interval mode, ms (30,000; Agora allows
+    /// 10–300 s, R121; shorter values are accepted for tests).
+    pub presence_interval_ms: u64,
+    /// How long occupancy must stay across the threshold before the mode changes, ms
+    /// (2,000), so that a channel at the edge does not flap.
+    pub presence_interval_debounce_ms: u64,
+    /// Members per whoNow page (50, R123).
+    pub who_now_page_size: usize,
+    /// Most state keys per user per channel (32, R128).
+    pub max_state_keys: usize,
+    /// Longest state value, bytes (16 KB, R128).
+    pub max_state_value_bytes: usize,
 }
 
 impl Default for AppLimits {
@@ -129,6 +144,12 @@ impl Default for AppLimits {
             max_topic_publishers: 64,
             max_topic_meta_bytes: 1024,
             topic_publish_rate_per_channel: 1000,
+            presence_interval_threshold: 50,
+            presence_interval_ms: 30_000,
+            presence_interval_debounce_ms: 2_000,
+            who_now_page_size: 50,
+            max_state_keys: 32,
+            max_state_value_bytes: 16 * 1024,
         }
     }
 }

@@ -37,6 +37,10 @@ pub(crate) enum Filter {
     Message {
         /// False when subscribed with `withMessage: false`.
         with_message: bool,
+        /// Presence events of the channel (R116).
+        with_presence: bool,
+        /// The subscriber's user id: presence events about itself are not sent to it.
+        user: Arc<str>,
     },
     /// A stream channel member: topic events (R93) and the messages of the publishers
     /// it follows (R103).
@@ -47,15 +51,18 @@ pub(crate) enum Filter {
 pub(crate) struct StreamFilter {
     /// The member's user id: events about itself are not sent to it.
     pub user: Arc<str>,
+    /// Presence events of the channel (R116).
+    pub with_presence: bool,
     /// Followed publishers per topic.
     pub follows: RwLock<HashMap<Arc<str>, HashSet<Arc<str>>>>,
 }
 
 impl StreamFilter {
     /// A member that follows nobody yet.
-    pub fn new(user: Arc<str>) -> Self {
+    pub fn new(user: Arc<str>, with_presence: bool) -> Self {
         StreamFilter {
             user,
+            with_presence,
             follows: RwLock::new(HashMap::new()),
         }
     }
@@ -74,13 +81,33 @@ impl StreamFilter {
 }
 
 impl Filter {
+    /// A user's own inbox: messages only.
+    pub fn inbox(user: &Arc<str>) -> Filter {
+        Filter::Message {
+            with_message: true,
+            with_presence: false,
+            user: user.clone(),
+        }
+    }
+
     /// Whether the subscriber receives `p`.
     pub fn accepts(&self, p: &Publication) -> bool {
         match (self, p.kind) {
-            (Filter::Message { with_message }, MessageKind::Text | MessageKind::Binary) => {
+            (Filter::Message { with_message, .. }, MessageKind::Text | MessageKind::Binary) => {
                 *with_message
             }
+            (
+                Filter::Message {
+                    with_presence,
+                    user,
+                    ..
+                },
+                MessageKind::Event(EventKind::Presence),
+            ) => *with_presence && p.publisher != *user,
             (Filter::Message { .. }, MessageKind::Event(_)) => false,
+            (Filter::Stream(f), MessageKind::Event(EventKind::Presence)) => {
+                f.with_presence && p.publisher != f.user
+            }
             (Filter::Stream(f), MessageKind::Text | MessageKind::Binary) => f
                 .follows()
                 .get(&p.topic)
@@ -199,6 +226,18 @@ pub(crate) fn push_bytes(channel: &ChannelKey, p: &Publication) -> Option<bytes:
             ServerMessage {
                 id: 0,
                 body: Some(Body::Topic(event)),
+            }
+        }
+        MessageKind::Event(EventKind::Presence) => {
+            let mut event =
+                <pb::PresenceEvent as prost::Message>::decode(p.payload.clone()).ok()?;
+            event.position = Some(pb::StreamPosition {
+                epoch: p.position.epoch,
+                offset: p.position.offset,
+            });
+            ServerMessage {
+                id: 0,
+                body: Some(Body::Presence(event)),
             }
         }
         MessageKind::Event(_) => return None,

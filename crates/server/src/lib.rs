@@ -13,6 +13,7 @@ mod messaging;
 mod node;
 mod outbound;
 mod outlet;
+mod presence;
 mod session;
 mod stream;
 
@@ -24,7 +25,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use switchboard_engine::{Broker, HistoryStore, Topics};
+use switchboard_engine::{Broker, HistoryStore, Presence, Topics};
 use switchboard_protocol::DisconnectCode;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -38,6 +39,7 @@ pub struct Server {
     broker: Arc<dyn Broker>,
     history: Option<Arc<dyn HistoryStore>>,
     topics: Option<Arc<dyn Topics>>,
+    presence: Option<Arc<dyn Presence>>,
 }
 
 impl Server {
@@ -48,7 +50,15 @@ impl Server {
             broker,
             history: None,
             topics: None,
+            presence: None,
         }
+    }
+
+    /// Enables presence (whoNow, whereNow, temporary state, presence events) on
+    /// `presence`.
+    pub fn with_presence(mut self, presence: Arc<dyn Presence>) -> Self {
+        self.presence = Some(presence);
+        self
     }
 
     /// Enables stream channels and topics with topic roles kept in `topics`.
@@ -70,7 +80,13 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let node = Node::new(self.config, self.broker, self.history, self.topics);
+        let node = Node::new(
+            self.config,
+            self.broker,
+            self.history,
+            self.topics,
+            self.presence,
+        );
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
         loop {

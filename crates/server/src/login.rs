@@ -197,7 +197,7 @@ impl Client {
         let sub = Subscriber {
             session: session.id,
             outlet: session.outlet.clone(),
-            filter: Filter::Message { with_message: true },
+            filter: Filter::inbox(&session.user),
         };
         if let Err(e) = self
             .node
@@ -259,9 +259,7 @@ impl Client {
         );
         if user_since.is_some() {
             let last = match &recovery {
-                Some(r) => {
-                    replay(self, &user_key, r, &Filter::Message { with_message: true }).await
-                }
+                Some(r) => replay(self, &user_key, r, &Filter::inbox(&session.user)).await,
                 None => None,
             };
             let upto = recovery.as_ref().map_or(user_position, |r| r.position);
@@ -316,6 +314,8 @@ impl Client {
             let messages = st.subscriptions.iter().map(|(n, o)| {
                 let filter = Filter::Message {
                     with_message: o.with_message,
+                    with_presence: o.with_presence,
+                    user: session.user.clone(),
                 };
                 (session.message_key(n), filter)
             });
@@ -325,7 +325,7 @@ impl Client {
                 .map(|(n, m)| (session.stream_key(n), Filter::Stream(m.filter.clone())));
             (messages.chain(streams).collect(), unrestored)
         };
-        keys.push((session.user_key(), Filter::Message { with_message: true }));
+        keys.push((session.user_key(), Filter::inbox(&session.user)));
         let held = keys.iter().map(|(k, _)| k.clone()).collect();
         let Some(attachment) = session.attach(self.out.clone(), held) else {
             return Err(Failure::new(

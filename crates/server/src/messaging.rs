@@ -6,6 +6,7 @@ use crate::client::{Client, Failure};
 use crate::config::AppLimits;
 use crate::hub::{Filter, Subscriber};
 use crate::login::{RECOVERY_PAGE, replay, wire_position};
+use crate::presence::Departure;
 use crate::session::SubOptions;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -87,15 +88,18 @@ impl Client {
             epoch: p.epoch,
             offset: p.offset,
         });
-        if since.is_some() {
-            session.outlet.hold(&self.out, key.clone());
-        }
+        // Held until the reply, any replay and the presence SNAPSHOT are out, so that
+        // the channel's pushes follow them in order.
+        session.outlet.hold(&self.out, key.clone());
+        let filter = Filter::Message {
+            with_message: opts.with_message,
+            with_presence: opts.with_presence,
+            user: session.user.clone(),
+        };
         let sub = Subscriber {
             session: session.id,
             outlet: session.outlet.clone(),
-            filter: Filter::Message {
-                with_message: opts.with_message,
-            },
+            filter: filter.clone(),
         };
         let node = self.node.clone();
         if let Err(e) = node.hub.subscribe(&*node.broker, &key, sub).await {
@@ -115,16 +119,29 @@ impl Client {
             node.hub.unsubscribe(&*node.broker, &key, session.id).await;
             return Err(Failure::new(ErrorCode::NotLogin, "the session ended"));
         }
+        let mut state: switchboard_engine::State = session
+            .lock()
+            .pending_states
+            .remove(&key)
+            .unwrap_or_default();
+        state.extend(req.state.clone());
+        // With `since` the member enters after the recovery read, so that its own join
+        // event cannot push a message to replay out of a short log; without, it enters
+        // first, so that the reply's position already counts that (invisible) event.
         let (position, gap, recovery) = match since {
-            Some(since) => match node.broker.recover(&key, since, RECOVERY_PAGE).await {
-                Ok(r) => (r.position, !r.complete, Some(r)),
-                Err(_) => (since, true, None),
-            },
-            None => (
-                node.broker.position(&key).await.unwrap_or_default(),
-                false,
-                None,
-            ),
+            Some(since) => {
+                let read = match node.broker.recover(&key, since, RECOVERY_PAGE).await {
+                    Ok(r) => (r.position, !r.complete, Some(r)),
+                    Err(_) => (since, true, None),
+                };
+                crate::presence::enter(&node, &session, &key, opts.be_quiet, state).await;
+                read
+            }
+            None => {
+                crate::presence::enter(&node, &session, &key, opts.be_quiet, state).await;
+                let position = node.broker.position(&key).await.unwrap_or_default();
+                (position, false, None)
+            }
         };
         self.send(
             id,
@@ -135,25 +152,18 @@ impl Client {
                 gap,
             }),
         );
-        if since.is_some() {
-            let last = match &recovery {
-                Some(r) => {
-                    replay(
-                        self,
-                        &key,
-                        r,
-                        &Filter::Message {
-                            with_message: opts.with_message,
-                        },
-                    )
-                    .await
-                }
-                None => None,
-            };
-            session
-                .outlet
-                .release(&self.out, &key, last.or(Some(position)));
+        let last = match &recovery {
+            Some(r) => replay(self, &key, r, &filter).await,
+            None => None,
+        };
+        if opts.with_presence {
+            if let Some(snapshot) = crate::presence::snapshot(&node, &key, position).await {
+                self.push(snapshot);
+            }
         }
+        session
+            .outlet
+            .release(&self.out, &key, last.or(Some(position)));
         Ok(())
     }
 
@@ -181,6 +191,7 @@ impl Client {
             .hub
             .unsubscribe(&*self.node.broker, &key, session.id)
             .await;
+        crate::presence::exit(&self.node, &session, &key, Departure::Leave).await;
         self.send(
             id,
             Body::Unsubscribe(pb::UnsubscribeReply {

@@ -9,7 +9,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use switchboard_engine::{Broker, HistoryStore, Topics};
+use switchboard_engine::{Broker, HistoryStore, Presence, Topics};
 
 const SHARDS: usize = 32;
 
@@ -98,6 +98,10 @@ pub(crate) struct Node {
     pub history: Option<Arc<dyn HistoryStore>>,
     /// Stream channel topic roles; `None` = stream channels not available (−11012).
     pub topics: Option<Arc<dyn Topics>>,
+    /// Presence; `None` = presence not available (−13014).
+    pub presence: Option<Arc<dyn Presence>>,
+    /// Per-channel presence event mode (single events or interval aggregates).
+    pub presence_modes: crate::presence::Modes,
     /// Local subscribers.
     pub hub: Arc<Hub>,
     /// Logged-in users.
@@ -116,6 +120,7 @@ impl Node {
         broker: Arc<dyn Broker>,
         history: Option<Arc<dyn HistoryStore>>,
         topics: Option<Arc<dyn Topics>>,
+        presence: Option<Arc<dyn Presence>>,
     ) -> Arc<Node> {
         let hub = Arc::new(Hub::new());
         broker.set_handler(hub.clone());
@@ -130,6 +135,8 @@ impl Node {
             broker,
             history,
             topics,
+            presence,
+            presence_modes: Default::default(),
             hub,
             registry: Registry::new(),
             next_session: AtomicU64::new(1),

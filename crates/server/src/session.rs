@@ -9,6 +9,7 @@ use crate::hub::StreamFilter;
 use crate::node::Node;
 use crate::outbound::Outbound;
 use crate::outlet::Outlet;
+use crate::presence::Departure;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -47,8 +48,7 @@ pub(crate) struct JoinOptions {
 
 /// A joined STREAM channel.
 pub(crate) struct StreamMembership {
-    /// Join options (read by presence, storage and locks as they arrive).
-    #[allow(dead_code)]
+    /// Join options.
     pub options: JoinOptions,
     /// Topics the member publishes in.
     pub roles: BTreeMap<Arc<str>, TopicRole>,
@@ -66,6 +66,8 @@ pub(crate) struct SessionState {
     pub subscriptions: HashMap<Arc<str>, SubOptions>,
     /// Joined STREAM channels.
     pub streams: HashMap<Arc<str>, StreamMembership>,
+    /// State set for channels the user is not in yet, applied when it enters (R129).
+    pub pending_states: HashMap<ChannelKey, switchboard_engine::State>,
     /// Effective expiry of the login credential, seconds since the epoch.
     pub token_expires_at: Option<u64>,
     /// Whether the will-expire push for the current credential went out.
@@ -118,6 +120,7 @@ impl Session {
             state: Mutex::new(SessionState {
                 subscriptions: HashMap::new(),
                 streams: HashMap::new(),
+                pending_states: HashMap::new(),
                 token_expires_at,
                 will_expire_sent: false,
                 attachment: 0,
@@ -184,7 +187,7 @@ impl Session {
             // Checked and decided under one lock, so a resume at the boundary either
             // wins (and the session lives) or comes after the end (and starts anew).
             let expired = |st: &SessionState| !st.attached && st.attachment == attachment;
-            if end_if(&node, &session, None, expired).await {
+            if end_if(&node, &session, None, Departure::Timeout, expired).await {
                 tracing::debug!(user = %session.user, "session timed out");
             }
         });
@@ -199,19 +202,21 @@ impl Session {
 /// Ends `session` once: tells its connection `code` (if given), leaves every channel and
 /// unregisters the user. Later calls do nothing.
 pub(crate) async fn end(
-    node: &Node,
+    node: &Arc<Node>,
     session: &Arc<Session>,
     code: Option<(DisconnectCode, String)>,
 ) {
-    end_if(node, session, code, |_| true).await;
+    end_if(node, session, code, Departure::Leave, |_| true).await;
 }
 
 /// [`end`], but only if `still` holds of the session's state at the moment it ends (one
-/// critical section). Returns whether it ended the session.
+/// critical section); `how` says what others are told (REMOTE_LEAVE or REMOTE_TIMEOUT).
+/// Returns whether it ended the session.
 pub(crate) async fn end_if(
-    node: &Node,
+    node: &Arc<Node>,
     session: &Arc<Session>,
     code: Option<(DisconnectCode, String)>,
+    how: Departure,
     still: impl FnOnce(&SessionState) -> bool,
 ) -> bool {
     let (subscriptions, streams) = {
@@ -233,15 +238,15 @@ pub(crate) async fn end_if(
     }
     let broker = &*node.broker;
     for name in subscriptions.keys() {
-        node.hub
-            .unsubscribe(broker, &session.message_key(name), session.id)
-            .await;
+        let key = session.message_key(name);
+        node.hub.unsubscribe(broker, &key, session.id).await;
+        crate::presence::exit(node, session, &key, how).await;
     }
     node.hub
         .unsubscribe(broker, &session.user_key(), session.id)
         .await;
     for name in streams.keys() {
-        crate::stream::depart(node, session, name).await;
+        crate::stream::depart(node, session, name, how).await;
     }
     node.registry
         .unregister(&session.app_id, &session.user, session.id);

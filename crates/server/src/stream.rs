@@ -12,6 +12,7 @@ use crate::client::{Client, Failure};
 use crate::hub::{Filter, StreamFilter, Subscriber};
 use crate::login::{RECOVERY_PAGE, replay, wire_position};
 use crate::node::Node;
+use crate::presence::Departure;
 use crate::session::{JoinOptions, Session, StreamMembership, TopicRole};
 use bytes::Bytes;
 use prost::Message as _;
@@ -141,9 +142,10 @@ async fn publish_topic_event(
 /// Takes the member out of stream channel `name` on the shared side: stops local
 /// delivery, drops its topic roles and tells the others (R94). The session's own
 /// record of the membership is already gone.
-pub(crate) async fn depart(node: &Node, session: &Session, name: &str) {
+pub(crate) async fn depart(node: &Arc<Node>, session: &Session, name: &str, how: Departure) {
     let key = session.stream_key(name);
     node.hub.unsubscribe(&*node.broker, &key, session.id).await;
+    crate::presence::exit(node, session, &key, how).await;
     let Some(topics) = &node.topics else { return };
     match topics.leave_channel(&key, &session.user).await {
         Ok(left) => {
@@ -357,7 +359,10 @@ impl Client {
             with_metadata: req.with_metadata.unwrap_or(false),
             with_lock: req.with_lock.unwrap_or(false),
         };
-        let filter = Arc::new(StreamFilter::new(session.user.clone()));
+        let filter = Arc::new(StreamFilter::new(
+            session.user.clone(),
+            options.with_presence,
+        ));
         let since = req.since.map(|p| StreamPosition {
             epoch: p.epoch,
             offset: p.offset,
@@ -414,6 +419,28 @@ impl Client {
             node.hub.unsubscribe(&*node.broker, &key, session.id).await;
             return Err(Failure::new(ErrorCode::NotLogin, "the session ended"));
         }
+        let mut state: switchboard_engine::State = session
+            .lock()
+            .pending_states
+            .remove(&key)
+            .unwrap_or_default();
+        state.extend(req.state.clone());
+        // With `since` the recovery read comes first, so that the member's own events
+        // (presence join, topic roles taken again) cannot push what it must replay out
+        // of a short log; without, they come first, so that the reply's position
+        // already counts them. Either way the position is read before the snapshots:
+        // whatever the stream holds up to it is reflected in them, whatever comes later
+        // is delivered after them.
+        let recovered = match since {
+            Some(since) => Some(
+                match node.broker.recover(&key, since, RECOVERY_PAGE).await {
+                    Ok(r) => (r.position, !r.complete, Some(r)),
+                    Err(_) => (since, true, None),
+                },
+            ),
+            None => None,
+        };
+        crate::presence::enter(&node, &session, &key, options.be_quiet, state).await;
         // Topic roles to take again (a rejoin).
         for t in &req.topics {
             if let Err(f) = self.take_role(&session, &key, t).await {
@@ -425,13 +452,8 @@ impl Client {
                 });
             }
         }
-        // The position is read before the snapshot: whatever the stream holds up to it
-        // is reflected in the snapshot, whatever comes later is delivered after it.
-        let (position, gap, recovery) = match since {
-            Some(since) => match node.broker.recover(&key, since, RECOVERY_PAGE).await {
-                Ok(r) => (r.position, !r.complete, Some(r)),
-                Err(_) => (since, true, None),
-            },
+        let (position, gap, recovery) = match recovered {
+            Some(read) => read,
             None => (
                 node.broker.position(&key).await.unwrap_or_default(),
                 false,
@@ -439,6 +461,10 @@ impl Client {
             ),
         };
         let snapshot = topics.topics(&key).await.unwrap_or_default();
+        let presence_snapshot = match options.with_presence {
+            true => crate::presence::snapshot(&node, &key, position).await,
+            false => None,
+        };
         self.send(
             id,
             Body::Join(pb::JoinReply {
@@ -462,6 +488,9 @@ impl Client {
             timestamp: now_ms(),
             position: wire_position(position),
         }));
+        if let Some(snapshot) = presence_snapshot {
+            self.push(snapshot);
+        }
         session
             .outlet
             .release(&self.out, &key, last.or(Some(position)));
@@ -560,7 +589,7 @@ impl Client {
         {
             return Err(not_joined(&req.channel_name));
         }
-        depart(&self.node, &session, &req.channel_name).await;
+        depart(&self.node, &session, &req.channel_name, Departure::Leave).await;
         self.send(
             id,
             Body::Leave(pb::LeaveReply {
@@ -831,7 +860,7 @@ impl Client {
         if session.lock().streams.remove(name).is_none() {
             return;
         }
-        depart(&self.node, session, name).await;
+        depart(&self.node, session, name, Departure::Leave).await;
         self.push(Body::ChannelLeft(pb::ChannelLeft {
             channel_type: pb::ChannelType::Stream as i32,
             channel_name: name.to_string(),

@@ -92,7 +92,9 @@ impl TestServer {
     /// Runs `server` (built by the test, e.g. with history or another engine config).
     pub async fn with_parts(server: Server) -> TestServer {
         // Every test server offers stream channels.
-        let server = server.with_topics(Arc::new(switchboard_engine_memory::MemoryTopics::new()));
+        let server = server
+            .with_topics(Arc::new(switchboard_engine_memory::MemoryTopics::new()))
+            .with_presence(Arc::new(switchboard_engine_memory::MemoryPresence::new()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -444,6 +446,8 @@ impl RawClient {
         match self
             .request(client_message::Body::Subscribe(pb::SubscribeRequest {
                 channel_name: channel.into(),
+                // Message tests read pushes one by one; presence has its own tests.
+                with_presence: Some(false),
                 ..Default::default()
             }))
             .await
