@@ -183,11 +183,59 @@ impl Session {
         self.outlet.detach(queue);
         let (session, node) = (self.clone(), node.clone());
         tokio::spawn(async move {
-            tokio::time::sleep(session.presence_timeout).await;
+            let deadline = tokio::time::Instant::now() + session.presence_timeout;
+            let detached = |st: &SessionState| !st.attached && st.attachment == attachment;
+            // Credentials keep lapsing while nobody is attached (T55): a stream channel
+            // whose token expires is left (others see it go; a resume then lists it as
+            // unrestored), an expired login token ends the session.
+            loop {
+                let (next_token, login_expired, streams) = {
+                    let st = session.lock();
+                    if st.ended || !detached(&st) {
+                        return;
+                    }
+                    let now = switchboard_protocol::now_ms() / 1000;
+                    let expired: Vec<Arc<str>> = st
+                        .streams
+                        .iter()
+                        .filter(|(_, m)| m.token_expires_at.is_some_and(|e| now >= e))
+                        .map(|(n, _)| n.clone())
+                        .collect();
+                    let next = st
+                        .streams
+                        .values()
+                        .filter_map(|m| m.token_expires_at)
+                        .chain(st.token_expires_at)
+                        .filter(|e| *e > now)
+                        .min();
+                    let login = st.token_expires_at.is_some_and(|e| now >= e);
+                    (next, login, expired)
+                };
+                if login_expired {
+                    end_if(&node, &session, None, Departure::Leave, detached).await;
+                    return;
+                }
+                for name in streams {
+                    let removed = session.lock().streams.remove(&name).is_some();
+                    if removed {
+                        crate::stream::depart(&node, &session, &name, Departure::Leave).await;
+                    }
+                }
+                let wake = match next_token {
+                    Some(secs) => {
+                        let ms = (secs * 1000).saturating_sub(switchboard_protocol::now_ms());
+                        deadline.min(tokio::time::Instant::now() + Duration::from_millis(ms))
+                    }
+                    None => deadline,
+                };
+                tokio::time::sleep_until(wake).await;
+                if tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+            }
             // Checked and decided under one lock, so a resume at the boundary either
             // wins (and the session lives) or comes after the end (and starts anew).
-            let expired = |st: &SessionState| !st.attached && st.attachment == attachment;
-            if end_if(&node, &session, None, Departure::Timeout, expired).await {
+            if end_if(&node, &session, None, Departure::Timeout, detached).await {
                 tracing::debug!(user = %session.user, "session timed out");
             }
         });

@@ -316,25 +316,29 @@ impl Client {
         let topics = self.topics_engine()?;
         let name: Arc<str> = req.channel_name.as_str().into();
         let key = session.stream_key(&name);
+        let joined = session
+            .lock()
+            .streams
+            .get(&name)
+            .map(|m| m.token_expires_at);
+        if let Some(expires) = joined {
+            // Already joined: answered again without change (R91).
+            let position = self.node.broker.position(&key).await.unwrap_or_default();
+            self.send(
+                id,
+                Body::Join(pb::JoinReply {
+                    timestamp: now_ms(),
+                    channel_name: req.channel_name,
+                    position: wire_position(position),
+                    gap: false,
+                    token_expires_at: expires.unwrap_or(0),
+                    restore_failures: Vec::new(),
+                }),
+            );
+            return Ok(());
+        }
         {
             let st = session.lock();
-            if let Some(m) = st.streams.get(&name) {
-                // Already joined: answered again without change (R91).
-                let expires = m.token_expires_at.unwrap_or(0);
-                drop(st);
-                self.send(
-                    id,
-                    Body::Join(pb::JoinReply {
-                        timestamp: now_ms(),
-                        channel_name: req.channel_name,
-                        position: None,
-                        gap: false,
-                        token_expires_at: expires,
-                        restore_failures: Vec::new(),
-                    }),
-                );
-                return Ok(());
-            }
             if st.streams.len() >= limits.max_stream_channels {
                 return Err(Failure::new(
                     ErrorCode::ChannelInstanceExceedLimitation,

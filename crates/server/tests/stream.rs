@@ -2090,7 +2090,6 @@ async fn t52_failed_channel_renewal_keeps_the_old_token() {
 /// all the same — the others see REMOTE_LEAVE then, not when the session times out —
 /// and the resumed session is no longer a member.
 #[tokio::test]
-#[ignore = "server bug: channel token expiry is only checked by a connection's loop, so a detached session keeps the membership and its topic roles past the expiry"]
 async fn t55_channel_token_lapsing_while_disconnected_still_ends_the_membership() {
     let server = TestServer::start().await;
     let mut alice = Member::in_room(&server, "alice").await;
