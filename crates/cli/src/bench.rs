@@ -9,6 +9,7 @@
 //! - `channels`: many channels, a few subscribers each, one open-loop publisher each.
 //! - `connections`: many idle logged-in connections; login rate and memory per
 //!   connection.
+//! - `presence`: members joining and leaving a big channel; presence events delivered.
 //! - `topic`: publishers streaming into one topic of a stream channel, subscribers each
 //!   following some of them.
 //!
@@ -18,6 +19,7 @@
 mod channels;
 mod connections;
 mod p2p;
+mod presence;
 mod raw;
 mod report;
 mod topic;
@@ -51,6 +53,8 @@ pub enum BenchCommand {
     Connections(connections::ConnectionsArgs),
     /// Publishers streaming into one topic, subscribers following some of them.
     Topic(topic::TopicArgs),
+    /// Churn (joins and leaves) in a channel of many members with presence.
+    Presence(presence::PresenceArgs),
 }
 
 /// Where to run: a server address, or an in-process server when `--url` is absent.
@@ -121,6 +125,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Channels(a) => channels::run(a).await,
         BenchCommand::Connections(a) => connections::run(a).await,
         BenchCommand::Topic(a) => topic::run(a).await,
+        BenchCommand::Presence(a) => presence::run(a).await,
     }
 }
 
@@ -128,6 +133,14 @@ const IN_PROCESS_APP: &str = "0123456789abcdef0123456789abcdef";
 
 /// Resolves the target: (url, app id, certificate); starts a server when needed.
 async fn target(t: &Target) -> anyhow::Result<(String, String, Option<String>)> {
+    target_with(t, |_| {}).await
+}
+
+/// [`target`], with `limits` adjusting the in-process server's app limits.
+async fn target_with(
+    t: &Target,
+    limits: impl FnOnce(&mut AppLimits),
+) -> anyhow::Result<(String, String, Option<String>)> {
     if let Some(url) = &t.url {
         let app = t.app_id.clone().context("--app-id is needed with --url")?;
         return Ok((url.clone(), app, t.app_cert.clone()));
@@ -140,6 +153,7 @@ async fn target(t: &Target) -> anyhow::Result<(String, String, Option<String>)> 
         topic_publish_rate_per_channel: 0,
         ..Default::default()
     };
+    limits(&mut app.limits);
     let config = ServerConfig {
         apps: vec![app],
         ..Default::default()

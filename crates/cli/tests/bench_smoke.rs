@@ -135,3 +135,32 @@ fn topic_followers_get_exactly_their_publishers() {
     zero(&v, &["missing", "out_of_order", "errors"]);
     assert!(v["deliveries"].as_u64().unwrap_or(0) > 0, "{v}");
 }
+
+#[test]
+fn presence_churn_in_interval_mode_is_aggregated() {
+    let v = bench(&[
+        "presence",
+        "--members",
+        "12",
+        "--churners",
+        "2",
+        "--churn",
+        "20",
+        "--threshold",
+        "8",
+        "--interval-ms",
+        "300",
+        "--debounce-ms",
+        "100",
+        "--duration",
+        "2",
+    ]);
+    assert_eq!(v["scenario"], "presence");
+    zero(&v, &["errors"]);
+    // 12 members above a threshold of 8: changes arrive in INTERVAL events only (R121),
+    // each member getting at most one per interval while carrying every change.
+    let events = v["events"].as_u64().unwrap_or(0);
+    assert!(events > 0, "{v}");
+    assert_eq!(v["interval_events"].as_u64(), Some(events), "{v}");
+    assert!(v["changes_carried"].as_u64().unwrap_or(0) > events, "{v}");
+}

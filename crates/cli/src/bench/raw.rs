@@ -34,6 +34,31 @@ pub(crate) struct LightServerMessage {
     /// The server is closing the connection.
     #[prost(message, optional, tag = "101")]
     pub closing: Option<pb::Closing>,
+    /// A presence event (only its type and aggregate are read).
+    #[prost(message, optional, tag = "103")]
+    pub presence: Option<LightPresence>,
+}
+
+/// The parts of a `PresenceEvent` the presence scenario reads.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct LightPresence {
+    /// PresenceEventType.
+    #[prost(int32, tag = "1")]
+    pub event_type: i32,
+    /// INTERVAL only.
+    #[prost(message, optional, tag = "6")]
+    pub interval: Option<LightInterval>,
+}
+
+/// The lists of an `IntervalDetail`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct LightInterval {
+    /// Users who joined.
+    #[prost(string, repeated, tag = "1")]
+    pub join: Vec<String>,
+    /// Users who left.
+    #[prost(string, repeated, tag = "2")]
+    pub leave: Vec<String>,
 }
 
 /// The payload of a `MessagePush`.
@@ -107,8 +132,18 @@ impl RawClient {
 
     /// Subscribes to a message channel with the default options.
     pub async fn subscribe(&mut self, channel: &str) -> anyhow::Result<()> {
+        self.subscribe_with(channel, None).await
+    }
+
+    /// Subscribes to a message channel, with presence events or not (`None` = default).
+    pub async fn subscribe_with(
+        &mut self,
+        channel: &str,
+        with_presence: Option<bool>,
+    ) -> anyhow::Result<()> {
         let req = pb::SubscribeRequest {
             channel_name: channel.to_string(),
+            with_presence,
             ..Default::default()
         };
         self.request(Body::Subscribe(req))
@@ -197,6 +232,26 @@ impl RawClient {
                 payload: payload.into(),
                 ..Default::default()
             })),
+        }))
+    }
+
+    /// A subscribe (with `presence`) or unsubscribe request frame for `channel`.
+    pub fn toggle(&mut self, channel: &str, subscribe: bool) -> Message {
+        let id = self.take_id();
+        let body = if subscribe {
+            Body::Subscribe(pb::SubscribeRequest {
+                channel_name: channel.to_string(),
+                with_presence: Some(false),
+                ..Default::default()
+            })
+        } else {
+            Body::Unsubscribe(pb::UnsubscribeRequest {
+                channel_name: channel.to_string(),
+            })
+        };
+        Message::Binary(encode(&pb::ClientMessage {
+            id,
+            body: Some(body),
         }))
     }
 
