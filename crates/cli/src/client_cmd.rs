@@ -1,6 +1,7 @@
 //! `switchboard pub` and `switchboard sub`: the Rust SDK on the command line. `sub`
-//! prints every event as one JSON object per line with the spec's camelCase names;
-//! `pub` prints the reply as JSON, or the error code and reason on stderr.
+//! prints every event (messages, topic and presence events, link states) as one JSON
+//! object per line with the spec's camelCase names; `pub` prints the reply as JSON, or
+//! the error code and reason on stderr.
 
 use anyhow::{Context, bail};
 use base64::Engine;
@@ -9,8 +10,9 @@ use clap::Args;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use switchboard_client::{
-    ChannelType, Client, ClientConfig, ErrorCode, Event, LinkState, LinkStateEvent, MessageEvent,
-    Payload, PublishOptions, RtmError, SubscribeOptions,
+    ChannelType, Client, ClientConfig, ErrorCode, Event, IntervalDetail, LinkState, LinkStateEvent,
+    MessageEvent, Payload, PresenceEvent, PublishOptions, RtmError, SubscribeOptions, UserList,
+    UserState,
 };
 
 /// Connection flags shared by `pub` and `sub`.
@@ -207,10 +209,49 @@ pub fn topic_json(e: &switchboard_client::TopicEvent) -> Value {
     })
 }
 
+/// JSON of a member and its state (`UserState`).
+pub fn user_state_json(u: &UserState) -> Value {
+    json!({
+        "userId": u.user_id,
+        "states": u.states,
+        "statesCount": u.states_count,
+    })
+}
+
+fn user_list_json(l: &UserList) -> Value {
+    json!({"users": l.users, "userCount": l.user_count})
+}
+
+fn interval_json(d: &IntervalDetail) -> Value {
+    json!({
+        "join": user_list_json(&d.join),
+        "leave": user_list_json(&d.leave),
+        "timeout": user_list_json(&d.timeout),
+        "userStateList": d.user_state_list.iter().map(user_state_json).collect::<Vec<_>>(),
+        "totalOccupancy": d.total_occupancy,
+    })
+}
+
+/// JSON of a presence event (api.md §9.3).
+pub fn presence_json(e: &PresenceEvent) -> Value {
+    json!({
+        "event": "presence",
+        "eventType": e.event_type.as_str(),
+        "channelType": e.channel_type.as_str(),
+        "channelName": e.channel_name,
+        "publisher": e.publisher,
+        "stateChanged": e.state_changed,
+        "interval": e.interval.as_ref().map(interval_json),
+        "snapshot": e.snapshot.as_ref().map(|s| s.iter().map(user_state_json).collect::<Vec<_>>()),
+        "timestamp": e.timestamp,
+    })
+}
+
 fn event_json(e: &Event) -> Value {
     match e {
         Event::Message(m) => message_json(m),
         Event::Topic(t) => topic_json(t),
+        Event::Presence(p) => presence_json(p),
         Event::LinkState(l) => link_json(l),
         Event::TokenPrivilegeWillExpire(c) => json!({
             "event": "tokenPrivilegeWillExpire",

@@ -1,14 +1,15 @@
 //! The connection task: one per login. It owns the socket, numbers requests and
 //! matches replies, batches queued requests into one frame, sends heartbeats every half
 //! interval, declares the link lost after 1.5 intervals without server traffic, and
-//! hands pushes to the router (messages and topic events wait for room: lossless).
-//! Every positioned push advances its channel's position (stream channels included),
-//! and one the app already has is dropped.
+//! hands pushes to the router (messages, topic and presence events wait for room:
+//! lossless). Every positioned push advances its channel's position (stream channels
+//! included), and one the app already has is dropped; SNAPSHOTs are not publications
+//! and do neither.
 
 use crate::router::Router;
 use crate::types::{
-    ChannelType, Event, MessageEvent, Payload, PublishInfo, RtmError, StreamPosition, TopicDetail,
-    TopicEvent, TopicEventType,
+    ChannelType, Event, IntervalDetail, MessageEvent, Payload, PresenceEvent, PresenceEventType,
+    PublishInfo, RtmError, StreamPosition, TopicDetail, TopicEvent, TopicEventType, UserState,
 };
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
@@ -123,6 +124,53 @@ fn topic_event(t: pb::TopicEvent) -> Option<TopicEvent> {
         topic_infos,
         timestamp: t.timestamp,
         position: position(t.position),
+    })
+}
+
+/// Converts a presence event push into the app's event; `None` for an unknown type or
+/// a channel type presence does not have.
+pub(crate) fn presence_event(p: pb::PresenceEvent) -> Option<PresenceEvent> {
+    let event_type = match pb::PresenceEventType::try_from(p.event_type) {
+        Ok(pb::PresenceEventType::Snapshot) => PresenceEventType::Snapshot,
+        Ok(pb::PresenceEventType::Interval) => PresenceEventType::Interval,
+        Ok(pb::PresenceEventType::RemoteJoin) => PresenceEventType::RemoteJoin,
+        Ok(pb::PresenceEventType::RemoteLeave) => PresenceEventType::RemoteLeave,
+        Ok(pb::PresenceEventType::RemoteTimeout) => PresenceEventType::RemoteTimeout,
+        Ok(pb::PresenceEventType::RemoteStateChanged) => PresenceEventType::RemoteStateChanged,
+        Ok(pb::PresenceEventType::ErrorOutOfService) => PresenceEventType::ErrorOutOfService,
+        _ => return None,
+    };
+    let channel_type = match pb::ChannelType::try_from(p.channel_type) {
+        Ok(pb::ChannelType::Message) => ChannelType::Message,
+        Ok(pb::ChannelType::Stream) => ChannelType::Stream,
+        _ => return None,
+    };
+    let states = |list: Vec<pb::UserState>| -> Vec<UserState> {
+        list.into_iter()
+            .map(|u| UserState::new(u.user_id, u.states))
+            .collect()
+    };
+    let interval = (event_type == PresenceEventType::Interval).then(|| {
+        let d = p.interval.unwrap_or_default();
+        IntervalDetail {
+            join: d.join.into(),
+            leave: d.leave.into(),
+            timeout: d.timeout.into(),
+            user_state_list: states(d.user_state_list),
+            total_occupancy: d.total_occupancy,
+        }
+    });
+    let snapshot = (event_type == PresenceEventType::Snapshot).then(|| states(p.snapshot));
+    Some(PresenceEvent {
+        event_type,
+        channel_type,
+        channel_name: p.channel_name,
+        publisher: p.publisher,
+        state_changed: p.state_changed.into_iter().collect(),
+        interval,
+        snapshot,
+        timestamp: p.timestamp,
+        position: position(p.position),
     })
 }
 
@@ -250,6 +298,16 @@ pub(crate) async fn run(
                             let key = (ChannelType::Stream, e.channel_name.clone());
                             if !positioned || advance(&positions, key, e.position) {
                                 router.deliver(Event::Topic(e)).await;
+                            }
+                        }
+                        server_message::Body::Presence(p) => {
+                            let Some(e) = presence_event(p) else { continue };
+                            // Like the topic SNAPSHOT: the position a presence SNAPSHOT
+                            // was taken at is no publication of its own.
+                            let positioned = e.event_type != PresenceEventType::Snapshot && e.position.offset > 0;
+                            let key = (e.channel_type, e.channel_name.clone());
+                            if !positioned || advance(&positions, key, e.position) {
+                                router.deliver(Event::Presence(e)).await;
                             }
                         }
                         server_message::Body::ChannelLeft(c) => on_channel_left(c),

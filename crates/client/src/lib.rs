@@ -6,16 +6,24 @@
 //! socket. Every stream is a bounded queue: messages and topic events are lossless (a
 //! slow reader slows the connection down, and the SDK resumes and recovers if the server
 //! gives up on it), link-state and token notices report `Lagged(n)` rather than wait.
-//! Stream channels (`client.stream_channel(name)`) are in [`StreamChannel`].
+//! Stream channels (`client.stream_channel(name)`) are in [`StreamChannel`], presence
+//! calls (`client.presence()`) in [`Presence`]; presence events are lossless like
+//! messages and come on `client.presence_events()`, `Subscription::presence()` and
+//! `StreamChannel::presence_events()`.
 
 mod conn;
 mod history;
+mod presence;
 mod router;
 mod session;
 mod stream;
 mod types;
 
 pub use history::{GetHistoryMessageOptions, GetMessagesResponse, History, HistoryMessage};
+pub use presence::{
+    ChannelDetail, GetStateResponse, Presence, RemoveStateResponse, SetStateResponse,
+    WhereNowResponse, WhoNowOptions, WhoNowResponse,
+};
 pub use stream::{
     JoinChannelResponse, JoinOptions, JoinTopicOptions, JoinTopicResponse, LeaveChannelResponse,
     LeaveTopicResponse, PublishTopicMessageResponse, PublishTopicOptions, StreamChannel,
@@ -24,13 +32,14 @@ pub use stream::{
 };
 pub use switchboard_protocol::{ErrorCode, LinkOperation, LinkReason, LinkState};
 pub use types::{
-    ChannelType, ClientConfig, Event, Lagged, LinkStateEvent, LoginResponse, MessageEvent, Payload,
-    PublishInfo, PublishOptions, PublishResponse, RtmError, StreamPosition, SubscribeOptions,
-    TopicDetail, TopicEvent, TopicEventType,
+    ChannelType, ClientConfig, Event, IntervalDetail, Lagged, LinkStateEvent, LoginResponse,
+    MessageEvent, Payload, PresenceEvent, PresenceEventType, PublishInfo, PublishOptions,
+    PublishResponse, RtmError, StreamPosition, SubscribeOptions, TopicDetail, TopicEvent,
+    TopicEventType, UserList, UserState,
 };
 
 use futures_util::stream::BoxStream;
-use router::{Item, Route, Router};
+use router::{Item, Pending, Route, Router};
 use session::{Detail, Inner, call, login_failure_reason};
 use std::sync::Arc;
 use switchboard_protocol::names;
@@ -48,10 +57,12 @@ pub struct Client {
 
 /// A message channel subscription: its streams end on `unsubscribe` or logout. Call
 /// `messages()` or drop it: its queue, registered at subscribe time so nothing is
-/// missed, holds delivery up once full (messages are lossless).
+/// missed, holds delivery up once full (messages are lossless). The presence queue is
+/// registered at subscribe time too, but holds nothing up until `presence()` claims it.
 pub struct Subscription {
     channel: String,
     rx: Option<mpsc::Receiver<Item>>,
+    presence: Option<Pending>,
     router: Arc<Router>,
 }
 
@@ -65,7 +76,7 @@ pub(crate) fn stream_of<T: Send + 'static>(
             match rx.recv().await? {
                 Item::Lagged(n) => return Some((Err(Lagged(n)), rx)),
                 Item::Event(e) => {
-                    if let Some(t) = pick(e) {
+                    if let Some(t) = pick(*e) {
                         return Some((Ok(t), rx));
                     }
                 }
@@ -78,6 +89,14 @@ pub(crate) fn stream_of<T: Send + 'static>(
 pub(crate) fn message_of(e: Event) -> Option<MessageEvent> {
     match e {
         Event::Message(m) => Some(m),
+        _ => None,
+    }
+}
+
+/// Keeps the presence events of a stream.
+pub(crate) fn presence_of(e: Event) -> Option<PresenceEvent> {
+    match e {
+        Event::Presence(p) => Some(p),
         _ => None,
     }
 }
@@ -97,10 +116,27 @@ impl Subscription {
             .unwrap_or_else(|| self.router.register(Route::Channel(self.channel.clone())));
         stream_of(rx, message_of)
     }
+
+    /// Presence events of this channel (R116; none when subscribed without presence):
+    /// the first call yields everything from the subscribe on, starting with its
+    /// SNAPSHOT; later calls from now on. Lossless once called; ends on unsubscribe or
+    /// logout.
+    pub fn presence(&mut self) -> EventStream<PresenceEvent> {
+        let rx = match self.presence.take() {
+            Some(p) => p.claim(),
+            None => self
+                .router
+                .register(Route::ChannelPresence(self.channel.clone())),
+        };
+        stream_of(rx, presence_of)
+    }
 }
 
 fn timeout_code(op: &str) -> ErrorCode {
     match op {
+        "whoNow" | "whereNow" | "setState" | "getState" | "removeState" => {
+            ErrorCode::PresenceOperationTimeout
+        }
         "publish" | "publishTopicMessage" => ErrorCode::ChannelPublishMessageTimeout,
         "subscribe" | "subscribeTopic" => ErrorCode::ChannelSubscribeTimeout,
         "join" => ErrorCode::ChannelJoinFailed,
@@ -130,6 +166,13 @@ impl Client {
     /// The history handle (api.md §8).
     pub fn history(&self) -> History {
         History {
+            client: self.clone(),
+        }
+    }
+
+    /// The presence handle (api.md §5).
+    pub fn presence(&self) -> Presence {
+        Presence {
             client: self.clone(),
         }
     }
@@ -170,6 +213,12 @@ impl Client {
     /// logout. Lossless: read it, or drop it.
     pub fn topic_events(&self) -> EventStream<TopicEvent> {
         stream_of(self.inner.router.register(Route::Topics), stream::topic_of)
+    }
+
+    /// Presence events of every subscribed and joined channel (api.md §9.3), from now
+    /// on; survives logout. Lossless: read it, or drop it.
+    pub fn presence_events(&self) -> EventStream<PresenceEvent> {
+        stream_of(self.inner.router.register(Route::Presence), presence_of)
     }
 
     /// The stream channel `name` (api.md §3.6): local and synchronous, no network I/O;
@@ -427,7 +476,9 @@ impl Client {
     }
 
     /// Subscribes to a message channel (api.md §3.4). The returned subscription's
-    /// `messages()` sees everything delivered after this call.
+    /// `messages()` sees everything delivered after this call, and its `presence()`
+    /// every presence event from the SNAPSHOT that follows the reply on (R116: with
+    /// `with_presence`; `be_quiet` hides this client from the others, R84–R87).
     pub async fn subscribe(
         &self,
         channel: &str,
@@ -437,6 +488,11 @@ impl Client {
             .inner
             .router
             .register(Route::Channel(channel.to_string()));
+        let presence = options.with_presence.then(|| {
+            self.inner
+                .router
+                .register_pending(Route::ChannelPresence(channel.to_string()))
+        });
         let req = pb::SubscribeRequest {
             channel_name: channel.to_string(),
             with_message: Some(options.with_message),
@@ -470,6 +526,7 @@ impl Client {
                 Ok(Subscription {
                     channel: channel.to_string(),
                     rx: Some(rx),
+                    presence,
                     router: self.inner.router.clone(),
                 })
             }

@@ -1,8 +1,8 @@
 //! Where events go: every stream the app holds is a bounded queue registered here with
-//! a route (all events, link states, token notices, USER messages, topic events, one
-//! message channel, one stream channel).
+//! a route (all events, link states, token notices, USER messages, topic events,
+//! presence events, one message channel, one stream channel).
 //!
-//! Messages and topic events are **lossless**: the connection task waits for room in
+//! Messages, topic events and presence events are **lossless**: the connection task waits for room in
 //! every queue one goes to, and while it waits it reads nothing from the socket. A slow
 //! app therefore slows the connection down until the server closes it as a slow
 //! consumer; the SDK then resumes and recovers from the last position it handed over,
@@ -22,8 +22,8 @@ use tokio::sync::mpsc;
 
 /// What a stream's queue carries.
 pub(crate) enum Item {
-    /// An event.
-    Event(Event),
+    /// An event (boxed: events are large, lagged counts small).
+    Event(Box<Event>),
     /// This many notices were dropped because the queue was full.
     Lagged(u64),
 }
@@ -53,6 +53,12 @@ pub(crate) enum Route {
     },
     /// Topic events of one stream channel; ends like `StreamMessages`.
     StreamTopics(String),
+    /// Every presence event (`presence_events()`); survives logout.
+    Presence,
+    /// Presence events of one MESSAGE channel; ends like `Channel`.
+    ChannelPresence(String),
+    /// Presence events of one stream channel; ends like `StreamMessages`.
+    StreamPresence(String),
 }
 
 impl Route {
@@ -72,6 +78,13 @@ impl Route {
                     && topic.as_ref().is_none_or(|t| t == &m.topic_name)
             }
             (Route::StreamTopics(name), Event::Topic(t)) => &t.channel_name == name,
+            (Route::Presence, Event::Presence(_)) => true,
+            (Route::ChannelPresence(name), Event::Presence(p)) => {
+                p.channel_type == ChannelType::Message && &p.channel_name == name
+            }
+            (Route::StreamPresence(name), Event::Presence(p)) => {
+                p.channel_type == ChannelType::Stream && &p.channel_name == name
+            }
             _ => false,
         }
     }
@@ -80,7 +93,7 @@ impl Route {
     fn of_stream(&self, name: &str) -> bool {
         match self {
             Route::StreamMessages { channel, .. } => channel == name,
-            Route::StreamTopics(channel) => channel == name,
+            Route::StreamTopics(channel) | Route::StreamPresence(channel) => channel == name,
             _ => false,
         }
     }
@@ -93,6 +106,8 @@ impl Route {
                 | Route::UserMessages
                 | Route::StreamMessages { .. }
                 | Route::StreamTopics(_)
+                | Route::ChannelPresence(_)
+                | Route::StreamPresence(_)
         )
     }
 }
@@ -120,7 +135,12 @@ impl Sink {
         if self.lagged > 0 && self.tx.try_send(Item::Lagged(self.lagged)).is_ok() {
             self.lagged = 0;
         }
-        if self.lagged > 0 || self.tx.try_send(Item::Event(event.clone())).is_err() {
+        if self.lagged > 0
+            || self
+                .tx
+                .try_send(Item::Event(Box::new(event.clone())))
+                .is_err()
+        {
             self.lagged += 1;
         }
     }
@@ -212,7 +232,7 @@ impl Router {
         }
     }
 
-    /// Hands a message or topic event to every stream that takes it, waiting for room
+    /// Hands a message, topic or presence event to every stream that takes it, waiting for room
     /// (lossless) in all but unclaimed pending queues.
     pub async fn deliver(&self, event: Event) {
         let targets: Vec<(u64, mpsc::Sender<Item>, bool)> = {
@@ -244,7 +264,8 @@ impl Router {
             if lagged > 0 && !self.send_waiting(id, &tx, Item::Lagged(lagged)).await {
                 continue;
             }
-            self.send_waiting(id, &tx, Item::Event(event.clone())).await;
+            self.send_waiting(id, &tx, Item::Event(Box::new(event.clone())))
+                .await;
         }
     }
 
@@ -257,10 +278,12 @@ impl Router {
         }
     }
 
-    /// Ends the streams of one channel (unsubscribe).
+    /// Ends the streams of one message channel (unsubscribe): messages and presence.
     pub fn end_channel(&self, name: &str) {
-        self.lock()
-            .retain(|s| s.route != Route::Channel(name.to_string()));
+        self.lock().retain(|s| match &s.route {
+            Route::Channel(c) | Route::ChannelPresence(c) => c != name,
+            _ => true,
+        });
         self.ended.send_modify(|n| *n += 1);
     }
 
@@ -270,8 +293,8 @@ impl Router {
         self.ended.send_modify(|n| *n += 1);
     }
 
-    /// Ends every per-session stream (logout, FAILED): channels, stream channels and
-    /// USER messages.
+    /// Ends every per-session stream (logout, FAILED): channels (messages and
+    /// presence), stream channels and USER messages.
     pub fn end_session(&self) {
         self.lock().retain(|s| !s.route.per_session());
         self.ended.send_modify(|n| *n += 1);

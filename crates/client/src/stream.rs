@@ -7,8 +7,9 @@
 //! the topics it publishes in, the publishers it follows per topic — so that when the
 //! server session is lost it can rejoin the channel in one `JoinRequest` carrying all of
 //! it and the channel's last position, and the app misses nothing the server still has
-//! (the same recovery as message channels). Queues for the channel's messages and topic
-//! events are registered at join, so nothing is missed before the app asks for them.
+//! (the same recovery as message channels). Queues for the channel's messages, topic
+//! events and presence events are registered at join, so nothing is missed before the
+//! app asks for them.
 //!
 //! Each channel has its own link, reported on the client's link state streams with
 //! `service_type: "STREAM"` and `affected_channels = [name]`: `IDLE → CONNECTING` (JOIN,
@@ -22,8 +23,10 @@
 
 use crate::router::{Pending, Route};
 use crate::session::Inner;
-use crate::types::{Event, MessageEvent, Payload, RtmError, StreamPosition, TopicEvent};
-use crate::{Client, EventStream, conn, message_of, stream_of};
+use crate::types::{
+    Event, MessageEvent, Payload, PresenceEvent, RtmError, StreamPosition, TopicEvent,
+};
+use crate::{Client, EventStream, conn, message_of, presence_of, stream_of};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use switchboard_protocol::pb::{self, client_message, server_message};
@@ -221,6 +224,8 @@ pub(crate) struct ChannelState {
     pub messages: Option<Pending>,
     /// The topic event queue registered at join, until `topic_events()` claims it.
     pub topic_events: Option<Pending>,
+    /// The presence event queue registered at join, until `presence_events()` claims it.
+    pub presence_events: Option<Pending>,
 }
 
 impl ChannelState {
@@ -234,6 +239,7 @@ impl ChannelState {
             followed: BTreeMap::new(),
             messages: None,
             topic_events: None,
+            presence_events: None,
         }
     }
 
@@ -404,6 +410,7 @@ impl Inner {
         ch.followed.clear();
         ch.messages = None;
         ch.topic_events = None;
+        ch.presence_events = None;
         self.router.end_stream(name);
         self.positions
             .lock()
@@ -496,7 +503,8 @@ impl StreamChannel {
 
     /// Joins the channel (api.md §4.1). The reply is followed by a topic SNAPSHOT (R92)
     /// on [`Self::topic_events`]; messages of followed publishers arrive on
-    /// [`Self::messages`], both from this call on. A join while one is in progress fails
+    /// [`Self::messages`], both from this call on; with presence, a presence SNAPSHOT
+    /// follows on [`Self::presence_events`]. A join while one is in progress fails
     /// with −10017 (R91); joining a joined channel changes nothing.
     pub async fn join(&self, options: JoinOptions) -> Result<JoinChannelResponse, RtmError> {
         const OP: &str = "join";
@@ -521,6 +529,13 @@ impl StreamChannel {
                             inner
                                 .router
                                 .register_pending(Route::StreamTopics(self.name.clone())),
+                        );
+                    }
+                    if ch.presence_events.is_none() && options.with_presence {
+                        ch.presence_events = Some(
+                            inner
+                                .router
+                                .register_pending(Route::StreamPresence(self.name.clone())),
                         );
                     }
                     let reason = if ch.link == LinkState::Idle {
@@ -915,6 +930,21 @@ impl StreamChannel {
                 .register(Route::StreamTopics(self.name.clone())),
         };
         stream_of(rx, topic_of)
+    }
+
+    /// Presence events of the channel (R116; none when joined without presence): the
+    /// first call after a join yields everything from that join on, starting with its
+    /// SNAPSHOT; later calls from now on. Lossless; ends like [`Self::messages`].
+    pub fn presence_events(&self) -> EventStream<PresenceEvent> {
+        let pending = self.lock().presence_events.take();
+        let rx = match pending {
+            Some(p) => p.claim(),
+            None => self
+                .inner()
+                .router
+                .register(Route::StreamPresence(self.name.clone())),
+        };
+        stream_of(rx, presence_of)
     }
 }
 

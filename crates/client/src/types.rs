@@ -2,6 +2,7 @@
 //! after Agora RTM 2.x (api.md §3, §9, §12) in Rust style (api.md §14.2).
 
 use bytes::Bytes;
+use std::collections::BTreeMap;
 use std::time::Duration;
 use switchboard_protocol::{ErrorCode, LinkOperation, LinkReason, LinkState};
 
@@ -299,6 +300,120 @@ pub struct TopicEvent {
     pub position: StreamPosition,
 }
 
+/// Presence event types (api.md §10.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PresenceEventType {
+    /// Every visible member with its state: after a subscribe or join with presence.
+    Snapshot,
+    /// Interval mode: what happened in the channel during the last interval (R121).
+    Interval,
+    /// A visible member entered the channel.
+    RemoteJoin,
+    /// A visible member left (unsubscribe, leave, logout, kick, token expiry).
+    RemoteLeave,
+    /// A visible member's connection was lost for its presence timeout (R118).
+    RemoteTimeout,
+    /// A visible member set or removed state; `state_changed` is its whole state (R120).
+    RemoteStateChanged,
+    /// Joined while the presence service was unavailable (R133).
+    ErrorOutOfService,
+}
+
+impl PresenceEventType {
+    /// The spec's literal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PresenceEventType::Snapshot => "SNAPSHOT",
+            PresenceEventType::Interval => "INTERVAL",
+            PresenceEventType::RemoteJoin => "REMOTE_JOIN",
+            PresenceEventType::RemoteLeave => "REMOTE_LEAVE",
+            PresenceEventType::RemoteTimeout => "REMOTE_TIMEOUT",
+            PresenceEventType::RemoteStateChanged => "REMOTE_STATE_CHANGED",
+            PresenceEventType::ErrorOutOfService => "ERROR_OUT_OF_SERVICE",
+        }
+    }
+}
+
+/// One member and its temporary state (`UserState`, `OccupancyDetail`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserState {
+    /// The member's user id.
+    pub user_id: String,
+    /// Its state, key → value (empty when not asked for).
+    pub states: BTreeMap<String, String>,
+    /// `states.len()`.
+    pub states_count: u32,
+}
+
+impl UserState {
+    /// A member with `states`.
+    pub(crate) fn new(user_id: String, states: impl IntoIterator<Item = (String, String)>) -> Self {
+        let states: BTreeMap<String, String> = states.into_iter().collect();
+        UserState {
+            user_id,
+            states_count: u32::try_from(states.len()).unwrap_or(u32::MAX),
+            states,
+        }
+    }
+}
+
+/// A list of users (`UserList`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserList {
+    /// The user ids.
+    pub users: Vec<String>,
+    /// `users.len()`.
+    pub user_count: u32,
+}
+
+impl From<Vec<String>> for UserList {
+    fn from(users: Vec<String>) -> Self {
+        UserList {
+            user_count: u32::try_from(users.len()).unwrap_or(u32::MAX),
+            users,
+        }
+    }
+}
+
+/// What changed in a channel during one interval (`IntervalDetail`, R121).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IntervalDetail {
+    /// Users who entered.
+    pub join: UserList,
+    /// Users who left.
+    pub leave: UserList,
+    /// Users who timed out.
+    pub timeout: UserList,
+    /// Users whose state changed, with their current state.
+    pub user_state_list: Vec<UserState>,
+    /// Visible members of the channel now.
+    pub total_occupancy: u32,
+}
+
+/// A presence event of a subscribed or joined channel (api.md §9.3), for channels
+/// entered with presence (R116); never about the receiver itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceEvent {
+    /// What happened.
+    pub event_type: PresenceEventType,
+    /// `Message` or `Stream`.
+    pub channel_type: ChannelType,
+    /// The channel.
+    pub channel_name: String,
+    /// The user the event is about; empty for SNAPSHOT and INTERVAL (R117).
+    pub publisher: String,
+    /// REMOTE_STATE_CHANGED: the user's whole state after the change (R120); else empty.
+    pub state_changed: BTreeMap<String, String>,
+    /// INTERVAL only.
+    pub interval: Option<IntervalDetail>,
+    /// SNAPSHOT only: every visible member with its state.
+    pub snapshot: Option<Vec<UserState>>,
+    /// Server time, ms.
+    pub timestamp: u64,
+    /// Position in the channel's stream (SNAPSHOT: the position it was taken at).
+    pub position: StreamPosition,
+}
+
 /// A link state change (api.md §9.7).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkStateEvent {
@@ -335,6 +450,8 @@ pub enum Event {
     Message(MessageEvent),
     /// A topic event of a joined stream channel.
     Topic(TopicEvent),
+    /// A presence event of a subscribed or joined channel.
+    Presence(PresenceEvent),
     /// A link state change: the login link, or a stream channel's own link (a server
     /// leaving a channel because its RTC token expired is one: `STREAM`, `FAILED`,
     /// `TOKEN_EXPIRED`).
