@@ -15,7 +15,7 @@ use switchboard_client::{
     UserState,
 };
 
-/// Connection flags shared by `pub` and `sub`.
+/// Connection flags shared by `pub`, `sub`, `history` and `presence`.
 #[derive(Args)]
 pub struct ConnectArgs {
     /// Server address.
@@ -45,6 +45,17 @@ pub struct SubArgs {
     /// every current publisher).
     #[arg(long = "from", value_name = "USER")]
     from: Vec<String>,
+    /// Enter the channels quietly: others get no presence events about this user and do
+    /// not see it in whoNow / whereNow (R84-R87); it still receives theirs.
+    #[arg(long)]
+    be_quiet: bool,
+    /// Receive no presence events of the channels (R116).
+    #[arg(long)]
+    no_presence: bool,
+    /// Temporary state to set in every channel right after subscribing / joining
+    /// (repeatable); it lasts while this command stays in the channel.
+    #[arg(long = "state", value_name = "KEY=VALUE", value_parser = crate::presence_cmd::parse_pair)]
+    state: Vec<(String, String)>,
 }
 
 /// Stream channel flags shared by `pub` and `sub`.
@@ -99,10 +110,11 @@ impl PubArgs {
     }
 }
 
-/// Joins `args.stream` (when given) with its RTC token.
+/// Joins `args.stream` (when given) with its RTC token and presence options.
 async fn join_stream(
     client: &Client,
     args: &StreamArgs,
+    presence: SubscribeOptions,
 ) -> anyhow::Result<Option<switchboard_client::StreamChannel>> {
     let Some(name) = &args.stream else {
         return Ok(None);
@@ -110,6 +122,8 @@ async fn join_stream(
     let channel = client.stream_channel(name).map_err(|e| explain(&e, true))?;
     let options = switchboard_client::JoinOptions {
         token: args.rtc_token.clone(),
+        with_presence: presence.with_presence,
+        be_quiet: presence.be_quiet,
         ..Default::default()
     };
     channel
@@ -120,7 +134,7 @@ async fn join_stream(
 }
 
 /// An error for the terminal, with a hint when a token is the problem.
-fn explain(e: &RtmError, token_given: bool) -> anyhow::Error {
+pub(crate) fn explain(e: &RtmError, token_given: bool) -> anyhow::Error {
     let hint = if !token_given && e.code == ErrorCode::InvalidToken.as_i32() {
         "\nthis app requires a token: pass --token or set SWITCHBOARD_TOKEN (make one with `switchboard token rtm --app-id ... --app-cert ... --user-id ...`)"
     } else {
@@ -134,7 +148,8 @@ fn explain(e: &RtmError, token_given: bool) -> anyhow::Error {
     )
 }
 
-async fn connect(c: &ConnectArgs) -> anyhow::Result<Client> {
+/// Creates a client for `c` and logs in.
+pub(crate) async fn connect(c: &ConnectArgs) -> anyhow::Result<Client> {
     let client = Client::new(&c.app_id, &c.user_id, ClientConfig::new(&c.url))
         .map_err(|e| explain(&e, true))?;
     client
@@ -294,21 +309,28 @@ pub async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
         .login(args.conn.token.as_deref().unwrap_or(""))
         .await
         .map_err(|e| explain(&e, args.conn.token.is_some()))?;
+    let options = SubscribeOptions {
+        with_presence: !args.no_presence,
+        be_quiet: args.be_quiet,
+        ..Default::default()
+    };
     for channel in &args.channels {
         client
-            .subscribe(channel, SubscribeOptions::default())
+            .subscribe(channel, options)
             .await
             .map_err(|e| explain(&e, true))?;
         println!(
             "{}",
             json!({"event": "subscribeResponse", "channelName": channel})
         );
+        set_state(&client, channel, ChannelType::Message, &args.state).await?;
     }
-    if let Some(stream) = join_stream(&client, &args.stream).await? {
+    if let Some(stream) = join_stream(&client, &args.stream, options).await? {
         println!(
             "{}",
             json!({"event": "joinResponse", "channelName": stream.name()})
         );
+        set_state(&client, stream.name(), ChannelType::Stream, &args.state).await?;
         let users = (!args.from.is_empty()).then(|| args.from.clone());
         for topic in &args.stream.topics {
             match stream.subscribe_topic(topic, users.clone()).await {
@@ -351,6 +373,33 @@ pub async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
         }
         ended = &mut printer => ended?,
     }
+}
+
+/// `sub --state`: sets `pairs` (if any) in a channel just entered.
+async fn set_state(
+    client: &Client,
+    channel: &str,
+    channel_type: ChannelType,
+    pairs: &[(String, String)],
+) -> anyhow::Result<()> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let r = client
+        .presence()
+        .set_state(channel, channel_type, pairs.iter().cloned())
+        .await
+        .map_err(|e| explain(&e, true))?;
+    println!(
+        "{}",
+        json!({
+            "event": "setStateResponse",
+            "channelName": channel,
+            "channelType": channel_type.as_str(),
+            "timestamp": r.timestamp,
+        })
+    );
+    Ok(())
 }
 
 fn payload(args: &PubArgs) -> anyhow::Result<Payload> {
@@ -408,7 +457,11 @@ async fn publish_topic(client: &Client, args: &PubArgs, message: Payload) -> any
     let [topic] = args.stream.topics.as_slice() else {
         bail!("pub --stream needs exactly one --topic");
     };
-    let Some(stream) = join_stream(client, &args.stream).await? else {
+    let quiet = SubscribeOptions {
+        with_presence: false,
+        ..Default::default()
+    };
+    let Some(stream) = join_stream(client, &args.stream, quiet).await? else {
         bail!("--stream is missing");
     };
     stream

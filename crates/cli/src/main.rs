@@ -1,9 +1,10 @@
 //! The `switchboard` command: a thin shell over the libraries. `serve` runs the server,
-//! `token` builds and inspects AccessToken2 tokens, `pub` / `sub` talk to a server
-//! through the Rust SDK, `bench` measures. Every flag can also be set by environment.
+//! `token` builds and inspects AccessToken2 tokens, `pub` / `sub` / `history` /
+//! `presence` talk to a server through the Rust SDK, `bench` measures. Every flag can also be set by environment.
 
 mod bench;
 mod client_cmd;
+mod presence_cmd;
 mod serve;
 mod token_cmd;
 
@@ -30,6 +31,9 @@ enum Command {
     Sub(client_cmd::SubArgs),
     /// Print stored messages of a channel or a conversation as JSON lines.
     History(client_cmd::HistoryArgs),
+    /// Who is in a channel, where a user is, and temporary state, as JSON lines.
+    #[command(subcommand)]
+    Presence(presence_cmd::PresenceCommand),
     /// Run a benchmark scenario.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -62,6 +66,7 @@ fn main() -> std::process::ExitCode {
                     Command::Pub(args) => client_cmd::publish(args).await,
                     Command::Sub(args) => client_cmd::subscribe(args).await,
                     Command::History(args) => client_cmd::history(args).await,
+                    Command::Presence(cmd) => presence_cmd::run(cmd).await,
                     Command::Bench(cmd) => bench::run(cmd).await,
                     Command::Token(_) => unreachable!("handled above"),
                 }

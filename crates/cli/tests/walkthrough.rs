@@ -460,3 +460,315 @@ fn stream_channel_topic_from_the_command_line() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Presence on the command line (api.md §5, §9.3): `sub --state` enters a message
+/// channel and a stream channel with state, `sub --be-quiet` and `--no-presence`
+/// change what is seen and received (R84–R87, R116), presence events are printed as
+/// JSON lines, and `presence who|where|state` print their replies.
+#[test]
+fn presence_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("switchboard-presence-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.to_string_lossy().to_string();
+    let server = Proc::spawn(
+        &["serve", "--listen", "127.0.0.1:0", "--data-dir", &data],
+        &[],
+    );
+    let app_id = server.expect("the app id", |l| field(l, "app id:"));
+    let cert = server.expect("the certificate", |l| field(l, "certificate:"));
+    let url = server.expect("listening on", |l| field(l, "listening on"));
+    let env = [
+        ("SWITCHBOARD_URL", url.as_str()),
+        ("SWITCHBOARD_APP_ID", app_id.as_str()),
+        ("SWITCHBOARD_APP_CERT", cert.as_str()),
+    ];
+    let token = |kind: &str, user: &str| {
+        let mut args = vec!["token", kind, "--user-id", user];
+        if kind == "rtc" {
+            args.extend(["--channel", "arena"]);
+        }
+        let out = run(&args, &env);
+        assert!(out.status.success(), "token {kind}");
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_string()
+    };
+    let (ta, tb, tc, td) = (
+        token("rtm", "alice"),
+        token("rtm", "bob"),
+        token("rtm", "carol"),
+        token("rtm", "dave"),
+    );
+    let ra = token("rtc", "alice");
+    let json_lines = |out: &std::process::Output| -> Vec<Value> {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON lines"))
+            .collect()
+    };
+
+    let alice = Proc::spawn(
+        &[
+            "sub",
+            "--user-id",
+            "alice",
+            "--token",
+            &ta,
+            "room",
+            "--stream",
+            "arena",
+            "--rtc-token",
+            &ra,
+            "--state",
+            "seat=1",
+            "--state",
+            "mood=ok",
+        ],
+        &env,
+    );
+    for ty in ["MESSAGE", "STREAM"] {
+        alice.expect_json("the state is set", |v| {
+            v["event"] == "setStateResponse" && v["channelType"] == ty
+        });
+    }
+    let snapshot = alice.expect_json("alice's SNAPSHOT of room", |v| {
+        v["event"] == "presence" && v["eventType"] == "SNAPSHOT" && v["channelType"] == "MESSAGE"
+    });
+    assert_eq!(snapshot["channelName"], "room");
+    assert_eq!(snapshot["snapshot"][0]["userId"], "alice");
+    assert!(snapshot["interval"].is_null());
+
+    // bob sits in room quietly: he sees alice with her state, nobody sees him.
+    let bob = Proc::spawn(
+        &[
+            "sub",
+            "--user-id",
+            "bob",
+            "--token",
+            &tb,
+            "--be-quiet",
+            "room",
+        ],
+        &env,
+    );
+    let snapshot = bob.expect_json("bob's SNAPSHOT", |v| {
+        v["event"] == "presence" && v["eventType"] == "SNAPSHOT"
+    });
+    let members = snapshot["snapshot"].as_array().expect("members");
+    assert_eq!(members.len(), 1, "only alice, not quiet bob: {snapshot}");
+    assert_eq!(members[0]["userId"], "alice");
+    assert_eq!(members[0]["states"]["seat"], "1");
+    assert_eq!(members[0]["states"]["mood"], "ok");
+    assert_eq!(members[0]["statesCount"], 2);
+
+    // dave enters without presence events: alice and bob hear of him.
+    let dave = Proc::spawn(
+        &[
+            "sub",
+            "--user-id",
+            "dave",
+            "--token",
+            &td,
+            "--no-presence",
+            "room",
+        ],
+        &env,
+    );
+    dave.expect_json("dave's subscription", |v| v["event"] == "subscribeResponse");
+    for s in [&alice, &bob] {
+        let e = s.expect_json("dave's REMOTE_JOIN", |v| {
+            v["event"] == "presence" && v["eventType"] == "REMOTE_JOIN"
+        });
+        assert_eq!(e["publisher"], "dave");
+        assert_eq!(e["channelName"], "room");
+        assert_eq!(e["channelType"], "MESSAGE");
+        assert!(e["snapshot"].is_null() && e["interval"].is_null());
+    }
+
+    let who = json_lines(&run(
+        &[
+            "presence",
+            "who",
+            "--user-id",
+            "carol",
+            "--token",
+            &tc,
+            "room",
+            "--include-state",
+            "--all",
+        ],
+        &env,
+    ));
+    assert_eq!(who.len(), 1, "one page: {who:?}");
+    assert_eq!(who[0]["event"], "whoNowResponse");
+    assert_eq!(who[0]["totalOccupancy"], 2, "alice and dave, not bob");
+    assert_eq!(who[0]["occupants"][0]["userId"], "alice");
+    assert_eq!(who[0]["occupants"][0]["states"]["seat"], "1");
+    assert_eq!(who[0]["occupants"][1]["userId"], "dave");
+    assert_eq!(who[0]["nextPage"], "");
+    let count = json_lines(&run(
+        &[
+            "presence",
+            "who",
+            "--user-id",
+            "carol",
+            "--token",
+            &tc,
+            "--stream",
+            "arena",
+            "--no-user-id",
+        ],
+        &env,
+    ));
+    assert_eq!(count[0]["totalOccupancy"], 1);
+    assert_eq!(count[0]["channelType"], "STREAM");
+    assert_eq!(count[0]["occupants"].as_array().map(Vec::len), Some(0));
+
+    let r = json_lines(&run(
+        &[
+            "presence",
+            "where",
+            "--user-id",
+            "carol",
+            "--token",
+            &tc,
+            "alice",
+        ],
+        &env,
+    ));
+    assert_eq!(r[0]["event"], "whereNowResponse");
+    assert_eq!(r[0]["totalChannel"], 2);
+    let mut channels: Vec<String> = r[0]["channels"]
+        .as_array()
+        .expect("channels")
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["channelName"].as_str().unwrap_or(""),
+                c["channelType"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    channels.sort();
+    assert_eq!(channels, ["arena STREAM", "room MESSAGE"]);
+    let r = json_lines(&run(
+        &[
+            "presence",
+            "where",
+            "--user-id",
+            "carol",
+            "--token",
+            &tc,
+            "bob",
+        ],
+        &env,
+    ));
+    assert_eq!(r[0]["totalChannel"], 0, "quiet bob is nowhere (R87)");
+
+    let r = json_lines(&run(
+        &[
+            "presence",
+            "state",
+            "get",
+            "--user-id",
+            "carol",
+            "--token",
+            &tc,
+            "alice",
+            "arena",
+            "--stream",
+        ],
+        &env,
+    ));
+    assert_eq!(r[0]["event"], "getStateResponse");
+    assert_eq!(r[0]["userId"], "alice");
+    assert_eq!(r[0]["states"]["mood"], "ok");
+    assert_eq!(r[0]["statesCount"], 2);
+    let out = run(
+        &[
+            "presence",
+            "state",
+            "get",
+            "--user-id",
+            "carol",
+            "--token",
+            &tc,
+            "bob",
+            "room",
+        ],
+        &env,
+    );
+    assert!(!out.status.success(), "quiet bob has no state to read");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-13011"));
+
+    // carol is in no channel: her state is kept as pending only while she is logged in.
+    let r = json_lines(&run(
+        &[
+            "presence",
+            "state",
+            "set",
+            "--user-id",
+            "carol",
+            "--token",
+            &tc,
+            "room",
+            "k=v=w",
+        ],
+        &env,
+    ));
+    assert_eq!(r[0]["event"], "setStateResponse");
+    assert_eq!(r[0]["channelName"], "room");
+    let r = json_lines(&run(
+        &[
+            "presence",
+            "state",
+            "remove",
+            "--user-id",
+            "carol",
+            "--token",
+            &tc,
+            "room",
+            "k",
+        ],
+        &env,
+    ));
+    assert_eq!(r[0]["event"], "removeStateResponse");
+    let out = run(
+        &[
+            "presence",
+            "state",
+            "set",
+            "--user-id",
+            "carol",
+            "--token",
+            &tc,
+            "room",
+            "novalue",
+        ],
+        &env,
+    );
+    assert!(!out.status.success(), "KEY=VALUE is required");
+
+    // dave received no presence event at all (--no-presence): by now it would have
+    // printed its SNAPSHOT and the others' events.
+    let mut dave_lines: Vec<String> = dave.unmatched.borrow().clone();
+    while let Ok(l) = dave.lines.try_recv() {
+        dave_lines.push(l);
+    }
+    assert!(
+        !dave_lines.iter().any(|l| l.contains("\"presence\"")),
+        "no presence events for dave: {dave_lines:?}"
+    );
+    drop(dave);
+    drop(alice);
+    drop(bob);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
