@@ -80,14 +80,18 @@ impl Presence for MemoryPresence {
         user: &str,
         quiet: bool,
         state: State,
-    ) -> Result<bool, EngineError> {
+    ) -> Result<Option<bool>, EngineError> {
         let mut map = self.shard(channel);
         let ch = map.entry(channel.clone()).or_default();
         let (was_quiet, user) = match ch.members.get_key_value(user) {
             Some((u, r)) => (Some(r.quiet), u.clone()),
             None => (None, Arc::<str>::from(user)),
         };
-        let became_visible = !quiet && was_quiet != Some(false);
+        let change = match (was_quiet, quiet) {
+            (None | Some(true), false) => Some(true),
+            (Some(false), true) => Some(false),
+            _ => None,
+        };
         let rec = ch.members.entry(user.clone()).or_insert(Rec {
             quiet,
             state: State::new(),
@@ -102,7 +106,7 @@ impl Presence for MemoryPresence {
         if was_quiet != Some(quiet) {
             self.index(channel, &user, !quiet);
         }
-        Ok(became_visible)
+        Ok(change)
     }
 
     async fn exit(

@@ -30,16 +30,10 @@ where
 async fn enter_exit_and_count(p: &Arc<dyn Presence>) {
     let ch = key("app", ChannelKind::Message, "room");
     assert_eq!(p.count(&ch).await.unwrap(), 0);
-    assert!(p.enter(&ch, "a", false, State::new()).await.unwrap());
-    assert!(
-        !p.enter(&ch, "a", false, State::new()).await.unwrap(),
-        "already in"
-    );
-    assert!(
-        p.enter(&ch, "b", false, state(&[("k", "v")]))
-            .await
-            .unwrap()
-    );
+    let enter = |user: &'static str, st: State| p.enter(&ch, user, false, st);
+    assert_eq!(enter("a", State::new()).await.unwrap(), Some(true));
+    assert_eq!(enter("a", State::new()).await.unwrap(), None, "already in");
+    assert_eq!(enter("b", state(&[("k", "v")])).await.unwrap(), Some(true));
     assert_eq!(p.count(&ch).await.unwrap(), 2);
     let gone = p.exit(&ch, "b").await.unwrap().expect("b was in");
     assert_eq!(gone.state, state(&[("k", "v")]));
@@ -51,7 +45,10 @@ async fn enter_exit_and_count(p: &Arc<dyn Presence>) {
         None,
         "state goes with the member"
     );
-    assert!(p.enter(&ch, "b", false, State::new()).await.unwrap());
+    assert_eq!(
+        p.enter(&ch, "b", false, State::new()).await.unwrap(),
+        Some(true)
+    );
     assert_eq!(p.state(&ch, "b").await.unwrap(), Some(State::new()));
 }
 
@@ -110,11 +107,16 @@ async fn quiet_members_are_invisible(p: &Arc<dyn Presence>) {
     );
     let gone = p.exit(&ch, "quiet").await.unwrap().expect("was in");
     assert!(gone.quiet);
-    // Re-subscribing loudly makes it visible (options are replaced, R81).
-    assert!(!p.enter(&ch, "loud", true, State::new()).await.unwrap());
+    // Options are replaced by a repeated subscribe (R81): visible → quiet → visible.
+    assert_eq!(
+        p.enter(&ch, "loud", true, State::new()).await.unwrap(),
+        Some(false),
+        "a visible member turning quiet"
+    );
     assert_eq!(p.count(&ch).await.unwrap(), 0);
-    assert!(
+    assert_eq!(
         p.enter(&ch, "loud", false, State::new()).await.unwrap(),
+        Some(true),
         "quiet to visible counts as becoming visible"
     );
 }

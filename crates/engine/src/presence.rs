@@ -47,8 +47,9 @@ pub struct MemberPage {
 /// Contract (each method is one atomic step; in Redis one Lua script over a HASH
 /// member → {quiet, state} per channel, a sorted set for paging and a SET per user):
 /// - `enter` makes `user` a member (or updates it): `quiet` replaces the old flag, the
-///   given state keys are merged into its state. Returns whether it became visible
-///   (it was absent or quiet and now is a visible member).
+///   given state keys are merged into its state. Returns the change of visibility:
+///   `Some(true)` when it became visible (it was absent or quiet), `Some(false)` when a
+///   visible member turned quiet, `None` otherwise.
 /// - `exit` removes the member and its state; returns what it was.
 /// - `set_state` merges keys into a member's state; fails with
 ///   [`EngineError::LimitReached`] (and changes nothing) when the result would have more
@@ -69,7 +70,7 @@ pub trait Presence: Send + Sync + 'static {
         user: &str,
         quiet: bool,
         state: State,
-    ) -> Result<bool, EngineError>;
+    ) -> Result<Option<bool>, EngineError>;
 
     /// Removes a member.
     async fn exit(&self, channel: &ChannelKey, user: &str)

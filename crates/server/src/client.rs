@@ -210,6 +210,18 @@ impl Client {
         self.send(0, body);
     }
 
+    /// Queues a push, waiting for room in the queue (for large pushes such as a
+    /// presence SNAPSHOT; a push larger than the queue's limit waits for it to empty).
+    pub async fn push_wait(&self, body: Body) -> bool {
+        let bytes = frame::encode(&ServerMessage {
+            id: 0,
+            body: Some(body),
+        });
+        self.out
+            .push_wait(bytes, self.node.config.write_timeout)
+            .await
+    }
+
     /// Queues a message with id `id` on this connection.
     pub fn send(&self, id: u32, body: Body) {
         self.out.push(frame::encode(&ServerMessage {

@@ -158,7 +158,7 @@ impl Client {
         };
         if opts.with_presence {
             if let Some(snapshot) = crate::presence::snapshot(&node, &key, position).await {
-                self.push(snapshot);
+                self.push_wait(snapshot).await;
             }
         }
         session

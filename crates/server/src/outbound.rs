@@ -74,7 +74,10 @@ impl Outbound {
         }
         let len = chunk.len();
         let before = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        if before + len > self.max_bytes {
+        // One chunk larger than the whole limit (a presence SNAPSHOT of a channel full
+        // of large states, within the spec's limits) passes alone through an empty
+        // queue; see `push_wait`.
+        if before + len > self.max_bytes && before > 0 {
             self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             self.overflow();
             return false;
@@ -106,7 +109,8 @@ impl Outbound {
             if self.close.borrow().is_some() {
                 return false;
             }
-            let fits = self.queued_bytes.load(Ordering::Relaxed) + chunk.len() <= self.max_bytes;
+            let queued = self.queued_bytes.load(Ordering::Relaxed);
+            let fits = queued + chunk.len() <= self.max_bytes || queued == 0;
             if fits && self.tx.capacity() > 0 {
                 return self.push(chunk);
             }

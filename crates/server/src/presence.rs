@@ -26,6 +26,9 @@ use switchboard_engine::{
 use switchboard_protocol::pb::{self, server_message::Body};
 use switchboard_protocol::{ErrorCode, names, now_ms};
 
+/// Most state bytes in one whoNow page (the page ends early past it).
+const WHO_NOW_PAGE_BYTES: usize = 1 << 20;
+
 /// Why a member left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Departure {
@@ -273,8 +276,12 @@ pub(crate) async fn enter(
         return;
     };
     match presence.enter(key, &session.user, quiet, state).await {
-        Ok(true) => report(node, &session.app.limits, key, &session.user, Change::Join).await,
-        Ok(false) => {}
+        Ok(Some(true)) => report(node, &session.app.limits, key, &session.user, Change::Join).await,
+        // Turned quiet by a repeated subscribe (R81): to the others it has left (R86).
+        Ok(Some(false)) => {
+            report(node, &session.app.limits, key, &session.user, Change::Leave).await
+        }
+        Ok(None) => {}
         Err(e) => tracing::warn!(channel = %key.name, error = %e, "presence enter failed"),
     }
 }
@@ -305,7 +312,14 @@ pub(crate) async fn snapshot(
     key: &ChannelKey,
     position: StreamPosition,
 ) -> Option<Body> {
-    let presence = node.presence.as_ref()?;
+    let Some(presence) = node.presence.as_ref() else {
+        // Joined without a presence service (R133).
+        return Some(Body::Presence(event(
+            key,
+            pb::PresenceEventType::ErrorOutOfService,
+            "",
+        )));
+    };
     let mut members = Vec::new();
     let mut after: Option<Arc<str>> = None;
     loop {
@@ -408,10 +422,32 @@ impl Client {
         let reply = if req.include_user_id.unwrap_or(true) {
             let after = (!req.page.is_empty()).then_some(req.page.as_str());
             let size = session.app.limits.who_now_page_size.max(1);
-            let page = presence
+            let mut page = presence
                 .list(&key, after, size)
                 .await
                 .map_err(|e| engine_failure(&e))?;
+            if req.include_state {
+                // A page also ends once its states pass WHO_NOW_PAGE_BYTES, so that a
+                // reply always fits the connection's queue (R128 allows 512 KB of
+                // state per member).
+                let mut bytes = 0;
+                let keep = page
+                    .members
+                    .iter()
+                    .position(|m| {
+                        bytes += m
+                            .state
+                            .iter()
+                            .map(|(k, v)| k.len() + v.len())
+                            .sum::<usize>();
+                        bytes > WHO_NOW_PAGE_BYTES
+                    })
+                    .map_or(page.members.len(), |i| i.max(1));
+                if keep < page.members.len() {
+                    page.members.truncate(keep);
+                    page.more = true;
+                }
+            }
             let next_page = match (page.more, page.members.last()) {
                 (true, Some(m)) => m.user.to_string(),
                 _ => String::new(),

@@ -493,7 +493,7 @@ impl Client {
             position: wire_position(position),
         }));
         if let Some(snapshot) = presence_snapshot {
-            self.push(snapshot);
+            self.push_wait(snapshot).await;
         }
         session
             .outlet
