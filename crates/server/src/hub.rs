@@ -215,32 +215,30 @@ impl Hub {
 /// The encoded push of a publication: a message push, or the event it carries with its
 /// position filled in. `None` for an event this server cannot decode (never sent).
 pub(crate) fn push_bytes(channel: &ChannelKey, p: &Publication) -> Option<bytes::Bytes> {
-    let message = match p.kind {
-        MessageKind::Text | MessageKind::Binary => message_push(channel, p),
+    let position = Some(pb::StreamPosition {
+        epoch: p.position.epoch,
+        offset: p.position.offset,
+    });
+    let body = match p.kind {
+        MessageKind::Text | MessageKind::Binary => {
+            return Some(frame::encode(&message_push(channel, p)));
+        }
         MessageKind::Event(EventKind::Topic) => {
             let mut event = <pb::TopicEvent as prost::Message>::decode(p.payload.clone()).ok()?;
-            event.position = Some(pb::StreamPosition {
-                epoch: p.position.epoch,
-                offset: p.position.offset,
-            });
-            ServerMessage {
-                id: 0,
-                body: Some(Body::Topic(event)),
-            }
+            event.position = position;
+            Body::Topic(event)
         }
         MessageKind::Event(EventKind::Presence) => {
             let mut event =
                 <pb::PresenceEvent as prost::Message>::decode(p.payload.clone()).ok()?;
-            event.position = Some(pb::StreamPosition {
-                epoch: p.position.epoch,
-                offset: p.position.offset,
-            });
-            ServerMessage {
-                id: 0,
-                body: Some(Body::Presence(event)),
-            }
+            event.position = position;
+            Body::Presence(event)
         }
         MessageKind::Event(_) => return None,
+    };
+    let message = ServerMessage {
+        id: 0,
+        body: Some(body),
     };
     Some(frame::encode(&message))
 }
@@ -273,6 +271,33 @@ fn message_push(channel: &ChannelKey, p: &Publication) -> ServerMessage {
             }),
             send_ts: p.send_ts,
         })),
+    }
+}
+
+/// Publishes a channel event (its `payload` already encoded) into the channel's stream,
+/// so that every member on every node gets it in order with the channel's messages and
+/// a resume replays it. A failure is logged: the change it reports has happened.
+pub(crate) async fn publish_event(
+    broker: &dyn Broker,
+    channel: &ChannelKey,
+    kind: EventKind,
+    publisher: &str,
+    payload: Vec<u8>,
+) {
+    let now = switchboard_protocol::now_ms();
+    let publication = Publication {
+        publisher: publisher.into(),
+        kind: MessageKind::Event(kind),
+        custom_type: "".into(),
+        payload: bytes::Bytes::from(payload),
+        topic: "".into(),
+        send_ts: 0,
+        timestamp_ms: now,
+        position: Default::default(),
+    };
+    let options = switchboard_engine::PublishOptions::default();
+    if let Err(e) = broker.publish(channel, publication, &options).await {
+        tracing::warn!(channel = %channel.name, error = %e, "channel event not published");
     }
 }
 

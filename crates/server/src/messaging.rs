@@ -119,12 +119,7 @@ impl Client {
             node.hub.unsubscribe(&*node.broker, &key, session.id).await;
             return Err(Failure::new(ErrorCode::NotLogin, "the session ended"));
         }
-        let mut state: switchboard_engine::State = session
-            .lock()
-            .pending_states
-            .remove(&key)
-            .unwrap_or_default();
-        state.extend(req.state.clone());
+        let state = crate::presence::entering_state(&session, &key, &req.state);
         // With `since` the member enters after the recovery read, so that its own join
         // event cannot push a message to replay out of a short log; without, it enters
         // first, so that the reply's position already counts that (invisible) event.

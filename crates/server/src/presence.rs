@@ -14,14 +14,12 @@ use crate::client::{Client, Failure};
 use crate::config::AppLimits;
 use crate::node::Node;
 use crate::session::Session;
-use bytes::Bytes;
 use prost::Message as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchboard_engine::{
-    ChannelKey, ChannelKind, EngineError, EventKind, MessageKind, Presence, Publication,
-    PublishOptions, State, StreamPosition,
+    ChannelKey, ChannelKind, EngineError, EventKind, Presence, State, StreamPosition,
 };
 use switchboard_protocol::pb::{self, server_message::Body};
 use switchboard_protocol::{ErrorCode, names, now_ms};
@@ -124,24 +122,8 @@ fn user_state(user: &str, state: &State) -> pb::UserState {
 
 /// Publishes a presence event into the channel's stream.
 async fn publish(node: &Node, key: &ChannelKey, publisher: &str, event: pb::PresenceEvent) {
-    let now = now_ms();
-    let publication = Publication {
-        publisher: publisher.into(),
-        kind: MessageKind::Event(EventKind::Presence),
-        custom_type: "".into(),
-        payload: Bytes::from(event.encode_to_vec()),
-        topic: "".into(),
-        send_ts: 0,
-        timestamp_ms: now,
-        position: StreamPosition::default(),
-    };
-    if let Err(e) = node
-        .broker
-        .publish(key, publication, &PublishOptions::default())
-        .await
-    {
-        tracing::warn!(channel = %key.name, error = %e, "presence event not published");
-    }
+    let payload = event.encode_to_vec();
+    crate::hub::publish_event(&*node.broker, key, EventKind::Presence, publisher, payload).await;
 }
 
 fn event(key: &ChannelKey, kind: pb::PresenceEventType, publisher: &str) -> pb::PresenceEvent {
@@ -261,6 +243,22 @@ async fn interval_loop(node: Arc<Node>, limits: AppLimits, key: ChannelKey) {
             return;
         }
     }
+}
+
+/// The state a member enters `key` with: what it set before entering (R129), then
+/// `given` with the request.
+pub(crate) fn entering_state(
+    session: &Session,
+    key: &ChannelKey,
+    given: &HashMap<String, String>,
+) -> State {
+    let mut state = session
+        .lock()
+        .pending_states
+        .remove(key)
+        .unwrap_or_default();
+    state.extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
+    state
 }
 
 /// `user` enters `key` (a subscribe or a join), with `state` (R129); others hear of it

@@ -14,13 +14,12 @@ use crate::login::{RECOVERY_PAGE, replay, wire_position};
 use crate::node::Node;
 use crate::presence::Departure;
 use crate::session::{JoinOptions, Session, StreamMembership, TopicRole};
-use bytes::Bytes;
 use prost::Message as _;
 use std::collections::HashSet;
 use std::sync::Arc;
 use switchboard_engine::{
-    ChannelKey, EngineError, EventKind, MessageKind, Publication, PublishOptions, RateLimit,
-    StreamPosition, TopicInfo,
+    ChannelKey, EngineError, EventKind, Publication, PublishOptions, RateLimit, StreamPosition,
+    TopicInfo,
 };
 use switchboard_protocol::pb::{self, server_message::Body};
 use switchboard_protocol::{ErrorCode, names, now_ms};
@@ -120,23 +119,8 @@ async fn publish_topic_event(
         timestamp: now,
         position: None,
     };
-    let publication = Publication {
-        publisher: user.clone(),
-        kind: MessageKind::Event(EventKind::Topic),
-        custom_type: "".into(),
-        payload: Bytes::from(event.encode_to_vec()),
-        topic: "".into(),
-        send_ts: 0,
-        timestamp_ms: now,
-        position: StreamPosition::default(),
-    };
-    if let Err(e) = node
-        .broker
-        .publish(key, publication, &PublishOptions::default())
-        .await
-    {
-        tracing::warn!(channel = %key.name, error = %e, "topic event not published");
-    }
+    let payload = event.encode_to_vec();
+    crate::hub::publish_event(&*node.broker, key, EventKind::Topic, user, payload).await;
 }
 
 /// Takes the member out of stream channel `name` on the shared side: stops local
@@ -423,12 +407,7 @@ impl Client {
             node.hub.unsubscribe(&*node.broker, &key, session.id).await;
             return Err(Failure::new(ErrorCode::NotLogin, "the session ended"));
         }
-        let mut state: switchboard_engine::State = session
-            .lock()
-            .pending_states
-            .remove(&key)
-            .unwrap_or_default();
-        state.extend(req.state.clone());
+        let state = crate::presence::entering_state(&session, &key, &req.state);
         // With `since` the recovery read comes first, so that the member's own events
         // (presence join, topic roles taken again) cannot push what it must replay out
         // of a short log; without, they come first, so that the reply's position
