@@ -1,12 +1,15 @@
 //! In-process presence: per channel an ordered map of members (so paging by user id is
 //! exact), a visible-member count, and a reverse index user → visible channels updated
-//! under the same channel lock.
+//! under the same channel lock; each user's memberships and deadline (for
+//! [`Presence::expire_due`]) under one more.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
-use switchboard_engine::{ChannelKey, Departed, EngineError, Member, MemberPage, Presence, State};
+use switchboard_engine::{
+    ChannelKey, Departed, EngineError, Expired, Member, MemberPage, Presence, State,
+};
 
 const SHARDS: usize = 32;
 
@@ -24,10 +27,19 @@ struct Channel {
 /// (app, user) → channels where the user is visible.
 type WhereIndex = HashMap<(Arc<str>, Arc<str>), BTreeSet<ChannelKey>>;
 
+/// Every membership of each user, and the users' deadlines.
+#[derive(Default)]
+struct Users {
+    memberships: HashMap<(Arc<str>, Arc<str>), BTreeSet<ChannelKey>>,
+    deadline: HashMap<(Arc<str>, Arc<str>), u64>,
+    due: BTreeSet<(u64, Arc<str>, Arc<str>)>,
+}
+
 /// Presence kept in this process.
 pub struct MemoryPresence {
     shards: Vec<Mutex<HashMap<ChannelKey, Channel>>>,
     where_now: Mutex<WhereIndex>,
+    users: Mutex<Users>,
     hasher: std::hash::RandomState,
 }
 
@@ -36,6 +48,7 @@ impl Default for MemoryPresence {
         MemoryPresence {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             where_now: Mutex::new(HashMap::new()),
+            users: Mutex::new(Users::default()),
             hasher: std::hash::RandomState::new(),
         }
     }
@@ -106,6 +119,13 @@ impl Presence for MemoryPresence {
         if was_quiet != Some(quiet) {
             self.index(channel, &user, !quiet);
         }
+        if was_quiet.is_none() {
+            lock(&self.users)
+                .memberships
+                .entry((channel.app.clone(), user.clone()))
+                .or_default()
+                .insert(channel.clone());
+        }
         Ok(change)
     }
 
@@ -124,6 +144,16 @@ impl Presence for MemoryPresence {
         if !rec.quiet {
             ch.visible -= 1;
             self.index(channel, &user, false);
+        }
+        {
+            let mut users = lock(&self.users);
+            let k = (channel.app.clone(), user.clone());
+            if let Some(set) = users.memberships.get_mut(&k) {
+                set.remove(channel);
+                if set.is_empty() {
+                    users.memberships.remove(&k);
+                }
+            }
         }
         if ch.members.is_empty() {
             map.remove(channel);
@@ -222,6 +252,65 @@ impl Presence for MemoryPresence {
             .get(&(Arc::from(app), Arc::from(user)))
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default())
+    }
+
+    async fn set_expiry(
+        &self,
+        app: &str,
+        user: &str,
+        expires_at_ms: Option<u64>,
+    ) -> Result<(), EngineError> {
+        let mut users = self.users();
+        let k: (Arc<str>, Arc<str>) = (app.into(), user.into());
+        if let Some(old) = users.deadline.remove(&k) {
+            users.due.remove(&(old, k.0.clone(), k.1.clone()));
+        }
+        if let Some(at) = expires_at_ms {
+            users.due.insert((at, k.0.clone(), k.1.clone()));
+            users.deadline.insert(k, at);
+        }
+        Ok(())
+    }
+
+    async fn expire_due(&self, now_ms: u64) -> Result<Vec<Expired>, EngineError> {
+        let lapsed: Vec<(Arc<str>, Vec<ChannelKey>)> = {
+            let mut users = self.users();
+            let mut lapsed = Vec::new();
+            while let Some((at, app, user)) = users.due.first().cloned() {
+                if at > now_ms {
+                    break;
+                }
+                users.due.pop_first();
+                let k = (app, user.clone());
+                users.deadline.remove(&k);
+                let channels = users
+                    .memberships
+                    .get(&k)
+                    .map(|s| s.iter().cloned().collect())
+                    .unwrap_or_default();
+                lapsed.push((user, channels));
+            }
+            lapsed
+        };
+        let mut expired = Vec::new();
+        for (user, channels) in lapsed {
+            for channel in channels {
+                if let Some(departed) = self.exit(&channel, &user).await? {
+                    expired.push(Expired {
+                        channel,
+                        user: user.clone(),
+                        departed,
+                    });
+                }
+            }
+        }
+        Ok(expired)
+    }
+}
+
+impl MemoryPresence {
+    fn users(&self) -> MutexGuard<'_, Users> {
+        lock(&self.users)
     }
 }
 

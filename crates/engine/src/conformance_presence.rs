@@ -25,6 +25,45 @@ where
     quiet_members_are_invisible(&factory()).await;
     paging_lists_each_member_once(&factory()).await;
     where_now(&factory()).await;
+    expiry(&factory()).await;
+}
+
+async fn expiry(p: &Arc<dyn Presence>) {
+    let a = key("app", ChannelKind::Message, "a");
+    let b = key("app", ChannelKind::Stream, "b");
+    p.enter(&a, "gone", false, state(&[("k", "v")]))
+        .await
+        .unwrap();
+    p.enter(&b, "gone", true, State::new()).await.unwrap();
+    p.enter(&a, "stays", false, State::new()).await.unwrap();
+    p.enter(&a, "back", false, State::new()).await.unwrap();
+    p.set_expiry("app", "gone", Some(1_000)).await.unwrap();
+    p.set_expiry("app", "back", Some(1_000)).await.unwrap();
+    p.set_expiry("app", "back", None).await.unwrap();
+    p.set_expiry("app", "stays", Some(5_000)).await.unwrap();
+    assert!(p.expire_due(999).await.unwrap().is_empty(), "not yet");
+    let mut gone = p.expire_due(1_000).await.unwrap();
+    gone.sort_by(|x, y| x.channel.cmp(&y.channel));
+    assert_eq!(
+        gone.len(),
+        2,
+        "every membership of the user, quiet ones too: {gone:?}"
+    );
+    assert_eq!(gone[0].channel, a);
+    assert_eq!(gone[0].departed.state, state(&[("k", "v")]));
+    assert!(!gone[0].departed.quiet);
+    assert_eq!(gone[1].channel, b);
+    assert!(gone[1].departed.quiet);
+    assert_eq!(
+        p.count(&a).await.unwrap(),
+        2,
+        "a cleared deadline keeps the member"
+    );
+    assert!(
+        p.expire_due(1_000).await.unwrap().is_empty(),
+        "expired once"
+    );
+    assert_eq!(p.expire_due(5_000).await.unwrap().len(), 1);
 }
 
 async fn enter_exit_and_count(p: &Arc<dyn Presence>) {

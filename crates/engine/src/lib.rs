@@ -15,7 +15,7 @@ mod presence;
 mod topics;
 mod types;
 
-pub use presence::{Departed, Member, MemberPage, Presence, State};
+pub use presence::{Departed, Expired, Member, MemberPage, Presence, State};
 pub use topics::{TopicInfo, TopicPublisher, Topics};
 pub use types::{
     ChannelKey, ChannelKind, EngineError, EventKind, MessageKind, Publication, PublishOptions,

@@ -61,6 +61,11 @@ pub struct MemberPage {
 /// - `count` is the number of visible members.
 /// - `channels_of` lists the channels where `user` of `app` is a visible member,
 ///   ordered by kind then name.
+/// - `set_expiry` gives every membership of `user` in `app` (visible or quiet) a
+///   deadline in ms since the epoch, or clears it (`None`); it applies to the user, so a
+///   membership entered later shares it until it is cleared.
+/// - `expire_due` removes every membership of users whose deadline is at or before
+///   `now_ms`, clears those deadlines, and returns what it removed.
 #[async_trait::async_trait]
 pub trait Presence: Send + Sync + 'static {
     /// Adds or updates a member (see the trait contract).
@@ -109,4 +114,26 @@ pub trait Presence: Send + Sync + 'static {
 
     /// Channels where the user is visibly present.
     async fn channels_of(&self, app: &str, user: &str) -> Result<Vec<ChannelKey>, EngineError>;
+
+    /// Sets (or clears) the deadline of every membership of a user.
+    async fn set_expiry(
+        &self,
+        app: &str,
+        user: &str,
+        expires_at_ms: Option<u64>,
+    ) -> Result<(), EngineError>;
+
+    /// Removes the memberships whose deadline has passed.
+    async fn expire_due(&self, now_ms: u64) -> Result<Vec<Expired>, EngineError>;
+}
+
+/// One membership removed by [`Presence::expire_due`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired {
+    /// The channel.
+    pub channel: ChannelKey,
+    /// The user.
+    pub user: Arc<str>,
+    /// What it was.
+    pub departed: Departed,
 }

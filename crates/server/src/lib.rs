@@ -88,6 +88,7 @@ impl Server {
             self.presence,
         );
         let mut tasks = JoinSet::new();
+        tokio::spawn(presence::sweep(node.clone()));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {

@@ -243,6 +243,7 @@ impl Client {
             attachment,
             heartbeat_timeout: heartbeat_timeout(hb),
         });
+        crate::presence::set_expiry(&self.node, &session, None).await;
         self.send(
             id,
             Body::Login(pb::LoginReply {
@@ -338,6 +339,7 @@ impl Client {
             attachment,
             heartbeat_timeout: heartbeat_timeout(hb),
         });
+        crate::presence::set_expiry(&self.node, &session, None).await;
         // Read every channel's gap first, so the reply can say which are incomplete.
         let mut recovered = Vec::with_capacity(keys.len());
         let mut gaps = Vec::new();

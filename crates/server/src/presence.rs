@@ -245,6 +245,56 @@ async fn interval_loop(node: Arc<Node>, limits: AppLimits, key: ChannelKey) {
     }
 }
 
+/// How long after a session's own timeout its memberships lapse in the engine: the
+/// session's timer normally removes them first; the engine deadline only catches what a
+/// node that stopped would leave behind.
+const EXPIRY_GRACE: Duration = Duration::from_secs(5);
+
+/// Gives the session's memberships an engine deadline (its connection was lost) or
+/// clears it (`None`: attached again).
+pub(crate) async fn set_expiry(node: &Node, session: &Session, lapse_in: Option<Duration>) {
+    let Some(presence) = &node.presence else {
+        return;
+    };
+    let at = lapse_in
+        .map(|d| now_ms() + u64::try_from((d + EXPIRY_GRACE).as_millis()).unwrap_or(u64::MAX));
+    if let Err(e) = presence
+        .set_expiry(&session.app_id, &session.user, at)
+        .await
+    {
+        tracing::warn!(user = %session.user, error = %e, "presence deadline not set");
+    }
+}
+
+/// Every second, removes the memberships whose engine deadline passed and tells the
+/// others REMOTE_TIMEOUT, until the node shuts down.
+pub(crate) async fn sweep(node: Arc<Node>) {
+    let Some(presence) = node.presence.clone() else {
+        return;
+    };
+    let mut shutdown = node.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+        let expired = match presence.expire_due(now_ms()).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "presence sweep failed");
+                continue;
+            }
+        };
+        for e in expired.into_iter().filter(|e| !e.departed.quiet) {
+            let Some(app) = node.apps.get(&*e.channel.app) else {
+                continue;
+            };
+            let limits = app.limits;
+            report(&node, &limits, &e.channel, &e.user, Change::Timeout).await;
+        }
+    }
+}
+
 /// The state a member enters `key` with: what it set before entering (R129), then
 /// `given` with the request.
 pub(crate) fn entering_state(

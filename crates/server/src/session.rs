@@ -184,6 +184,16 @@ impl Session {
         let (session, node) = (self.clone(), node.clone());
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + session.presence_timeout;
+            crate::presence::set_expiry(&node, &session, Some(session.presence_timeout)).await;
+            // A resume may have cleared the deadline before it was set: clear it again
+            // (the resume attached before clearing, so this sees it).
+            let back = {
+                let st = session.lock();
+                st.attached || st.attachment != attachment
+            };
+            if back {
+                crate::presence::set_expiry(&node, &session, None).await;
+            }
             let detached = |st: &SessionState| !st.attached && st.attachment == attachment;
             // Credentials keep lapsing while nobody is attached (T55): a stream channel
             // whose token expires is left (others see it go; a resume then lists it as
