@@ -220,6 +220,45 @@ impl RawClient {
         }
     }
 
+    /// Reads the replies still in flight (up to 2 s: until the reply to a heartbeat sent
+    /// now, which comes after all of them), then logs out. Returns how many were
+    /// failures. Without this a publisher that logs out at once may close its socket
+    /// with unread data, which the kernel turns into a reset that discards its own last
+    /// request before the server reads it (an unacknowledged publish, lost by the
+    /// client, not the server).
+    pub async fn finish(mut self) -> u64 {
+        let id = self.take_id();
+        let ping = Message::Binary(encode(&pb::ClientMessage {
+            id,
+            body: Some(Body::Heartbeat(pb::Heartbeat {})),
+        }));
+        let mut failed = 0;
+        if self.ws.send(ping).await.is_ok() {
+            let drain = tokio::time::sleep(std::time::Duration::from_secs(2));
+            tokio::pin!(drain);
+            'read: loop {
+                tokio::select! {
+                    m = self.ws.next() => match m {
+                        Some(Ok(Message::Binary(b))) => {
+                            for m in decode(b) {
+                                match m {
+                                    Ok(m) if m.id == id => break 'read,
+                                    Ok(m) if m.error.is_none() && m.closing.is_none() => {}
+                                    _ => failed += 1,
+                                }
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    },
+                    _ = &mut drain => break,
+                }
+            }
+        }
+        self.logout().await;
+        failed
+    }
+
     /// A binary topic message request frame.
     pub fn publish_topic(&mut self, channel: &str, topic: &str, payload: Vec<u8>) -> Message {
         let id = self.take_id();

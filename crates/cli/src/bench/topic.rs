@@ -262,7 +262,8 @@ impl PubJob {
                 _ = stop.changed() => break,
             }
         }
-        c.logout().await;
+        let refused = c.finish().await;
+        self.counters.errors.fetch_add(refused, Ordering::Relaxed);
         seq
     }
 }
