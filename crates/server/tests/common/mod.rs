@@ -589,3 +589,32 @@ pub fn retention(max_count: usize, max_age: Duration) -> MemoryConfig {
         ..Default::default()
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// A server without presence
+// ---------------------------------------------------------------------------------------
+
+impl TestServer {
+    /// A server with [`base_config`] changed by `f` that offers stream channels but no
+    /// presence service (presence calls answer −13014, api.md R133).
+    pub async fn without_presence(f: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let mut config = base_config();
+        f(&mut config);
+        let broker = Arc::new(MemoryBroker::new(MemoryConfig::default()));
+        let server = Server::new(config, broker)
+            .with_topics(Arc::new(switchboard_engine_memory::MemoryTopics::new()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(server.run(listener, async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            addr,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+}
