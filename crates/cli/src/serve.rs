@@ -32,7 +32,7 @@ pub struct ServeArgs {
     /// Most simultaneous connections (default 50000).
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
-    /// Largest WebSocket message, bytes (default 262144).
+    /// Largest WebSocket message, bytes (default 1048576).
     #[arg(long, env = "SWITCHBOARD_MAX_FRAME_BYTES")]
     max_frame_bytes: Option<usize>,
     /// Outbound queue per connection, bytes (default 4194304).

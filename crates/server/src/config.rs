@@ -48,7 +48,7 @@ impl Default for ServerConfig {
         ServerConfig {
             apps: Vec::new(),
             max_connections: 50_000,
-            max_frame_bytes: 256 * 1024,
+            max_frame_bytes: 1024 * 1024,
             max_messages_per_frame: 64,
             outbound_queue_bytes: 4 * 1024 * 1024,
             outbound_queue_messages: 16_384,

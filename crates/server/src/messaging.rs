@@ -84,6 +84,7 @@ impl Client {
             }
         }
         let key = session.message_key(&name);
+        crate::presence::check_entering_state(&session, &key, &req.state)?;
         let since = req.since.map(|p| StreamPosition {
             epoch: p.epoch,
             offset: p.offset,

@@ -295,6 +295,30 @@ pub(crate) async fn sweep(node: Arc<Node>) {
     }
 }
 
+/// Checks the state a subscribe or join brings (R12, R128) against the limits, together
+/// with what was set before entering; before anything changes (R171).
+pub(crate) fn check_entering_state(
+    session: &Session,
+    key: &ChannelKey,
+    given: &HashMap<String, String>,
+) -> Result<(), Failure> {
+    let limits = &session.app.limits;
+    if given.is_empty() {
+        return Ok(());
+    }
+    check_items(limits, given)?;
+    let st = session.lock();
+    let pending = st.pending_states.get(key);
+    let added = given
+        .keys()
+        .filter(|k| !pending.is_some_and(|p| p.contains_key(*k)))
+        .count();
+    if pending.map_or(0, |p| p.len()) + added > limits.max_state_keys {
+        return Err(too_many_keys(limits));
+    }
+    Ok(())
+}
+
 /// The state a member enters `key` with: what it set before entering (R129), then
 /// `given` with the request.
 pub(crate) fn entering_state(

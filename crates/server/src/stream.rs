@@ -334,6 +334,7 @@ impl Client {
             }
         }
         let token_expires_at = verify_join_token(&session, &name, &req.token)?;
+        crate::presence::check_entering_state(&session, &key, &req.state)?;
         // Validate the restore lists up front as far as they can be.
         for t in &req.topics {
             names::validate_topic_name(&t.topic_name)?;
