@@ -9,14 +9,12 @@ use super::{
 };
 use anyhow::bail;
 use clap::Args;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use switchboard_client::{Client, PublishOptions};
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message;
 
 /// `bench channels` flags.
 #[derive(Args)]
@@ -229,47 +227,13 @@ impl PubJob {
                 let _ = client.logout().await;
             }
             Publisher::Raw(c) => {
-                let mut c = *c;
-                let hb = raw::heartbeat();
-                let mut beat = tokio::time::interval(raw::HEARTBEAT_EVERY);
-                loop {
-                    tokio::select! {
-                        _ = tick.tick() => {
-                            let payload =
-                                encode_payload(self.size, self.index, seq, report::clock_us());
-                            let msg = c.publish(false, &self.channel, payload);
-                            if c.ws.send(msg).await.is_err() {
-                                error();
-                                break;
-                            }
-                            seq += 1;
-                        }
-                        m = c.ws.next() => match m {
-                            Some(Ok(Message::Binary(b))) => {
-                                for m in raw::decode(b) {
-                                    match m {
-                                        Ok(m) if m.error.is_none() && m.closing.is_none() => {}
-                                        _ => error(),
-                                    }
-                                }
-                            }
-                            Some(Ok(_)) => {}
-                            _ => {
-                                error();
-                                break;
-                            }
-                        },
-                        _ = beat.tick() => {
-                            if c.ws.send(hb.clone()).await.is_err() {
-                                error();
-                                break;
-                            }
-                        }
-                        _ = stop.changed() => break,
-                    }
-                }
-                let refused = c.finish().await;
-                self.counters.errors.fetch_add(refused, Ordering::Relaxed);
+                let (size, index, channel) = (self.size, self.index, &self.channel);
+                seq = c
+                    .pump(tick, stop, &self.counters.errors, |c, seq| {
+                        let payload = encode_payload(size, index, seq, report::clock_us());
+                        c.publish(false, channel, payload)
+                    })
+                    .await;
             }
         }
         seq

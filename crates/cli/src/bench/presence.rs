@@ -239,47 +239,14 @@ async fn member(mut c: raw::RawClient, n: Arc<Counters>, mut stop: watch::Receiv
 
 /// A churner: subscribes and unsubscribes in turn on every tick until `stop`.
 async fn churner(
-    mut c: raw::RawClient,
+    c: raw::RawClient,
     channel: String,
-    mut tick: tokio::time::Interval,
+    tick: tokio::time::Interval,
     n: Arc<Counters>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let hb = raw::heartbeat();
-    let mut beat = tokio::time::interval(raw::HEARTBEAT_EVERY);
-    let mut inside = false;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                let msg = c.toggle(&channel, !inside);
-                if c.ws.send(msg).await.is_err() {
-                    n.errors.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                inside = !inside;
-                n.churned.fetch_add(1, Ordering::Relaxed);
-            }
-            m = c.ws.next() => match m {
-                Some(Ok(Message::Binary(b))) => {
-                    for m in raw::decode(b) {
-                        if !matches!(m, Ok(m) if m.error.is_none() && m.closing.is_none()) {
-                            n.errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                Some(Ok(_)) => {}
-                _ => {
-                    n.errors.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-            },
-            _ = beat.tick() => {
-                if c.ws.send(hb.clone()).await.is_err() {
-                    return;
-                }
-            }
-            _ = stop.changed() => break,
-        }
-    }
-    c.logout().await;
+    let sent = c
+        .pump(tick, stop, &n.errors, |c, i| c.toggle(&channel, i % 2 == 0))
+        .await;
+    n.churned.fetch_add(sent, Ordering::Relaxed);
 }

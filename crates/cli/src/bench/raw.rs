@@ -220,6 +220,62 @@ impl RawClient {
         }
     }
 
+    /// The open-loop sender of the scenarios: on every `tick` until `stop`, sends
+    /// `request(self, n)` (n = 0, 1, …), keeps heartbeats going, counts error replies,
+    /// closings and a lost socket in `errors`, then [`RawClient::finish`]es. Returns how
+    /// many requests it sent.
+    pub async fn pump(
+        mut self,
+        mut tick: tokio::time::Interval,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+        errors: &std::sync::atomic::AtomicU64,
+        mut request: impl FnMut(&mut RawClient, u64) -> Message,
+    ) -> u64 {
+        let error = || {
+            errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        };
+        let mut sent = 0u64;
+        let hb = heartbeat();
+        let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let msg = request(&mut self, sent);
+                    if self.ws.send(msg).await.is_err() {
+                        error();
+                        break;
+                    }
+                    sent += 1;
+                }
+                m = self.ws.next() => match m {
+                    Some(Ok(Message::Binary(b))) => {
+                        for m in decode(b) {
+                            match m {
+                                Ok(m) if m.error.is_none() && m.closing.is_none() => {}
+                                _ => error(),
+                            }
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => {
+                        error();
+                        break;
+                    }
+                },
+                _ = beat.tick() => {
+                    if self.ws.send(hb.clone()).await.is_err() {
+                        error();
+                        break;
+                    }
+                }
+                _ = stop.changed() => break,
+            }
+        }
+        let refused = self.finish().await;
+        errors.fetch_add(refused, std::sync::atomic::Ordering::Relaxed);
+        sent
+    }
+
     /// Reads the replies still in flight (up to 2 s: until the reply to a heartbeat sent
     /// now, which comes after all of them), then logs out. Returns how many were
     /// failures. Without this a publisher that logs out at once may close its socket

@@ -9,13 +9,11 @@ use super::{SubResult, Subscriber, Target, Totals, drain_and_collect, encode_pay
 use super::{login_all, report};
 use anyhow::bail;
 use clap::Args;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message;
 
 /// `bench topic` flags.
 #[derive(Args)]
@@ -217,53 +215,14 @@ impl PubJob {
     /// Publishes on every tick until `stop`; returns how many it published.
     async fn run(
         self,
-        mut c: raw::RawClient,
-        mut tick: tokio::time::Interval,
-        mut stop: watch::Receiver<bool>,
+        c: raw::RawClient,
+        tick: tokio::time::Interval,
+        stop: watch::Receiver<bool>,
     ) -> u64 {
-        let mut seq = 0u64;
-        let error = || {
-            self.counters.errors.fetch_add(1, Ordering::Relaxed);
-        };
-        let hb = raw::heartbeat();
-        let mut beat = tokio::time::interval(raw::HEARTBEAT_EVERY);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    let payload = encode_payload(self.size, self.index, seq, report::clock_us());
-                    let msg = c.publish_topic(&self.channel, &self.topic, payload);
-                    if c.ws.send(msg).await.is_err() {
-                        error();
-                        break;
-                    }
-                    seq += 1;
-                }
-                m = c.ws.next() => match m {
-                    Some(Ok(Message::Binary(b))) => {
-                        for m in raw::decode(b) {
-                            match m {
-                                Ok(m) if m.error.is_none() && m.closing.is_none() => {}
-                                _ => error(),
-                            }
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    _ => {
-                        error();
-                        break;
-                    }
-                },
-                _ = beat.tick() => {
-                    if c.ws.send(hb.clone()).await.is_err() {
-                        error();
-                        break;
-                    }
-                }
-                _ = stop.changed() => break,
-            }
-        }
-        let refused = c.finish().await;
-        self.counters.errors.fetch_add(refused, Ordering::Relaxed);
-        seq
+        c.pump(tick, stop, &self.counters.errors, |c, seq| {
+            let payload = encode_payload(self.size, self.index, seq, report::clock_us());
+            c.publish_topic(&self.channel, &self.topic, payload)
+        })
+        .await
     }
 }
