@@ -11,10 +11,16 @@ pub mod conformance_history;
 pub mod conformance_presence;
 pub mod conformance_topics;
 mod history;
+mod locks;
+mod metadata;
 mod presence;
 mod topics;
 mod types;
 
+pub use locks::{Acquire, Freed, LockInfo, LockRejection, Locks};
+pub use metadata::{
+    Item, MetadataObject, MetadataStore, MetadataWrite, NO_CHECK, Rejection, WriteItem, WriteOp,
+};
 pub use presence::{Departed, Expired, Member, MemberPage, Presence, State};
 pub use topics::{TopicInfo, TopicPublisher, Topics};
 pub use types::{
