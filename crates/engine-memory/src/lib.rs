@@ -6,9 +6,11 @@
 mod broker;
 mod history;
 mod presence;
+mod storage;
 mod topics;
 
 pub use broker::{MemoryBroker, MemoryConfig};
 pub use history::{HistoryStats, SqliteHistory};
 pub use presence::MemoryPresence;
+pub use storage::SqliteStorage;
 pub use topics::MemoryTopics;
