@@ -3,12 +3,14 @@
 //! interchangeable. Each method is one atomic step (one Lua script in Redis); the
 //! contracts below say what is atomic, what is ordered and what happens on failure.
 //! [`conformance`] holds the test kit that every engine must pass.
-//! [`conformance_history`] holds the one for every [`HistoryStore`], and
-//! [`conformance_topics`] the one for every [`Topics`].
+//! [`conformance_history`] holds the one for every [`HistoryStore`],
+//! [`conformance_topics`] the one for every [`Topics`], and [`conformance_storage`] the
+//! one for every engine implementing both [`MetadataStore`] and [`Locks`].
 
 pub mod conformance;
 pub mod conformance_history;
 pub mod conformance_presence;
+pub mod conformance_storage;
 pub mod conformance_topics;
 mod history;
 mod locks;
