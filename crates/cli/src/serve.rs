@@ -291,9 +291,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let history = SqliteHistory::open(&data_dir, retention)
         .map_err(|e| anyhow::anyhow!("opening the history store in {}: {e}", data_dir.display()))?;
+    let storage = switchboard_engine_memory::SqliteStorage::open(&data_dir)
+        .map_err(|e| anyhow::anyhow!("opening the storage in {}: {e}", data_dir.display()))?;
     let broker = Arc::new(MemoryBroker::new(memory));
     let server = Server::new(config, broker)
         .with_history(Arc::new(history))
+        .with_storage(Arc::new(storage))
         .with_topics(Arc::new(switchboard_engine_memory::MemoryTopics::new()))
         .with_presence(Arc::new(switchboard_engine_memory::MemoryPresence::new()));
     println!("listening on ws://{addr}");

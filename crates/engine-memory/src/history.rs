@@ -155,6 +155,7 @@ fn kind_code(kind: ChannelKind) -> i64 {
         ChannelKind::Message => 0,
         ChannelKind::User => 1,
         ChannelKind::Stream => 2,
+        ChannelKind::UserMetadata => 3,
     }
 }
 

@@ -59,6 +59,7 @@ fn kind_code(kind: ChannelKind) -> i64 {
         ChannelKind::Message => 1,
         ChannelKind::Stream => 2,
         ChannelKind::User => 3,
+        ChannelKind::UserMetadata => 4,
     }
 }
 
@@ -67,6 +68,7 @@ fn kind_of(code: i64) -> Option<ChannelKind> {
         1 => Some(ChannelKind::Message),
         2 => Some(ChannelKind::Stream),
         3 => Some(ChannelKind::User),
+        4 => Some(ChannelKind::UserMetadata),
         _ => None,
     }
 }

@@ -14,6 +14,9 @@ pub enum ChannelKind {
     /// A STREAM channel: one stream carrying every topic's messages and the channel's
     /// events.
     Stream,
+    /// The storage events of one user's metadata (the name is the user id); the
+    /// metadata itself is stored under the user's `User` key.
+    UserMetadata,
 }
 
 /// A channel of one app. Cheap to clone.

@@ -155,6 +155,53 @@ pub fn validate_state_key(value: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Longest lock name, bytes (R10, R2).
+pub const MAX_LOCK_NAME_BYTES: usize = 64;
+/// Longest metadata key, bytes (R11).
+pub const MAX_METADATA_KEY_BYTES: usize = 32;
+
+/// Validates a lock name (R10): R2–R5 rules; fails with −14005, or −12007 when
+/// `in_metadata_options` (the name is `MetadataOptions.lockName`).
+pub fn validate_lock_name(value: &str, in_metadata_options: bool) -> Result<(), Invalid> {
+    let code = if in_metadata_options {
+        ErrorCode::StorageInvalidLockName
+    } else {
+        ErrorCode::LockInvalidName
+    };
+    let rules = NameRules {
+        max_bytes: MAX_LOCK_NAME_BYTES,
+        extended: false,
+    };
+    check_name(value, rules, code, "lock name")
+}
+
+/// Validates a metadata key (R11): 1–32 bytes of the R3 set, no leading `_`; fails with
+/// −12009, or −12011 when only the length is wrong.
+pub fn validate_metadata_key(value: &str) -> Result<(), Invalid> {
+    if value.len() > MAX_METADATA_KEY_BYTES {
+        return Err(Invalid::new(
+            ErrorCode::StorageKeyLengthOverflow,
+            format!(
+                "metadata key is {} bytes, over the limit of {MAX_METADATA_KEY_BYTES} (R11)",
+                value.len()
+            ),
+        ));
+    }
+    let rules = NameRules {
+        max_bytes: MAX_METADATA_KEY_BYTES,
+        extended: false,
+    };
+    check_name(value, rules, ErrorCode::StorageInvalidKey, "metadata key").map_err(|e| {
+        Invalid::new(
+            e.code,
+            e.reason
+                .replace("(R4)", "(R11)")
+                .replace("(R5)", "(R11)")
+                .replace("(R3)", "(R11)"),
+        )
+    })
+}
+
 /// Validates an app id (R1): 32 ASCII alphanumerics, else −10003.
 pub fn validate_app_id(value: &str) -> Result<(), Invalid> {
     if value.len() == 32 && value.bytes().all(|b| b.is_ascii_alphanumeric()) {

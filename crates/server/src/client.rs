@@ -9,6 +9,7 @@ use crate::session::{self, Session};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use switchboard_engine::WriteOp;
 use switchboard_protocol::pb::{
     self, ClientMessage, ServerMessage, client_message, server_message::Body,
 };
@@ -91,6 +92,26 @@ fn operation(body: &client_message::Body) -> &'static str {
         B::SetState(_) => "setState",
         B::GetState(_) => "getState",
         B::RemoveState(_) => "removeState",
+        B::SetMetadata(r) if r.channel_type == pb::ChannelType::User as i32 => "setUserMetadata",
+        B::SetMetadata(_) => "setChannelMetadata",
+        B::UpdateMetadata(r) if r.channel_type == pb::ChannelType::User as i32 => {
+            "updateUserMetadata"
+        }
+        B::UpdateMetadata(_) => "updateChannelMetadata",
+        B::RemoveMetadata(r) if r.channel_type == pb::ChannelType::User as i32 => {
+            "removeUserMetadata"
+        }
+        B::RemoveMetadata(_) => "removeChannelMetadata",
+        B::GetMetadata(r) if r.channel_type == pb::ChannelType::User as i32 => "getUserMetadata",
+        B::GetMetadata(_) => "getChannelMetadata",
+        B::SubscribeUserMetadata(_) => "subscribeUserMetadata",
+        B::UnsubscribeUserMetadata(_) => "unsubscribeUserMetadata",
+        B::SetLock(_) => "setLock",
+        B::RemoveLock(_) => "removeLock",
+        B::AcquireLock(_) => "acquireLock",
+        B::ReleaseLock(_) => "releaseLock",
+        B::RevokeLock(_) => "revokeLock",
+        B::GetLock(_) => "getLock",
     }
 }
 
@@ -316,6 +337,18 @@ impl Client {
             B::Unsubscribe(req) => self.unsubscribe(id, req).await,
             B::Publish(req) => self.publish(id, req).await,
             B::GetMessages(req) => self.get_messages(id, req).await,
+            B::SetMetadata(req) => self.write_metadata(id, WriteOp::Set, req).await,
+            B::UpdateMetadata(req) => self.write_metadata(id, WriteOp::Update, req).await,
+            B::RemoveMetadata(req) => self.write_metadata(id, WriteOp::Remove, req).await,
+            B::GetMetadata(req) => self.get_metadata(id, req).await,
+            B::SubscribeUserMetadata(req) => self.subscribe_user_metadata(id, req).await,
+            B::UnsubscribeUserMetadata(req) => self.unsubscribe_user_metadata(id, req).await,
+            B::SetLock(req) => self.set_lock(id, req).await,
+            B::RemoveLock(req) => self.remove_lock(id, req).await,
+            B::AcquireLock(req) => self.acquire_lock(id, req).await,
+            B::ReleaseLock(req) => self.release_lock(id, req).await,
+            B::RevokeLock(req) => self.revoke_lock(id, req).await,
+            B::GetLock(req) => self.get_lock(id, req).await,
         };
         if let Err(f) = result {
             self.fail(id, op, f);

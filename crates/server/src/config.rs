@@ -125,6 +125,16 @@ pub struct AppLimits {
     pub max_state_keys: usize,
     /// Longest state value, bytes (16 KB, R128).
     pub max_state_value_bytes: usize,
+    /// Most items in one metadata call (32, R145 → −12002).
+    pub max_metadata_items: usize,
+    /// Longest metadata value, bytes (16 KB, R145 → −12012).
+    pub max_metadata_value_bytes: usize,
+    /// Most bytes of keys and values in one metadata call (16 KB, R145 → −12006).
+    pub max_metadata_call_bytes: usize,
+    /// Most users one client follows with subscribeUserMetadata (−12017).
+    pub max_user_metadata_subscriptions: usize,
+    /// Most locks defined in one channel (Agora's documented 32; −14001).
+    pub max_locks_per_channel: usize,
 }
 
 impl Default for AppLimits {
@@ -150,6 +160,11 @@ impl Default for AppLimits {
             who_now_page_size: 50,
             max_state_keys: 32,
             max_state_value_bytes: 16 * 1024,
+            max_metadata_items: 32,
+            max_metadata_value_bytes: 16 * 1024,
+            max_metadata_call_bytes: 16 * 1024,
+            max_user_metadata_subscriptions: 100,
+            max_locks_per_channel: 32,
         }
     }
 }

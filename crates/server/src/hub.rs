@@ -39,6 +39,10 @@ pub(crate) enum Filter {
         with_message: bool,
         /// Presence events of the channel (R116).
         with_presence: bool,
+        /// Channel storage events (R147); on the inbox, the user's own metadata.
+        with_metadata: bool,
+        /// Channel lock events (R157); on the inbox, EXPIRED of the user's locks.
+        with_lock: bool,
         /// The subscriber's user id: presence events about itself are not sent to it.
         user: Arc<str>,
     },
@@ -53,16 +57,22 @@ pub(crate) struct StreamFilter {
     pub user: Arc<str>,
     /// Presence events of the channel (R116).
     pub with_presence: bool,
+    /// Storage events of the channel (R147).
+    pub with_metadata: bool,
+    /// Lock events of the channel (R157).
+    pub with_lock: bool,
     /// Followed publishers per topic.
     pub follows: RwLock<HashMap<Arc<str>, HashSet<Arc<str>>>>,
 }
 
 impl StreamFilter {
     /// A member that follows nobody yet.
-    pub fn new(user: Arc<str>, with_presence: bool) -> Self {
+    pub fn new(user: Arc<str>, options: crate::session::JoinOptions) -> Self {
         StreamFilter {
             user,
-            with_presence,
+            with_presence: options.with_presence,
+            with_metadata: options.with_metadata,
+            with_lock: options.with_lock,
             follows: RwLock::new(HashMap::new()),
         }
     }
@@ -81,11 +91,35 @@ impl StreamFilter {
 }
 
 impl Filter {
-    /// A user's own inbox: messages only.
+    /// A user's own inbox: messages and the EXPIRED events of its locks (R153).
     pub fn inbox(user: &Arc<str>) -> Filter {
         Filter::Message {
             with_message: true,
             with_presence: false,
+            with_metadata: false,
+            with_lock: true,
+            user: user.clone(),
+        }
+    }
+
+    /// A message channel subscription with `opts`.
+    pub fn message(opts: &crate::session::SubOptions, user: &Arc<str>) -> Filter {
+        Filter::Message {
+            with_message: opts.with_message,
+            with_presence: opts.with_presence,
+            with_metadata: opts.with_metadata,
+            with_lock: opts.with_lock,
+            user: user.clone(),
+        }
+    }
+
+    /// A follower of a user's metadata: its storage events only.
+    pub fn user_metadata(user: &Arc<str>) -> Filter {
+        Filter::Message {
+            with_message: false,
+            with_presence: false,
+            with_metadata: true,
+            with_lock: false,
             user: user.clone(),
         }
     }
@@ -104,16 +138,21 @@ impl Filter {
                 },
                 MessageKind::Event(EventKind::Presence),
             ) => *with_presence && p.publisher != *user,
+            (Filter::Message { with_metadata, .. }, MessageKind::Event(EventKind::Storage)) => {
+                *with_metadata
+            }
+            (Filter::Message { with_lock, .. }, MessageKind::Event(EventKind::Lock)) => *with_lock,
             (Filter::Message { .. }, MessageKind::Event(_)) => false,
             (Filter::Stream(f), MessageKind::Event(EventKind::Presence)) => {
                 f.with_presence && p.publisher != f.user
             }
+            (Filter::Stream(f), MessageKind::Event(EventKind::Storage)) => f.with_metadata,
+            (Filter::Stream(f), MessageKind::Event(EventKind::Lock)) => f.with_lock,
             (Filter::Stream(f), MessageKind::Text | MessageKind::Binary) => f
                 .follows()
                 .get(&p.topic)
                 .is_some_and(|users| users.contains(&p.publisher)),
             (Filter::Stream(f), MessageKind::Event(EventKind::Topic)) => p.publisher != f.user,
-            (Filter::Stream(_), MessageKind::Event(_)) => false,
         }
     }
 }
@@ -234,7 +273,19 @@ pub(crate) fn push_bytes(channel: &ChannelKey, p: &Publication) -> Option<bytes:
             event.position = position;
             Body::Presence(event)
         }
-        MessageKind::Event(_) => return None,
+        MessageKind::Event(EventKind::Storage) => {
+            let mut event = <pb::StorageEvent as prost::Message>::decode(p.payload.clone()).ok()?;
+            // User metadata has its own stream, whose positions clients do not track.
+            if channel.kind != ChannelKind::UserMetadata {
+                event.position = position;
+            }
+            Body::Storage(event)
+        }
+        MessageKind::Event(EventKind::Lock) => {
+            let mut event = <pb::LockEvent as prost::Message>::decode(p.payload.clone()).ok()?;
+            event.position = position;
+            Body::Lock(event)
+        }
     };
     let message = ServerMessage {
         id: 0,
@@ -250,6 +301,7 @@ fn message_push(channel: &ChannelKey, p: &Publication) -> ServerMessage {
         ChannelKind::Message => (pb::ChannelType::Message, channel.name.to_string()),
         ChannelKind::User => (pb::ChannelType::User, p.publisher.to_string()),
         ChannelKind::Stream => (pb::ChannelType::Stream, channel.name.to_string()),
+        ChannelKind::UserMetadata => (pb::ChannelType::User, channel.name.to_string()),
     };
     ServerMessage {
         id: 0,

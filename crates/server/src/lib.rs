@@ -8,6 +8,7 @@ mod config;
 mod connection;
 mod history;
 mod hub;
+mod lock;
 mod login;
 mod messaging;
 mod node;
@@ -15,6 +16,7 @@ mod outbound;
 mod outlet;
 mod presence;
 mod session;
+mod storage;
 mod stream;
 
 pub use config::{AppConfig, AppLimits, ServerConfig};
@@ -25,7 +27,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use switchboard_engine::{Broker, HistoryStore, Presence, Topics};
+use switchboard_engine::{Broker, HistoryStore, Locks, MetadataStore, Presence, Topics};
 use switchboard_protocol::DisconnectCode;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -37,9 +39,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 pub struct Server {
     config: ServerConfig,
     broker: Arc<dyn Broker>,
-    history: Option<Arc<dyn HistoryStore>>,
-    topics: Option<Arc<dyn Topics>>,
-    presence: Option<Arc<dyn Presence>>,
+    engines: node::Engines,
 }
 
 impl Server {
@@ -48,28 +48,34 @@ impl Server {
         Server {
             config,
             broker,
-            history: None,
-            topics: None,
-            presence: None,
+            engines: node::Engines::default(),
         }
     }
 
     /// Enables presence (whoNow, whereNow, temporary state, presence events) on
     /// `presence`.
     pub fn with_presence(mut self, presence: Arc<dyn Presence>) -> Self {
-        self.presence = Some(presence);
+        self.engines.presence = Some(presence);
         self
     }
 
     /// Enables stream channels and topics with topic roles kept in `topics`.
     pub fn with_topics(mut self, topics: Arc<dyn Topics>) -> Self {
-        self.topics = Some(topics);
+        self.engines.topics = Some(topics);
+        self
+    }
+
+    /// Enables storage (channel and user metadata) and locks on `store`, one engine for
+    /// both so that a lock-gated write checks its lock in the same step.
+    pub fn with_storage<S: MetadataStore + Locks>(mut self, store: Arc<S>) -> Self {
+        self.engines.metadata = Some(store.clone());
+        self.engines.locks = Some(store);
         self
     }
 
     /// Enables message history (`storeInHistory`, `getMessages`) on `store`.
     pub fn with_history(mut self, store: Arc<dyn HistoryStore>) -> Self {
-        self.history = Some(store);
+        self.engines.history = Some(store);
         self
     }
 
@@ -80,15 +86,10 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let node = Node::new(
-            self.config,
-            self.broker,
-            self.history,
-            self.topics,
-            self.presence,
-        );
+        let node = Node::new(self.config, self.broker, self.engines);
         let mut tasks = JoinSet::new();
         tokio::spawn(presence::sweep(node.clone()));
+        tokio::spawn(lock::sweep(node.clone()));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {

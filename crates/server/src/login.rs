@@ -8,7 +8,7 @@ use crate::session::{self, Session};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_engine::{ChannelKey, ChannelKind, Recovery, StreamPosition};
+use switchboard_engine::{ChannelKey, Recovery, StreamPosition};
 use switchboard_protocol::pb::{self, server_message::Body};
 use switchboard_protocol::{DisconnectCode, ErrorCode, names, now_ms};
 
@@ -313,11 +313,7 @@ impl Client {
                 .map(|p| p.channel_name.clone())
                 .collect();
             let messages = st.subscriptions.iter().map(|(n, o)| {
-                let filter = Filter::Message {
-                    with_message: o.with_message,
-                    with_presence: o.with_presence,
-                    user: session.user.clone(),
-                };
+                let filter = Filter::message(o, &session.user);
                 (session.message_key(n), filter)
             });
             let streams = st
@@ -340,15 +336,12 @@ impl Client {
             heartbeat_timeout: heartbeat_timeout(hb),
         });
         crate::presence::set_expiry(&self.node, &session, None).await;
+        crate::lock::connection_back(&self.node, &session).await;
         // Read every channel's gap first, so the reply can say which are incomplete.
         let mut recovered = Vec::with_capacity(keys.len());
         let mut gaps = Vec::new();
         for (key, filter) in keys {
-            let wire_type = match key.kind {
-                ChannelKind::User => pb::ChannelType::User,
-                ChannelKind::Stream => pb::ChannelType::Stream,
-                ChannelKind::Message => pb::ChannelType::Message,
-            } as i32;
+            let wire_type = crate::presence::wire_type(key.kind);
             let recovery = match since.get(&(wire_type, &*key.name)) {
                 Some(from) => self
                     .node
@@ -394,6 +387,7 @@ impl Client {
             let last = last.or_else(|| recovery.as_ref().map(|r| r.position));
             session.outlet.release(&self.out, &key, last);
         }
+        self.resume_user_metadata(&session).await;
         tracing::debug!(app = %session.app_id, user = %session.user, "resumed");
         Ok(())
     }

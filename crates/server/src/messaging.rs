@@ -92,11 +92,7 @@ impl Client {
         // Held until the reply, any replay and the presence SNAPSHOT are out, so that
         // the channel's pushes follow them in order.
         session.outlet.hold(&self.out, key.clone());
-        let filter = Filter::Message {
-            with_message: opts.with_message,
-            with_presence: opts.with_presence,
-            user: session.user.clone(),
-        };
+        let filter = Filter::message(&opts, &session.user);
         let sub = Subscriber {
             session: session.id,
             outlet: session.outlet.clone(),
@@ -157,6 +153,16 @@ impl Client {
                 self.push_wait(snapshot).await;
             }
         }
+        if opts.with_metadata {
+            if let Some(snapshot) = crate::storage::channel_snapshot(&node, &key, position).await {
+                self.push_wait(snapshot).await;
+            }
+        }
+        if opts.with_lock {
+            if let Some(snapshot) = crate::lock::snapshot(&node, &key, position).await {
+                self.push_wait(snapshot).await;
+            }
+        }
         session
             .outlet
             .release(&self.out, &key, last.or(Some(position)));
@@ -188,6 +194,7 @@ impl Client {
             .unsubscribe(&*self.node.broker, &key, session.id)
             .await;
         crate::presence::exit(&self.node, &session, &key, Departure::Leave).await;
+        crate::lock::cancel_waits(&self.node, &session, Some(&key), "unsubscribed").await;
         self.send(
             id,
             Body::Unsubscribe(pb::UnsubscribeReply {

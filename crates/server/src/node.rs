@@ -9,7 +9,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use switchboard_engine::{Broker, HistoryStore, Presence, Topics};
+use switchboard_engine::{Broker, HistoryStore, Locks, MetadataStore, Presence, Topics};
 
 const SHARDS: usize = 32;
 
@@ -86,6 +86,16 @@ impl Registry {
     }
 }
 
+/// The optional engines a server runs with (each `None` = that service is off).
+#[derive(Default)]
+pub(crate) struct Engines {
+    pub history: Option<Arc<dyn HistoryStore>>,
+    pub topics: Option<Arc<dyn Topics>>,
+    pub presence: Option<Arc<dyn Presence>>,
+    pub metadata: Option<Arc<dyn MetadataStore>>,
+    pub locks: Option<Arc<dyn Locks>>,
+}
+
 /// Shared state of one server process.
 pub(crate) struct Node {
     /// Node settings.
@@ -100,6 +110,12 @@ pub(crate) struct Node {
     pub topics: Option<Arc<dyn Topics>>,
     /// Presence; `None` = presence not available (−13014).
     pub presence: Option<Arc<dyn Presence>>,
+    /// Channel and user metadata; `None` = storage not available (−12019).
+    pub metadata: Option<Arc<dyn MetadataStore>>,
+    /// Locks; `None` = locks not available (−14009).
+    pub locks: Option<Arc<dyn Locks>>,
+    /// This node's waiting `acquireLock` requests.
+    pub lock_waits: crate::lock::Waits,
     /// Per-channel presence event mode (single events or interval aggregates).
     pub presence_modes: crate::presence::Modes,
     /// Local subscribers.
@@ -115,13 +131,14 @@ pub(crate) struct Node {
 
 impl Node {
     /// Builds the node and installs the hub as the broker's handler.
-    pub fn new(
-        config: ServerConfig,
-        broker: Arc<dyn Broker>,
-        history: Option<Arc<dyn HistoryStore>>,
-        topics: Option<Arc<dyn Topics>>,
-        presence: Option<Arc<dyn Presence>>,
-    ) -> Arc<Node> {
+    pub fn new(config: ServerConfig, broker: Arc<dyn Broker>, engines: Engines) -> Arc<Node> {
+        let Engines {
+            history,
+            topics,
+            presence,
+            metadata,
+            locks,
+        } = engines;
         let hub = Arc::new(Hub::new());
         broker.set_handler(hub.clone());
         let apps = config
@@ -136,6 +153,9 @@ impl Node {
             history,
             topics,
             presence,
+            metadata,
+            locks,
+            lock_waits: Default::default(),
             presence_modes: Default::default(),
             hub,
             registry: Registry::new(),

@@ -101,10 +101,11 @@ impl Modes {
     }
 }
 
-fn wire_type(kind: ChannelKind) -> i32 {
+/// The wire channel type of a channel kind.
+pub(crate) fn wire_type(kind: ChannelKind) -> i32 {
     match kind {
         ChannelKind::Stream => pb::ChannelType::Stream as i32,
-        ChannelKind::User => pb::ChannelType::User as i32,
+        ChannelKind::User | ChannelKind::UserMetadata => pb::ChannelType::User as i32,
         ChannelKind::Message => pb::ChannelType::Message as i32,
     }
 }
@@ -472,7 +473,7 @@ fn membership(session: &Session, key: &ChannelKey) -> Option<bool> {
     match key.kind {
         ChannelKind::Message => st.subscriptions.get(&key.name).map(|o| o.be_quiet),
         ChannelKind::Stream => st.streams.get(&key.name).map(|m| m.options.be_quiet),
-        ChannelKind::User => None,
+        ChannelKind::User | ChannelKind::UserMetadata => None,
     }
 }
 

@@ -66,6 +66,8 @@ pub(crate) struct SessionState {
     pub subscriptions: HashMap<Arc<str>, SubOptions>,
     /// Joined STREAM channels.
     pub streams: HashMap<Arc<str>, StreamMembership>,
+    /// Users whose metadata the session follows (subscribeUserMetadata).
+    pub user_metadata: std::collections::HashSet<Arc<str>>,
     /// State set for channels the user is not in yet, applied when it enters (R129).
     pub pending_states: HashMap<ChannelKey, switchboard_engine::State>,
     /// Effective expiry of the login credential, seconds since the epoch.
@@ -121,6 +123,7 @@ impl Session {
                 subscriptions: HashMap::new(),
                 streams: HashMap::new(),
                 pending_states: HashMap::new(),
+                user_metadata: Default::default(),
                 token_expires_at,
                 will_expire_sent: false,
                 attachment: 0,
@@ -184,6 +187,7 @@ impl Session {
         let (session, node) = (self.clone(), node.clone());
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + session.presence_timeout;
+            crate::lock::connection_lost(&node, &session).await;
             crate::presence::set_expiry(&node, &session, Some(session.presence_timeout)).await;
             // A resume may have cleared the deadline before it was set: clear it again
             // (the resume attached before clearing, so this sees it).
@@ -193,6 +197,7 @@ impl Session {
             };
             if back {
                 crate::presence::set_expiry(&node, &session, None).await;
+                crate::lock::connection_back(&node, &session).await;
             }
             let detached = |st: &SessionState| !st.attached && st.attachment == attachment;
             // Credentials keep lapsing while nobody is attached (T55): a stream channel
@@ -277,7 +282,7 @@ pub(crate) async fn end_if(
     how: Departure,
     still: impl FnOnce(&SessionState) -> bool,
 ) -> bool {
-    let (subscriptions, streams) = {
+    let (subscriptions, streams, user_metadata) = {
         let mut st = session.lock();
         if st.ended || !still(&st) {
             return false;
@@ -287,6 +292,7 @@ pub(crate) async fn end_if(
         (
             std::mem::take(&mut st.subscriptions),
             std::mem::take(&mut st.streams),
+            std::mem::take(&mut st.user_metadata),
         )
     };
     match code {
@@ -306,6 +312,10 @@ pub(crate) async fn end_if(
     for name in streams.keys() {
         crate::stream::depart(node, session, name, how).await;
     }
+    crate::storage::session_ended(node, session, user_metadata.into_iter().collect()).await;
+    // A logout, kick or timeout releases the user's locks at once (R153 is about a
+    // lost connection, which keeps them for their ttl).
+    crate::lock::session_ended(node, session).await;
     node.registry
         .unregister(&session.app_id, &session.user, session.id);
     true

@@ -130,6 +130,7 @@ pub(crate) async fn depart(node: &Arc<Node>, session: &Session, name: &str, how:
     let key = session.stream_key(name);
     node.hub.unsubscribe(&*node.broker, &key, session.id).await;
     crate::presence::exit(node, session, &key, how).await;
+    crate::lock::cancel_waits(node, session, Some(&key), "left the channel").await;
     let Some(topics) = &node.topics else { return };
     match topics.leave_channel(&key, &session.user).await {
         Ok(left) => {
@@ -348,10 +349,7 @@ impl Client {
             with_metadata: req.with_metadata.unwrap_or(false),
             with_lock: req.with_lock.unwrap_or(false),
         };
-        let filter = Arc::new(StreamFilter::new(
-            session.user.clone(),
-            options.with_presence,
-        ));
+        let filter = Arc::new(StreamFilter::new(session.user.clone(), options));
         let since = req.since.map(|p| StreamPosition {
             epoch: p.epoch,
             offset: p.offset,
@@ -474,6 +472,16 @@ impl Client {
         }));
         if let Some(snapshot) = presence_snapshot {
             self.push_wait(snapshot).await;
+        }
+        if options.with_metadata {
+            if let Some(snapshot) = crate::storage::channel_snapshot(&node, &key, position).await {
+                self.push_wait(snapshot).await;
+            }
+        }
+        if options.with_lock {
+            if let Some(snapshot) = crate::lock::snapshot(&node, &key, position).await {
+                self.push_wait(snapshot).await;
+            }
         }
         session
             .outlet

@@ -68,6 +68,29 @@ pub struct TestServer {
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
+    /// The storage engine's data directory when the server made it (removed when
+    /// dropped).
+    storage_dir: Option<std::path::PathBuf>,
+}
+
+/// A fresh directory under the system temp dir for one test server's storage.
+pub fn fresh_dir(tag: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "switchboard-test-{tag}-{}-{n}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).expect("create test dir");
+    dir
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    h.finish()
 }
 
 impl TestServer {
@@ -91,10 +114,26 @@ impl TestServer {
 
     /// Runs `server` (built by the test, e.g. with history or another engine config).
     pub async fn with_parts(server: Server) -> TestServer {
-        // Every test server offers stream channels.
+        let dir = fresh_dir("storage");
+        let mut s = TestServer::with_storage_at(server, &dir).await;
+        s.storage_dir = Some(dir);
+        s
+    }
+
+    /// Runs `server` with every test engine and its storage in `dir`, which is kept (a
+    /// later server can open it again: restart tests).
+    pub async fn with_storage_at(server: Server, dir: &std::path::Path) -> TestServer {
+        // Every test server offers stream channels, presence and storage.
+        let storage = switchboard_engine_memory::SqliteStorage::open(dir).expect("open storage");
         let server = server
             .with_topics(Arc::new(switchboard_engine_memory::MemoryTopics::new()))
-            .with_presence(Arc::new(switchboard_engine_memory::MemoryPresence::new()));
+            .with_presence(Arc::new(switchboard_engine_memory::MemoryPresence::new()))
+            .with_storage(Arc::new(storage));
+        TestServer::run_as_is(server).await
+    }
+
+    /// Runs `server` with exactly the engines it was given.
+    pub async fn run_as_is(server: Server) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -107,6 +146,7 @@ impl TestServer {
             addr,
             shutdown: Some(tx),
             handle: Some(handle),
+            storage_dir: None,
         }
     }
 
@@ -180,6 +220,11 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        // The writer thread may still hold the files open; removing them is fine on
+        // Linux (they go once closed).
+        if let Some(dir) = &self.storage_dir {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -603,18 +648,6 @@ impl TestServer {
         let broker = Arc::new(MemoryBroker::new(MemoryConfig::default()));
         let server = Server::new(config, broker)
             .with_topics(Arc::new(switchboard_engine_memory::MemoryTopics::new()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(server.run(listener, async {
-            let _ = rx.await;
-        }));
-        TestServer {
-            addr,
-            shutdown: Some(tx),
-            handle: Some(handle),
-        }
+        TestServer::run_as_is(server).await
     }
 }
