@@ -12,6 +12,7 @@
 //! - `presence`: members joining and leaving a big channel; presence events delivered.
 //! - `topic`: publishers streaming into one topic of a stream channel, subscribers each
 //!   following some of them.
+//! - `storage`: durable metadata writes (group commit) and lock acquire/release.
 //!
 //! Subscribers are SDK clients by default, or with `--raw` bare WebSocket connections
 //! ([`raw`]) that cost the load generator far less per message.
@@ -22,6 +23,7 @@ mod p2p;
 mod presence;
 mod raw;
 mod report;
+mod storage;
 mod topic;
 
 use anyhow::{Context, bail};
@@ -55,6 +57,8 @@ pub enum BenchCommand {
     Topic(topic::TopicArgs),
     /// Churn (joins and leaves) in a channel of many members with presence.
     Presence(presence::PresenceArgs),
+    /// Durable metadata writes and lock acquire/release, with latency.
+    Storage(storage::StorageArgs),
 }
 
 /// Where to run: a server address, or an in-process server when `--url` is absent.
@@ -119,6 +123,15 @@ pub struct FanoutArgs {
 
 /// Runs a bench scenario.
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    let result = scenario(cmd).await;
+    // The in-process server's storage directory goes with the run.
+    if let Some(dir) = IN_PROCESS_STORAGE.get().and_then(|s| s.path().parent()) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
+
+async fn scenario(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Fanout(a) => fanout(a).await,
         BenchCommand::P2p(a) => p2p::run(a).await,
@@ -126,10 +139,21 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Connections(a) => connections::run(a).await,
         BenchCommand::Topic(a) => topic::run(a).await,
         BenchCommand::Presence(a) => presence::run(a).await,
+        BenchCommand::Storage(a) => storage::run(a).await,
     }
 }
 
 const IN_PROCESS_APP: &str = "0123456789abcdef0123456789abcdef";
+
+/// The in-process server's storage (in a fresh temp dir), to read its commit count.
+static IN_PROCESS_STORAGE: std::sync::OnceLock<switchboard_engine_memory::SqliteStorage> =
+    std::sync::OnceLock::new();
+
+/// Transactions the in-process server's storage committed so far (`None` for a server
+/// elsewhere).
+fn storage_transactions() -> Option<u64> {
+    IN_PROCESS_STORAGE.get().map(|s| s.transactions())
+}
 
 /// Resolves the target: (url, app id, certificate); starts a server when needed.
 async fn target(t: &Target) -> anyhow::Result<(String, String, Option<String>)> {
@@ -158,6 +182,11 @@ async fn target_with(
         apps: vec![app],
         ..Default::default()
     };
+    // Storage on the real disk, durable as in production, in a directory of its own.
+    let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
+    let storage = switchboard_engine_memory::SqliteStorage::open(&dir)
+        .map_err(|e| anyhow::anyhow!("opening bench storage in {}: {e}", dir.display()))?;
+    let _ = IN_PROCESS_STORAGE.set(storage.clone());
     // The server gets its own runtime thread so that it is not starved by the load.
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -170,6 +199,7 @@ async fn target_with(
                 Server::new(config, broker)
                     .with_topics(Arc::new(switchboard_engine_memory::MemoryTopics::new()))
                     .with_presence(Arc::new(switchboard_engine_memory::MemoryPresence::new()))
+                    .with_storage(Arc::new(storage))
                     .run(listener, std::future::pending())
                     .await
             })

@@ -164,3 +164,26 @@ fn presence_churn_in_interval_mode_is_aggregated() {
     assert_eq!(v["interval_events"].as_u64(), Some(events), "{v}");
     assert!(v["changes_carried"].as_u64().unwrap_or(0) > events, "{v}");
 }
+
+#[test]
+fn storage_writes_commit_in_groups_and_locks_hand_off() {
+    let v = bench(&[
+        "storage",
+        "--writers",
+        "4",
+        "--window",
+        "4",
+        "--lockers",
+        "3",
+        "--duration",
+        "1",
+    ]);
+    assert_eq!(v["scenario"], "storage");
+    zero(&v, &["errors"]);
+    let writes = v["writes"].as_u64().unwrap_or(0);
+    assert!(writes > 0, "{v}");
+    assert!(v["lock_pairs"].as_u64().unwrap_or(0) > 0, "{v}");
+    // Every acknowledged write was committed, never more commits than writes.
+    let commits = v["commits"].as_u64().unwrap_or(u64::MAX);
+    assert!(commits > 0 && commits <= writes + 3, "{v}");
+}

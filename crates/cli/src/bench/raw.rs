@@ -381,6 +381,16 @@ impl RawClient {
         let _ = self.ws.close(None).await;
     }
 
+    /// A request frame with a fresh id, and that id (its reply carries it).
+    pub fn message(&mut self, body: Body) -> (u32, Message) {
+        let id = self.take_id();
+        let msg = Message::Binary(encode(&pb::ClientMessage {
+            id,
+            body: Some(body),
+        }));
+        (id, msg)
+    }
+
     fn take_id(&mut self) -> u32 {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
