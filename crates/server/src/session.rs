@@ -187,7 +187,13 @@ impl Session {
         let (session, node) = (self.clone(), node.clone());
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + session.presence_timeout;
-            crate::lock::connection_lost(&node, &session).await;
+            let still_away = {
+                let st = session.lock();
+                !st.attached && st.attachment == attachment
+            };
+            if still_away {
+                crate::lock::connection_lost(&node, &session).await;
+            }
             crate::presence::set_expiry(&node, &session, Some(session.presence_timeout)).await;
             // A resume may have cleared the deadline before it was set: clear it again
             // (the resume attached before clearing, so this sees it).
