@@ -121,11 +121,18 @@ impl Server {
     }
 }
 
+/// Initial WebSocket read buffer per connection.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
 /// Upgrades one TCP connection and serves it.
 async fn accept(node: Arc<Node>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let cfg = &node.config;
+    // tungstenite's default read buffer is 128 KiB per connection, allocated up front:
+    // most of an idle connection's memory. Frames here are small; a larger one grows
+    // the buffer for as long as it needs.
     let ws_config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(cfg.max_frame_bytes))
         .max_frame_size(Some(cfg.max_frame_bytes));
     #[allow(clippy::result_large_err)]
