@@ -137,6 +137,12 @@ pub fn validate_state_key(value: &str) -> Result<(), Invalid> {
             "state key must not be empty (R12)".into(),
         ));
     }
+    if let Some(c) = value.bytes().find(|&b| !allowed(b, false)) {
+        return Err(Invalid::new(
+            ErrorCode::PresenceInvalidStateKey,
+            format!("state key contains a character outside the allowed set: byte 0x{c:02x} (R12)"),
+        ));
+    }
     if value.len() > MAX_STATE_KEY_BYTES {
         return Err(Invalid::new(
             ErrorCode::PresenceStateKeySizeOverflow,
@@ -144,12 +150,6 @@ pub fn validate_state_key(value: &str) -> Result<(), Invalid> {
                 "state key is {} bytes, over the limit of {MAX_STATE_KEY_BYTES} (R12)",
                 value.len()
             ),
-        ));
-    }
-    if let Some(c) = value.bytes().find(|&b| !allowed(b, false)) {
-        return Err(Invalid::new(
-            ErrorCode::PresenceInvalidStateKey,
-            format!("state key contains a character outside the allowed set: byte 0x{c:02x} (R12)"),
         ));
     }
     Ok(())
@@ -176,8 +176,30 @@ pub fn validate_lock_name(value: &str, in_metadata_options: bool) -> Result<(), 
 }
 
 /// Validates a metadata key (R11): 1–32 bytes of the R3 set, no leading `_`; fails with
-/// −12009, or −12011 when only the length is wrong.
+/// −12009, or −12011 when only the length is wrong. (`"null"` is a valid key: R4 is about
+/// user ids.)
 pub fn validate_metadata_key(value: &str) -> Result<(), Invalid> {
+    let code = ErrorCode::StorageInvalidKey;
+    if value.is_empty() {
+        return Err(Invalid::new(
+            code,
+            "metadata key must not be empty (R11)".into(),
+        ));
+    }
+    if value.starts_with('_') {
+        return Err(Invalid::new(
+            code,
+            "metadata key must not begin with '_' (R11)".into(),
+        ));
+    }
+    if let Some(c) = value.bytes().find(|&b| !allowed(b, false)) {
+        return Err(Invalid::new(
+            code,
+            format!(
+                "metadata key contains a character outside the allowed set: byte 0x{c:02x} (R11)"
+            ),
+        ));
+    }
     if value.len() > MAX_METADATA_KEY_BYTES {
         return Err(Invalid::new(
             ErrorCode::StorageKeyLengthOverflow,
@@ -187,19 +209,7 @@ pub fn validate_metadata_key(value: &str) -> Result<(), Invalid> {
             ),
         ));
     }
-    let rules = NameRules {
-        max_bytes: MAX_METADATA_KEY_BYTES,
-        extended: false,
-    };
-    check_name(value, rules, ErrorCode::StorageInvalidKey, "metadata key").map_err(|e| {
-        Invalid::new(
-            e.code,
-            e.reason
-                .replace("(R4)", "(R11)")
-                .replace("(R5)", "(R11)")
-                .replace("(R3)", "(R11)"),
-        )
-    })
+    Ok(())
 }
 
 /// Validates an app id (R1): 32 ASCII alphanumerics, else −10003.

@@ -124,6 +124,18 @@ impl Filter {
         }
     }
 
+    /// Whether it follows the channel's (metadata, locks).
+    pub fn wants_state(&self) -> (bool, bool) {
+        match self {
+            Filter::Message {
+                with_metadata,
+                with_lock,
+                ..
+            } => (*with_metadata, *with_lock),
+            Filter::Stream(f) => (f.with_metadata, f.with_lock),
+        }
+    }
+
     /// Whether the subscriber receives `p`.
     pub fn accepts(&self, p: &Publication) -> bool {
         match (self, p.kind) {

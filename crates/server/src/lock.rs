@@ -317,6 +317,9 @@ pub(crate) async fn session_ended(node: &Node, session: &Session) {
     match locks.release_all(&session.app_id, &session.user).await {
         Ok(all) => {
             for f in all {
+                // The engine step is done; only the events take the channel's turn (a
+                // change by someone else in between may report before this one).
+                let _turn = node.turns.take(&f.channel).await;
                 freed(node, f, session.user.clone(), false).await;
             }
         }
@@ -340,6 +343,7 @@ pub(crate) async fn sweep(node: Arc<Node>) {
             Ok(due) => {
                 for f in due {
                     let former = f.former.clone().unwrap_or_else(|| "".into());
+                    let _turn = node.turns.take(&f.channel).await;
                     freed(&node, f, former, true).await;
                 }
             }
@@ -395,6 +399,7 @@ impl Client {
             t => t.clamp(TTL_RANGE_S.0, TTL_RANGE_S.1),
         };
         let max = session.app.limits.max_locks_per_channel;
+        let _turn = self.node.turns.take(&key).await;
         locks
             .set(&key, &req.lock_name, ttl, max)
             .await
@@ -421,6 +426,7 @@ impl Client {
     ) -> Result<(), Failure> {
         let (session, key, locks) =
             self.lock_call(req.channel_type, &req.channel_name, &req.lock_name)?;
+        let _turn = self.node.turns.take(&key).await;
         let f = locks
             .remove(&key, &req.lock_name)
             .await
@@ -464,6 +470,7 @@ impl Client {
             );
             rx
         });
+        let _turn = self.node.turns.take(&key).await;
         let outcome = locks.acquire(&key, &lock, &session.user, req.retry).await;
         let unregister = || {
             self.node
@@ -540,6 +547,7 @@ impl Client {
     ) -> Result<(), Failure> {
         let (session, key, locks) =
             self.lock_call(req.channel_type, &req.channel_name, &req.lock_name)?;
+        let _turn = self.node.turns.take(&key).await;
         let f = locks
             .release(&key, &req.lock_name, &session.user)
             .await
@@ -559,6 +567,7 @@ impl Client {
         let (session, key, locks) =
             self.lock_call(req.channel_type, &req.channel_name, &req.lock_name)?;
         names::validate_user_id(&req.owner, session.app.limits.name_rules())?;
+        let _turn = self.node.turns.take(&key).await;
         let f = locks
             .revoke(&key, &req.lock_name, &req.owner)
             .await

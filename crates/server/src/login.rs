@@ -324,6 +324,8 @@ impl Client {
         };
         keys.push((session.user_key(), Filter::inbox(&session.user)));
         let held = keys.iter().map(|(k, _)| k.clone()).collect();
+        // Lock waits of the connection this one replaces cannot be answered any more.
+        crate::lock::cancel_waits(&self.node, &session, None, "the connection was replaced").await;
         let Some(attachment) = session.attach(self.out.clone(), held) else {
             return Err(Failure::new(
                 ErrorCode::SessionNotFound,
@@ -383,6 +385,23 @@ impl Client {
                 Some(r) => replay(self, &key, r, &filter).await,
                 None => None,
             };
+            // Lock and storage events lost with the log: the state as it is now (R157,
+            // R148), at the channel's position.
+            if let Some(r) = recovery.as_ref().filter(|r| !r.complete) {
+                let (metadata, locks) = filter.wants_state();
+                if metadata {
+                    if let Some(s) =
+                        crate::storage::channel_snapshot(&self.node, &key, r.position).await
+                    {
+                        self.push_wait(s).await;
+                    }
+                }
+                if locks && key.kind != switchboard_engine::ChannelKind::User {
+                    if let Some(s) = crate::lock::snapshot(&self.node, &key, r.position).await {
+                        self.push_wait(s).await;
+                    }
+                }
+            }
             // Held live pushes newer than the replay follow; then the channel is live.
             let last = last.or_else(|| recovery.as_ref().map(|r| r.position));
             session.outlet.release(&self.out, &key, last);

@@ -9,7 +9,9 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use switchboard_engine::{Broker, HistoryStore, Locks, MetadataStore, Presence, Topics};
+use switchboard_engine::{
+    Broker, ChannelKey, HistoryStore, Locks, MetadataStore, Presence, Topics,
+};
 
 const SHARDS: usize = 32;
 
@@ -86,6 +88,51 @@ impl Registry {
     }
 }
 
+/// Per-channel (or per-object) order of storage and lock changes: a change and the
+/// publication of its event happen under the key's turn, so that events reach the
+/// stream in the order the engine applied the changes. Entries exist only while held.
+#[derive(Default)]
+pub(crate) struct Turns {
+    map: Mutex<HashMap<ChannelKey, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// A held turn; the entry goes when the last holder or waiter is done.
+pub(crate) struct Turn<'a> {
+    turns: &'a Turns,
+    key: ChannelKey,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Turns {
+    /// Waits for `key`'s turn.
+    pub async fn take(&self, key: &ChannelKey) -> Turn<'_> {
+        let lock = {
+            let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(key.clone()).or_default().clone()
+        };
+        let guard = lock.lock_owned().await;
+        Turn {
+            turns: self,
+            key: key.clone(),
+            guard: Some(guard),
+        }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut map = self.turns.map.lock().unwrap_or_else(|e| e.into_inner());
+        // Only the map holds it: nobody holds or waits for this turn.
+        if map
+            .get(&self.key)
+            .is_some_and(|l| Arc::strong_count(l) == 1)
+        {
+            map.remove(&self.key);
+        }
+    }
+}
+
 /// The optional engines a server runs with (each `None` = that service is off).
 #[derive(Default)]
 pub(crate) struct Engines {
@@ -116,6 +163,8 @@ pub(crate) struct Node {
     pub locks: Option<Arc<dyn Locks>>,
     /// This node's waiting `acquireLock` requests.
     pub lock_waits: crate::lock::Waits,
+    /// Order of storage and lock changes per channel / metadata object.
+    pub turns: Turns,
     /// Per-channel presence event mode (single events or interval aggregates).
     pub presence_modes: crate::presence::Modes,
     /// Local subscribers.
@@ -156,6 +205,7 @@ impl Node {
             metadata,
             locks,
             lock_waits: Default::default(),
+            turns: Default::default(),
             presence_modes: Default::default(),
             hub,
             registry: Registry::new(),

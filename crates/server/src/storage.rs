@@ -280,6 +280,8 @@ impl Client {
             timestamp_ms: req.add_timestamp.then_some(now),
             author: req.add_user_id.then(|| session.user.clone()),
         };
+        // The write and its event under the object's turn: events in write order.
+        let _turn = self.node.turns.take(&target.object).await;
         let obj = match store.write(&target.object, write).await {
             Ok(Ok(obj)) => obj,
             Ok(Err(Rejection::Outdated(reason))) => {

@@ -1032,11 +1032,6 @@ async fn r152_waiters_that_lose_the_link_unsubscribe_or_log_out_are_skipped() {
 /// end with it: on the new connection another acquire is not −14003 but −14007, and when
 /// the owner releases, the lock is not handed to a user that was never told.
 #[tokio::test]
-#[ignore = "server bug: a resume that replaces a still-open connection closes the old one \
-            without lock::connection_lost (Session::detach returns early for a superseded \
-            attachment), so a waiting acquireLock of the old connection stays in Waits and in \
-            the engine line: the resumed client gets -14003 for the lock, and on release the \
-            lock is handed to it although the AcquireLock reply goes to the dead connection"]
 async fn r152_a_wait_ends_with_its_connection_when_a_resume_replaces_it() {
     let server = TestServer::start().await;
     let mut alice = Peer::login(&server, "alice").await;

@@ -1391,9 +1391,6 @@ async fn r11_bad_keys_answer_12009_long_keys_12011() {
 /// R11: "null" is four bytes of the R3 set and does not begin with '_', so it is a
 /// valid metadata key (R4's ban on "null" is for user ids and channel names).
 #[tokio::test]
-#[ignore = "server bug: a metadata key \"null\" is refused with -12009 ('metadata key must \
-            not be \"null\" (R11)'): names::validate_metadata_key reuses check_name, whose \
-            R4 ban on \"null\" (for user ids and channel names) is not part of R11"]
 async fn r11_the_key_null_is_valid() {
     let server = TestServer::start().await;
     let mut alice = server.raw_login("alice").await;
@@ -1409,10 +1406,6 @@ async fn r11_the_key_null_is_valid() {
 /// R11: −12011 only when the length is the only thing wrong; a 33-byte key that also
 /// begins with '_' or holds a bad character is −12009.
 #[tokio::test]
-#[ignore = "server bug: a key over 32 bytes that is also invalid ('_'-led or with a \
-            character outside R3) is answered -12011 instead of -12009: \
-            names::validate_metadata_key checks the length before the characters, but \
-            R11 gives -12011 only when the length alone is wrong"]
 async fn r11_a_long_key_with_a_bad_character_answers_12009() {
     let server = TestServer::start().await;
     let mut alice = server.raw_login("alice").await;
@@ -1604,12 +1597,6 @@ async fn r138_r141_concurrent_cas_increments_lose_no_update() {
 /// R148, R141: events of concurrent writes reach a `withMetadata` subscriber in the
 /// order of their major revisions, so the last event received carries the final data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "server bug: storage UPDATE events of concurrent writes can reach subscribers \
-            out of major-revision order (seen: an event with a lower majorRevision after \
-            a higher one), so the last event can carry stale 'complete' data: \
-            Client::write_metadata publishes the event only after store.write returns \
-            (after the commit wait), and nothing orders the publications of concurrent \
-            writes to one object"]
 async fn r148_events_of_concurrent_writes_arrive_in_revision_order() {
     const N: usize = 5;
     const M: usize = 20;
