@@ -267,6 +267,8 @@ fn event_json(e: &Event) -> Value {
         Event::Message(m) => message_json(m),
         Event::Topic(t) => topic_json(t),
         Event::Presence(p) => presence_json(p),
+        Event::Storage(s) => crate::storage_cmd::storage_json(s),
+        Event::Lock(l) => crate::lock_cmd::lock_json(l),
         Event::LinkState(l) => link_json(l),
         Event::TokenPrivilegeWillExpire(c) => json!({
             "event": "tokenPrivilegeWillExpire",

@@ -1,11 +1,14 @@
 //! The `switchboard` command: a thin shell over the libraries. `serve` runs the server,
 //! `token` builds and inspects AccessToken2 tokens, `pub` / `sub` / `history` /
-//! `presence` talk to a server through the Rust SDK, `bench` measures. Every flag can also be set by environment.
+//! `presence` / `storage` / `lock` talk to a server through the Rust SDK, `bench`
+//! measures. Every flag can also be set by environment.
 
 mod bench;
 mod client_cmd;
+mod lock_cmd;
 mod presence_cmd;
 mod serve;
+mod storage_cmd;
 mod token_cmd;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +37,27 @@ enum Command {
     /// Who is in a channel, where a user is, and temporary state, as JSON lines.
     #[command(subcommand)]
     Presence(presence_cmd::PresenceCommand),
+    /// Channel and user metadata (get, set, update, remove), as JSON lines.
+    ///
+    /// `storage channel get|set|update|remove CHANNEL [--stream] …` acts on a message
+    /// channel's metadata (a stream channel's with --stream, as in `presence`);
+    /// `storage user get|set|update|remove [--of USER] …` on this user's, or USER's.
+    /// set and update take KEY=VALUE items, remove takes bare KEYs (none = every item);
+    /// writes take --revision KEY=REV (repeatable), --major-revision N, --lock NAME,
+    /// --add-timestamp and --add-user-id (see `storage channel set --help`). Each
+    /// command logs in, prints its reply as one JSON line and logs out.
+    #[command(subcommand)]
+    Storage(storage_cmd::StorageCommand),
+    /// Locks of a channel (set, remove, acquire, release, revoke, get), as JSON lines.
+    ///
+    /// `lock set|remove|acquire|release|revoke CHANNEL LOCK [--stream]` and `lock get
+    /// CHANNEL [--stream]`: the channel is a message channel, or a stream channel with
+    /// --stream (as in `presence`). `set` takes --ttl S, `acquire` --retry (wait in
+    /// line) and --hold (keep the lock until Ctrl-C), `revoke` --owner USER. Each
+    /// command logs in, prints its reply as one JSON line and logs out, which frees
+    /// any lock it took (see `lock acquire --help`).
+    #[command(subcommand)]
+    Lock(lock_cmd::LockCommand),
     /// Run a benchmark scenario.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -67,6 +91,8 @@ fn main() -> std::process::ExitCode {
                     Command::Sub(args) => client_cmd::subscribe(args).await,
                     Command::History(args) => client_cmd::history(args).await,
                     Command::Presence(cmd) => presence_cmd::run(cmd).await,
+                    Command::Storage(cmd) => storage_cmd::run(cmd).await,
+                    Command::Lock(cmd) => lock_cmd::run(cmd).await,
                     Command::Bench(cmd) => bench::run(cmd).await,
                     Command::Token(_) => unreachable!("handled above"),
                 }

@@ -1,15 +1,17 @@
 //! The connection task: one per login. It owns the socket, numbers requests and
 //! matches replies, batches queued requests into one frame, sends heartbeats every half
 //! interval, declares the link lost after 1.5 intervals without server traffic, and
-//! hands pushes to the router (messages, topic and presence events wait for room:
-//! lossless). Every positioned push advances its channel's position (stream channels
-//! included), and one the app already has is dropped; SNAPSHOTs are not publications
-//! and do neither.
+//! hands pushes to the router (messages, topic, presence, storage and lock events wait
+//! for room: lossless). Every positioned push advances its channel's position (stream
+//! channels included; a lock EXPIRED the user's own inbox), and one the app already has
+//! is dropped; SNAPSHOTs are not publications and do neither, and user-metadata storage
+//! events carry no position.
 
 use crate::router::Router;
 use crate::types::{
-    ChannelType, Event, IntervalDetail, MessageEvent, Payload, PresenceEvent, PresenceEventType,
-    PublishInfo, RtmError, StreamPosition, TopicDetail, TopicEvent, TopicEventType, UserState,
+    ChannelType, Event, IntervalDetail, LockEventType, MessageEvent, Payload, PresenceEvent,
+    PresenceEventType, PublishInfo, RtmError, StorageEventType, StreamPosition, TopicDetail,
+    TopicEvent, TopicEventType, UserState,
 };
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
@@ -308,6 +310,33 @@ pub(crate) async fn run(
                             let key = (e.channel_type, e.channel_name.clone());
                             if !positioned || advance(&positions, key, e.position) {
                                 router.deliver(Event::Presence(e)).await;
+                            }
+                        }
+                        server_message::Body::Storage(s) => {
+                            let Some(e) = crate::storage::storage_event(s) else { continue };
+                            // Channel metadata events are in the channel's stream (a
+                            // SNAPSHOT only says where it was taken); user metadata
+                            // events have no position.
+                            let positioned = e.channel_type != ChannelType::User
+                                && e.event_type != StorageEventType::Snapshot
+                                && e.position.offset > 0;
+                            let key = (e.channel_type, e.channel_name.clone());
+                            if !positioned || advance(&positions, key, e.position) {
+                                router.deliver(Event::Storage(e)).await;
+                            }
+                        }
+                        server_message::Body::Lock(l) => {
+                            let Some(e) = crate::lock::lock_event(l) else { continue };
+                            // EXPIRED is in this user's inbox, like a USER message; the
+                            // others in the lock's channel; a SNAPSHOT moves nothing.
+                            let positioned = e.event_type != LockEventType::Snapshot && e.position.offset > 0;
+                            let key = if e.event_type == LockEventType::Expired {
+                                (ChannelType::User, user_id.clone())
+                            } else {
+                                (e.channel_type, e.channel_name.clone())
+                            };
+                            if !positioned || advance(&positions, key, e.position) {
+                                router.deliver(Event::Lock(e)).await;
                             }
                         }
                         server_message::Body::ChannelLeft(c) => on_channel_left(c),

@@ -9,20 +9,30 @@
 //! Stream channels (`client.stream_channel(name)`) are in [`StreamChannel`], presence
 //! calls (`client.presence()`) in [`Presence`]; presence events are lossless like
 //! messages and come on `client.presence_events()`, `Subscription::presence()` and
-//! `StreamChannel::presence_events()`.
+//! `StreamChannel::presence_events()`. Metadata (`client.storage()`) is in [`Storage`],
+//! locks (`client.lock()`) in [`Lock`]; their events are lossless too and come on
+//! `client.storage_events()` and `client.lock_events()`.
 
 mod conn;
 mod history;
+mod lock;
 mod presence;
 mod router;
 mod session;
+mod storage;
 mod stream;
 mod types;
 
 pub use history::{GetHistoryMessageOptions, GetMessagesResponse, History, HistoryMessage};
+pub use lock::{Lock, LockResponse};
 pub use presence::{
     ChannelDetail, GetStateResponse, Presence, RemoveStateResponse, SetStateResponse,
     WhereNowResponse, WhoNowOptions, WhoNowResponse,
+};
+pub use storage::{
+    ChannelMetadataResponse, MetadataItem, MetadataOptions, RemoveMetadataOptions,
+    RemoveUserMetadataOptions, Storage, UserMetadataOptions, UserMetadataResponse,
+    UserMetadataSubscriptionResponse,
 };
 pub use stream::{
     JoinChannelResponse, JoinOptions, JoinTopicOptions, JoinTopicResponse, LeaveChannelResponse,
@@ -32,10 +42,11 @@ pub use stream::{
 };
 pub use switchboard_protocol::{ErrorCode, LinkOperation, LinkReason, LinkState};
 pub use types::{
-    ChannelType, ClientConfig, Event, IntervalDetail, Lagged, LinkStateEvent, LoginResponse,
-    MessageEvent, Payload, PresenceEvent, PresenceEventType, PublishInfo, PublishOptions,
-    PublishResponse, RtmError, StreamPosition, SubscribeOptions, TopicDetail, TopicEvent,
-    TopicEventType, UserList, UserState,
+    ChannelType, ClientConfig, Event, IntervalDetail, Lagged, LinkStateEvent, LockDetail,
+    LockEvent, LockEventType, LoginResponse, MessageEvent, MetadataDetail, Payload, PresenceEvent,
+    PresenceEventType, PublishInfo, PublishOptions, PublishResponse, RtmError, StorageData,
+    StorageEvent, StorageEventType, StorageType, StreamPosition, SubscribeOptions, TopicDetail,
+    TopicEvent, TopicEventType, UserList, UserState,
 };
 
 use futures_util::stream::BoxStream;
@@ -141,6 +152,19 @@ fn timeout_code(op: &str) -> ErrorCode {
         "subscribe" | "subscribeTopic" => ErrorCode::ChannelSubscribeTimeout,
         "join" => ErrorCode::ChannelJoinFailed,
         "renewToken" => ErrorCode::RenewTokenTimeout,
+        "setChannelMetadata"
+        | "updateChannelMetadata"
+        | "removeChannelMetadata"
+        | "getChannelMetadata"
+        | "setUserMetadata"
+        | "updateUserMetadata"
+        | "removeUserMetadata"
+        | "getUserMetadata"
+        | "subscribeUserMetadata"
+        | "unsubscribeUserMetadata" => ErrorCode::StorageOperationTimeout,
+        "setLock" | "removeLock" | "acquireLock" | "releaseLock" | "revokeLock" | "getLock" => {
+            ErrorCode::LockOperationTimeout
+        }
         "login" => ErrorCode::LoginTimeout,
         _ => ErrorCode::NotConnected,
     }
@@ -173,6 +197,20 @@ impl Client {
     /// The presence handle (api.md §5).
     pub fn presence(&self) -> Presence {
         Presence {
+            client: self.clone(),
+        }
+    }
+
+    /// The storage handle (api.md §6).
+    pub fn storage(&self) -> Storage {
+        Storage {
+            client: self.clone(),
+        }
+    }
+
+    /// The lock handle (api.md §7).
+    pub fn lock(&self) -> Lock {
+        Lock {
             client: self.clone(),
         }
     }
@@ -219,6 +257,26 @@ impl Client {
     /// on; survives logout. Lossless: read it, or drop it.
     pub fn presence_events(&self) -> EventStream<PresenceEvent> {
         stream_of(self.inner.router.register(Route::Presence), presence_of)
+    }
+
+    /// Storage events (api.md §9.5) of every channel subscribed or joined with
+    /// `with_metadata` and of every user subscribed with `subscribe_user_metadata`, from
+    /// now on; survives logout. Lossless: read it, or drop it.
+    pub fn storage_events(&self) -> EventStream<StorageEvent> {
+        stream_of(self.inner.router.register(Route::Storage), |e| match e {
+            Event::Storage(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    /// Lock events (api.md §9.6) of every channel subscribed or joined with
+    /// `with_lock`, and EXPIRED of this user's locks (R153, R157), from now on; survives
+    /// logout. Lossless: read it, or drop it.
+    pub fn lock_events(&self) -> EventStream<LockEvent> {
+        stream_of(self.inner.router.register(Route::Locks), |e| match e {
+            Event::Lock(l) => Some(l),
+            _ => None,
+        })
     }
 
     /// The stream channel `name` (api.md §3.6): local and synchronous, no network I/O;
@@ -391,11 +449,23 @@ impl Client {
         }
     }
 
-    /// Sends one request and waits for its reply.
+    /// Sends one request and waits for its reply, within the request timeout.
     pub(crate) async fn request(
         &self,
         op: &'static str,
         body: client_message::Body,
+    ) -> Result<server_message::Body, RtmError> {
+        self.request_within(op, body, Some(self.inner.config.request_timeout))
+            .await
+    }
+
+    /// Sends one request and waits for its reply, within `timeout` if given; without
+    /// one it waits until the reply comes or the connection ends.
+    pub(crate) async fn request_within(
+        &self,
+        op: &'static str,
+        body: client_message::Body,
+        timeout: Option<std::time::Duration>,
     ) -> Result<server_message::Body, RtmError> {
         let conn = {
             let st = self.inner.lock();
@@ -417,7 +487,10 @@ impl Client {
                 }
             }
         };
-        match tokio::time::timeout(self.inner.config.request_timeout, call(&conn, op, body)).await {
+        let Some(timeout) = timeout else {
+            return call(&conn, op, body).await;
+        };
+        match tokio::time::timeout(timeout, call(&conn, op, body)).await {
             Ok(r) => r,
             Err(_) => Err(RtmError::new(
                 timeout_code(op),

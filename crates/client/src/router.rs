@@ -1,8 +1,9 @@
 //! Where events go: every stream the app holds is a bounded queue registered here with
 //! a route (all events, link states, token notices, USER messages, topic events,
-//! presence events, one message channel, one stream channel).
+//! presence events, storage events, lock events, one message channel, one stream
+//! channel).
 //!
-//! Messages, topic events and presence events are **lossless**: the connection task waits for room in
+//! Messages, topic, presence, storage and lock events are **lossless**: the connection task waits for room in
 //! every queue one goes to, and while it waits it reads nothing from the socket. A slow
 //! app therefore slows the connection down until the server closes it as a slow
 //! consumer; the SDK then resumes and recovers from the last position it handed over,
@@ -59,6 +60,10 @@ pub(crate) enum Route {
     ChannelPresence(String),
     /// Presence events of one stream channel; ends like `StreamMessages`.
     StreamPresence(String),
+    /// Every storage event (`storage_events()`); survives logout.
+    Storage,
+    /// Every lock event (`lock_events()`); survives logout.
+    Locks,
 }
 
 impl Route {
@@ -85,6 +90,8 @@ impl Route {
             (Route::StreamPresence(name), Event::Presence(p)) => {
                 p.channel_type == ChannelType::Stream && &p.channel_name == name
             }
+            (Route::Storage, Event::Storage(_)) => true,
+            (Route::Locks, Event::Lock(_)) => true,
             _ => false,
         }
     }
@@ -232,8 +239,8 @@ impl Router {
         }
     }
 
-    /// Hands a message, topic or presence event to every stream that takes it, waiting for room
-    /// (lossless) in all but unclaimed pending queues.
+    /// Hands a message, topic, presence, storage or lock event to every stream that
+    /// takes it, waiting for room (lossless) in all but unclaimed pending queues.
     pub async fn deliver(&self, event: Event) {
         let targets: Vec<(u64, mpsc::Sender<Item>, bool)> = {
             let mut sinks = self.lock();

@@ -3,7 +3,8 @@
 //! backoff (DISCONNECTED → CONNECTING → … → SUSPENDED after `suspend_after`), resuming
 //! the server session, or — when it is gone — starting a new one and re-subscribing
 //! every channel and rejoining every stream channel (with its topic roles and followed
-//! publishers) from its last position, so the app misses nothing it can be given.
+//! publishers) from its last position, so the app misses nothing it can be given, and
+//! subscribing again to the user metadata it was subscribed to.
 
 use crate::conn::{self, Ended, Positions, Request};
 use crate::router::Router;
@@ -12,7 +13,7 @@ use crate::types::{
     ChannelType, ClientConfig, Event, LinkStateEvent, RtmError, StreamPosition, SubscribeOptions,
 };
 use rand::Rng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use switchboard_protocol::pb::{self, client_message, server_message};
@@ -29,6 +30,9 @@ pub(crate) struct State {
     next_conn: u64,
     /// Subscribed channels and their options, restored after a reconnect.
     pub subscriptions: BTreeMap<String, SubscribeOptions>,
+    /// Users whose metadata is subscribed to (`subscribe_user_metadata`), restored
+    /// into a new session.
+    pub user_metadata: BTreeSet<String>,
     /// The server session to resume.
     pub session_id: Option<String>,
     /// The latest login token (renewals replace it).
@@ -111,6 +115,7 @@ impl Inner {
                 generation: 0,
                 next_conn: 0,
                 subscriptions: BTreeMap::new(),
+                user_metadata: BTreeSet::new(),
                 session_id: None,
                 token: String::new(),
                 streams: BTreeMap::new(),
@@ -159,6 +164,7 @@ impl Inner {
     /// login link's reason) otherwise.
     pub fn end_session(&self, st: &mut State) {
         st.subscriptions.clear();
+        st.user_metadata.clear();
         st.session_id = None;
         st.conn = None;
         let (to, (op, reason)) = if st.link == LinkState::Idle {
@@ -544,6 +550,45 @@ impl Inner {
         (unrestored, gaps)
     }
 
+    /// Subscribes again, in a new session, to the metadata of every user the old one
+    /// was subscribed to (each then starts with a SNAPSHOT). A user the server refuses
+    /// is forgotten (with a warning); on a lost connection the rest stay for the next
+    /// attempt.
+    async fn resubscribe_user_metadata(&self, conn: &mpsc::Sender<Request>) {
+        let users: Vec<String> = self.lock().user_metadata.iter().cloned().collect();
+        for user in users {
+            let req = pb::SubscribeUserMetadataRequest {
+                user_id: user.clone(),
+            };
+            let reply = tokio::time::timeout(
+                self.config.request_timeout,
+                call(
+                    conn,
+                    "subscribeUserMetadata",
+                    client_message::Body::SubscribeUserMetadata(req),
+                ),
+            )
+            .await;
+            match reply {
+                Ok(Ok(server_message::Body::SubscribeUserMetadata(_))) => {}
+                Ok(Err(e)) if e.code == ErrorCode::NotConnected.as_i32() => return,
+                Err(_) => {
+                    tracing::warn!(user = %user, "no reply to re-subscribing user metadata");
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(
+                        user = %user, code = e.code, reason = %e.reason,
+                        "re-subscribing user metadata refused"
+                    );
+                    self.lock().user_metadata.remove(&user);
+                }
+                Ok(Ok(_)) => {
+                    tracing::warn!(user = %user, "unexpected reply to re-subscribing user metadata");
+                }
+            }
+        }
+    }
+
     /// Restores what a reconnect's session lacks — every channel (`None`, a new
     /// session) or the listed ones — message channels and stream channels alike:
     /// returns (unrestored, gaps), each name once.
@@ -632,10 +677,12 @@ async fn reconnect(weak: Weak<Inner>, generation: u64) {
                     (unrestored, gaps)
                 } else {
                     // A new session: every message channel is re-subscribed and every
-                    // stream channel rejoined from its last position, on this
-                    // connection, before it becomes the live one (so that its loss
-                    // meanwhile is just a failed attempt).
+                    // stream channel rejoined from its last position, and every user
+                    // metadata subscription made again, on this connection, before it
+                    // becomes the live one (so that its loss meanwhile is just a failed
+                    // attempt).
                     let (unrestored, mut gaps) = inner.restore(&est.conn, None).await;
+                    inner.resubscribe_user_metadata(&est.conn).await;
                     gaps.extend(est.reply.gap_channels.iter().cloned());
                     (unrestored, gaps)
                 };

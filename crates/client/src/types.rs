@@ -414,6 +414,181 @@ pub struct PresenceEvent {
     pub position: StreamPosition,
 }
 
+/// Storage kinds (`StorageType`, api.md §10.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StorageType {
+    /// A user's metadata.
+    User,
+    /// A MESSAGE or STREAM channel's metadata.
+    Channel,
+}
+
+impl StorageType {
+    /// The spec's literal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageType::User => "USER",
+            StorageType::Channel => "CHANNEL",
+        }
+    }
+}
+
+/// Storage event types (`StorageEventType`, api.md §10.7); the server sends SNAPSHOT
+/// first after a (re)subscription and UPDATE for every later change (R148).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StorageEventType {
+    /// Items were set (not sent by this server).
+    Set,
+    /// The whole metadata on (re)subscription.
+    Snapshot,
+    /// Items were removed (not sent by this server).
+    Remove,
+    /// The metadata changed; `data` is all of it after the change.
+    Update,
+}
+
+impl StorageEventType {
+    /// The spec's literal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageEventType::Set => "SET",
+            StorageEventType::Snapshot => "SNAPSHOT",
+            StorageEventType::Remove => "REMOVE",
+            StorageEventType::Update => "UPDATE",
+        }
+    }
+}
+
+/// One stored metadata item (`MetaDataDetail`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetadataDetail {
+    /// The value.
+    pub value: String,
+    /// The item's revision (R141).
+    pub revision: i64,
+    /// Time of the last write with `add_timestamp`, ms; otherwise 0 (R144).
+    pub updated: u64,
+    /// Last writer when written with `add_user_id`; otherwise empty (R144).
+    pub author_uid: String,
+}
+
+/// A whole metadata object (`StorageData`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageData {
+    /// Number of items.
+    pub total_count: u32,
+    /// Revision of the whole object; −1 when it was never written (R139, R141).
+    pub major_revision: i64,
+    /// Items by key.
+    pub items: BTreeMap<String, MetadataDetail>,
+}
+
+impl Default for StorageData {
+    fn default() -> Self {
+        StorageData {
+            total_count: 0,
+            major_revision: -1,
+            items: BTreeMap::new(),
+        }
+    }
+}
+
+/// A storage event (api.md §9.5): channel metadata to members and subscribers with
+/// `with_metadata`, user metadata to clients that called `subscribe_user_metadata`
+/// (R147); always the complete metadata (R148).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageEvent {
+    /// `Message` / `Stream`, or `User` for user metadata.
+    pub channel_type: ChannelType,
+    /// The channel; empty for user metadata.
+    pub channel_name: String,
+    /// User metadata: the user whose metadata changed; channel metadata: the writer
+    /// (empty in a SNAPSHOT).
+    pub publisher: String,
+    /// `Channel` or `User`.
+    pub storage_type: StorageType,
+    /// SNAPSHOT or UPDATE (R148).
+    pub event_type: StorageEventType,
+    /// The complete metadata after the change.
+    pub data: StorageData,
+    /// Server time, ms.
+    pub timestamp: u64,
+    /// Channel metadata: position in the channel's stream (SNAPSHOT: where it was
+    /// taken); default (zero) for user metadata.
+    pub position: StreamPosition,
+}
+
+/// Lock event types (`LockEventType`, api.md §10.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LockEventType {
+    /// Every lock of the channel: on subscription / join with `with_lock` and after a
+    /// reconnect (R157).
+    Snapshot,
+    /// A lock was defined.
+    Set,
+    /// A lock was deleted.
+    Removed,
+    /// A user (this one included) acquired a lock.
+    Acquired,
+    /// A lock was released, revoked or freed.
+    Released,
+    /// A lock this user owned was freed because its connection stayed lost for the
+    /// lock's ttl (R153); sent to the former owner even without `with_lock`.
+    Expired,
+}
+
+impl LockEventType {
+    /// The spec's literal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockEventType::Snapshot => "SNAPSHOT",
+            LockEventType::Set => "SET",
+            LockEventType::Removed => "REMOVED",
+            LockEventType::Acquired => "ACQUIRED",
+            LockEventType::Released => "RELEASED",
+            LockEventType::Expired => "EXPIRED",
+        }
+    }
+}
+
+/// One lock of a channel (`LockDetail`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LockDetail {
+    /// The lock's name.
+    pub lock_name: String,
+    /// The current owner; empty when free.
+    pub owner: String,
+    /// The lock's ttl, seconds.
+    pub ttl: u32,
+}
+
+/// A lock event (api.md §9.6): to members and subscribers with `with_lock` (R157);
+/// EXPIRED to the former owner always (R153).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockEvent {
+    /// `Message` or `Stream`.
+    pub channel_type: ChannelType,
+    /// The channel the lock lives in.
+    pub channel_name: String,
+    /// What happened.
+    pub event_type: LockEventType,
+    /// The lock concerned; empty for SNAPSHOT.
+    pub lock_name: String,
+    /// The lock's ttl, seconds (0 in EXPIRED).
+    pub ttl: u32,
+    /// The user who caused the change.
+    pub publisher: String,
+    /// The owner after the change; empty = free.
+    pub owner: String,
+    /// SNAPSHOT only: every lock of the channel; empty otherwise.
+    pub snapshot: Vec<LockDetail>,
+    /// Server time, ms.
+    pub timestamp: u64,
+    /// Position in the channel's stream (SNAPSHOT: where it was taken; EXPIRED: in this
+    /// user's own USER channel, its inbox).
+    pub position: StreamPosition,
+}
+
 /// A link state change (api.md §9.7).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkStateEvent {
@@ -452,6 +627,11 @@ pub enum Event {
     Topic(TopicEvent),
     /// A presence event of a subscribed or joined channel.
     Presence(PresenceEvent),
+    /// A storage event: channel metadata (`with_metadata`) or user metadata
+    /// (`subscribe_user_metadata`).
+    Storage(StorageEvent),
+    /// A lock event of a channel entered `with_lock`, or EXPIRED of this user's lock.
+    Lock(LockEvent),
     /// A link state change: the login link, or a stream channel's own link (a server
     /// leaving a channel because its RTC token expired is one: `STREAM`, `FAILED`,
     /// `TOKEN_EXPIRED`).
