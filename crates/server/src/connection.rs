@@ -49,19 +49,22 @@ where
                 out.close(timeout_code, "no traffic from the client in time");
                 break;
             }
-            _ = sleep_until_opt(token_deadline) => session.on_token_deadline().await,
+            _ = sleep_until_opt(token_deadline) => Box::pin(session.on_token_deadline()).await,
             frame = stream.next() => {
                 let Some(frame) = frame else {
                     out.close_quietly();
                     break;
                 };
-                if handle_frame(&mut session, &out, frame, max_messages).await.is_break() {
+                // Boxed: the request futures (login, subscribe, …) are large, and inline
+                // they would make every idle connection's task as large as the largest.
+                let handled = Box::pin(handle_frame(&mut session, &out, frame, max_messages));
+                if handled.await.is_break() {
                     break;
                 }
             }
         }
     }
-    session.disconnected().await;
+    Box::pin(session.disconnected()).await;
     out.close_quietly();
     drop(session);
     let grace = node.config.write_timeout;

@@ -122,7 +122,7 @@ impl Server {
 }
 
 /// Initial WebSocket read buffer per connection.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+const READ_BUFFER_BYTES: usize = 1024;
 
 /// Upgrades one TCP connection and serves it.
 async fn accept(node: Arc<Node>, stream: TcpStream, peer: SocketAddr) {
@@ -147,7 +147,9 @@ async fn accept(node: Arc<Node>, stream: TcpStream, peer: SocketAddr) {
     };
     let handshake =
         tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(ws_config));
-    let ws = match tokio::time::timeout(cfg.login_timeout, handshake).await {
+    // Boxed so that the handshake's state is freed once it is done instead of sizing
+    // the connection's task for its whole life.
+    let ws = match Box::pin(tokio::time::timeout(cfg.login_timeout, handshake)).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "handshake failed");

@@ -2,16 +2,23 @@
 //! task that drains whatever is queued into one WebSocket frame and one write. A push
 //! that would overflow the queue closes the connection as a slow consumer: publishers
 //! never wait on a subscriber.
+//!
+//! The queue is a `VecDeque` under an uncontended mutex, swapped out whole by the
+//! writer, rather than a channel: an idle connection then holds no queue storage at all
+//! (a bounded tokio channel allocates a block of slots up front), and the writer takes
+//! everything queued in one step.
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Sink, SinkExt};
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use switchboard_protocol::DisconnectCode;
 use switchboard_protocol::frame;
 use switchboard_protocol::pb::{Closing, ServerMessage, server_message::Body};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -27,7 +34,10 @@ pub(crate) struct Close {
 
 /// Handle to one connection's outbound queue. Shared by the session and the hub.
 pub(crate) struct Outbound {
-    tx: mpsc::Sender<Bytes>,
+    queue: Mutex<VecDeque<Bytes>>,
+    max_items: usize,
+    /// Wakes the writer when something is queued.
+    ready: tokio::sync::Notify,
     queued_bytes: AtomicUsize,
     max_bytes: usize,
     close: watch::Sender<Option<Close>>,
@@ -40,30 +50,27 @@ pub(crate) struct Outbound {
 
 /// The receiving half, owned by the writer task.
 pub(crate) struct OutboundRx {
-    rx: mpsc::Receiver<Bytes>,
     close: watch::Receiver<Option<Close>>,
 }
+
+/// Queue storage kept by an idle connection is at most this many slots.
+const IDLE_SLOTS: usize = 16;
 
 impl Outbound {
     /// A queue of at most `max_items` items and `max_bytes` bytes.
     pub fn new(max_items: usize, max_bytes: usize) -> (Arc<Outbound>, OutboundRx) {
-        let (tx, rx) = mpsc::channel(max_items.max(1));
         let (close, close_rx) = watch::channel(None);
         let out = Arc::new(Outbound {
-            tx,
+            queue: Mutex::new(VecDeque::new()),
+            max_items: max_items.max(1),
+            ready: tokio::sync::Notify::new(),
             queued_bytes: AtomicUsize::new(0),
             max_bytes,
             close,
             drained: tokio::sync::Notify::new(),
             closed: std::sync::atomic::AtomicBool::new(false),
         });
-        (
-            out,
-            OutboundRx {
-                rx,
-                close: close_rx,
-            },
-        )
+        (out, OutboundRx { close: close_rx })
     }
 
     /// Queues one encoded chunk. Returns false (and closes the connection as a slow
@@ -82,18 +89,29 @@ impl Outbound {
             self.overflow();
             return false;
         }
-        match self.tx.try_send(chunk) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        {
+            let mut q = self.lock();
+            // Checked under the queue's lock: the writer sets it (under the lock) when
+            // it stops, so nothing is queued after that.
+            if self.closed.load(Ordering::Acquire) {
+                drop(q);
+                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                return false;
+            }
+            if q.len() >= self.max_items {
+                drop(q);
                 self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
                 self.overflow();
-                false
+                return false;
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                false
-            }
+            q.push_back(chunk);
         }
+        self.ready.notify_one();
+        true
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Bytes>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Queues one chunk, waiting (up to `patience`) for room instead of overflowing:
@@ -111,7 +129,7 @@ impl Outbound {
             }
             let queued = self.queued_bytes.load(Ordering::Relaxed);
             let fits = queued + chunk.len() <= self.max_bytes || queued == 0;
-            if fits && self.tx.capacity() > 0 {
+            if fits && self.lock().len() < self.max_items {
                 return self.push(chunk);
             }
             if tokio::time::timeout_at(deadline, drained).await.is_err() {
@@ -188,43 +206,72 @@ pub(crate) async fn run_writer<S>(
 ) where
     S: Sink<Message> + Unpin,
 {
-    loop {
-        tokio::select! {
-            biased;
-            _ = rx.close.changed() => break,
-            item = rx.rx.recv() => {
-                let Some(first) = item else { break };
-                let mut taken = first.len();
-                let payload = if let Ok(second) = rx.rx.try_recv() {
-                    let mut buf = BytesMut::with_capacity(batch_bytes.max(first.len() + second.len()));
-                    buf.extend_from_slice(&first);
-                    buf.extend_from_slice(&second);
-                    taken += second.len();
-                    while buf.len() < batch_bytes {
-                        let Ok(next) = rx.rx.try_recv() else { break };
-                        taken += next.len();
-                        buf.extend_from_slice(&next);
+    let mut taken: VecDeque<Bytes> = VecDeque::new();
+    'write: loop {
+        let ready = out.ready.notified();
+        tokio::pin!(ready);
+        ready.as_mut().enable();
+        if rx.close.borrow().is_some() {
+            break;
+        }
+        std::mem::swap(&mut *out.lock(), &mut taken);
+        if taken.is_empty() {
+            tokio::select! {
+                biased;
+                _ = rx.close.changed() => break,
+                _ = ready => continue,
+            }
+        }
+        let bytes: usize = taken.iter().map(Bytes::len).sum();
+        out.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        out.drained.notify_waiters();
+        // Everything taken goes out as frames of up to `batch_bytes` (a chunk larger
+        // than that alone), flushed once: one write for the lot when it fits the
+        // socket.
+        let result = tokio::time::timeout(write_timeout, async {
+            while let Some(first) = taken.pop_front() {
+                let payload = match taken.front() {
+                    Some(next) if first.len() + next.len() <= batch_bytes => {
+                        let mut buf = BytesMut::with_capacity(batch_bytes);
+                        buf.extend_from_slice(&first);
+                        while let Some(next) = taken.front() {
+                            if buf.len() + next.len() > batch_bytes {
+                                break;
+                            }
+                            buf.extend_from_slice(next);
+                            taken.pop_front();
+                        }
+                        buf.freeze()
                     }
-                    buf.freeze()
-                } else {
-                    first
+                    _ => first,
                 };
-                out.queued_bytes.fetch_sub(taken, Ordering::Relaxed);
-                out.drained.notify_waiters();
-                match tokio::time::timeout(write_timeout, sink.send(Message::Binary(payload))).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => {
-                        out.close_quietly();
-                        break;
-                    }
-                    Err(_) => {
-                        out.close(DisconnectCode::WriteTimeout, "socket write timed out");
-                        break;
-                    }
-                }
+                sink.feed(Message::Binary(payload)).await?;
+            }
+            sink.flush().await
+        })
+        .await;
+        taken.clear();
+        if taken.capacity() > IDLE_SLOTS {
+            taken.shrink_to(IDLE_SLOTS);
+        }
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                out.close_quietly();
+                break 'write;
+            }
+            Err(_) => {
+                out.close(DisconnectCode::WriteTimeout, "socket write timed out");
+                break 'write;
             }
         }
     }
+    // Nothing is queued from here on.
+    let rest = {
+        let mut q = out.lock();
+        out.closed.store(true, Ordering::Release);
+        std::mem::take(&mut *q)
+    };
     let close = out.close_reason();
     if let Some(Close {
         code: Some(code),
@@ -238,8 +285,8 @@ pub(crate) async fn run_writer<S>(
             DisconnectCode::SlowConsumer | DisconnectCode::WriteTimeout
         ) {
             let mut buf = BytesMut::new();
-            while let Ok(chunk) = rx.rx.try_recv() {
-                buf.extend_from_slice(&chunk);
+            for chunk in &rest {
+                buf.extend_from_slice(chunk);
             }
             if !buf.is_empty() {
                 let _ =
