@@ -52,6 +52,17 @@ pub struct SubArgs {
     /// Receive no presence events of the channels (R116).
     #[arg(long)]
     no_presence: bool,
+    /// Also receive the channels' storage events: a SNAPSHOT, then an UPDATE per
+    /// metadata change (R147, R148).
+    #[arg(long)]
+    with_metadata: bool,
+    /// Also receive the channels' lock events: a SNAPSHOT, then SET, REMOVED, ACQUIRED,
+    /// RELEASED (R157).
+    #[arg(long)]
+    with_lock: bool,
+    /// Follow these users' metadata (subscribeUserMetadata; repeatable).
+    #[arg(long = "user-metadata", value_name = "USER")]
+    user_metadata: Vec<String>,
     /// Temporary state to set in every channel right after subscribing / joining
     /// (repeatable); it lasts while this command stays in the channel.
     #[arg(long = "state", value_name = "KEY=VALUE", value_parser = crate::presence_cmd::parse_pair)]
@@ -124,6 +135,8 @@ async fn join_stream(
         token: args.rtc_token.clone(),
         with_presence: presence.with_presence,
         be_quiet: presence.be_quiet,
+        with_metadata: presence.with_metadata,
+        with_lock: presence.with_lock,
         ..Default::default()
     };
     channel
@@ -314,8 +327,17 @@ pub async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
     let options = SubscribeOptions {
         with_presence: !args.no_presence,
         be_quiet: args.be_quiet,
+        with_metadata: args.with_metadata,
+        with_lock: args.with_lock,
         ..Default::default()
     };
+    for user in &args.user_metadata {
+        client
+            .storage()
+            .subscribe_user_metadata(user)
+            .await
+            .map_err(|e| explain(&e, true))?;
+    }
     for channel in &args.channels {
         client
             .subscribe(channel, options)

@@ -772,3 +772,168 @@ fn presence_from_the_command_line() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Storage and locks from the command line: `sub --with-metadata --with-lock
+/// --user-metadata` prints the SNAPSHOTs and then the UPDATE / SET / ACQUIRED / RELEASED
+/// events caused by `storage` and `lock` commands of another user (R147, R148, R157),
+/// whose replies are JSON lines; a stale revision fails with −12014 (R138); the metadata
+/// survives a restart of the server on the same data dir.
+#[test]
+fn storage_and_locks_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("switchboard-storage-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.to_string_lossy().to_string();
+    let app = "0123456789abcdef0123456789abcdef";
+    let serve = || {
+        Proc::spawn(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                &data,
+                "--app",
+                app,
+            ],
+            &[],
+        )
+    };
+    let server = serve();
+    let url = server.expect("listening on", |l| field(l, "listening on"));
+    let env = [
+        ("SWITCHBOARD_URL", url.as_str()),
+        ("SWITCHBOARD_APP_ID", app),
+    ];
+    let json = |args: &[&str]| -> Value {
+        let out = run(args, &env);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        serde_json::from_str(text.lines().last().expect("a reply line")).expect("JSON")
+    };
+
+    let alice = Proc::spawn(
+        &[
+            "sub",
+            "--user-id",
+            "alice",
+            "--with-metadata",
+            "--with-lock",
+            "--user-metadata",
+            "bob",
+            "room",
+        ],
+        &env,
+    );
+    alice.expect_json("bob's metadata SNAPSHOT", |v| {
+        v["event"] == "storage" && v["eventType"] == "SNAPSHOT" && v["storageType"] == "USER"
+    });
+    alice.expect_json("room's metadata SNAPSHOT", |v| {
+        v["event"] == "storage" && v["eventType"] == "SNAPSHOT" && v["storageType"] == "CHANNEL"
+    });
+    alice.expect_json("room's lock SNAPSHOT", |v| {
+        v["event"] == "lock" && v["eventType"] == "SNAPSHOT"
+    });
+
+    let set = json(&[
+        "storage",
+        "channel",
+        "set",
+        "room",
+        "--user-id",
+        "bob",
+        "color=red",
+        "--add-user-id",
+    ]);
+    assert_eq!(set["event"], "setChannelMetadataResponse");
+    assert_eq!(set["majorRevision"], 1);
+    let update = alice.expect_json("the UPDATE", |v| {
+        v["event"] == "storage" && v["eventType"] == "UPDATE" && v["storageType"] == "CHANNEL"
+    });
+    assert_eq!(update["publisher"], "bob");
+    assert_eq!(update["data"]["metadata"]["color"]["value"], "red");
+    assert_eq!(update["data"]["metadata"]["color"]["authorUid"], "bob");
+
+    // A stale revision is refused and changes nothing (R138).
+    let out = run(
+        &[
+            "storage",
+            "channel",
+            "set",
+            "room",
+            "--user-id",
+            "bob",
+            "color=blue",
+            "--revision",
+            "color=7",
+        ],
+        &env,
+    );
+    assert!(!out.status.success(), "stale revision refused");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("-12014"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    json(&["storage", "user", "set", "--user-id", "bob", "mood=happy"]);
+    let user = alice.expect_json("bob's UPDATE", |v| {
+        v["event"] == "storage" && v["eventType"] == "UPDATE" && v["storageType"] == "USER"
+    });
+    assert_eq!(user["data"]["metadata"]["mood"]["value"], "happy");
+
+    let set_lock = json(&[
+        "lock",
+        "set",
+        "room",
+        "mic",
+        "--user-id",
+        "bob",
+        "--ttl",
+        "20",
+    ]);
+    assert_eq!(set_lock["event"], "setLockResponse");
+    json(&["lock", "acquire", "room", "mic", "--user-id", "bob"]);
+    let set = alice.expect_json("SET", |v| v["event"] == "lock" && v["eventType"] == "SET");
+    assert_eq!(set["ttl"], 20);
+    let acquired = alice.expect_json("ACQUIRED", |v| {
+        v["event"] == "lock" && v["eventType"] == "ACQUIRED"
+    });
+    assert_eq!(acquired["owner"], "bob");
+    // The command logged out when it ended, which released the lock at once.
+    let released = alice.expect_json("RELEASED", |v| {
+        v["event"] == "lock" && v["eventType"] == "RELEASED"
+    });
+    assert_eq!(released["owner"], "");
+    drop(alice);
+
+    // The metadata and the lock's definition outlive the server.
+    drop(server);
+    let server = serve();
+    let url = server.expect("listening on", |l| field(l, "listening on"));
+    let env = [
+        ("SWITCHBOARD_URL", url.as_str()),
+        ("SWITCHBOARD_APP_ID", app),
+    ];
+    let out = run(
+        &["storage", "channel", "get", "room", "--user-id", "carol"],
+        &env,
+    );
+    let got: Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .expect("a reply"),
+    )
+    .expect("JSON");
+    assert_eq!(got["metadata"]["color"]["value"], "red", "{got}");
+    assert_eq!(got["majorRevision"], 1);
+    let out = run(&["lock", "get", "room", "--user-id", "carol"], &env);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("\"mic\""), "{text}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
