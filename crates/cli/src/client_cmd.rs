@@ -137,7 +137,6 @@ async fn join_stream(
         be_quiet: presence.be_quiet,
         with_metadata: presence.with_metadata,
         with_lock: presence.with_lock,
-        ..Default::default()
     };
     channel
         .join(options)
