@@ -179,42 +179,14 @@ fn to_i64_count(v: usize) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// Sets the pragmas every connection uses.
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(Duration::from_secs(10))?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    Ok(())
-}
+use crate::sqlite::configure;
 
 impl SqliteHistory {
     /// Opens (creating if needed) the store in `dir` and starts its writer thread.
     /// Blocking (file system and schema work).
     pub fn open(dir: &Path, retention: HistoryRetention) -> Result<Self, EngineError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            EngineError::Unavailable(format!("history store: create {}: {e}", dir.display()))
-        })?;
-        let path = dir.join(FILE_NAME);
-        let conn = Connection::open(&path).map_err(db_err)?;
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(db_err)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(EngineError::Unavailable(format!(
-                "history store: journal mode {mode}, WAL unavailable"
-            )));
-        }
-        configure(&conn).map_err(db_err)?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(db_err)?;
-        if version > SCHEMA_VERSION {
-            return Err(EngineError::Unavailable(format!(
-                "history store: schema version {version} is newer than this build ({SCHEMA_VERSION})"
-            )));
-        }
-        conn.execute_batch(SCHEMA).map_err(db_err)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(db_err)?;
+        let (conn, path) =
+            crate::sqlite::open(dir, FILE_NAME, SCHEMA, SCHEMA_VERSION, "history store")?;
 
         let (queue, rx) = mpsc::channel(QUEUE);
         let counters = Arc::new(Counters::default());

@@ -6,6 +6,7 @@
 mod broker;
 mod history;
 mod presence;
+mod sqlite;
 mod storage;
 mod topics;
 

@@ -19,7 +19,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 use switchboard_engine::{
     Acquire, ChannelKey, ChannelKind, EngineError, Freed, Item, LockInfo, LockRejection, Locks,
     MetadataObject, MetadataStore, MetadataWrite, NO_CHECK, Rejection, WriteOp,
@@ -128,33 +127,7 @@ impl SqliteStorage {
     /// Opens (creating if needed) the store in `dir`, loads it and starts its writer
     /// thread. Blocking (file system and schema work).
     pub fn open(dir: &Path) -> Result<Self, EngineError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            EngineError::Unavailable(format!("storage: create {}: {e}", dir.display()))
-        })?;
-        let path = dir.join(FILE_NAME);
-        let conn = Connection::open(&path).map_err(db_err)?;
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(db_err)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(EngineError::Unavailable(format!(
-                "storage: journal mode {mode}, WAL unavailable"
-            )));
-        }
-        conn.busy_timeout(Duration::from_secs(10)).map_err(db_err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(db_err)?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(db_err)?;
-        if version > SCHEMA_VERSION {
-            return Err(EngineError::Unavailable(format!(
-                "storage: schema version {version} is newer than this build ({SCHEMA_VERSION})"
-            )));
-        }
-        conn.execute_batch(SCHEMA).map_err(db_err)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(db_err)?;
+        let (conn, path) = crate::sqlite::open(dir, FILE_NAME, SCHEMA, SCHEMA_VERSION, "storage")?;
         let state = load(&conn).map_err(db_err)?;
 
         let (queue, rx) = std::sync::mpsc::channel();
