@@ -654,12 +654,27 @@ impl Client {
             }
             None => {
                 let mut st = session.lock();
-                let pending = st.pending_states.entry(key).or_default();
-                let added = items.keys().filter(|k| !pending.contains_key(*k)).count();
-                if pending.len() + added > limits.max_state_keys {
+                // A session can enter at most this many channels, so it keeps state for
+                // no more than that many it is not in yet (each up to R128's size).
+                let most = limits.max_subscriptions + limits.max_stream_channels;
+                if !st.pending_states.contains_key(&key) && st.pending_states.len() >= most {
+                    return Err(Failure::new(
+                        ErrorCode::ChannelInstanceExceedLimitation,
+                        format!(
+                            "state is already kept for {most} channels not entered yet, as \
+                             many as a client can be in (R129)"
+                        ),
+                    ));
+                }
+                let kept = st.pending_states.get(&key);
+                let added = items
+                    .keys()
+                    .filter(|k| !kept.is_some_and(|p| p.contains_key(*k)))
+                    .count();
+                if kept.map_or(0, |p| p.len()) + added > limits.max_state_keys {
                     return Err(too_many_keys(&limits));
                 }
-                pending.extend(items);
+                st.pending_states.entry(key).or_default().extend(items);
             }
         }
         self.send(

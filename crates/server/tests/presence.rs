@@ -2435,3 +2435,35 @@ async fn r133_entering_without_presence_service_gets_error_out_of_service() {
     alice.publish(ROOM, "still subscribed").await;
     alice.expect_message(ROOM, "still subscribed").await;
 }
+
+/// R129: state kept for channels not entered yet is bounded per session by the number of
+/// channels a client can be in (max_subscriptions + max_stream_channels); one more
+/// channel is refused with −11005, the connection carries on, and what was kept still
+/// applies on entering.
+#[tokio::test]
+async fn r129_state_kept_before_entering_is_bounded_per_session() {
+    let server = TestServer::with(|c| {
+        limits(c, |l| {
+            l.max_subscriptions = 2;
+            l.max_stream_channels = 1;
+        })
+    })
+    .await;
+    let mut bob = Member::login(&server, "bob").await;
+    for channel in ["c1", "c2", "c3"] {
+        bob.set_state(MESSAGE, channel, &[("k", channel)]).await;
+    }
+    match bob.try_set_state(MESSAGE, "c4", &[("k", "c4")]).await {
+        Rep::Error(e) => assert_eq!(e.code, -11005, "{e:?}"),
+        other => panic!("a fourth channel's state is refused: {other:?}"),
+    }
+    // More keys for a channel already kept are fine.
+    bob.set_state(MESSAGE, "c1", &[("j", "1")]).await;
+    bob.sub_with("c1", true, false, &[]).await;
+    assert_eq!(
+        bob.get_state(MESSAGE, "c1", "bob").await,
+        st(&[("j", "1"), ("k", "c1")])
+    );
+    // Entering c1 frees its place: c4 fits now.
+    bob.set_state(MESSAGE, "c4", &[("k", "c4")]).await;
+}
