@@ -136,10 +136,15 @@ impl Drop for Turn<'_> {
 /// The optional engines a server runs with (each `None` = that service is off).
 #[derive(Default)]
 pub(crate) struct Engines {
+    /// Message history.
     pub history: Option<Arc<dyn HistoryStore>>,
+    /// Stream channel topic roles.
     pub topics: Option<Arc<dyn Topics>>,
+    /// Presence.
     pub presence: Option<Arc<dyn Presence>>,
+    /// Channel and user metadata.
     pub metadata: Option<Arc<dyn MetadataStore>>,
+    /// Locks.
     pub locks: Option<Arc<dyn Locks>>,
 }
 

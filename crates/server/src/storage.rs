@@ -24,8 +24,9 @@ pub(crate) struct Target {
     pub object: ChannelKey,
     /// The stream of its events (the channel, or `UserMetadata` + user id).
     pub events: ChannelKey,
-    /// Wire channel type and name for replies and events.
+    /// Wire channel type for replies and events.
     pub channel_type: pb::ChannelType,
+    /// The channel name, or the user id for USER.
     pub name: String,
 }
 
