@@ -792,6 +792,59 @@ impl Locks for SqliteStorage {
         Ok(freed)
     }
 
+    async fn owned_by(
+        &self,
+        app: &str,
+        user: &str,
+    ) -> Result<Vec<(ChannelKey, Arc<str>)>, EngineError> {
+        let st = self.inner.lock();
+        let mut owned = Vec::new();
+        for (channel, locks) in st.locks.iter().filter(|(k, _)| &*k.app == app) {
+            for (name, l) in locks {
+                if l.owner.as_deref() == Some(user) {
+                    owned.push((channel.clone(), name.clone()));
+                }
+            }
+        }
+        Ok(owned)
+    }
+
+    async fn due(&self, now_ms: u64) -> Result<Vec<(ChannelKey, Arc<str>, Arc<str>)>, EngineError> {
+        let st = self.inner.lock();
+        let mut due = Vec::new();
+        for (channel, locks) in st.locks.iter() {
+            for (name, l) in locks {
+                if let (Some(d), Some(owner)) = (l.deadline, &l.owner) {
+                    if d <= now_ms {
+                        due.push((channel.clone(), name.clone(), owner.clone()));
+                    }
+                }
+            }
+        }
+        Ok(due)
+    }
+
+    async fn expire(
+        &self,
+        channel: &ChannelKey,
+        lock: &str,
+        owner: &str,
+        now_ms: u64,
+    ) -> Result<Option<Freed>, EngineError> {
+        let mut st = self.inner.lock();
+        let Some(locks) = st.locks.get_mut(channel) else {
+            return Ok(None);
+        };
+        let Some((name, l)) = locks.iter_mut().find(|(n, _)| &***n == lock) else {
+            return Ok(None);
+        };
+        if l.owner.as_deref() != Some(owner) || l.deadline.is_none_or(|d| d > now_ms) {
+            return Ok(None);
+        }
+        let name = name.clone();
+        Ok(Some(free(channel, &name, l)))
+    }
+
     async fn release_all(&self, app: &str, user: &str) -> Result<Vec<Freed>, EngineError> {
         let mut st = self.inner.lock();
         let mut freed = Vec::new();

@@ -36,6 +36,7 @@ where
     owner_loss_expiry(&*factory()).await;
     owner_back_and_deadlines(&*factory()).await;
     release_all(&*factory()).await;
+    owned_due_and_expire(&*factory()).await;
     Box::pin(concurrent_cas_increments(&factory())).await;
     Box::pin(concurrent_create_and_acquire(&factory())).await;
 }
@@ -1227,6 +1228,96 @@ pub async fn owner_back_and_deadlines<E: Locks + ?Sized>(e: &E) {
     e.owner_back("back", "nobody")
         .await
         .expect("owner_back of a user without locks");
+}
+
+/// The step-by-step forms: `owned_by` lists a user's locks in one app; `due` lists the
+/// locks whose deadline passed; `expire` frees one of them only if the owner still holds
+/// it and its deadline passed, handing over to the next waiter (R153).
+pub async fn owned_due_and_expire<E: Locks + ?Sized>(e: &E) {
+    let ch = key("ode", ChannelKind::Message, "locks");
+    let other = key("ode-other", ChannelKind::Message, "locks");
+    for (c, l) in [(&ch, "a"), (&ch, "b"), (&other, "c")] {
+        define(e, c, l, 10).await;
+    }
+    for (c, l, u, wait) in [
+        (&ch, "a", "alice", false),
+        (&ch, "a", "bob", true),
+        (&ch, "b", "alice", false),
+        (&other, "c", "alice", false),
+    ] {
+        acquire(e, c, l, u, wait).await.expect("acquire");
+    }
+    let mut owned = e.owned_by("ode", "alice").await.expect("owned_by");
+    owned.sort();
+    let names: Vec<&str> = owned.iter().map(|(_, l)| &**l).collect();
+    assert_eq!(
+        names,
+        ["a", "b"],
+        "owned_by lists the user's locks of that app only"
+    );
+    assert!(owned.iter().all(|(c, _)| *c == ch));
+    assert!(e.owned_by("ode", "bob").await.expect("owned_by").is_empty());
+
+    let t = 50_000_000u64;
+    e.owner_lost("ode", "alice", t).await.expect("owner_lost");
+    assert!(
+        e.due(t + 9_999)
+            .await
+            .expect("due")
+            .iter()
+            .all(|(c, _, _)| c.app.as_ref() != "ode"),
+        "nothing is due before the ttl (R153)"
+    );
+    let mut due: Vec<_> = e
+        .due(t + 10_000)
+        .await
+        .expect("due")
+        .into_iter()
+        .filter(|(c, _, _)| c.app.as_ref() == "ode")
+        .collect();
+    due.sort();
+    assert_eq!(
+        due.len(),
+        2,
+        "both of alice's locks in that app are due: {due:?}"
+    );
+    assert!(
+        e.expire(&ch, "a", "bob", t + 10_000)
+            .await
+            .expect("expire")
+            .is_none(),
+        "expire names the owner it expires"
+    );
+    assert!(
+        e.expire(&ch, "a", "alice", t + 9_999)
+            .await
+            .expect("expire")
+            .is_none(),
+        "not before the deadline"
+    );
+    let f = e
+        .expire(&ch, "a", "alice", t + 10_000)
+        .await
+        .expect("expire")
+        .expect("freed");
+    assert_eq!(
+        f,
+        freed(&ch, "a", 10, Some("alice"), Some("bob")),
+        "handed to the waiter"
+    );
+    assert_eq!(owner(e, &ch, "a").await.as_deref(), Some("bob"));
+    assert!(
+        e.expire(&ch, "a", "alice", t + 10_000)
+            .await
+            .expect("expire")
+            .is_none(),
+        "only once"
+    );
+    let due_after = e.due(t + 10_000).await.expect("due");
+    assert!(
+        !due_after.iter().any(|(c, l, _)| *c == ch && &**l == "a"),
+        "the new owner does not inherit the deadline"
+    );
 }
 
 /// `release_all` frees every lock the user owns in that app (handing over to waiters)

@@ -77,6 +77,9 @@ pub struct Freed {
 ///   at or before `now_ms` (handing over to waiters) and returns them.
 /// - `release_all` frees every lock `user` of `app` owns and takes the user out of every
 ///   line (logout, session end).
+/// - `owned_by` lists a user's locks; `due` lists the locks whose deadline passed and
+///   `expire` frees one of them (the step-by-step forms of `release_all` and
+///   `expire_due`, for callers that order each change with its events).
 #[async_trait::async_trait]
 pub trait Locks: Send + Sync + 'static {
     /// Defines a lock.
@@ -142,4 +145,25 @@ pub trait Locks: Send + Sync + 'static {
 
     /// Frees every lock of the user and takes it out of every line.
     async fn release_all(&self, app: &str, user: &str) -> Result<Vec<Freed>, EngineError>;
+
+    /// The locks `user` of `app` owns: (channel, lock), so that a caller can free them
+    /// one at a time, each in its channel's order.
+    async fn owned_by(
+        &self,
+        app: &str,
+        user: &str,
+    ) -> Result<Vec<(ChannelKey, Arc<str>)>, EngineError>;
+
+    /// The locks whose deadline is at or before `now_ms`: (channel, lock, owner).
+    async fn due(&self, now_ms: u64) -> Result<Vec<(ChannelKey, Arc<str>, Arc<str>)>, EngineError>;
+
+    /// Frees one lock whose deadline passed, if `owner` still owns it and its deadline is
+    /// at or before `now_ms` (handing over to the next waiter); `None` otherwise.
+    async fn expire(
+        &self,
+        channel: &ChannelKey,
+        lock: &str,
+        owner: &str,
+        now_ms: u64,
+    ) -> Result<Option<Freed>, EngineError>;
 }

@@ -314,11 +314,23 @@ pub(crate) async fn session_ended(node: &Node, session: &Session) {
     let Some(locks) = node.locks.clone() else {
         return;
     };
+    // One lock at a time, each under its channel's turn, so that its RELEASED (and the
+    // next owner's ACQUIRED) are in order with every other change of the channel.
+    match locks.owned_by(&session.app_id, &session.user).await {
+        Ok(owned) => {
+            for (channel, lock) in owned {
+                let _turn = node.turns.take(&channel).await;
+                if let Ok(Ok(f)) = locks.release(&channel, &lock, &session.user).await {
+                    freed(node, f, session.user.clone(), false).await;
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "locks of an ended session not listed"),
+    }
+    // Whatever is left (a line the user still stands in on another node).
     match locks.release_all(&session.app_id, &session.user).await {
         Ok(all) => {
             for f in all {
-                // The engine step is done; only the events take the channel's turn (a
-                // change by someone else in between may report before this one).
                 let _turn = node.turns.take(&f.channel).await;
                 freed(node, f, session.user.clone(), false).await;
             }
@@ -339,12 +351,17 @@ pub(crate) async fn sweep(node: Arc<Node>) {
             _ = tokio::time::sleep(SWEEP_EVERY) => {}
             _ = shutdown.changed() => return,
         }
-        match locks.expire_due(now_ms()).await {
+        let now = now_ms();
+        match locks.due(now).await {
             Ok(due) => {
-                for f in due {
-                    let former = f.former.clone().unwrap_or_else(|| "".into());
-                    let _turn = node.turns.take(&f.channel).await;
-                    freed(&node, f, former, true).await;
+                for (channel, lock, owner) in due {
+                    // Freed under the channel's turn, so the events keep its order.
+                    let _turn = node.turns.take(&channel).await;
+                    match locks.expire(&channel, &lock, &owner, now).await {
+                        Ok(Some(f)) => freed(&node, f, owner, true).await,
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %e, "lock expiry failed"),
+                    }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "lock expiry sweep failed"),
