@@ -101,7 +101,7 @@ struct LockState {
 
 #[derive(Default)]
 struct State {
-    objects: HashMap<ChannelKey, MetadataObject>,
+    objects: HashMap<ChannelKey, Arc<MetadataObject>>,
     locks: HashMap<ChannelKey, BTreeMap<Arc<str>, LockState>>,
     /// Sequence number of the last write queued to the writer.
     queued: u64,
@@ -245,7 +245,7 @@ fn load(conn: &Connection) -> rusqlite::Result<State> {
     for row in rows {
         let (app, kind, name, major) = row?;
         if let Some(k) = key(app, kind, name) {
-            st.objects.entry(k).or_default().major_revision = major;
+            Arc::make_mut(st.objects.entry(k).or_default()).major_revision = major;
         }
     }
     let mut q = conn.prepare(
@@ -266,7 +266,9 @@ fn load(conn: &Connection) -> rusqlite::Result<State> {
     for row in rows {
         let ((app, kind, name), k, item) = row?;
         if let Some(obj) = key(app, kind, name) {
-            st.objects.entry(obj).or_default().items.insert(k, item);
+            Arc::make_mut(st.objects.entry(obj).or_default())
+                .items
+                .insert(k, item);
         }
     }
     let mut q = conn.prepare("SELECT app, kind, name, lock, ttl FROM locks")?;
@@ -437,13 +439,8 @@ fn tracing_free_log(e: &EngineError) {
     eprintln!("switchboard storage: commit failed, refusing further writes: {e}");
 }
 
-/// Applies `write` to `obj` in place, or says why not (then `obj` is unchanged).
-/// Returns the rows to store.
-fn apply(
-    key: &ChannelKey,
-    obj: &MetadataObject,
-    write: &MetadataWrite,
-) -> Result<(MetadataObject, Vec<Row>), Rejection> {
+/// Checks `write`'s guards against `obj` (R136, R138, R139); nothing changes.
+fn check(obj: &MetadataObject, write: &MetadataWrite) -> Result<(), Rejection> {
     let exists = !obj.items.is_empty();
     match write.major_revision {
         NO_CHECK => {}
@@ -489,8 +486,12 @@ fn apply(
             }
         }
     }
-    let mut next = obj.clone();
-    let major = obj.major_revision.max(0) + 1;
+    Ok(())
+}
+
+/// Applies a checked `write` to `next` in place; returns the rows to store.
+fn apply(key: &ChannelKey, next: &mut MetadataObject, write: &MetadataWrite) -> Vec<Row> {
+    let major = next.major_revision.max(0) + 1;
     next.major_revision = major;
     let mut rows = vec![Row::Major(key.clone(), major)];
     match write.op {
@@ -518,7 +519,7 @@ fn apply(
             }
         }
     }
-    Ok((next, rows))
+    rows
 }
 
 fn owns(st: &State, channel: &ChannelKey, lock: &str, user: &str) -> bool {
@@ -549,7 +550,7 @@ impl MetadataStore for SqliteStorage {
         &self,
         object: &ChannelKey,
         write: MetadataWrite,
-    ) -> Result<Result<MetadataObject, Rejection>, EngineError> {
+    ) -> Result<Result<Arc<MetadataObject>, Rejection>, EngineError> {
         self.inner.check_up()?;
         let (answer, after) = {
             let mut st = self.inner.lock();
@@ -558,20 +559,25 @@ impl MetadataStore for SqliteStorage {
                     return Ok(Err(Rejection::LockNotHeld));
                 }
             }
-            let current = st.objects.get(object).cloned().unwrap_or_default();
-            let (next, rows) = match apply(object, &current, &write) {
-                Ok(done) => done,
-                Err(rejected) => return Ok(Err(rejected)),
+            let checked = match st.objects.get(object) {
+                Some(current) => check(current, &write),
+                None => check(&MetadataObject::default(), &write),
             };
-            let answer = self.inner.enqueue(&mut st, rows);
-            st.objects.insert(object.clone(), next.clone());
-            (answer, next)
+            if let Err(rejected) = checked {
+                return Ok(Err(rejected));
+            }
+            // In place unless a reader still holds the previous version (copy on
+            // write): a write costs no copy of the whole object.
+            let current = st.objects.entry(object.clone()).or_default();
+            let rows = apply(object, Arc::make_mut(current), &write);
+            let after = current.clone();
+            (self.inner.enqueue(&mut st, rows), after)
         };
         self.inner.committed(answer).await?;
         Ok(Ok(after))
     }
 
-    async fn get(&self, object: &ChannelKey) -> Result<MetadataObject, EngineError> {
+    async fn get(&self, object: &ChannelKey) -> Result<Arc<MetadataObject>, EngineError> {
         let (seq, obj) = {
             let st = self.inner.lock();
             (

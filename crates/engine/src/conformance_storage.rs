@@ -116,7 +116,7 @@ fn rev(o: &MetadataObject, k: &str) -> i64 {
 }
 
 async fn get<E: MetadataStore + ?Sized>(e: &E, ch: &ChannelKey) -> MetadataObject {
-    e.get(ch).await.expect("engine error on get")
+    MetadataObject::clone(&e.get(ch).await.expect("engine error on get"))
 }
 
 /// Applies `w`, which must be accepted; checks that the returned object is what `get`
@@ -130,6 +130,7 @@ async fn accepted<E: MetadataStore + ?Sized>(
     let shown = format!("{w:?}");
     match e.write(ch, w).await.expect("engine error on write") {
         Ok(o) => {
+            let o = MetadataObject::clone(&o);
             assert_eq!(
                 get(e, ch).await,
                 o,

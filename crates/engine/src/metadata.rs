@@ -102,7 +102,8 @@ pub enum Rejection {
 /// - `write` checks the lock gate, the major revision guard and every item guard; if
 ///   any fails it changes nothing and returns the [`Rejection`]. Otherwise it applies
 ///   every item (R142), increases the major revision by one and gives every written
-///   item that revision, and returns the whole object after the write. It returns only
+///   item that revision, and returns the whole object after the write (shared: the
+///   engine may keep the same `Arc`). It returns only
 ///   once the write is durable (R: an acknowledged write survives a crash).
 /// - Object existence for guard 0 (R139): an object exists while it has items.
 /// - `get` returns the object; a never-written one is empty with major revision −1.
@@ -113,8 +114,8 @@ pub trait MetadataStore: Send + Sync + 'static {
         &self,
         object: &ChannelKey,
         write: MetadataWrite,
-    ) -> Result<Result<MetadataObject, Rejection>, EngineError>;
+    ) -> Result<Result<Arc<MetadataObject>, Rejection>, EngineError>;
 
     /// The whole object.
-    async fn get(&self, object: &ChannelKey) -> Result<MetadataObject, EngineError>;
+    async fn get(&self, object: &ChannelKey) -> Result<Arc<MetadataObject>, EngineError>;
 }
