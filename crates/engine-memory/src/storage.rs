@@ -173,6 +173,19 @@ impl Inner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Gives every lock `user` of `app` owns the deadline "its ttl after `lost_at`", or
+    /// clears them (`None`).
+    fn set_deadlines(&self, app: &str, user: &str, lost_at: Option<u64>) {
+        let mut st = self.lock();
+        for (_, locks) in st.locks.iter_mut().filter(|(k, _)| &*k.app == app) {
+            for l in locks.values_mut() {
+                if l.owner.as_deref() == Some(user) {
+                    l.deadline = lost_at.map(|t| t.saturating_add(u64::from(l.ttl_s) * 1000));
+                }
+            }
+        }
+    }
+
     fn check_up(&self) -> Result<(), EngineError> {
         if self.failed.load(Ordering::Acquire) {
             return Err(EngineError::Unavailable(
@@ -762,26 +775,12 @@ impl Locks for SqliteStorage {
     }
 
     async fn owner_lost(&self, app: &str, user: &str, now_ms: u64) -> Result<(), EngineError> {
-        let mut st = self.inner.lock();
-        for (_, locks) in st.locks.iter_mut().filter(|(k, _)| &*k.app == app) {
-            for l in locks.values_mut() {
-                if l.owner.as_deref() == Some(user) {
-                    l.deadline = Some(now_ms + u64::from(l.ttl_s) * 1000);
-                }
-            }
-        }
+        self.inner.set_deadlines(app, user, Some(now_ms));
         Ok(())
     }
 
     async fn owner_back(&self, app: &str, user: &str) -> Result<(), EngineError> {
-        let mut st = self.inner.lock();
-        for (_, locks) in st.locks.iter_mut().filter(|(k, _)| &*k.app == app) {
-            for l in locks.values_mut() {
-                if l.owner.as_deref() == Some(user) {
-                    l.deadline = None;
-                }
-            }
-        }
+        self.inner.set_deadlines(app, user, None);
         Ok(())
     }
 

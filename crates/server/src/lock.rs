@@ -112,11 +112,7 @@ fn engine(node: &Node) -> Result<Arc<dyn Locks>, Failure> {
 }
 
 fn wire_type(key: &ChannelKey) -> i32 {
-    if key.kind == ChannelKind::Stream {
-        pb::ChannelType::Stream as i32
-    } else {
-        pb::ChannelType::Message as i32
-    }
+    crate::presence::wire_type(key.kind)
 }
 
 /// The channel of a lock call: MESSAGE or STREAM (USER fails with −10019).

@@ -148,6 +148,11 @@ impl Session {
         ChannelKey::new(self.app_id.clone(), ChannelKind::Stream, name)
     }
 
+    /// The stream of one user's metadata events (subscribeUserMetadata).
+    pub fn user_metadata_key(&self, user: &str) -> ChannelKey {
+        ChannelKey::new(self.app_id.clone(), ChannelKind::UserMetadata, user)
+    }
+
     /// The key of one of this app's MESSAGE channels.
     pub fn message_key(&self, name: &str) -> ChannelKey {
         ChannelKey::new(self.app_id.clone(), ChannelKind::Message, name)

@@ -254,7 +254,7 @@ async fn user_snapshot(node: &Node, session: &Session, user: &str) -> Option<Bod
 /// Stops every user-metadata subscription of an ending session.
 pub(crate) async fn session_ended(node: &Node, session: &Session, users: Vec<Arc<str>>) {
     for user in users {
-        let key = ChannelKey::new(session.app_id.clone(), ChannelKind::UserMetadata, user);
+        let key = session.user_metadata_key(&user);
         node.hub.unsubscribe(&*node.broker, &key, session.id).await;
     }
 }
@@ -378,11 +378,7 @@ impl Client {
                 ));
             }
         }
-        let key = ChannelKey::new(
-            session.app_id.clone(),
-            ChannelKind::UserMetadata,
-            user.clone(),
-        );
+        let key = session.user_metadata_key(&user);
         session.outlet.hold(&self.out, key.clone());
         let sub = Subscriber {
             session: session.id,
@@ -435,11 +431,7 @@ impl Client {
                 format!("not subscribed to the metadata of {}", req.user_id),
             ));
         }
-        let key = ChannelKey::new(
-            session.app_id.clone(),
-            ChannelKind::UserMetadata,
-            req.user_id.as_str(),
-        );
+        let key = session.user_metadata_key(&req.user_id);
         self.node
             .hub
             .unsubscribe(&*self.node.broker, &key, session.id)
@@ -459,11 +451,7 @@ impl Client {
     pub(crate) async fn resume_user_metadata(&mut self, session: &Arc<Session>) {
         let users: Vec<Arc<str>> = session.lock().user_metadata.iter().cloned().collect();
         for user in users {
-            let key = ChannelKey::new(
-                session.app_id.clone(),
-                ChannelKind::UserMetadata,
-                user.clone(),
-            );
+            let key = session.user_metadata_key(&user);
             session.outlet.hold(&self.out, key.clone());
             let position = self.node.broker.position(&key).await.unwrap_or_default();
             if let Some(snapshot) = user_snapshot(&self.node, session, &user).await {
