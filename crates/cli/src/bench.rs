@@ -209,6 +209,85 @@ async fn target_with(
     Ok((format!("ws://{addr}"), IN_PROCESS_APP.to_string(), None))
 }
 
+/// When a fanout publisher may send its next message: the closed loop's window (message
+/// n goes once message n−K reached every subscriber) or the open loop's tick.
+struct Pace {
+    shared: Arc<Shared>,
+    p: u32,
+    window: Option<u64>,
+    tick: Option<tokio::time::Interval>,
+}
+
+impl Pace {
+    /// Waits until message `seq` may go; false once the run is stopping.
+    async fn ready(&mut self, seq: u64) -> bool {
+        let shared = &self.shared;
+        if let Some(k) = self.window {
+            if seq >= k {
+                let ring = &shared.rings[self.p as usize];
+                let slot = &ring[((seq - k) as usize) % ring.len()];
+                while slot.load(Ordering::Acquire) < shared.subscribers {
+                    if shared.stop.load(Ordering::Relaxed) {
+                        return false;
+                    }
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(100),
+                        shared.wake[self.p as usize].notified(),
+                    )
+                    .await;
+                }
+                slot.store(0, Ordering::Release);
+            }
+        } else if let Some(t) = self.tick.as_mut() {
+            t.tick().await;
+        }
+        !shared.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// A raw fanout publisher: sends each message as soon as its pace allows, without
+/// waiting for the reply to the one before (the window bounds what is in flight), and
+/// reads the replies as they come. Any refused publish fails the run.
+async fn raw_publisher(
+    mut c: raw::RawClient,
+    mut pace: Pace,
+    channel: String,
+    size: usize,
+) -> anyhow::Result<u64> {
+    let mut seq = 0u64;
+    let mut refused = 0u64;
+    loop {
+        tokio::select! {
+            biased;
+            m = c.ws.next() => match m {
+                Some(Ok(Message::Binary(b))) => {
+                    for m in raw::decode(b) {
+                        if !matches!(m, Ok(m) if m.error.is_none() && m.closing.is_none()) {
+                            refused += 1;
+                        }
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => bail!("publisher connection lost"),
+            },
+            go = pace.ready(seq) => {
+                if !go {
+                    break;
+                }
+                let payload = encode_payload(size, pace.p, seq, report::clock_us());
+                let msg = c.publish(false, &channel, payload);
+                c.ws.send(msg).await.context("publish")?;
+                seq += 1;
+            }
+        }
+    }
+    refused += c.finish().await;
+    if refused > 0 {
+        bail!("{refused} publish(es) refused or undecodable");
+    }
+    Ok(seq)
+}
+
 /// The login token of `user`: minted from the certificate, else empty ("no token").
 fn token(app: &str, cert: Option<&str>, user: &str) -> anyhow::Result<String> {
     match cert {
@@ -532,34 +611,26 @@ async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
         .collect();
     let mut pub_tasks = Vec::new();
     for p in 0..a.publishers {
-        let client = login(&url, &app, cert.as_deref(), &format!("bench-pub-{p}")).await?;
+        let user = format!("bench-pub-{p}");
         let shared = shared.clone();
         let (channel, size, window, rate) = (a.channel.clone(), a.size, a.window, a.rate);
+        let pace = Pace {
+            shared,
+            p,
+            window,
+            tick: rate
+                .map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / r.max(1) as f64))),
+        };
+        if a.raw {
+            let client = raw::RawClient::login(&url, &app, cert.as_deref(), &user).await?;
+            pub_tasks.push(tokio::spawn(raw_publisher(client, pace, channel, size)));
+            continue;
+        }
+        let client = login(&url, &app, cert.as_deref(), &user).await?;
         pub_tasks.push(tokio::spawn(async move {
+            let mut pace = pace;
             let mut seq = 0u64;
-            let mut tick =
-                rate.map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / r.max(1) as f64)));
-            let ring = &shared.rings[p as usize];
-            while !shared.stop.load(Ordering::Relaxed) {
-                if let Some(k) = window {
-                    if seq >= k {
-                        let slot = &ring[((seq - k) as usize) % ring.len()];
-                        while slot.load(Ordering::Acquire) < shared.subscribers {
-                            if shared.stop.load(Ordering::Relaxed) {
-                                let _ = client.logout().await;
-                                return anyhow::Ok(seq);
-                            }
-                            let _ = tokio::time::timeout(
-                                Duration::from_millis(100),
-                                shared.wake[p as usize].notified(),
-                            )
-                            .await;
-                        }
-                        slot.store(0, Ordering::Release);
-                    }
-                } else if let Some(t) = tick.as_mut() {
-                    t.tick().await;
-                }
+            while pace.ready(seq).await {
                 let micros = report::clock_us();
                 let payload = encode_payload(size, p, seq, micros);
                 client
