@@ -240,7 +240,11 @@ impl Inner {
         };
         let connect = tokio::time::timeout_at(
             deadline,
-            tokio_tungstenite::connect_async(self.config.url()),
+            tokio_tungstenite::connect_async_with_config(
+                self.config.url(),
+                Some(crate::ws_config()),
+                true,
+            ),
         )
         .await;
         let ws = match connect {

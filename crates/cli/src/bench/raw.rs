@@ -108,9 +108,13 @@ impl RawClient {
         cert: Option<&str>,
         user: &str,
     ) -> anyhow::Result<RawClient> {
-        let (ws, _) = tokio_tungstenite::connect_async(ws_url(url))
-            .await
-            .with_context(|| format!("{user}: connect to {url}"))?;
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(
+            ws_url(url),
+            Some(switchboard_client::ws_config()),
+            true,
+        )
+        .await
+        .with_context(|| format!("{user}: connect to {url}"))?;
         let mut c = RawClient { ws, next_id: 1 };
         let token = match cert {
             Some(_) => super::token(app, cert, user)?,
