@@ -63,6 +63,11 @@ enum Command {
     Bench(bench::BenchCommand),
 }
 
+/// mimalloc instead of glibc malloc: the server allocates and frees small buffers per
+/// message on one thread (see docs/benchmarks.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
