@@ -92,7 +92,7 @@ for peer in $PEERS; do
     if [ "$peer" = switchboard ]; then
       taskset -c 1 "$SB" bench fanout --raw --app-id "$APP" "${common[@]}" >"$out" 2>"$work/$peer-$shape.err"
     else
-      taskset -c 1 "$LOAD" "$peer" "${common[@]}" >"$out" 2>"$work/$peer-$shape.err"
+      taskset -c 1 "$LOAD" fanout "$peer" "${common[@]}" >"$out" 2>"$work/$peer-$shape.err"
     fi
     rc=$?
     stop_server
