@@ -27,7 +27,7 @@ pub use presence::{Departed, Expired, Member, MemberPage, Presence, State};
 pub use topics::{TopicInfo, TopicPublisher, Topics};
 pub use types::{
     ChannelKey, ChannelKind, EngineError, EventKind, MessageKind, Publication, PublishOptions,
-    PublishOutcome, RateLimit, Recovery, Retention, StreamPosition,
+    PublishOutcome, RateLimit, Recovery, Retention, StreamPosition, shared_str,
 };
 
 pub use history::{

@@ -4,6 +4,17 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `s` as a shared string; the empty string (no topic, no custom type: most
+/// publications) is one shared allocation instead of one per publication.
+pub fn shared_str(s: &str) -> Arc<str> {
+    static EMPTY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    if s.is_empty() {
+        EMPTY.get_or_init(|| Arc::from("")).clone()
+    } else {
+        Arc::from(s)
+    }
+}
+
 /// Which kind of channel a key names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ChannelKind {

@@ -352,9 +352,9 @@ pub(crate) async fn publish_event(
     let publication = Publication {
         publisher: publisher.into(),
         kind: MessageKind::Event(kind),
-        custom_type: "".into(),
+        custom_type: switchboard_engine::shared_str(""),
         payload: bytes::Bytes::from(payload),
-        topic: "".into(),
+        topic: switchboard_engine::shared_str(""),
         send_ts: 0,
         timestamp_ms: now,
         position: Default::default(),

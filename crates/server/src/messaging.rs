@@ -255,26 +255,33 @@ impl Client {
         let publication = Publication {
             publisher: session.user.clone(),
             kind: message_kind,
-            custom_type: req.custom_type.as_str().into(),
+            custom_type: switchboard_engine::shared_str(&req.custom_type),
             payload: Bytes::clone(&req.payload),
-            topic: "".into(),
+            topic: switchboard_engine::shared_str(""),
             send_ts: 0,
             timestamp_ms: now_ms(),
             position: Default::default(),
         };
-        let stored = history.as_ref().map(|_| publication.clone());
-        let hkey =
-            crate::history::history_key(&session.app_id, kind, &req.channel_name, &session.user);
+        // Only a message stored in history needs its copy and its history key.
+        let stored = history.as_ref().map(|_| {
+            let hkey = crate::history::history_key(
+                &session.app_id,
+                kind,
+                &req.channel_name,
+                &session.user,
+            );
+            (hkey, publication.clone())
+        });
         let result = self.node.broker.publish(&key, publication, &options).await;
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(EngineError::NoReceiver) => {
                 let offline = format!("user {} is not online (R71)", req.channel_name);
-                let (Some(store), Some(p)) = (&history, &stored) else {
+                let (Some(store), Some((hkey, p))) = (&history, &stored) else {
                     return Err(Failure::new(ErrorCode::ChannelReceiverOffline, offline));
                 };
                 // Offline but asked to store: the message waits in the history.
-                return Err(match crate::history::append(&**store, &hkey, p).await {
+                return Err(match crate::history::append(&**store, hkey, p).await {
                     Ok(_) => Failure::new(
                         ErrorCode::ChannelReceiverOfflineButStoreSucceeded,
                         format!("{offline}; the message was stored in history"),
@@ -296,11 +303,11 @@ impl Client {
             }
             Err(other) => return Err(engine_failure(&other)),
         };
-        if let (Some(store), Some(p)) = (&history, &stored) {
+        if let (Some(store), Some((hkey, p))) = (&history, &stored) {
             // Stored after delivery; the reply waits for the commit, so an acknowledged
             // storeInHistory survives a crash. A retried duplicate is stored once.
             if !outcome.duplicate {
-                if let Err(e) = crate::history::append(&**store, &hkey, p).await {
+                if let Err(e) = crate::history::append(&**store, hkey, p).await {
                     return Err(Failure::new(
                         ErrorCode::ChannelMessageDeliveredButStoreFailed,
                         format!("delivered, but storing in history failed: {e}"),

@@ -232,14 +232,21 @@ pub(crate) async fn run_writer<S>(
             while let Some(first) = taken.pop_front() {
                 let payload = match taken.front() {
                     Some(next) if first.len() + next.len() <= batch_bytes => {
-                        let mut buf = BytesMut::with_capacity(batch_bytes);
-                        buf.extend_from_slice(&first);
-                        while let Some(next) = taken.front() {
-                            if buf.len() + next.len() > batch_bytes {
+                        // Sized exactly: a 64 KiB buffer per write made the allocator
+                        // fault in fresh pages all the time (docs/benchmarks.md).
+                        let mut len = first.len();
+                        let mut count = 0;
+                        for chunk in taken.iter() {
+                            if len + chunk.len() > batch_bytes {
                                 break;
                             }
-                            buf.extend_from_slice(next);
-                            taken.pop_front();
+                            len += chunk.len();
+                            count += 1;
+                        }
+                        let mut buf = BytesMut::with_capacity(len);
+                        buf.extend_from_slice(&first);
+                        for chunk in taken.drain(..count) {
+                            buf.extend_from_slice(&chunk);
                         }
                         buf.freeze()
                     }
