@@ -151,6 +151,10 @@ shape_args() {
 }
 shape_name() { case $1 in w*) echo "window ${1#w}";; r*) echo "rate ${1#r}/s";; p2p) echo "p2p $PAIRS pairs, window $P2P_WINDOW";; esac; }
 scenario() { [ "$1" = p2p ] && echo p2p || echo fanout; }
+# Busy seconds of cores 0 and 1 so far (user+nice+system+irq+softirq+steal), to tell how
+# much of each core went to processes other than the server and the load generator
+# (another bench or build on the machine: not always visible from here).
+core_busy() { awk '/^cpu[01] /{printf "%.2f ", ($2+$3+$4+$7+$8+$9)/100}' /proc/stat; }
 
 results="$work/results.jsonl"
 : > "$results"
@@ -163,6 +167,7 @@ for run in $(seq 1 "$RUNS"); do
       sleep 0.3
       common=(--size "$SIZE" $(shape_args "$shape") --duration "$DURATION" --url "$URL" --server-pid "$SPID")
       out="$work/$peer-$tag.out"
+      busy0=$(core_busy); t0=$(date +%s.%N)
       if [ "$peer" = switchboard ]; then
         taskset -c 1 "$SB" bench "$(scenario "$shape")" --raw --app-id "$APP" "${common[@]}" >"$out" 2>"$work/$peer-$tag.err"
       else
@@ -170,16 +175,23 @@ for run in $(seq 1 "$RUNS"); do
           --app-key "$PUSHER_KEY" --app-secret "$PUSHER_SECRET" >"$out" 2>"$work/$peer-$tag.err"
       fi
       rc=$?
+      busy1=$(core_busy); t1=$(date +%s.%N)
       stop_server
       last=$(grep '^{' "$out" | tail -1)
       if [ -z "$last" ]; then
         echo "   no result (exit $rc): $(grep -v '^ \+[0-9]*:\|^ \+at ' "$work/$peer-$tag.err" | tail -3 | tr '\n' ' ')" >&2
         continue
       fi
-      python3 - "$peer" "$shape" "$run" "$last" >>"$results" <<'PY'
+      python3 - "$peer" "$shape" "$run" "$last" "$busy0" "$busy1" "$t0" "$t1" >>"$results" <<'PY'
 import json, sys
 peer, shape, run, line = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+b0, b1 = [float(x) for x in sys.argv[5].split()], [float(x) for x in sys.argv[6].split()]
 d = json.loads(line); d["peer"] = peer; d["shape"] = shape; d["run"] = run
+c = d.get("cpu", {})
+# What else ran on each core during the run (the bench process's own share excluded).
+d["others"] = {"wall_s": float(sys.argv[8]) - float(sys.argv[7]),
+               "core0_s": b1[0] - b0[0] - (c.get("server_cpu_s") or 0),
+               "core1_s": b1[1] - b0[1] - (c.get("load_cpu_s") or 0)}
 print(json.dumps(d))
 PY
       grep -E 'deliveries/s|messages/s|latency p50|rtt p50|missing|CPU' "$out" | sed 's/^/   /' >&2
@@ -200,7 +212,7 @@ for r in rows:
         ref.setdefault(r["scenario"], set(r))
 for r in rows:
     k = ref.get(r["scenario"])
-    if k is not None and set(r) != k:
+    if k is not None and set(r) != k:  # both have peer, shape, run, others added here
         print(f"warning: {r['peer']} {r['shape']} JSON keys differ: {sorted(set(r) ^ k)}", file=sys.stderr)
 
 def med(xs):
@@ -209,6 +221,11 @@ def med(xs):
 def cpu_pct(r, key):
     c = r.get("cpu", {}); v = c.get(key); w = c.get("wall_s")
     return 100 * v / w if v is not None and w else None
+def others(rs):
+    def pct(r, core):
+        o = r.get("others", {}); w = o.get("wall_s")
+        return max(0, 100 * o[core] / w) if w else None
+    return f"{f(med([pct(r, 'core0_s') for r in rs]), '.0f')} / {f(med([pct(r, 'core1_s') for r in rs]), '.0f')} %"
 def us_per(r, count_key):
     v = r.get("cpu", {}).get("server_cpu_s"); n = r.get(count_key)
     return v * 1e6 / n if v is not None and n else None
@@ -232,14 +249,16 @@ print(f"{now:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, {dur} s per run, {runs
       "missing / out of order are totals over all runs. CPU % is of one core over the run's wall time "
       "(connect + measure + drain). Load CPU near 100 % means the figure is bounded by the load "
       "generator, not the server; server µs per delivery / message (server CPU over the whole run "
-      "divided by what was delivered) is then the fairer comparison.\n")
+      "divided by what was delivered) is then the fairer comparison. \"Others\" is what the rest of "
+      "the machine (other benches, builds) took of core 0 / core 1 during the run: a run where it is "
+      "not near 0 was disturbed.\n")
 
 fan = [key for key in order if key[1] != "p2p"]
 if fan:
     sb = {s: med([r["deliveries_per_s"] for r in cells[(p, s)]]) for (p, s) in fan if p == "switchboard"}
     print(f"**Fanout**: 1 publisher, {subs} subscribers (one connection each), {size} B payloads.\n")
-    print("| peer | shape | deliveries/s | runs | p50 ms | p99 ms | missing | out of order | server CPU | server µs / delivery | load CPU | Switchboard / peer |")
-    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| peer | shape | deliveries/s | runs | p50 ms | p99 ms | missing | out of order | server CPU | server µs / delivery | load CPU | others | Switchboard / peer |")
+    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     shapes = []
     for _, s in fan:
         if s not in shapes:
@@ -257,7 +276,7 @@ if fan:
                   f"{f(med([r['latency_ms']['p50'] for r in rs]), '.1f')} | {f(med([r['latency_ms']['p99'] for r in rs]), '.1f')} | "
                   f"{sum(r['missing'] for r in rs):,} | {sum(r['out_of_order'] for r in rs):,} | "
                   f"{f(med([cpu_pct(r, 'server_cpu_s') for r in rs]), '.0f')} % | {f(med([us_per(r, 'deliveries') for r in rs]), '.2f')} | "
-                  f"{f(med([cpu_pct(r, 'load_cpu_s') for r in rs]), '.0f')} % | {ratio} |")
+                  f"{f(med([cpu_pct(r, 'load_cpu_s') for r in rs]), '.0f')} % | {others(rs)} | {ratio} |")
     print()
 
 p2p = [key for key in order if key[1] == "p2p"]
@@ -265,8 +284,8 @@ if p2p:
     sbm = med([r["messages_per_s"] for r in cells.get(("switchboard", "p2p"), [])])
     print(f"**p2p**: {pairs} pairs of users (two connections each), each side at most {p2pw} origins in flight, "
           f"every origin echoed back; messages/s counts origins and echoes delivered; {size} B payloads.\n")
-    print("| peer | messages/s | runs | round trips/s | rtt p50 ms | rtt p99 ms | missing | out of order | errors | server CPU | server µs / message | load CPU | Switchboard / peer |")
-    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| peer | messages/s | runs | round trips/s | rtt p50 ms | rtt p99 ms | missing | out of order | errors | server CPU | server µs / message | load CPU | others | Switchboard / peer |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for key in p2p:
         p = key[0]; rs = cells[key]
         m = med([r["messages_per_s"] for r in rs])
@@ -276,7 +295,7 @@ if p2p:
               f"{f(med([r['rtt_ms']['p50'] for r in rs]), '.1f')} | {f(med([r['rtt_ms']['p99'] for r in rs]), '.1f')} | "
               f"{sum(r['missing'] for r in rs):,} | {sum(r['out_of_order'] for r in rs):,} | {sum(r['errors'] for r in rs):,} | "
               f"{f(med([cpu_pct(r, 'server_cpu_s') for r in rs]), '.0f')} % | {f(med([us_per(r, 'messages') for r in rs]), '.2f')} | "
-              f"{f(med([cpu_pct(r, 'load_cpu_s') for r in rs]), '.0f')} % | {ratio} |")
+              f"{f(med([cpu_pct(r, 'load_cpu_s') for r in rs]), '.0f')} % | {others(rs)} | {ratio} |")
 PY
 cat "$work/table.md"
 cp "$work/table.md" "$here/results.md"
