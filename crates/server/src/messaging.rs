@@ -256,7 +256,10 @@ impl Client {
             publisher: session.user.clone(),
             kind: message_kind,
             custom_type: switchboard_engine::shared_str(&req.custom_type),
-            payload: Bytes::clone(&req.payload),
+            // Copied out of the frame: a slice would keep the connection's whole read
+            // buffer alive for as long as the recovery log holds the message, and the
+            // reader would allocate a fresh buffer for every read (docs/benchmarks.md).
+            payload: Bytes::copy_from_slice(&req.payload),
             topic: switchboard_engine::shared_str(""),
             send_ts: 0,
             timestamp_ms: now_ms(),

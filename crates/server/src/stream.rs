@@ -705,7 +705,8 @@ impl Client {
             publisher: session.user.clone(),
             kind,
             custom_type: req.custom_type.as_str().into(),
-            payload: req.payload.clone(),
+            // Copied out of the frame, as in `publish`.
+            payload: bytes::Bytes::copy_from_slice(&req.payload),
             topic: req.topic_name.as_str().into(),
             send_ts: req.send_ts,
             timestamp_ms: now_ms(),

@@ -29,8 +29,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn serve(addr: String) -> Result<(), Box<dyn std::error::Error>> {
+    // Packets queued per connection: the default (128) would drop messages (emit fails
+    // when the queue is full) at a fanout window of 128 by construction; 8192 packets of
+    // ~150 B is ~1.2 MB (Switchboard's outbound queue: 4 MiB per connection).
     let (svc, io) = SocketIo::builder()
         .transports([TransportType::Websocket])
+        .max_buffer_size(8192)
         .build_svc();
     io.ns("/", async |s: SocketRef| {
         s.on(
