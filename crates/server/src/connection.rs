@@ -36,20 +36,33 @@ where
     let mut shutdown = node.shutdown.subscribe();
     let mut session = Client::new(node.clone(), out.clone());
     let max_messages = cfg.max_messages_per_frame;
+    // The two timers live as long as the connection and are reset only when their
+    // deadline moves earlier or when they fire: traffic moves the read deadline later
+    // on every frame, and a timer created per frame cost a timer-wheel insert and
+    // removal each (docs/benchmarks.md).
+    let read_timer = tokio::time::sleep_until(session.read_deadline().0.into());
+    tokio::pin!(read_timer);
+    let mut token_at = session.token_deadline();
+    let token_timer = tokio::time::sleep_until(token_at.unwrap_or_else(Instant::now).into());
+    tokio::pin!(token_timer);
     loop {
-        let (deadline, timeout_code) = session.read_deadline();
-        let token_deadline = session.token_deadline();
         tokio::select! {
             _ = closed.changed() => break,
             _ = shutdown_requested(&mut shutdown) => {
                 out.close(DisconnectCode::Shutdown, "server shutting down");
                 break;
             }
-            _ = tokio::time::sleep_until(deadline.into()) => {
-                out.close(timeout_code, "no traffic from the client in time");
-                break;
+            _ = &mut read_timer => {
+                let (deadline, timeout_code) = session.read_deadline();
+                if Instant::now() >= deadline {
+                    out.close(timeout_code, "no traffic from the client in time");
+                    break;
+                }
+                read_timer.as_mut().reset(deadline.into());
             }
-            _ = sleep_until_opt(token_deadline) => Box::pin(session.on_token_deadline()).await,
+            _ = &mut token_timer, if token_at.is_some() => {
+                Box::pin(session.on_token_deadline()).await;
+            }
             frame = stream.next() => {
                 let Some(frame) = frame else {
                     out.close_quietly();
@@ -61,6 +74,19 @@ where
                 if handled.await.is_break() {
                     break;
                 }
+            }
+        }
+        // A login replaces the login timeout with the heartbeat timeout, which may
+        // come sooner; token deadlines change with logins, renewals and joins.
+        let deadline = tokio::time::Instant::from_std(session.read_deadline().0);
+        if deadline < read_timer.deadline() {
+            read_timer.as_mut().reset(deadline);
+        }
+        let at = session.token_deadline();
+        if at != token_at {
+            token_at = at;
+            if let Some(at) = at {
+                token_timer.as_mut().reset(at.into());
             }
         }
     }
@@ -86,13 +112,6 @@ async fn shutdown_requested(rx: &mut tokio::sync::watch::Receiver<bool>) {
     let down = rx.wait_for(|down| *down).await.is_ok();
     if !down {
         std::future::pending::<()>().await;
-    }
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }
 
