@@ -15,7 +15,10 @@
 //! - `storage`: durable metadata writes (group commit) and lock acquire/release.
 //!
 //! Subscribers are SDK clients by default, or with `--raw` bare WebSocket connections
-//! ([`raw`]) that cost the load generator far less per message.
+//! ([`raw`]) that cost the load generator far less per message. A raw fanout publisher
+//! sends as soon as its pace allows, without waiting for the reply to the message
+//! before (the window alone bounds what is in flight); an SDK publisher awaits each
+//! reply.
 
 mod channels;
 mod connections;

@@ -41,13 +41,16 @@ fn zero(v: &Value, keys: &[&str]) {
 
 #[test]
 fn fanout_sdk_and_raw() {
-    for raw in [false, true] {
+    // The raw publisher paces itself by the window or by the rate without waiting for
+    // replies; both paces must lose nothing.
+    for (raw, pace) in [(false, "--window"), (true, "--window"), (true, "--rate")] {
+        let value = if pace == "--window" { "4" } else { "50" };
         let mut args = vec![
             "fanout",
             "--subscribers",
             "10",
-            "--window",
-            "4",
+            pace,
+            value,
             "--duration",
             "1",
         ];
@@ -60,6 +63,11 @@ fn fanout_sdk_and_raw() {
         has_keys(&v, &["deliveries", "deliveries_per_s", "latency_ms", "cpu"]);
         zero(&v, &["missing", "out_of_order"]);
         assert!(v["deliveries"].as_u64().unwrap_or(0) > 0, "{v}");
+        if pace == "--rate" {
+            // 50/s for 1 s to 10 subscribers: about 500 deliveries, never 10× more.
+            let d = v["deliveries"].as_u64().unwrap_or(0);
+            assert!((100..=1000).contains(&d), "rate not kept: {v}");
+        }
     }
 }
 
