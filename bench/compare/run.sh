@@ -3,7 +3,7 @@
 # socketioxide and Sockudo (Pusher protocol), in the fanout and p2p shapes.
 # Server pinned to core 0, load generator to core 1. Usage: bench/compare/run.sh
 # Env: DURATION (s, default 10), RUNS (default 3), SUBSCRIBERS (1000), SIZE (100),
-#      PAIRS (1000), P2P_WINDOW (8),
+#      PAIRS (1000), P2P_WINDOW (8), SWITCHBOARD_BIN (a built switchboard: skip building it),
 #      PEERS (default "switchboard redis nats mqtt socketio socketioxide sockudo"),
 #      SHAPES (default "w32 w128 r20 p2p": fanout window 32 / 128, fanout rate 20/s, p2p).
 # Each (peer, shape) cell runs RUNS times, peers alternating within each round (every
@@ -51,10 +51,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v taskset >/dev/null || { echo "taskset (util-linux) is needed" >&2; exit 1; }
 
-echo "building switchboard and compare-load (release)" >&2
-(cd "$root" && cargo build -q --release -p switchboard-cli) || exit 1
+if [ -n "${SWITCHBOARD_BIN:-}" ]; then
+  SB=$SWITCHBOARD_BIN   # a switchboard binary built elsewhere (e.g. from a clean checkout)
+else
+  echo "building switchboard (release, from the working tree)" >&2
+  (cd "$root" && cargo build -q --release -p switchboard-cli) || exit 1
+  SB="$root/target/release/switchboard"
+fi
+echo "building compare-load (release)" >&2
 (cd "$root" && cargo build -q --release --manifest-path bench/compare/load/Cargo.toml --target-dir target) || exit 1
-SB="$root/target/release/switchboard"
 LOAD="$root/target/release/compare-load"
 if has_peer socketioxide; then
   (cd "$root" && cargo build -q --release --manifest-path bench/compare/socketioxide/Cargo.toml --target-dir target) \
