@@ -5,6 +5,7 @@ pub mod codes;
 pub mod frame;
 pub mod link;
 pub mod names;
+pub mod push;
 
 /// Generated protobuf types of package `switchboard.v1` (see `proto/`).
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -15,7 +15,8 @@ use switchboard_engine::{
     PublicationHandler,
 };
 use switchboard_protocol::frame;
-use switchboard_protocol::pb::{self, MessagePush, ServerMessage, server_message::Body};
+use switchboard_protocol::pb::{self, ServerMessage, server_message::Body};
+use switchboard_protocol::push::MessagePushRef;
 
 const SHARDS: usize = 64;
 
@@ -272,7 +273,7 @@ pub(crate) fn push_bytes(channel: &ChannelKey, p: &Publication) -> Option<bytes:
     });
     let body = match p.kind {
         MessageKind::Text | MessageKind::Binary => {
-            return Some(frame::encode(&message_push(channel, p)));
+            return Some(message_push(channel, p));
         }
         MessageKind::Event(EventKind::Topic) => {
             let mut event = <pb::TopicEvent as prost::Message>::decode(p.payload.clone()).ok()?;
@@ -306,36 +307,32 @@ pub(crate) fn push_bytes(channel: &ChannelKey, p: &Publication) -> Option<bytes:
     Some(frame::encode(&message))
 }
 
-/// Builds the message push of a publication (for USER channels the channel name is the
-/// publisher's user id, api.md §15 #26).
-fn message_push(channel: &ChannelKey, p: &Publication) -> ServerMessage {
+/// Encodes the message push of a publication from its borrowed fields (for USER
+/// channels the channel name is the publisher's user id, api.md §15 #26).
+fn message_push(channel: &ChannelKey, p: &Publication) -> bytes::Bytes {
     let (channel_type, channel_name) = match channel.kind {
-        ChannelKind::Message => (pb::ChannelType::Message, channel.name.to_string()),
-        ChannelKind::User => (pb::ChannelType::User, p.publisher.to_string()),
-        ChannelKind::Stream => (pb::ChannelType::Stream, channel.name.to_string()),
-        ChannelKind::UserMetadata => (pb::ChannelType::User, channel.name.to_string()),
+        ChannelKind::Message => (pb::ChannelType::Message, &*channel.name),
+        ChannelKind::User => (pb::ChannelType::User, &*p.publisher),
+        ChannelKind::Stream => (pb::ChannelType::Stream, &*channel.name),
+        ChannelKind::UserMetadata => (pb::ChannelType::User, &*channel.name),
     };
-    ServerMessage {
-        id: 0,
-        body: Some(Body::Message(MessagePush {
-            channel_type: channel_type as i32,
-            channel_name,
-            topic_name: p.topic.to_string(),
-            publisher: p.publisher.to_string(),
-            message_type: match p.kind {
-                MessageKind::Text => pb::MessageType::String as i32,
-                _ => pb::MessageType::Binary as i32,
-            },
-            custom_type: p.custom_type.to_string(),
-            payload: p.payload.clone(),
-            timestamp: p.timestamp_ms,
-            position: Some(pb::StreamPosition {
-                epoch: p.position.epoch,
-                offset: p.position.offset,
-            }),
-            send_ts: p.send_ts,
-        })),
+    MessagePushRef {
+        channel_type: channel_type as i32,
+        channel_name,
+        topic_name: &p.topic,
+        publisher: &p.publisher,
+        message_type: match p.kind {
+            MessageKind::Text => pb::MessageType::String as i32,
+            _ => pb::MessageType::Binary as i32,
+        },
+        custom_type: &p.custom_type,
+        payload: &p.payload,
+        timestamp: p.timestamp_ms,
+        epoch: p.position.epoch,
+        offset: p.position.offset,
+        send_ts: p.send_ts,
     }
+    .encode()
 }
 
 /// Publishes a channel event (its `payload` already encoded) into the channel's stream,
