@@ -1,13 +1,11 @@
 //! [`MemoryBroker`]: the in-process [`Broker`].
 
 use async_trait::async_trait;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use switchboard_engine::{
-    Broker, ChannelKey, EngineError, Publication, PublicationHandler, PublishOptions,
+    Broker, ChannelKey, EngineError, KeyMap, Publication, PublicationHandler, PublishOptions,
     PublishOutcome, RateLimit, Recovery, Retention, StreamPosition,
 };
 
@@ -114,11 +112,11 @@ impl Channel {
 /// One shard: live channels, and the last position of channels swept from memory.
 #[derive(Default)]
 struct Maps {
-    channels: HashMap<ChannelKey, Arc<Mutex<Channel>>>,
+    channels: KeyMap<Arc<Mutex<Channel>>>,
     /// A channel swept for being idle keeps its epoch and offset here for a while, so
     /// that when it comes back a client's position in it is still valid: a quiet
     /// channel is not a gap.
-    swept: HashMap<ChannelKey, (StreamPosition, Instant)>,
+    swept: KeyMap<(StreamPosition, Instant)>,
 }
 
 type Shard = Mutex<Maps>;
@@ -157,9 +155,7 @@ impl MemoryBroker {
     }
 
     fn shard(&self, key: &ChannelKey) -> &Shard {
-        let mut h = DefaultHasher::new();
-        key.hash(&mut h);
-        &self.inner.shards[(h.finish() as usize) % SHARDS]
+        &self.inner.shards[(key.hash64() as usize) % SHARDS]
     }
 
     fn channel(&self, key: &ChannelKey) -> Arc<Mutex<Channel>> {

@@ -26,8 +26,8 @@ pub use metadata::{
 pub use presence::{Departed, Expired, Member, MemberPage, Presence, State};
 pub use topics::{TopicInfo, TopicPublisher, Topics};
 pub use types::{
-    ChannelKey, ChannelKind, EngineError, EventKind, MessageKind, Publication, PublishOptions,
-    PublishOutcome, RateLimit, Recovery, Retention, StreamPosition, shared_str,
+    ChannelKey, ChannelKind, EngineError, EventKind, KeyHasher, KeyMap, MessageKind, Publication,
+    PublishOptions, PublishOutcome, RateLimit, Recovery, Retention, StreamPosition, shared_str,
 };
 
 pub use history::{

@@ -6,12 +6,10 @@
 //! channel never race.
 
 use crate::outlet::Outlet;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 use switchboard_engine::{
-    Broker, ChannelKey, ChannelKind, EngineError, EventKind, MessageKind, Publication,
+    Broker, ChannelKey, ChannelKind, EngineError, EventKind, KeyMap, MessageKind, Publication,
     PublicationHandler,
 };
 use switchboard_protocol::frame;
@@ -171,7 +169,7 @@ impl Filter {
 }
 
 struct Shard {
-    subs: RwLock<HashMap<ChannelKey, Vec<Subscriber>>>,
+    subs: RwLock<KeyMap<Vec<Subscriber>>>,
     changes: tokio::sync::Mutex<()>,
 }
 
@@ -194,7 +192,7 @@ impl Hub {
         Hub {
             shards: (0..SHARDS)
                 .map(|_| Shard {
-                    subs: RwLock::new(HashMap::new()),
+                    subs: RwLock::new(KeyMap::default()),
                     changes: tokio::sync::Mutex::new(()),
                 })
                 .collect(),
@@ -202,9 +200,7 @@ impl Hub {
     }
 
     fn shard(&self, key: &ChannelKey) -> &Shard {
-        let mut h = DefaultHasher::new();
-        key.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[(key.hash64() as usize) % SHARDS]
     }
 
     /// Adds or replaces `sub` (same session) on `key`; subscribes the node to the
