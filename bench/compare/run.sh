@@ -25,6 +25,9 @@ PUSHER_KEY=bench-key
 PUSHER_SECRET=bench-secret
 work="$here/run"
 tools="$here/.tools"
+results="$work/results.jsonl"
+# TABLE_ONLY=1: only rebuild the tables from the last run's run/results.jsonl.
+if [ -z "${TABLE_ONLY:-}" ]; then
 rm -rf "$work" && mkdir -p "$work"
 ulimit -n 20000 || { echo "cannot raise open files to 20000" >&2; exit 1; }
 has_peer() { [[ " $PEERS " == *" $1 "* ]]; }
@@ -161,7 +164,6 @@ scenario() { [ "$1" = p2p ] && echo p2p || echo fanout; }
 # (another bench or build on the machine: not always visible from here).
 core_busy() { awk '/^cpu[01] /{printf "%.2f ", ($2+$3+$4+$7+$8+$9)/100}' /proc/stat; }
 
-results="$work/results.jsonl"
 : > "$results"
 for run in $(seq 1 "$RUNS"); do
   for shape in $SHAPES; do
@@ -184,8 +186,11 @@ for run in $(seq 1 "$RUNS"); do
       stop_server
       last=$(grep '^{' "$out" | tail -1)
       if [ -z "$last" ]; then
-        echo "   no result (exit $rc): $(grep -v '^ \+[0-9]*:\|^ \+at ' "$work/$peer-$tag.err" | tail -3 | tr '\n' ' ')" >&2
-        continue
+        why=$(grep -v '^ \+[0-9]*:\|^ \+at \|^$\|Stack backtrace' "$work/$peer-$tag.err" | tail -1)
+        echo "   no result (exit $rc): $why" >&2
+        # Kept as a failed run (listed in the table, left out of the medians).
+        last=$(python3 -c 'import json,sys; print(json.dumps({"scenario": sys.argv[1], "failed": sys.argv[2]}))' \
+          "$(scenario "$shape")" "$why")
       fi
       python3 - "$peer" "$shape" "$run" "$last" "$busy0" "$busy1" "$t0" "$t1" >>"$results" <<'PY'
 import json, sys
@@ -204,18 +209,28 @@ PY
   done
 done
 
+fi
+
 # --- tables -------------------------------------------------------------------
-python3 - "$results" "$DURATION" "$SUBSCRIBERS" "$SIZE" "$RUNS" "$PAIRS" "$P2P_WINDOW" > "$work/table.md" <<'PY'
+PEERS="$PEERS" SHAPES="$SHAPES" python3 - "$results" > "$work/table.md" <<'PY'
 import json, sys, datetime, os, statistics
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-dur, subs, size, runs, pairs, p2pw = sys.argv[2:8]
+if not rows:
+    sys.exit("no results")
+def first(key, scen):
+    return next((r[key] for r in rows if key in r and r["scenario"] == scen),
+                next((r[key] for r in rows if key in r), "?"))
+dur = first("duration_s", "fanout")
+runs = max(r["run"] for r in rows)
+subs, size = first("subscribers", "fanout"), first("size", "fanout")
+pairs, p2pw = first("pairs", "p2p"), first("window", "p2p")
 names = {"w32": "window 32", "w128": "window 128", "r20": "rate 20/s", "w1": "window 1"}
 # Every peer's JSON must have the keys of switchboard's for the same scenario.
 ref = {}
-for r in rows:
+for r in [r for r in rows if "failed" not in r]:
     if r["peer"] == "switchboard":
         ref.setdefault(r["scenario"], set(r))
-for r in rows:
+for r in [r for r in rows if "failed" not in r]:
     k = ref.get(r["scenario"])
     if k is not None and set(r) != k:  # both have peer, shape, run, others added here
         print(f"warning: {r['peer']} {r['shape']} JSON keys differ: {sorted(set(r) ^ k)}", file=sys.stderr)
@@ -240,12 +255,28 @@ def k(v):
     return "?" if v is None else (f"{v / 1e6:.2f}M" if v >= 1e6 else f"{v / 1e3:.0f}k" if v >= 1e4 else f"{v:,.0f}")
 
 cells = {}
-order = []
 for r in rows:
-    key = (r["peer"], r["shape"])
-    if key not in cells:
-        order.append(key)
-    cells.setdefault(key, []).append(r)
+    cells.setdefault((r["peer"], r["shape"]), []).append(r)
+def ok(rs):
+    return [r for r in rs if "failed" not in r]
+peer_order = os.environ.get("PEERS", "").split()
+shape_order = os.environ.get("SHAPES", "").split()
+def rank(xs, x):
+    return xs.index(x) if x in xs else len(xs)
+order = sorted(cells, key=lambda k: (rank(shape_order, k[1]), k[1], rank(peer_order, k[0]), k[0]))
+# A run is flagged as disturbed when the rest of the machine took more than 10 % of
+# the server's or the load's core (closed loop and p2p keep those cores busy).
+def disturbed(r):
+    o = r.get("others", {}); w = o.get("wall_s")
+    limit = 0.50 if r["shape"][0] == "r" else 0.10
+    return bool(w) and max(o["core0_s"], o["core1_s"]) > limit * w
+def runs_list(rs, key):
+    return " / ".join(("failed" if "failed" in r else k(r[key])) + ("*" if disturbed(r) else "") for r in rs)
+def total(rs, key):
+    rs = [r for r in rs if "failed" not in r]
+    t = sum(r[key] for r in rs)
+    star = "*" if t and all(disturbed(r) for r in rs if r[key]) else ""
+    return f"{t:,}{star}"
 
 now = datetime.datetime.now(datetime.timezone.utc)
 print(f"{now:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, {dur} s per run, {runs} run(s) per cell, "
@@ -255,12 +286,13 @@ print(f"{now:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, {dur} s per run, {runs
       "(connect + measure + drain). Load CPU near 100 % means the figure is bounded by the load "
       "generator, not the server; server µs per delivery / message (server CPU over the whole run "
       "divided by what was delivered) is then the fairer comparison. \"Others\" is what the rest of "
-      "the machine (other benches, builds) took of core 0 / core 1 during the run: a run where it is "
-      "not near 0 was disturbed.\n")
+      "the machine (other benches, builds) took of core 0 / core 1 during the run (median); a closed-loop "
+      "or p2p run where it exceeded 10 % of either core is marked * (disturbed), and so is a missing / "
+      "out-of-order total that comes only from such runs.\n")
 
 fan = [key for key in order if key[1] != "p2p"]
 if fan:
-    sb = {s: med([r["deliveries_per_s"] for r in cells[(p, s)]]) for (p, s) in fan if p == "switchboard"}
+    sb = {s: med([r["deliveries_per_s"] for r in ok(cells[(p, s)])]) for (p, s) in fan if p == "switchboard"}
     print(f"**Fanout**: 1 publisher, {subs} subscribers (one connection each), {size} B payloads.\n")
     print("| peer | shape | deliveries/s | runs | p50 ms | p99 ms | missing | out of order | server CPU | server µs / delivery | load CPU | others | Switchboard / peer |")
     print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -272,35 +304,35 @@ if fan:
         for (p, s2) in fan:
             if s2 != s:
                 continue
-            rs = cells[(p, s)]
-            d = med([r["deliveries_per_s"] for r in rs])
+            rs = sorted(cells[(p, s)], key=lambda r: r["run"]); g = ok(rs)
+            d = med([r["deliveries_per_s"] for r in g])
             ratio = "—"
             if p != "switchboard" and sb.get(s) and d:
                 ratio = f"{sb[s] / d:.2f}"
-            print(f"| {p} | {names.get(s, s)} | {f(d, ',.0f')} | {' / '.join(k(r['deliveries_per_s']) for r in rs)} | "
-                  f"{f(med([r['latency_ms']['p50'] for r in rs]), '.1f')} | {f(med([r['latency_ms']['p99'] for r in rs]), '.1f')} | "
-                  f"{sum(r['missing'] for r in rs):,} | {sum(r['out_of_order'] for r in rs):,} | "
-                  f"{f(med([cpu_pct(r, 'server_cpu_s') for r in rs]), '.0f')} % | {f(med([us_per(r, 'deliveries') for r in rs]), '.2f')} | "
-                  f"{f(med([cpu_pct(r, 'load_cpu_s') for r in rs]), '.0f')} % | {others(rs)} | {ratio} |")
+            print(f"| {p} | {names.get(s, s)} | {f(d, ',.0f')} | {runs_list(rs, 'deliveries_per_s')} | "
+                  f"{f(med([r['latency_ms']['p50'] for r in g]), '.1f')} | {f(med([r['latency_ms']['p99'] for r in g]), '.1f')} | "
+                  f"{total(rs, 'missing')} | {total(rs, 'out_of_order')} | "
+                  f"{f(med([cpu_pct(r, 'server_cpu_s') for r in g]), '.0f')} % | {f(med([us_per(r, 'deliveries') for r in g]), '.2f')} | "
+                  f"{f(med([cpu_pct(r, 'load_cpu_s') for r in g]), '.0f')} % | {others(rs)} | {ratio} |")
     print()
 
 p2p = [key for key in order if key[1] == "p2p"]
 if p2p:
-    sbm = med([r["messages_per_s"] for r in cells.get(("switchboard", "p2p"), [])])
+    sbm = med([r["messages_per_s"] for r in ok(cells.get(("switchboard", "p2p"), []))])
     print(f"**p2p**: {pairs} pairs of users (two connections each), each side at most {p2pw} origins in flight, "
           f"every origin echoed back; messages/s counts origins and echoes delivered; {size} B payloads.\n")
     print("| peer | messages/s | runs | round trips/s | rtt p50 ms | rtt p99 ms | missing | out of order | errors | server CPU | server µs / message | load CPU | others | Switchboard / peer |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for key in p2p:
-        p = key[0]; rs = cells[key]
-        m = med([r["messages_per_s"] for r in rs])
+        p = key[0]; rs = sorted(cells[key], key=lambda r: r["run"]); g = ok(rs)
+        m = med([r["messages_per_s"] for r in g])
         ratio = f"{sbm / m:.2f}" if p != "switchboard" and sbm and m else "—"
-        print(f"| {p} | {f(m, ',.0f')} | {' / '.join(k(r['messages_per_s']) for r in rs)} | "
-              f"{f(med([r['round_trips_per_s'] for r in rs]), ',.0f')} | "
-              f"{f(med([r['rtt_ms']['p50'] for r in rs]), '.1f')} | {f(med([r['rtt_ms']['p99'] for r in rs]), '.1f')} | "
-              f"{sum(r['missing'] for r in rs):,} | {sum(r['out_of_order'] for r in rs):,} | {sum(r['errors'] for r in rs):,} | "
-              f"{f(med([cpu_pct(r, 'server_cpu_s') for r in rs]), '.0f')} % | {f(med([us_per(r, 'messages') for r in rs]), '.2f')} | "
-              f"{f(med([cpu_pct(r, 'load_cpu_s') for r in rs]), '.0f')} % | {others(rs)} | {ratio} |")
+        print(f"| {p} | {f(m, ',.0f')} | {runs_list(rs, 'messages_per_s')} | "
+              f"{f(med([r['round_trips_per_s'] for r in g]), ',.0f')} | "
+              f"{f(med([r['rtt_ms']['p50'] for r in g]), '.1f')} | {f(med([r['rtt_ms']['p99'] for r in g]), '.1f')} | "
+              f"{total(rs, 'missing')} | {total(rs, 'out_of_order')} | {total(rs, 'errors')} | "
+              f"{f(med([cpu_pct(r, 'server_cpu_s') for r in g]), '.0f')} % | {f(med([us_per(r, 'messages') for r in g]), '.2f')} | "
+              f"{f(med([cpu_pct(r, 'load_cpu_s') for r in g]), '.0f')} % | {others(rs)} | {ratio} |")
 PY
 cat "$work/table.md"
 cp "$work/table.md" "$here/results.md"
