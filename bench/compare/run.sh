@@ -278,7 +278,8 @@ def total(rs, key):
     star = "*" if t and all(disturbed(r) for r in rs if r[key]) else ""
     return f"{t:,}{star}"
 
-now = datetime.datetime.now(datetime.timezone.utc)
+# When the last run ended (the results file's time), not when the table was made.
+now = datetime.datetime.fromtimestamp(os.path.getmtime(sys.argv[1]), datetime.timezone.utc)
 print(f"{now:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, {dur} s per run, {runs} run(s) per cell, "
       "peers alternating within each round. Server pinned to core 0 (`taskset -c 0`), load generator "
       "to core 1 (`taskset -c 1`). Figures are medians over the runs (\"runs\" lists each run's); "
@@ -286,9 +287,9 @@ print(f"{now:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, {dur} s per run, {runs
       "(connect + measure + drain). Load CPU near 100 % means the figure is bounded by the load "
       "generator, not the server; server µs per delivery / message (server CPU over the whole run "
       "divided by what was delivered) is then the fairer comparison. \"Others\" is what the rest of "
-      "the machine (other benches, builds) took of core 0 / core 1 during the run (median); a closed-loop "
-      "or p2p run where it exceeded 10 % of either core is marked * (disturbed), and so is a missing / "
-      "out-of-order total that comes only from such runs.\n")
+      "the machine (other benches, builds) took of core 0 / core 1 during the run (median); a run where it "
+      "exceeded 10 % of either core (50 % in open loop, whose cores are otherwise mostly idle) is marked * "
+      "(disturbed), and so is a missing / out-of-order total that comes only from such runs.\n")
 
 fan = [key for key in order if key[1] != "p2p"]
 if fan:
