@@ -152,10 +152,16 @@ impl CpuMeter {
             .and_then(|p| Some(cpu_seconds(Some(p))? - self.server0?));
         let this = cpu_seconds(None).and_then(|c| Some(c - self.self0?));
         if let Some(s) = server {
-            println!("  server CPU       {s:.2} s over {wall:.1} s ({:.0} %)", s * 100.0 / wall);
+            println!(
+                "  server CPU       {s:.2} s over {wall:.1} s ({:.0} %)",
+                s * 100.0 / wall
+            );
         }
         if let Some(t) = this {
-            println!("  load CPU         {t:.2} s over {wall:.1} s ({:.0} %)", t * 100.0 / wall);
+            println!(
+                "  load CPU         {t:.2} s over {wall:.1} s ({:.0} %)",
+                t * 100.0 / wall
+            );
         }
         let per_us = |cpu: f64| (per > 0).then(|| cpu * 1e6 / per as f64);
         serde_json::json!({
@@ -203,7 +209,11 @@ mod tests {
 
     #[test]
     fn payloads_round_trip() {
-        let m = Msg { p: 1 << 31 | 7, seq: 123_456_789, sent: 42 };
+        let m = Msg {
+            p: 1 << 31 | 7,
+            seq: 123_456_789,
+            sent: 42,
+        };
         let mut b = Vec::new();
         encode_binary(100, m, &mut b);
         assert_eq!(b.len(), 100);

@@ -125,11 +125,7 @@ async fn subscriber<C: Conn>(
     (seen, gaps, c)
 }
 
-async fn publisher<C: Conn>(
-    mut c: C,
-    to: String,
-    mut pace: Pace,
-) -> anyhow::Result<(u64, C)> {
+async fn publisher<C: Conn>(mut c: C, to: String, mut pace: Pace) -> anyhow::Result<(u64, C)> {
     let mut seq = 0u64;
     let mut inbox = Vec::new();
     loop {

@@ -20,7 +20,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "compare-load", about = "fanout and p2p load against peer servers")]
+#[command(
+    name = "compare-load",
+    about = "fanout and p2p load against peer servers"
+)]
 struct Cli {
     #[command(subcommand)]
     scenario: Scenario,
@@ -118,7 +121,10 @@ macro_rules! with_peer {
         match $kind {
             PeerKind::Redis => {
                 let (h, p) = host_port(&url, 6379)?;
-                let $peer = redis::Redis { addr: format!("{h}:{p}"), size: c.size };
+                let $peer = redis::Redis {
+                    addr: format!("{h}:{p}"),
+                    size: c.size,
+                };
                 $body
             }
             PeerKind::Nats => {
@@ -127,7 +133,11 @@ macro_rules! with_peer {
             }
             PeerKind::Mqtt => {
                 let (host, port) = host_port(&url, 1883)?;
-                let $peer = mqtt::Mqtt { host, port, size: c.size };
+                let $peer = mqtt::Mqtt {
+                    host,
+                    port,
+                    size: c.size,
+                };
                 $body
             }
             PeerKind::Socketio | PeerKind::Socketioxide => {

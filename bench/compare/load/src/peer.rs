@@ -35,5 +35,5 @@ pub trait Peer: 'static {
 
 /// p2p user names: side a = even index, b = odd.
 pub fn p2p_user(i: u32) -> String {
-    format!("p2p-{}-{}", i / 2, if i % 2 == 0 { "a" } else { "b" })
+    format!("p2p-{}-{}", i / 2, if i.is_multiple_of(2) { "a" } else { "b" })
 }

@@ -26,7 +26,10 @@ impl Peer for Redis {
     }
 
     async fn publisher(&self, channel: &str) -> anyhow::Result<(RedisConn, String)> {
-        Ok((RedisConn::connect(&self.addr, self.size).await?, channel.to_string()))
+        Ok((
+            RedisConn::connect(&self.addr, self.size).await?,
+            channel.to_string(),
+        ))
     }
 
     async fn p2p_side(&self, i: u32) -> anyhow::Result<(RedisConn, String)> {
@@ -187,7 +190,10 @@ fn parse(buf: &[u8], pos: usize, toks: &mut Vec<Tok>, depth: u32) -> anyhow::Res
         b'$' | b'=' | b'!' => {
             let n = int(line)?;
             if n < 0 {
-                toks.push(Tok { start: next, end: next });
+                toks.push(Tok {
+                    start: next,
+                    end: next,
+                });
                 return Ok(Some(next));
             }
             let end = next + n as usize;
@@ -199,7 +205,11 @@ fn parse(buf: &[u8], pos: usize, toks: &mut Vec<Tok>, depth: u32) -> anyhow::Res
         }
         b'*' | b'>' | b'~' | b'%' | b'|' => {
             let n = int(line)?.max(0) as usize;
-            let n = if matches!(kind, b'%' | b'|') { 2 * n } else { n };
+            let n = if matches!(kind, b'%' | b'|') {
+                2 * n
+            } else {
+                n
+            };
             let mut p = next;
             for _ in 0..n {
                 match parse(buf, p, toks, depth + 1)? {
@@ -214,7 +224,10 @@ fn parse(buf: &[u8], pos: usize, toks: &mut Vec<Tok>, depth: u32) -> anyhow::Res
             Ok(Some(p))
         }
         _ => {
-            toks.push(Tok { start: pos + 1, end: eol });
+            toks.push(Tok {
+                start: pos + 1,
+                end: eol,
+            });
             Ok(Some(next))
         }
     }

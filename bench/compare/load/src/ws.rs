@@ -148,7 +148,8 @@ impl Conn for WsConn {
                 self.buf.extend_from_slice(b"\"]");
             }
             Proto::Pusher => {
-                self.buf.extend_from_slice(br#"{"event":"client-m","channel":""#);
+                self.buf
+                    .extend_from_slice(br#"{"event":"client-m","channel":""#);
                 self.buf.extend_from_slice(to.as_bytes());
                 self.buf.extend_from_slice(br#"","data":""#);
                 encode_text(self.size, m, &mut self.buf);
@@ -192,8 +193,7 @@ impl SocketIo {
             bail!("socket.io: namespace connect refused: {ok:?}");
         }
         if let Some(room) = room {
-            c.ws
-                .send(Message::text(format!("421[\"join\",\"{room}\"]")))
+            c.ws.send(Message::text(format!("421[\"join\",\"{room}\"]")))
                 .await?;
             loop {
                 let t = c.next_text().await?;
