@@ -259,9 +259,16 @@ async fn raw_publisher(
 ) -> anyhow::Result<u64> {
     let mut seq = 0u64;
     let mut refused = 0u64;
+    // Heartbeats keep the connection alive while the window is closed for long (a
+    // starved load generator): the server ends a silent connection after 1.5 intervals.
+    let hb = raw::heartbeat();
+    let mut beat = tokio::time::interval(raw::HEARTBEAT_EVERY);
     loop {
         tokio::select! {
             biased;
+            _ = beat.tick() => {
+                c.ws.send(hb.clone()).await.context("heartbeat")?;
+            }
             m = c.ws.next() => match m {
                 Some(Ok(Message::Binary(b))) => {
                     for m in raw::decode(b) {
