@@ -687,7 +687,7 @@ impl Locks for SqliteStorage {
                 None => {
                     state.owner = Some(user.into());
                     state.waiters.retain(|w| &**w != user);
-                    Ok(Acquire::Acquired)
+                    Ok(Acquire::Acquired { ttl_s: state.ttl_s })
                 }
                 Some(owner) if &**owner == user => Ok(Acquire::AlreadyOwner),
                 Some(_) if wait => {

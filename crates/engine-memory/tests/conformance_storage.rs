@@ -105,7 +105,7 @@ async fn writes_and_definitions_survive_reopen_ownership_does_not() {
         s.set(&ch, "l", 30, 8).await.expect("set").expect("defined");
         assert_eq!(
             s.acquire(&ch, "l", "alice", false).await.expect("acquire"),
-            Ok(Acquire::Acquired)
+            Ok(Acquire::Acquired { ttl_s: 30 })
         );
         assert_eq!(
             s.acquire(&ch, "l", "bob", true).await.expect("acquire"),
@@ -136,7 +136,7 @@ async fn writes_and_definitions_survive_reopen_ownership_does_not() {
     );
     assert_eq!(
         s.acquire(&ch, "l", "carol", false).await.expect("acquire"),
-        Ok(Acquire::Acquired)
+        Ok(Acquire::Acquired { ttl_s: 30 })
     );
     assert_eq!(
         s.release(&ch, "l", "carol")

@@ -754,7 +754,7 @@ pub async fn lock_gate<E: MetadataStore + Locks + ?Sized>(e: &E) {
     .await;
     assert_eq!(
         acquire(e, &ch, "pen", "alice", false).await,
-        Ok(Acquire::Acquired)
+        Ok(Acquire::Acquired { ttl_s: 10 })
     );
     let o = accepted(
         e,
@@ -802,7 +802,7 @@ pub async fn lock_gate<E: MetadataStore + Locks + ?Sized>(e: &E) {
     define(e, &sch, "pen", 10).await;
     assert_eq!(
         acquire(e, &sch, "pen", "bob", false).await,
-        Ok(Acquire::Acquired)
+        Ok(Acquire::Acquired { ttl_s: 10 })
     );
     lock_not_held(
         e,
@@ -966,7 +966,7 @@ pub async fn acquire_release_revoke<E: Locks + ?Sized>(e: &E) {
     define(e, &ch, "l", 42).await;
     assert_eq!(
         acquire(e, &ch, "l", "alice", false).await,
-        Ok(Acquire::Acquired),
+        Ok(Acquire::Acquired { ttl_s: 42 }),
         "R151: acquire of a free lock"
     );
     assert_eq!(owner(e, &ch, "l").await.as_deref(), Some("alice"));
@@ -1017,7 +1017,7 @@ pub async fn acquire_release_revoke<E: Locks + ?Sized>(e: &E) {
     );
     assert_eq!(
         acquire(e, &ch, "l", "bob", false).await,
-        Ok(Acquire::Acquired)
+        Ok(Acquire::Acquired { ttl_s: 42 })
     );
     assert_eq!(
         revoke(e, &ch, "l", "bob").await,
@@ -1034,7 +1034,7 @@ pub async fn waiters_in_arrival_order<E: Locks + ?Sized>(e: &E) {
     define(e, &ch, "l", 10).await;
     assert_eq!(
         acquire(e, &ch, "l", "alice", true).await,
-        Ok(Acquire::Acquired),
+        Ok(Acquire::Acquired { ttl_s: 10 }),
         "acquire with wait of a free lock takes it"
     );
     for u in ["bob", "carol", "dave", "bob", "erin"] {
@@ -1102,7 +1102,7 @@ pub async fn waiters_in_arrival_order<E: Locks + ?Sized>(e: &E) {
     define(e, &ch, "m", 20).await;
     assert_eq!(
         acquire(e, &ch, "m", "carol", false).await,
-        Ok(Acquire::Acquired),
+        Ok(Acquire::Acquired { ttl_s: 20 }),
         "a redefined lock is free"
     );
     assert_eq!(
@@ -1123,13 +1123,16 @@ pub async fn owner_loss_expiry<E: Locks + ?Sized>(e: &E) {
     define(e, &ch1, "l4", 10).await;
     define(e, &ch2, "l2", 30).await;
     define(e, &other, "l3", 10).await;
-    for (ch, l, u) in [
-        (&ch1, "l1", "alice"),
-        (&ch2, "l2", "alice"),
-        (&other, "l3", "alice"),
-        (&ch1, "l4", "bob"),
+    for (ch, l, u, ttl_s) in [
+        (&ch1, "l1", "alice", 10),
+        (&ch2, "l2", "alice", 30),
+        (&other, "l3", "alice", 10),
+        (&ch1, "l4", "bob", 10),
     ] {
-        assert_eq!(acquire(e, ch, l, u, false).await, Ok(Acquire::Acquired));
+        assert_eq!(
+            acquire(e, ch, l, u, false).await,
+            Ok(Acquire::Acquired { ttl_s })
+        );
     }
     assert_eq!(
         acquire(e, &ch1, "l1", "carol", true).await,
@@ -1338,14 +1341,20 @@ pub async fn release_all<E: Locks + ?Sized>(e: &E) {
         define(e, ch, l, 10).await;
     }
     for (ch, l, u, wait, want) in [
-        (&ch1, "l1", "alice", false, Acquire::Acquired),
+        (&ch1, "l1", "alice", false, Acquire::Acquired { ttl_s: 10 }),
         (&ch1, "l1", "carol", true, Acquire::Queued),
-        (&ch1, "l2", "bob", false, Acquire::Acquired),
+        (&ch1, "l2", "bob", false, Acquire::Acquired { ttl_s: 10 }),
         (&ch1, "l2", "alice", true, Acquire::Queued),
         (&ch1, "l2", "dave", true, Acquire::Queued),
-        (&ch2, "l3", "alice", false, Acquire::Acquired),
-        (&other, "l5", "alice", false, Acquire::Acquired),
-        (&other, "l6", "bob", false, Acquire::Acquired),
+        (&ch2, "l3", "alice", false, Acquire::Acquired { ttl_s: 10 }),
+        (
+            &other,
+            "l5",
+            "alice",
+            false,
+            Acquire::Acquired { ttl_s: 10 },
+        ),
+        (&other, "l6", "bob", false, Acquire::Acquired { ttl_s: 10 }),
         (&other, "l6", "alice", true, Acquire::Queued),
     ] {
         assert_eq!(acquire(e, ch, l, u, wait).await, Ok(want), "{u} on {l}");
@@ -1501,7 +1510,7 @@ pub async fn concurrent_create_and_acquire<E: MetadataStore + Locks>(e: &Arc<E>)
     let mut refused = Vec::new();
     while let Some(r) = tasks.join_next().await {
         match r.expect("task") {
-            (u, Ok(Acquire::Acquired)) => winners.push(u),
+            (u, Ok(Acquire::Acquired { .. })) => winners.push(u),
             (_, Err(LockRejection::HeldBy(o))) => refused.push(o.to_string()),
             (u, other) => panic!("unexpected acquire result for {u}: {other:?}"),
         }

@@ -35,8 +35,11 @@ pub enum LockRejection {
 /// The result of an `acquire`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Acquire {
-    /// The caller owns the lock now.
-    Acquired,
+    /// The caller owns the lock now; `ttl_s` is the lock's ttl (for the ACQUIRED event).
+    Acquired {
+        /// The lock's ttl, seconds.
+        ttl_s: u32,
+    },
     /// The caller owned it already; nothing changed.
     AlreadyOwner,
     /// Another user owns it; the caller waits in line (only with `wait`).

@@ -528,23 +528,17 @@ impl Client {
                 });
                 return Ok(());
             }
-            (Acquire::Acquired, _) => {
+            (Acquire::Acquired { ttl_s }, _) => {
                 unregister();
                 let ev = event(
                     &key,
                     pb::LockEventType::Acquired,
                     &lock,
-                    0,
+                    ttl_s,
                     &session.user,
                     &session.user,
                 );
-                let ttl = locks
-                    .list(&key)
-                    .await
-                    .ok()
-                    .and_then(|l| l.into_iter().find(|i| i.name == lock).map(|i| i.ttl_s))
-                    .unwrap_or(0);
-                publish(&self.node, &key, &session.user, pb::LockEvent { ttl, ..ev }).await;
+                publish(&self.node, &key, &session.user, ev).await;
             }
             _ => unregister(),
         }
