@@ -4,10 +4,11 @@
 //! the spec's camelCase names, and logs out; errors go to stderr with code and reason.
 
 use crate::client_cmd::{ConnectArgs, connect, explain, user_state_json};
+use crate::storage_cmd::ChannelArgs;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use switchboard_client::{ChannelType, Client, WhoNowOptions};
+use switchboard_client::{Client, WhoNowOptions};
 
 /// `presence` subcommands.
 #[derive(Subcommand)]
@@ -22,25 +23,6 @@ pub enum PresenceCommand {
 }
 
 /// The channel a presence command is about.
-#[derive(Args)]
-pub struct ChannelArgs {
-    /// The channel is a stream channel (default: a message channel).
-    #[arg(long)]
-    stream: bool,
-    /// Channel name.
-    channel: String,
-}
-
-impl ChannelArgs {
-    fn channel_type(&self) -> ChannelType {
-        if self.stream {
-            ChannelType::Stream
-        } else {
-            ChannelType::Message
-        }
-    }
-}
-
 /// `presence who` flags.
 #[derive(Args)]
 pub struct WhoArgs {
@@ -163,14 +145,14 @@ async fn who(client: &Client, args: &WhoArgs) -> anyhow::Result<()> {
         };
         let r = client
             .presence()
-            .who_now(&c.channel, c.channel_type(), options)
+            .who_now(c.name(), c.channel_type(), options)
             .await
             .map_err(|e| explain(&e, true))?;
         println!(
             "{}",
             json!({
                 "event": "whoNowResponse",
-                "channelName": c.channel,
+                "channelName": c.name(),
                 "channelType": c.channel_type().as_str(),
                 "timestamp": r.timestamp,
                 "totalOccupancy": r.total_occupancy,
@@ -215,14 +197,14 @@ async fn state(client: &Client, cmd: &StateCommand) -> anyhow::Result<()> {
         StateCommand::Get(a) => {
             let c = &a.channel;
             let r = presence
-                .get_state(&a.user, &c.channel, c.channel_type())
+                .get_state(&a.user, c.name(), c.channel_type())
                 .await
                 .map_err(|e| explain(&e, true))?;
             println!(
                 "{}",
                 json!({
                     "event": "getStateResponse",
-                    "channelName": c.channel,
+                    "channelName": c.name(),
                     "channelType": c.channel_type().as_str(),
                     "timestamp": r.timestamp,
                     "userId": r.user_id,
@@ -235,14 +217,14 @@ async fn state(client: &Client, cmd: &StateCommand) -> anyhow::Result<()> {
             let c = &a.channel;
             let pairs: BTreeMap<String, String> = a.pairs.iter().cloned().collect();
             let r = presence
-                .set_state(&c.channel, c.channel_type(), pairs)
+                .set_state(c.name(), c.channel_type(), pairs)
                 .await
                 .map_err(|e| explain(&e, true))?;
             println!(
                 "{}",
                 json!({
                     "event": "setStateResponse",
-                    "channelName": c.channel,
+                    "channelName": c.name(),
                     "channelType": c.channel_type().as_str(),
                     "timestamp": r.timestamp,
                 })
@@ -252,14 +234,14 @@ async fn state(client: &Client, cmd: &StateCommand) -> anyhow::Result<()> {
             let c = &a.channel;
             let keys = (!a.keys.is_empty()).then(|| a.keys.clone());
             let r = presence
-                .remove_state(&c.channel, c.channel_type(), keys)
+                .remove_state(c.name(), c.channel_type(), keys)
                 .await
                 .map_err(|e| explain(&e, true))?;
             println!(
                 "{}",
                 json!({
                     "event": "removeStateResponse",
-                    "channelName": c.channel,
+                    "channelName": c.name(),
                     "channelType": c.channel_type().as_str(),
                     "timestamp": r.timestamp,
                 })

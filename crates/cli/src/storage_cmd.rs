@@ -83,7 +83,7 @@ as for set (R138, R139; 0 is invalid here, -12005); --lock NAME gates it on owni
 lock (R143). Prints {\"event\":\"removeChannelMetadataResponse\" (or \
 removeUserMetadataResponse), \"totalCount\", \"majorRevision\", …}.";
 
-/// The channel a storage or lock command is about.
+/// The channel a storage, lock or presence command is about.
 #[derive(Args)]
 pub struct ChannelArgs {
     /// The channel is a stream channel (default: a message channel).

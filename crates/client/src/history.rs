@@ -1,8 +1,8 @@
 //! `client.history()`: stored messages of a MESSAGE channel or of a conversation with a
 //! user, newest first, paged by `new_start` (api.md §8, R160–R164).
 
+use crate::Client;
 use crate::types::{ChannelType, Payload, RtmError};
-use crate::{Client, ErrorCode};
 use switchboard_protocol::pb::{self, client_message, server_message};
 
 /// Options of `get_messages` (`GetHistoryMessageOptions`).
@@ -98,11 +98,7 @@ impl History {
                     new_start: r.new_start,
                 })
             }
-            _ => Err(RtmError::new(
-                ErrorCode::Internal,
-                "getMessages",
-                "unexpected reply",
-            )),
+            _ => Err(crate::unexpected("getMessages")),
         }
     }
 }

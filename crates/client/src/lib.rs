@@ -65,6 +65,15 @@ pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig 
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024)
 }
 
+/// The error for a reply of the wrong kind to request `op` (a server bug).
+pub(crate) fn unexpected(op: &str) -> RtmError {
+    RtmError::new(
+        switchboard_protocol::ErrorCode::Internal,
+        op,
+        "unexpected reply",
+    )
+}
+
 /// A stream of items, or `Lagged` when the consumer fell behind.
 pub type EventStream<T> = BoxStream<'static, Result<T, Lagged>>;
 
@@ -548,11 +557,7 @@ impl Client {
                     })
                     .unwrap_or_default(),
             }),
-            _ => Err(RtmError::new(
-                ErrorCode::Internal,
-                "publish",
-                "unexpected reply",
-            )),
+            _ => Err(unexpected("publish")),
         }
     }
 
@@ -611,11 +616,7 @@ impl Client {
                     router: self.inner.router.clone(),
                 })
             }
-            _ => Err(RtmError::new(
-                ErrorCode::Internal,
-                "subscribe",
-                "unexpected reply",
-            )),
+            _ => Err(unexpected("subscribe")),
         }
     }
 

@@ -10,6 +10,7 @@
 
 use crate::storage::{channel_type_of, wire_type};
 use crate::types::{ChannelType, LockDetail, LockEvent, LockEventType, RtmError};
+use crate::unexpected;
 use crate::{Client, ErrorCode, conn};
 use switchboard_protocol::pb::{self, client_message, server_message};
 
@@ -43,10 +44,6 @@ fn lock_type(channel_type: ChannelType, op: &str) -> Result<i32, RtmError> {
             "locks take channel type MESSAGE or STREAM",
         )),
     }
-}
-
-fn unexpected(op: &str) -> RtmError {
-    RtmError::new(ErrorCode::Internal, op, "unexpected reply")
 }
 
 fn lock_detail(l: pb::LockDetail) -> LockDetail {

@@ -9,6 +9,7 @@
 //! bring it back.
 
 use crate::types::{ChannelType, RtmError, UserState};
+use crate::unexpected;
 use crate::{Client, ErrorCode};
 use std::collections::BTreeMap;
 use switchboard_protocol::pb::{self, client_message, server_message};
@@ -111,10 +112,6 @@ fn presence_type(channel_type: ChannelType, op: &str) -> Result<i32, RtmError> {
             "presence takes channel type MESSAGE or STREAM (R125)",
         )),
     }
-}
-
-fn unexpected(op: &str) -> RtmError {
-    RtmError::new(ErrorCode::Internal, op, "unexpected reply")
 }
 
 fn count(n: usize) -> u32 {

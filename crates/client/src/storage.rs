@@ -11,6 +11,7 @@
 use crate::types::{
     ChannelType, MetadataDetail, RtmError, StorageData, StorageEvent, StorageEventType, StorageType,
 };
+use crate::unexpected;
 use crate::{Client, ErrorCode, conn};
 use switchboard_protocol::pb::{self, client_message, server_message};
 
@@ -209,10 +210,6 @@ fn wire_items(items: impl IntoIterator<Item = MetadataItem>) -> Vec<pb::Metadata
             revision: guard(i.revision),
         })
         .collect()
-}
-
-fn unexpected(op: &str) -> RtmError {
-    RtmError::new(ErrorCode::Internal, op, "unexpected reply")
 }
 
 /// Converts a wire metadata object.
@@ -427,13 +424,22 @@ impl Storage {
             channel_type: channel_metadata_type(channel_type, OP)?,
             channel_name: channel.to_string(),
         };
+        self.get(OP, req).await
+    }
+
+    /// Sends one `GetMetadata` request and reads its data.
+    async fn get(
+        &self,
+        op: &'static str,
+        req: pb::GetMetadataRequest,
+    ) -> Result<StorageData, RtmError> {
         match self
             .client
-            .request(OP, client_message::Body::GetMetadata(req))
+            .request(op, client_message::Body::GetMetadata(req))
             .await?
         {
             server_message::Body::GetMetadata(r) => Ok(storage_data(r.data)),
-            _ => Err(unexpected(OP)),
+            _ => Err(unexpected(op)),
         }
     }
 
@@ -497,14 +503,7 @@ impl Storage {
             channel_type: pb::ChannelType::User as i32,
             channel_name: user_id.unwrap_or_default().to_string(),
         };
-        match self
-            .client
-            .request(OP, client_message::Body::GetMetadata(req))
-            .await?
-        {
-            server_message::Body::GetMetadata(r) => Ok(storage_data(r.data)),
-            _ => Err(unexpected(OP)),
-        }
+        self.get(OP, req).await
     }
 
     /// Starts storage events of `user_id`'s metadata (`subscribeUserMetadata`, R147): a

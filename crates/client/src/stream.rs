@@ -26,6 +26,7 @@ use crate::session::Inner;
 use crate::types::{
     Event, MessageEvent, Payload, PresenceEvent, RtmError, StreamPosition, TopicEvent,
 };
+use crate::unexpected;
 use crate::{Client, EventStream, conn, message_of, presence_of, stream_of};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -339,10 +340,6 @@ fn precheck(token: &str, app_id: &str, op: &str) -> Result<String, RtmError> {
         let code = ErrorCode::from_i32(e.sdk_error_code()).unwrap_or(ErrorCode::InvalidToken);
         RtmError::new(code, op, format!("{}: {}", e.identifier(), e.description()))
     })
-}
-
-fn unexpected(op: &str) -> RtmError {
-    RtmError::new(ErrorCode::Internal, op, "unexpected reply")
 }
 
 fn topic_name(topic: &str, op: &str) -> Result<(), RtmError> {

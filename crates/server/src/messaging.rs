@@ -252,6 +252,8 @@ impl Client {
                     .unwrap_or(limits.publish_rate_per_channel),
             }),
         };
+        // One clock read for the publication and its reply.
+        let now = now_ms();
         let publication = Publication {
             publisher: session.user.clone(),
             kind: message_kind,
@@ -262,7 +264,7 @@ impl Client {
             payload: Bytes::copy_from_slice(&req.payload),
             topic: switchboard_engine::shared_str(""),
             send_ts: 0,
-            timestamp_ms: now_ms(),
+            timestamp_ms: now,
             position: Default::default(),
         };
         // Only a message stored in history needs its copy and its history key.
@@ -321,7 +323,7 @@ impl Client {
         self.send(
             id,
             Body::Publish(pb::PublishReply {
-                timestamp: now_ms(),
+                timestamp: now,
                 channel_name: req.channel_name,
                 position: wire_position(outcome.position),
             }),
