@@ -2,9 +2,11 @@
 //! writer task (queue → socket). The loop also owns the connection's timers: login
 //! timeout, heartbeat timeout and the token's will-expire and expiry.
 
-use crate::client::Client;
+use crate::dispatch;
 use crate::node::Node;
-use crate::outbound::{Outbound, run_writer};
+use crate::node::outbound::{Outbound, run_writer};
+use crate::session::client::Client;
+use crate::session::lifecycle;
 use futures_util::StreamExt;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -90,7 +92,7 @@ where
             }
         }
     }
-    Box::pin(session.disconnected()).await;
+    Box::pin(lifecycle::disconnected(&mut session)).await;
     out.close_quietly();
     drop(session);
     let grace = node.config.write_timeout;
@@ -132,7 +134,7 @@ async fn handle_frame(
             for msg in FrameDecoder::<ClientMessage>::new(data, max_messages) {
                 match msg {
                     Ok(msg) => {
-                        session.handle(msg).await?;
+                        dispatch::handle(session, msg).await?;
                         // Time spent handling (a long replay) is not client silence.
                         session.touch();
                     }

@@ -5,7 +5,7 @@
 //! a per-shard async lock so that the first subscriber and the last unsubscriber of a
 //! channel never race.
 
-use crate::outlet::Outlet;
+use super::outlet::Outlet;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use switchboard_engine::{
@@ -17,6 +17,34 @@ use switchboard_protocol::pb::{self, ServerMessage, server_message::Body};
 use switchboard_protocol::push::MessagePushRef;
 
 const SHARDS: usize = 64;
+
+/// Options of one message channel subscription (R76–R81).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SubOptions {
+    /// Messages of the channel (`withMessage`).
+    pub with_message: bool,
+    /// Presence events (`withPresence`).
+    pub with_presence: bool,
+    /// Invisible to others (`beQuiet`, R84–R87).
+    pub be_quiet: bool,
+    /// Storage events (`withMetadata`).
+    pub with_metadata: bool,
+    /// Lock events (`withLock`).
+    pub with_lock: bool,
+}
+
+/// Options of one stream channel membership (R90).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JoinOptions {
+    /// Presence events (`withPresence`).
+    pub with_presence: bool,
+    /// Invisible to others (`beQuiet`).
+    pub be_quiet: bool,
+    /// Storage events (`withMetadata`).
+    pub with_metadata: bool,
+    /// Lock events (`withLock`).
+    pub with_lock: bool,
+}
 
 /// One local subscriber of a channel.
 #[derive(Clone)]
@@ -66,7 +94,7 @@ pub(crate) struct StreamFilter {
 
 impl StreamFilter {
     /// A member that follows nobody yet.
-    pub fn new(user: Arc<str>, options: crate::session::JoinOptions) -> Self {
+    pub fn new(user: Arc<str>, options: JoinOptions) -> Self {
         StreamFilter {
             user,
             with_presence: options.with_presence,
@@ -102,7 +130,7 @@ impl Filter {
     }
 
     /// A message channel subscription with `opts`.
-    pub fn message(opts: &crate::session::SubOptions, user: &Arc<str>) -> Filter {
+    pub fn message(opts: &SubOptions, user: &Arc<str>) -> Filter {
         Filter::Message {
             with_message: opts.with_message,
             with_presence: opts.with_presence,
