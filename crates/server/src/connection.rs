@@ -49,6 +49,9 @@ where
     tokio::pin!(token_timer);
     loop {
         tokio::select! {
+            // A closing connection reads nothing more: biased, so that a kick, a
+            // resume elsewhere or an expiry wins over frames already buffered.
+            biased;
             _ = closed.changed() => break,
             _ = shutdown_requested(&mut shutdown) => {
                 out.close(DisconnectCode::Shutdown, "server shutting down");

@@ -62,6 +62,12 @@ fn operation(body: &client_message::Body) -> &'static str {
 /// Handles one client message. `Break` ends the connection.
 pub(crate) async fn handle(client: &mut Client, msg: ClientMessage) -> ControlFlow<()> {
     use client_message::Body as B;
+    // Once its session ended (kick, logout, expiry) or moved to another connection (a
+    // resume), nothing more of this connection is served, not even what it had sent
+    // already in the same frame or read ahead of the close.
+    if client.out.is_closed() {
+        return ControlFlow::Break(());
+    }
     let id = msg.id;
     let Some(body) = msg.body else {
         let f = Failure::new(
