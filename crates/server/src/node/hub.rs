@@ -1,7 +1,8 @@
 //! The hub: which local connections follow which channel. It receives the broker's
 //! publications for this node, encodes each push **once** and queues the same bytes on
-//! every subscriber's outbound queue. Maps are sharded; a shard's read lock is held only
-//! while queueing (no `.await`), and node subscriptions to the broker are changed under
+//! every subscriber's outbound queue. Maps are sharded; a channel's subscriber list is
+//! copied on change, so a publication holds a shard's read lock only to take the list
+//! (never while queueing), and node subscriptions to the broker are changed under
 //! a per-shard async lock so that the first subscriber and the last unsubscriber of a
 //! channel never race.
 
@@ -197,7 +198,10 @@ impl Filter {
 }
 
 struct Shard {
-    subs: RwLock<KeyMap<Vec<Subscriber>>>,
+    /// Each channel's subscribers, copied on change: a publication takes the list
+    /// (one reference count) and fans out after the shard's lock is released, so a
+    /// big channel's fan-out never holds up the subscribes of its shard.
+    subs: RwLock<KeyMap<Arc<[Subscriber]>>>,
     changes: tokio::sync::Mutex<()>,
 }
 
@@ -243,12 +247,14 @@ impl Hub {
         let _serial = shard.changes.lock().await;
         let first = {
             let mut map = write(&shard.subs);
-            let list = map.entry(key.clone()).or_default();
-            let first = list.is_empty();
+            let current = map.get(key).map_or(&[][..], |l| &l[..]);
+            let first = current.is_empty();
+            let mut list: Vec<Subscriber> = current.to_vec();
             match list.iter_mut().find(|s| s.session == sub.session) {
                 Some(existing) => *existing = sub,
                 None => list.push(sub),
             }
+            map.insert(key.clone(), list.into());
             first
         };
         if first {
@@ -266,20 +272,35 @@ impl Hub {
     pub async fn unsubscribe(&self, broker: &dyn Broker, key: &ChannelKey, session: u64) -> bool {
         let shard = self.shard(key);
         let _serial = shard.changes.lock().await;
-        let (found, now_empty) = {
+        let (found, now_empty, old) = {
             let mut map = write(&shard.subs);
-            let Some(list) = map.get_mut(key) else {
+            let Some(current) = map.get(key).cloned() else {
                 return false;
             };
-            let before = list.len();
-            list.retain(|s| s.session != session);
-            let found = list.len() != before;
+            let list: Vec<Subscriber> = current
+                .iter()
+                .filter(|s| s.session != session)
+                .cloned()
+                .collect();
+            let found = list.len() != current.len();
             let empty = list.is_empty();
             if empty {
                 map.remove(key);
+            } else if found {
+                map.insert(key.clone(), list.into());
             }
-            (found, empty)
+            (found, empty, current)
         };
+        // A fan-out that took the old list before it was replaced may still be pushing
+        // to this session: wait for it (fan-outs never wait), so that nothing of `key`
+        // reaches the session once this returns (an unsubscribe's reply is the last
+        // word, R82).
+        if found {
+            while Arc::strong_count(&old) > 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        drop(old);
         if found && now_empty {
             // Failing to unsubscribe only costs traffic this node ignores.
             let _ = broker.unsubscribe_node(key).await;
@@ -388,8 +409,10 @@ pub(crate) async fn publish_event(
 
 impl PublicationHandler for Hub {
     fn on_publication(&self, channel: &ChannelKey, publication: &Arc<Publication>) {
-        let map = read(&self.shard(channel).subs);
-        let Some(list) = map.get(channel) else { return };
+        let list = match read(&self.shard(channel).subs).get(channel) {
+            Some(list) => list.clone(),
+            None => return,
+        };
         // Encode once, for the first subscriber that takes it; every other gets a clone
         // of the same bytes.
         let mut bytes = None;
