@@ -59,6 +59,11 @@ fn operation(body: &client_message::Body) -> &'static str {
     }
 }
 
+/// At most 64 characters of a client-given name, for the log.
+fn clip(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
 /// Handles one client message. `Break` ends the connection.
 pub(crate) async fn handle(client: &mut Client, msg: ClientMessage) -> ControlFlow<()> {
     use client_message::Body as B;
@@ -94,16 +99,21 @@ pub(crate) async fn handle(client: &mut Client, msg: ClientMessage) -> ControlFl
             }
             Ok(())
         }
-        B::Login(req) => match login::login(client, id, req).await {
-            Ok(()) => Ok(()),
-            Err(f) if client.attached.is_none() => {
-                let reason = f.reason.clone();
-                client.fail(id, op, f);
-                client.out.close(DisconnectCode::LoginFailed, reason);
-                return ControlFlow::Break(());
+        B::Login(req) => {
+            let (app, user) = (clip(&req.app_id), clip(&req.user_id));
+            match login::login(client, id, req).await {
+                Ok(()) => Ok(()),
+                Err(f) if client.attached.is_none() => {
+                    // Never the token: the app, the user and why.
+                    tracing::info!(%app, %user, code = f.code.as_i32(), reason = %f.reason, "login failed");
+                    let reason = f.reason.clone();
+                    client.fail(id, op, f);
+                    client.out.close(DisconnectCode::LoginFailed, reason);
+                    return ControlFlow::Break(());
+                }
+                Err(f) => Err(f),
             }
-            Err(f) => Err(f),
-        },
+        }
         B::Logout(_) => {
             client.send(
                 id,

@@ -214,7 +214,7 @@ pub(crate) async fn login(
             .outlet
             .release(&client.out, &user_key, last.or(Some(upto)));
     }
-    tracing::debug!(app = %session.app_id, user = %session.user, "login");
+    tracing::info!(app = %session.app_id, user = %session.user, "logged in");
     Ok(())
 }
 
@@ -344,7 +344,7 @@ async fn resume(
         session.outlet.release(&client.out, &key, last);
     }
     hooks::resumed(client, &session).await;
-    tracing::debug!(app = %session.app_id, user = %session.user, "resumed");
+    tracing::info!(app = %session.app_id, user = %session.user, "resumed");
     Ok(())
 }
 

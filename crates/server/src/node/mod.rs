@@ -135,6 +135,10 @@ pub(crate) struct Node {
     next_session: AtomicU64,
     /// Open connections.
     pub connections: AtomicUsize,
+    /// Permits for TCP connections in the WebSocket handshake.
+    pub handshakes: Arc<tokio::sync::Semaphore>,
+    /// Open connections per IP address (only with a per-IP limit).
+    pub per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
     /// Becomes true when the server shuts down; every connection watches it.
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -161,6 +165,7 @@ impl Node {
             .iter()
             .map(|a| (a.id.clone(), Arc::new(a.clone())))
             .collect();
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(config.max_handshakes.max(1)));
         Arc::new(Node {
             config,
             apps,
@@ -175,6 +180,8 @@ impl Node {
             ext,
             next_session: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
+            handshakes,
+            per_ip: Mutex::new(HashMap::new()),
             shutdown: tokio::sync::watch::channel(false).0,
         })
     }
