@@ -164,6 +164,9 @@ pub struct AppLimits {
     pub max_user_metadata_subscriptions: usize,
     /// Most locks defined in one channel (Agora's documented 32; −14001).
     pub max_locks_per_channel: usize,
+    /// Most locks one client waits for at once (`acquireLock` with `retry`, 64; the
+    /// spec gives none); past it −14001 `LOCK_OPERATION_FAILED` with the reason.
+    pub max_lock_waits: usize,
 }
 
 impl Default for AppLimits {
@@ -194,6 +197,7 @@ impl Default for AppLimits {
             max_metadata_call_bytes: 16 * 1024,
             max_user_metadata_subscriptions: 100,
             max_locks_per_channel: 32,
+            max_lock_waits: 64,
         }
     }
 }

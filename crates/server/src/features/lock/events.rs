@@ -201,9 +201,9 @@ pub(crate) async fn cancel_waits(
     let Some(locks) = node.locks.clone() else {
         return;
     };
-    for ((key, lock, user), tx) in taken {
+    for ((key, lock, user), waiter) in taken {
         let _ = locks.cancel_wait(&key, &lock, &user).await;
-        let _ = tx.send(Err(Failure::new(
+        waiter.answer(Err(Failure::new(
             ErrorCode::LockOperationFailed,
             format!("stopped waiting for lock {lock:?}: {why} (R152)"),
         )));

@@ -4,6 +4,7 @@
 use super::events::{
     channel, engine, event, freed, lock_failure, publish, rejection, waits, wire_type,
 };
+use super::waits::Waiter;
 use crate::session::Session;
 use crate::session::client::Client;
 use crate::wire::Failure;
@@ -104,8 +105,8 @@ pub(crate) async fn remove_lock(
         .await
         .map_err(|e| lock_failure(&e))?
         .map_err(|r| rejection(r, &req.lock_name))?;
-    for tx in waits(&client.node).take_lock(&key, &req.lock_name) {
-        let _ = tx.send(Err(Failure::new(
+    for waiter in waits(&client.node).take_lock(&key, &req.lock_name) {
+        waiter.answer(Err(Failure::new(
             ErrorCode::LockNotExist,
             format!("lock {:?} was removed while waiting for it", req.lock_name),
         )));
@@ -134,21 +135,27 @@ pub(crate) async fn acquire_lock(
         lock_call(client, req.channel_type, &req.channel_name, &req.lock_name)?;
     let lock: Arc<str> = req.lock_name.as_str().into();
     // Registered before the engine queues it, so a hand-over right after finds it.
-    let waiting = req.retry.then(|| {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        waits(&client.node).lock().insert(
-            (key.clone(), lock.clone(), session.user.clone()),
-            (session.id, tx),
-        );
-        rx
-    });
+    let wait_key = (key.clone(), lock.clone(), session.user.clone());
+    if req.retry {
+        let waiter = Waiter {
+            session: session.id,
+            out: client.out.clone(),
+            id,
+            channel_type: wire_type(&key),
+            channel_name: key.name.to_string(),
+            lock_name: req.lock_name.clone(),
+        };
+        let max = session.app.limits.max_lock_waits;
+        if !waits(&client.node).insert(wait_key.clone(), waiter, max) {
+            return Err(Failure::new(
+                ErrorCode::LockOperationFailed,
+                format!("already waiting for {max} locks, the limit per client"),
+            ));
+        }
+    }
     let _turn = client.node.turns.take(&key).await;
     let outcome = locks.acquire(&key, &lock, &session.user, req.retry).await;
-    let unregister = || {
-        waits(&client.node)
-            .lock()
-            .remove(&(key.clone(), lock.clone(), session.user.clone()));
-    };
+    let unregister = || waits(&client.node).forget(&wait_key);
     let outcome = match outcome {
         Ok(Ok(o)) => o,
         Ok(Err(r)) => {
@@ -160,33 +167,10 @@ pub(crate) async fn acquire_lock(
             return Err(lock_failure(&e));
         }
     };
-    match (outcome, waiting) {
-        (Acquire::Queued, Some(rx)) => {
-            let out = client.out.clone();
-            let (channel_type, channel_name) = (wire_type(&key), key.name.to_string());
-            tokio::spawn(async move {
-                let body = match rx.await {
-                    Ok(Ok(())) => Body::AcquireLock(pb::LockReply {
-                        timestamp: now_ms(),
-                        channel_type,
-                        channel_name,
-                        lock_name: req.lock_name,
-                    }),
-                    Ok(Err(f)) => Body::Error(pb::Error {
-                        code: f.code.as_i32(),
-                        reason: f.reason,
-                        operation: "acquireLock".into(),
-                    }),
-                    Err(_) => return,
-                };
-                out.push(switchboard_protocol::frame::encode(&pb::ServerMessage {
-                    id,
-                    body: Some(body),
-                }));
-            });
-            return Ok(());
-        }
-        (Acquire::Acquired { ttl_s }, _) => {
+    match outcome {
+        // Answered when the lock is handed over or the wait fails (`Waiter::answer`).
+        Acquire::Queued if req.retry => return Ok(()),
+        Acquire::Acquired { ttl_s } => {
             unregister();
             let ev = event(
                 &key,
