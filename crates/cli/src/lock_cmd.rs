@@ -3,12 +3,13 @@
 //! as one JSON object per line with the spec's camelCase names, and logs out; errors go
 //! to stderr with code and reason.
 
-use crate::client_cmd::{ConnectArgs, connect, explain};
-use crate::storage_cmd::ChannelArgs;
+use crate::args::{ChannelArgs, ConnectArgs};
+use crate::connect::connect;
+use crate::output::{detail_json, explain, lock_json};
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use switchboard_client::{Client, LockDetail, LockEvent, LockEventType, LockResponse};
+use switchboard_client::{Client, LockEventType, LockResponse};
 
 /// `lock` subcommands. Every one names the channel first (a message channel, or a
 /// stream channel with --stream), then the lock.
@@ -91,26 +92,6 @@ pub struct GetArgs {
     conn: ConnectArgs,
     #[command(flatten)]
     channel: ChannelArgs,
-}
-
-fn detail_json(d: &LockDetail) -> Value {
-    json!({"lockName": d.lock_name, "owner": d.owner, "ttl": d.ttl})
-}
-
-/// JSON of a lock event (api.md §9.6).
-pub fn lock_json(e: &LockEvent) -> Value {
-    json!({
-        "event": "lock",
-        "channelType": e.channel_type.as_str(),
-        "channelName": e.channel_name,
-        "eventType": e.event_type.as_str(),
-        "lockName": e.lock_name,
-        "ttl": e.ttl,
-        "publisher": e.publisher,
-        "owner": e.owner,
-        "snapshot": e.snapshot.iter().map(detail_json).collect::<Vec<_>>(),
-        "timestamp": e.timestamp,
-    })
 }
 
 fn response_json(event: &str, r: &LockResponse) -> Value {

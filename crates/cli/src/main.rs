@@ -3,12 +3,17 @@
 //! `presence` / `storage` / `lock` talk to a server through the Rust SDK, `bench`
 //! measures. Every flag can also be set by environment.
 
+mod args;
 mod bench;
-mod client_cmd;
+mod connect;
+mod history_cmd;
 mod lock_cmd;
+mod output;
 mod presence_cmd;
+mod pub_cmd;
 mod serve;
 mod storage_cmd;
+mod sub_cmd;
 mod token_cmd;
 
 use clap::{Parser, Subcommand};
@@ -29,11 +34,11 @@ enum Command {
     #[command(subcommand)]
     Token(token_cmd::TokenCommand),
     /// Publish one message to a channel or a user.
-    Pub(client_cmd::PubArgs),
+    Pub(pub_cmd::PubArgs),
     /// Subscribe to channels and print every event as one JSON object per line.
-    Sub(client_cmd::SubArgs),
+    Sub(sub_cmd::SubArgs),
     /// Print stored messages of a channel or a conversation as JSON lines.
-    History(client_cmd::HistoryArgs),
+    History(history_cmd::HistoryArgs),
     /// Who is in a channel, where a user is, and temporary state, as JSON lines.
     #[command(subcommand)]
     Presence(presence_cmd::PresenceCommand),
@@ -92,9 +97,9 @@ fn main() -> std::process::ExitCode {
             rt.block_on(async move {
                 match other {
                     Command::Serve(args) => serve::run(*args).await,
-                    Command::Pub(args) => client_cmd::publish(args).await,
-                    Command::Sub(args) => client_cmd::subscribe(args).await,
-                    Command::History(args) => client_cmd::history(args).await,
+                    Command::Pub(args) => pub_cmd::publish(args).await,
+                    Command::Sub(args) => sub_cmd::subscribe(args).await,
+                    Command::History(args) => history_cmd::history(args).await,
                     Command::Presence(cmd) => presence_cmd::run(cmd).await,
                     Command::Storage(cmd) => storage_cmd::run(cmd).await,
                     Command::Lock(cmd) => lock_cmd::run(cmd).await,

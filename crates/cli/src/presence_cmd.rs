@@ -3,8 +3,9 @@
 //! (api.md §5). Each command logs in, prints its reply as one JSON object per line with
 //! the spec's camelCase names, and logs out; errors go to stderr with code and reason.
 
-use crate::client_cmd::{ConnectArgs, connect, explain, user_state_json};
-use crate::storage_cmd::ChannelArgs;
+use crate::args::{ChannelArgs, ConnectArgs, parse_pair};
+use crate::connect::connect;
+use crate::output::{explain, user_state_json};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -22,7 +23,6 @@ pub enum PresenceCommand {
     State(StateCommand),
 }
 
-/// The channel a presence command is about.
 /// `presence who` flags.
 #[derive(Args)]
 pub struct WhoArgs {
@@ -105,14 +105,6 @@ pub struct StateRemoveArgs {
     channel: ChannelArgs,
     /// Keys to remove; none = the whole state.
     keys: Vec<String>,
-}
-
-/// Parses `KEY=VALUE` (the value may contain `=`).
-pub fn parse_pair(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
-    }
 }
 
 /// Runs a `presence` command.
