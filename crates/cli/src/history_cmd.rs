@@ -2,7 +2,7 @@
 //! first, one JSON object per line, then a page summary.
 
 use crate::args::ConnectArgs;
-use crate::connect::connect;
+use crate::connect::{LinkWatch, connect};
 use crate::output::explain;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -18,8 +18,8 @@ pub struct HistoryArgs {
     /// The conversation with this user instead of a message channel.
     #[arg(long, env = "SWITCHBOARD_TO_USER")]
     to_user: bool,
-    /// Messages per page (1-100).
-    #[arg(long, default_value_t = 100)]
+    /// Messages per page, 1-100 (R162).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100))]
     count: u32,
     /// Newest end, ms (0 = now).
     #[arg(long, default_value_t = 0)]
@@ -27,7 +27,8 @@ pub struct HistoryArgs {
     /// Oldest end, ms (0 = no bound).
     #[arg(long, default_value_t = 0)]
     end: u64,
-    /// Follow `newStart` until everything in the range is printed.
+    /// Follow `newStart` until everything in the range is printed: a `historyPage` line
+    /// after each page, then `historyEnd` with the total count and the pages read.
     #[arg(long)]
     all: bool,
     /// Channel name, or user id with --to-user.
@@ -37,12 +38,14 @@ pub struct HistoryArgs {
 /// Runs `history`: one JSON object per stored message, newest first.
 pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
     let client = connect(&args.conn).await?;
+    let mut link = LinkWatch::new(&client);
     let channel_type = if args.to_user {
         ChannelType::User
     } else {
         ChannelType::Message
     };
     let mut start = args.start;
+    let (mut total, mut pages) = (0u64, 0u64);
     let result = loop {
         let options = switchboard_client::GetHistoryMessageOptions {
             message_count: args.count,
@@ -74,15 +77,25 @@ pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
                 })
             );
         }
-        if !args.all || page.new_start == 0 {
+        total += page.message_list.len() as u64;
+        pages += 1;
+        println!(
+            "{}",
+            json!({"event": "historyPage", "count": page.message_list.len(), "newStart": page.new_start})
+        );
+        if !args.all {
+            break Ok(());
+        }
+        if page.new_start == 0 {
             println!(
                 "{}",
-                json!({"event": "historyPage", "count": page.count, "newStart": page.new_start})
+                json!({"event": "historyEnd", "count": total, "pages": pages})
             );
             break Ok(());
         }
         start = page.new_start;
     };
+    let result = link.annotate(result).await;
     let _ = client.logout().await;
     result
 }

@@ -4,7 +4,7 @@
 //! to stderr with code and reason.
 
 use crate::args::{ChannelArgs, ConnectArgs};
-use crate::connect::connect;
+use crate::connect::{LinkWatch, connect};
 use crate::output::{detail_json, explain, lock_json};
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
@@ -114,12 +114,14 @@ pub async fn run(cmd: LockCommand) -> anyhow::Result<()> {
         LockCommand::Get(a) => &a.conn,
     };
     let client = connect(conn).await?;
-    let result = lock(&client, &cmd).await;
+    let mut link = LinkWatch::new(&client);
+    let result = lock(&client, &cmd, &mut link).await;
+    let result = link.annotate(result).await;
     let _ = client.logout().await;
     result
 }
 
-async fn lock(client: &Client, cmd: &LockCommand) -> anyhow::Result<()> {
+async fn lock(client: &Client, cmd: &LockCommand, link: &mut LinkWatch) -> anyhow::Result<()> {
     let locks = client.lock();
     let (event, r) = match cmd {
         LockCommand::Set(a) => {
@@ -133,7 +135,7 @@ async fn lock(client: &Client, cmd: &LockCommand) -> anyhow::Result<()> {
                 .await;
             ("removeLockResponse", r)
         }
-        LockCommand::Acquire(a) => return acquire(client, a).await,
+        LockCommand::Acquire(a) => return acquire(client, a, link).await,
         LockCommand::Release(a) => {
             let r = locks
                 .release_lock(a.channel.name(), a.channel.channel_type(), &a.lock)
@@ -173,7 +175,7 @@ async fn lock(client: &Client, cmd: &LockCommand) -> anyhow::Result<()> {
 
 /// `lock acquire`: acquires (waiting in line with --retry), and with --hold keeps the
 /// lock until Ctrl-C (or until it expires) and releases it.
-async fn acquire(client: &Client, a: &AcquireArgs) -> anyhow::Result<()> {
+async fn acquire(client: &Client, a: &AcquireArgs, link: &mut LinkWatch) -> anyhow::Result<()> {
     let locks = client.lock();
     let (c, l) = (&a.lock.channel, &a.lock.lock);
     // Registered before acquiring, so an EXPIRED right after is not missed.
@@ -213,5 +215,8 @@ async fn acquire(client: &Client, a: &AcquireArgs) -> anyhow::Result<()> {
             println!("{}", lock_json(&e));
             anyhow::bail!("lost the lock: it expired")
         }
+        // A lost session (kicked by another login of this user, token expired) takes
+        // the lock with it: say so rather than wait for a Ctrl-C.
+        why = link.failed() => Err(why.context("lost the lock")),
     }
 }

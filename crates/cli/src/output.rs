@@ -10,19 +10,41 @@ use switchboard_client::{
     PresenceEvent, RtmError, StorageData, StorageEvent, UserList, UserState,
 };
 
-/// An error for the terminal, with a hint when a token is the problem.
+/// An SDK error explained for the terminal; it keeps the code, so that a caller that
+/// knows more (a lost link, see `connect::LinkWatch`) can recognise it.
+#[derive(Debug)]
+pub struct Explained {
+    /// The SDK error code (api.md §12).
+    pub code: i32,
+    message: String,
+}
+
+impl std::fmt::Display for Explained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Explained {}
+
+/// An error for the terminal. `token_given` is false when the command had no token (or
+/// an empty one): then a token refusal says first that a token is missing, rather than
+/// leading with what the server found wrong in the empty string.
 pub(crate) fn explain(e: &RtmError, token_given: bool) -> anyhow::Error {
-    let hint = if !token_given && e.code == ErrorCode::InvalidToken.as_i32() {
-        "\nthis app requires a token: pass --token or set SWITCHBOARD_TOKEN (make one with `switchboard token rtm --app-id ... --app-cert ... --user-id ...`)"
+    let message = if !token_given && e.code == ErrorCode::InvalidToken.as_i32() {
+        format!(
+            "no token: this app requires a token; pass --token TOKEN or set SWITCHBOARD_TOKEN \
+             (make one with `switchboard token rtm --app-id ... --app-cert ... --user-id ...`) \
+             [{} failed with code {}: {}]",
+            e.operation, e.code, e.reason
+        )
     } else {
-        ""
+        format!("{} failed with code {}: {}", e.operation, e.code, e.reason)
     };
-    anyhow::anyhow!(
-        "{} failed with code {}: {}{hint}",
-        e.operation,
-        e.code,
-        e.reason
-    )
+    anyhow::Error::new(Explained {
+        code: e.code,
+        message,
+    })
 }
 
 /// JSON of a message event (api.md §9.2); binary payloads in base64.

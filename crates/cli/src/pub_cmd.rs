@@ -2,7 +2,7 @@
 //! channel; the reply printed as JSON, or the error code and reason on stderr.
 
 use crate::args::{ConnectArgs, StreamArgs};
-use crate::connect::{connect, join_stream};
+use crate::connect::{LinkWatch, connect, join_stream};
 use crate::output::explain;
 use anyhow::{Context, bail};
 use base64::Engine;
@@ -67,8 +67,10 @@ fn payload(args: &PubArgs) -> anyhow::Result<Payload> {
 pub async fn publish(args: PubArgs) -> anyhow::Result<()> {
     let message = payload(&args)?;
     let client = connect(&args.conn).await?;
+    let mut link = LinkWatch::new(&client);
     if args.stream.stream.is_some() {
         let result = publish_topic(&client, &args, message).await;
+        let result = link.annotate(result).await;
         let _ = client.logout().await;
         return result;
     }
@@ -83,8 +85,9 @@ pub async fn publish(args: PubArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let result = client.publish(&args.target, message, options).await;
+    let result = link.annotate(result.map_err(|e| explain(&e, true))).await;
     let _ = client.logout().await;
-    let r = result.map_err(|e| explain(&e, true))?;
+    let r = result?;
     println!(
         "{}",
         json!({

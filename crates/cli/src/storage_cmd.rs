@@ -4,7 +4,7 @@
 //! errors go to stderr with code and reason.
 
 use crate::args::{ChannelArgs, ConnectArgs, parse_pair};
-use crate::connect::connect;
+use crate::connect::{LinkWatch, connect};
 use crate::output::{explain, metadata_json};
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -248,10 +248,12 @@ pub async fn run(cmd: StorageCommand) -> anyhow::Result<()> {
     };
     check(&cmd)?;
     let client = connect(conn).await?;
+    let mut link = LinkWatch::new(&client);
     let result = match &cmd {
         StorageCommand::Channel(c) => channel(&client, c).await,
         StorageCommand::User(c) => user(&client, c).await,
     };
+    let result = link.annotate(result).await;
     let _ = client.logout().await;
     result
 }

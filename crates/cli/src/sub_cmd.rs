@@ -3,14 +3,14 @@
 //! as one JSON object per line until Ctrl-C.
 
 use crate::args::{ConnectArgs, StreamArgs, parse_pair};
-use crate::connect::join_stream;
+use crate::connect::{ended, join_stream, login, new_client};
 use crate::output::{event_json, explain};
 use anyhow::bail;
 use clap::Args;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use switchboard_client::{
-    ChannelType, Client, ClientConfig, ErrorCode, Event, LinkState, SubscribeOptions,
+    ChannelType, Client, ErrorCode, Event, LinkState, StreamChannel, SubscribeOptions,
 };
 
 /// `sub` flags.
@@ -48,6 +48,20 @@ pub struct SubArgs {
     /// (repeatable); it lasts while this command stays in the channel.
     #[arg(long = "state", value_name = "KEY=VALUE", value_parser = parse_pair)]
     state: Vec<(String, String)>,
+    /// Renew tokens with this shell command (`sh -c CMD`): run at each
+    /// tokenPrivilegeWillExpire, its stdout is the new token. It gets
+    /// SWITCHBOARD_TOKEN_FOR=rtm for the login token, or =rtc with SWITCHBOARD_CHANNEL
+    /// for a stream channel's RTC token, so `switchboard token "$SWITCHBOARD_TOKEN_FOR"`
+    /// can serve as CMD.
+    #[arg(long, value_name = "CMD")]
+    token_command: Option<String>,
+    /// App certificate: without --token-command, mint a fresh login token (and RTC
+    /// token) at each tokenPrivilegeWillExpire, so `sub` outlives its first token.
+    #[arg(long, env = "SWITCHBOARD_APP_CERT", hide_env_values = true)]
+    app_cert: Option<String>,
+    /// Lifetime of the tokens minted with --app-cert, seconds.
+    #[arg(long = "renew-expire", value_name = "S", default_value_t = 3600)]
+    renew_expire: u32,
 }
 
 /// Prints every event until the stream ends; fails when the link fails (a lost link
@@ -59,11 +73,7 @@ async fn print_events(mut events: switchboard_client::EventStream<Event>) -> any
                 println!("{}", event_json(&e));
                 if let Event::LinkState(l) = &e {
                     if l.current_state == LinkState::Failed {
-                        bail!(
-                            "connection ended: {} ({})",
-                            l.reason_code.as_str(),
-                            l.reason
-                        );
+                        return Err(ended(l).context("connection ended"));
                     }
                 }
             }
@@ -75,15 +85,18 @@ async fn print_events(mut events: switchboard_client::EventStream<Event>) -> any
 
 /// Runs `sub` until Ctrl-C (logs out) or a failed link (exit code 1).
 pub async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
-    let config = ClientConfig::new(&args.conn.url);
-    let client = Client::new(&args.conn.app_id, &args.conn.user_id, config)
-        .map_err(|e| explain(&e, true))?;
+    let client = new_client(&args.conn)?;
     // Print events from the start, in arrival order, while logging in and subscribing.
     let mut printer = tokio::spawn(print_events(client.events()));
-    client
-        .login(args.conn.token.as_deref().unwrap_or(""))
-        .await
-        .map_err(|e| explain(&e, args.conn.token.is_some()))?;
+    let renewal = Renewal::new(&args)?;
+    let stream_handle = match &args.stream.stream {
+        Some(name) => Some(client.stream_channel(name).map_err(|e| explain(&e, true))?),
+        None => None,
+    };
+    if let Some(renewal) = renewal {
+        tokio::spawn(renewal.run(client.clone(), stream_handle));
+    }
+    login(&client, &args.conn).await?;
     let options = SubscribeOptions {
         with_presence: !args.no_presence,
         be_quiet: args.be_quiet,
@@ -184,4 +197,132 @@ async fn set_state(
         })
     );
     Ok(())
+}
+
+/// How a long-running `sub` gets fresh tokens (api.md §3.7 renewToken, T54).
+enum Source {
+    /// `--token-command CMD`.
+    Command(String),
+    /// `--app-cert`: minted here.
+    Mint { cert: String, expire: u32 },
+}
+
+/// Renews the login token, and the stream channel's RTC token, at each will-expire
+/// notice, until the client goes.
+struct Renewal {
+    source: Source,
+    app_id: String,
+    user_id: String,
+}
+
+impl Renewal {
+    /// The renewal `args` ask for, if any.
+    fn new(args: &SubArgs) -> anyhow::Result<Option<Renewal>> {
+        let source = match (&args.token_command, &args.app_cert) {
+            (Some(cmd), _) => Source::Command(cmd.clone()),
+            (None, Some(cert)) if !cert.is_empty() => {
+                if !switchboard_token::is_hex32(cert) {
+                    bail!("--app-cert must be 32 hex characters");
+                }
+                Source::Mint {
+                    cert: cert.clone(),
+                    expire: args.renew_expire,
+                }
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(Renewal {
+            source,
+            app_id: args.conn.app_id.clone(),
+            user_id: args.conn.user_id.clone(),
+        }))
+    }
+
+    /// A fresh token: the login token (`channel` None) or the RTC token of `channel`.
+    async fn token(&self, channel: Option<&str>) -> anyhow::Result<String> {
+        let now = (switchboard_protocol::now_ms() / 1000) as u32;
+        match &self.source {
+            Source::Mint { cert, expire } => match channel {
+                None => switchboard_token::build_rtm_token(
+                    &self.app_id,
+                    cert,
+                    &self.user_id,
+                    *expire,
+                    now,
+                ),
+                Some(c) => switchboard_token::build_rtc_token(
+                    &self.app_id,
+                    cert,
+                    c,
+                    &self.user_id,
+                    switchboard_token::RtcRole::Publisher,
+                    *expire,
+                    *expire,
+                    now,
+                ),
+            }
+            .map_err(|e| anyhow::anyhow!("cannot build the token: {e}")),
+            Source::Command(cmd) => {
+                let mut command = std::process::Command::new("sh");
+                command
+                    .arg("-c")
+                    .arg(cmd)
+                    .stdin(std::process::Stdio::null());
+                command.env("SWITCHBOARD_USER_ID", &self.user_id);
+                command.env("SWITCHBOARD_APP_ID", &self.app_id);
+                match channel {
+                    None => command.env("SWITCHBOARD_TOKEN_FOR", "rtm"),
+                    Some(c) => command
+                        .env("SWITCHBOARD_TOKEN_FOR", "rtc")
+                        .env("SWITCHBOARD_CHANNEL", c),
+                };
+                let out = tokio::task::spawn_blocking(move || command.output())
+                    .await?
+                    .map_err(|e| anyhow::anyhow!("--token-command: cannot run sh: {e}"))?;
+                if !out.status.success() {
+                    bail!(
+                        "--token-command failed ({}): {}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
+                }
+                let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                if token.is_empty() {
+                    bail!("--token-command printed no token");
+                }
+                Ok(token)
+            }
+        }
+    }
+
+    /// Waits for will-expire notices and renews; a failed renewal is printed on stderr
+    /// and the next notice tries again (the server sends one per token).
+    async fn run(self, client: Client, stream: Option<StreamChannel>) {
+        let mut notices = client.token_events();
+        while let Some(item) = notices.next().await {
+            let Ok(channel) = item else { continue };
+            let result = async {
+                let token = self.token(channel.as_deref()).await?;
+                match (&channel, &stream) {
+                    (None, _) => client
+                        .renew_token(&token)
+                        .await
+                        .map_err(|e| explain(&e, true)),
+                    (Some(c), Some(s)) if s.name() == c => {
+                        s.renew_token(&token).await.map_err(|e| explain(&e, true))
+                    }
+                    (Some(c), _) => bail!("no stream channel {c:?} here"),
+                }
+            }
+            .await;
+            let name = channel.clone().unwrap_or_default();
+            match result {
+                Ok(()) => println!(
+                    "{}",
+                    json!({"event": "renewTokenResponse", "channelName": name})
+                ),
+                Err(e) => eprintln!("warning: renewing the token of {name:?}: {e:#}"),
+            }
+        }
+    }
 }

@@ -2,105 +2,10 @@
 //! free port with a fresh data dir (creating its app), `token` mints tokens, two `sub`
 //! processes receive what `pub` sends, and failures exit non-zero with code and reason.
 
+mod common;
+
+use common::{Proc, field, run};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
-const WAIT: Duration = Duration::from_secs(15);
-
-/// A child process whose stdout lines arrive on a channel; killed on drop.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    /// Lines read but not matched yet: `sub` prints from two tasks (events and
-    /// replies), so lines that are not ordered with each other may come either way.
-    unmatched: std::cell::RefCell<Vec<String>>,
-}
-
-impl Proc {
-    fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Proc {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::null());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn switchboard");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc {
-            child,
-            lines,
-            unmatched: Default::default(),
-        }
-    }
-
-    /// The first line (earlier unmatched ones included) for which `pick` returns
-    /// something, within [`WAIT`]; lines it skips stay for later calls.
-    fn expect<T>(&self, what: &str, mut pick: impl FnMut(&str) -> Option<T>) -> T {
-        {
-            let mut kept = self.unmatched.borrow_mut();
-            if let Some((i, t)) = kept
-                .iter()
-                .enumerate()
-                .find_map(|(i, l)| pick(l).map(|t| (i, t)))
-            {
-                kept.remove(i);
-                return t;
-            }
-        }
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(t) = pick(&line) {
-                        return t;
-                    }
-                    self.unmatched.borrow_mut().push(line);
-                }
-                Err(_) => panic!("no line with {what} within {WAIT:?}"),
-            }
-        }
-    }
-
-    fn expect_json(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        self.expect(what, |l| {
-            serde_json::from_str::<Value>(l).ok().filter(|v| pred(v))
-        })
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn run(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args);
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run switchboard")
-}
-
-fn field(line: &str, label: &str) -> Option<String> {
-    line.trim()
-        .strip_prefix(label)
-        .map(|v| v.trim().to_string())
-}
 
 #[test]
 fn readme_walkthrough_two_subscribers_receive_what_pub_sends() {

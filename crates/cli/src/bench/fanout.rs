@@ -32,10 +32,11 @@ pub struct FanoutArgs {
     /// Payload bytes (at least 20).
     #[arg(long, default_value_t = 100)]
     size: usize,
-    /// Closed loop: messages in flight per publisher.
+    /// Closed loop: messages in flight per publisher [default: 32 when --rate is not
+    /// given].
     #[arg(long, conflicts_with = "rate")]
     window: Option<u64>,
-    /// Open loop: messages per second per publisher.
+    /// Open loop: messages per second per publisher (instead of the window).
     #[arg(long)]
     rate: Option<u64>,
     /// Seconds of publishing.
@@ -48,6 +49,9 @@ pub struct FanoutArgs {
     #[arg(long)]
     raw: bool,
 }
+
+/// The closed loop's window when neither --window nor --rate is given.
+const DEFAULT_WINDOW: u64 = 32;
 
 /// When a fanout publisher may send its next message: the closed loop's window (message
 /// n goes once message n−K reached every subscriber) or the open loop's tick.
@@ -160,8 +164,9 @@ impl Shared {
 
 /// Runs `bench fanout`.
 pub(super) async fn run(a: FanoutArgs) -> anyhow::Result<()> {
+    let mut a = a;
     if a.window.is_none() && a.rate.is_none() {
-        bail!("give --window K (closed loop) or --rate R (open loop)");
+        a.window = Some(DEFAULT_WINDOW);
     }
     let (url, app, cert) = target(&a.target).await?;
     let ring_len = (a.window.unwrap_or(0) as usize * 4).max(1024);
