@@ -24,6 +24,8 @@ pub struct Proc {
     /// Lines read but not matched yet: `sub` prints from two tasks (events and
     /// replies), so lines that are not ordered with each other may come either way.
     pub unmatched: std::cell::RefCell<Vec<String>>,
+    /// The child is a shell: its descendants are killed too.
+    group: bool,
 }
 
 impl Proc {
@@ -44,6 +46,31 @@ impl Proc {
         for (k, v) in envs {
             cmd.env(k, v);
         }
+        Proc::start(cmd, false)
+    }
+
+    /// `bash -c SCRIPT` in `cwd` (killed with whatever it started on drop); stderr to
+    /// `log`.
+    pub fn spawn_shell(
+        script: &str,
+        cwd: &std::path::Path,
+        envs: &[(&str, &str)],
+        log: &std::path::Path,
+    ) -> Proc {
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c")
+            .arg(script)
+            .current_dir(cwd)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(log).expect("log")));
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        Proc::start(cmd, true)
+    }
+
+    fn start(mut cmd: Command, group: bool) -> Proc {
+        cmd.stdin(Stdio::null());
         let mut child = cmd.spawn().expect("spawn switchboard");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, lines) = mpsc::channel();
@@ -58,6 +85,7 @@ impl Proc {
             child,
             lines,
             unmatched: Default::default(),
+            group,
         }
     }
 
@@ -117,6 +145,31 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        if self.group {
+            // The shell's descendants, found by pid (it may not exec the command).
+            let mut pids = Vec::new();
+            let mut todo = vec![self.child.id()];
+            while let Some(pid) = todo.pop() {
+                let list = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                    .unwrap_or_default();
+                for c in list
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok())
+                {
+                    pids.push(c);
+                    todo.push(c);
+                }
+            }
+            for pid in pids {
+                let _ = Command::new("kill")
+                    .arg("-KILL")
+                    .arg(pid.to_string())
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
