@@ -59,11 +59,11 @@ impl LinkWatch {
         let mut events = client.link_state_events();
         tokio::spawn(async move {
             while let Some(item) = events.next().await {
-                if let Ok(e) = item {
-                    if e.current_state == LinkState::Failed {
-                        let _ = tx.send(Some(e));
-                        return;
-                    }
+                if let Ok(e) = item
+                    && e.current_state == LinkState::Failed
+                {
+                    let _ = tx.send(Some(e));
+                    return;
                 }
             }
         });

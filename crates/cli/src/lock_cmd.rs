@@ -191,13 +191,12 @@ async fn acquire(client: &Client, a: &AcquireArgs, link: &mut LinkWatch) -> anyh
     }
     let expired = async {
         while let Some(item) = events.next().await {
-            if let Ok(e) = item {
-                if e.event_type == LockEventType::Expired
-                    && e.channel_name == c.name()
-                    && e.lock_name == *l
-                {
-                    return Some(e);
-                }
+            if let Ok(e) = item
+                && e.event_type == LockEventType::Expired
+                && e.channel_name == c.name()
+                && e.lock_name == *l
+            {
+                return Some(e);
             }
         }
         None

@@ -175,10 +175,11 @@ mod tests {
     fn flags_without_env(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
         for arg in cmd.get_arguments() {
             let builtin = matches!(arg.get_id().as_str(), "help" | "version");
-            if let Some(long) = arg.get_long() {
-                if !builtin && arg.get_env().is_none() {
-                    out.push(format!("{path} --{long}"));
-                }
+            if let Some(long) = arg.get_long()
+                && !builtin
+                && arg.get_env().is_none()
+            {
+                out.push(format!("{path} --{long}"));
             }
         }
         for sub in cmd.get_subcommands() {

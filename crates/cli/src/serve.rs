@@ -125,10 +125,10 @@ fn parse_app(spec: &str) -> anyhow::Result<AppConfig> {
 /// certificate of 32 hex characters (token.md); otherwise every login would fail.
 fn validate_app(app: &AppConfig) -> Result<(), String> {
     switchboard_protocol::names::validate_app_id(&app.id).map_err(|e| e.reason.to_string())?;
-    if let Some(c) = &app.certificate {
-        if !switchboard_token::is_hex32(c) {
-            return Err("the certificate must be 32 hex characters".to_string());
-        }
+    if let Some(c) = &app.certificate
+        && !switchboard_token::is_hex32(c)
+    {
+        return Err("the certificate must be 32 hex characters".to_string());
     }
     Ok(())
 }

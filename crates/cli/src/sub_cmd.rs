@@ -71,10 +71,10 @@ async fn print_events(mut events: switchboard_client::EventStream<Event>) -> any
         match item {
             Ok(e) => {
                 println!("{}", event_json(&e));
-                if let Event::LinkState(l) = &e {
-                    if l.current_state == LinkState::Failed {
-                        return Err(ended(l).context("connection ended"));
-                    }
+                if let Event::LinkState(l) = &e
+                    && l.current_state == LinkState::Failed
+                {
+                    return Err(ended(l).context("connection ended"));
                 }
             }
             Err(lag) => println!("{}", json!({"event": "lagged", "skipped": lag.0})),

@@ -323,11 +323,10 @@ async fn sdk_side(
                         Payload::Binary(b) => side.on_push(b),
                         Payload::Text(_) => None,
                     };
-                    if let Some(p) = reply {
-                        if client.publish(&peer, p, opts()).await.is_err() {
+                    if let Some(p) = reply
+                        && client.publish(&peer, p, opts()).await.is_err() {
                             side.error();
                         }
-                    }
                 }
                 Some(Err(_)) => side.error(),
                 None => {
