@@ -14,6 +14,7 @@ mod pub_cmd;
 mod serve;
 mod storage_cmd;
 mod sub_cmd;
+mod sub_control;
 mod token_cmd;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};

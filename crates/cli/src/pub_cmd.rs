@@ -25,6 +25,10 @@ pub struct PubArgs {
     /// MESSAGE is base64, or @FILE for a file's bytes; sent as BINARY.
     #[arg(long, env = "SWITCHBOARD_BINARY")]
     binary: bool,
+    /// With --stream: the publisher's topic meta, shown to others as `publisherMeta`
+    /// (api.md §4.3).
+    #[arg(long, value_name = "META", requires = "stream")]
+    meta: Option<String>,
     /// Also store the message in history.
     #[arg(long, env = "SWITCHBOARD_STORE_IN_HISTORY")]
     store_in_history: bool,
@@ -114,7 +118,13 @@ async fn publish_topic(client: &Client, args: &PubArgs, message: Payload) -> any
         bail!("--stream is missing");
     };
     stream
-        .join_topic(topic, Default::default())
+        .join_topic(
+            topic,
+            switchboard_client::JoinTopicOptions {
+                meta: args.meta.clone().unwrap_or_default(),
+                ..Default::default()
+            },
+        )
         .await
         .map_err(|e| explain(&e, true))?;
     let options = switchboard_client::PublishTopicOptions {

@@ -30,6 +30,13 @@ pub struct SubArgs {
     /// not see it in whoNow / whereNow (R84-R87); it still receives theirs.
     #[arg(long)]
     be_quiet: bool,
+    /// Receive no messages of the channels (withMessage: false, R76); user-channel
+    /// messages still arrive.
+    #[arg(long)]
+    no_message: bool,
+    /// Take commands on standard input while running (see `sub --help`).
+    #[arg(long, long_help = crate::sub_control::HELP)]
+    commands: bool,
     /// Receive no presence events of the channels (R116).
     #[arg(long)]
     no_presence: bool,
@@ -98,6 +105,7 @@ pub async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
     }
     login(&client, &args.conn).await?;
     let options = SubscribeOptions {
+        with_message: !args.no_message,
         with_presence: !args.no_presence,
         be_quiet: args.be_quiet,
         with_metadata: args.with_metadata,
@@ -122,7 +130,8 @@ pub async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
         );
         set_state(&client, channel, ChannelType::Message, &args.state).await?;
     }
-    if let Some(stream) = join_stream(&client, &args.stream, options).await? {
+    let joined = join_stream(&client, &args.stream, options).await?;
+    if let Some(stream) = &joined {
         println!(
             "{}",
             json!({"event": "joinResponse", "channelName": stream.name()})
@@ -162,6 +171,9 @@ pub async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
                 Err(e) => return Err(explain(&e, true)),
             }
         }
+    }
+    if args.commands {
+        tokio::spawn(crate::sub_control::run(client.clone(), joined));
     }
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {

@@ -42,7 +42,10 @@ impl Proc {
 
     fn spawn_to(args: &[&str], envs: &[(&str, &str)], stderr: Stdio) -> Proc {
         let mut cmd = Command::new(BIN);
-        cmd.args(args).stdout(Stdio::piped()).stderr(stderr);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -61,6 +64,7 @@ impl Proc {
         cmd.arg("-c")
             .arg(script)
             .current_dir(cwd)
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(log).expect("log")));
         for (k, v) in envs {
@@ -69,8 +73,23 @@ impl Proc {
         Proc::start(cmd, true)
     }
 
+    /// [`Proc::spawn`] with a pipe to its standard input.
+    pub fn spawn_interactive(
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> (Proc, std::process::ChildStdin) {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::null());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::piped());
+        let mut p = Proc::start(cmd, false);
+        let stdin = p.child.stdin.take().expect("stdin");
+        (p, stdin)
+    }
+
     fn start(mut cmd: Command, group: bool) -> Proc {
-        cmd.stdin(Stdio::null());
         let mut child = cmd.spawn().expect("spawn switchboard");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, lines) = mpsc::channel();
