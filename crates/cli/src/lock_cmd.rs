@@ -3,12 +3,13 @@
 //! as one JSON object per line with the spec's camelCase names, and logs out; errors go
 //! to stderr with code and reason.
 
-use crate::client_cmd::{ConnectArgs, connect, explain};
-use crate::storage_cmd::ChannelArgs;
+use crate::args::{ChannelArgs, ConnectArgs};
+use crate::connect::{LinkWatch, connect};
+use crate::output::{detail_json, explain, lock_json};
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use switchboard_client::{Client, LockDetail, LockEvent, LockEventType, LockResponse};
+use switchboard_client::{Client, LockEventType, LockResponse};
 
 /// `lock` subcommands. Every one names the channel first (a message channel, or a
 /// stream channel with --stream), then the lock.
@@ -93,26 +94,6 @@ pub struct GetArgs {
     channel: ChannelArgs,
 }
 
-fn detail_json(d: &LockDetail) -> Value {
-    json!({"lockName": d.lock_name, "owner": d.owner, "ttl": d.ttl})
-}
-
-/// JSON of a lock event (api.md §9.6).
-pub fn lock_json(e: &LockEvent) -> Value {
-    json!({
-        "event": "lock",
-        "channelType": e.channel_type.as_str(),
-        "channelName": e.channel_name,
-        "eventType": e.event_type.as_str(),
-        "lockName": e.lock_name,
-        "ttl": e.ttl,
-        "publisher": e.publisher,
-        "owner": e.owner,
-        "snapshot": e.snapshot.iter().map(detail_json).collect::<Vec<_>>(),
-        "timestamp": e.timestamp,
-    })
-}
-
 fn response_json(event: &str, r: &LockResponse) -> Value {
     json!({
         "event": event,
@@ -133,12 +114,14 @@ pub async fn run(cmd: LockCommand) -> anyhow::Result<()> {
         LockCommand::Get(a) => &a.conn,
     };
     let client = connect(conn).await?;
-    let result = lock(&client, &cmd).await;
+    let mut link = LinkWatch::new(&client);
+    let result = lock(&client, &cmd, &mut link).await;
+    let result = link.annotate(result).await;
     let _ = client.logout().await;
     result
 }
 
-async fn lock(client: &Client, cmd: &LockCommand) -> anyhow::Result<()> {
+async fn lock(client: &Client, cmd: &LockCommand, link: &mut LinkWatch) -> anyhow::Result<()> {
     let locks = client.lock();
     let (event, r) = match cmd {
         LockCommand::Set(a) => {
@@ -152,7 +135,7 @@ async fn lock(client: &Client, cmd: &LockCommand) -> anyhow::Result<()> {
                 .await;
             ("removeLockResponse", r)
         }
-        LockCommand::Acquire(a) => return acquire(client, a).await,
+        LockCommand::Acquire(a) => return acquire(client, a, link).await,
         LockCommand::Release(a) => {
             let r = locks
                 .release_lock(a.channel.name(), a.channel.channel_type(), &a.lock)
@@ -192,7 +175,7 @@ async fn lock(client: &Client, cmd: &LockCommand) -> anyhow::Result<()> {
 
 /// `lock acquire`: acquires (waiting in line with --retry), and with --hold keeps the
 /// lock until Ctrl-C (or until it expires) and releases it.
-async fn acquire(client: &Client, a: &AcquireArgs) -> anyhow::Result<()> {
+async fn acquire(client: &Client, a: &AcquireArgs, link: &mut LinkWatch) -> anyhow::Result<()> {
     let locks = client.lock();
     let (c, l) = (&a.lock.channel, &a.lock.lock);
     // Registered before acquiring, so an EXPIRED right after is not missed.
@@ -208,13 +191,12 @@ async fn acquire(client: &Client, a: &AcquireArgs) -> anyhow::Result<()> {
     }
     let expired = async {
         while let Some(item) = events.next().await {
-            if let Ok(e) = item {
-                if e.event_type == LockEventType::Expired
-                    && e.channel_name == c.name()
-                    && e.lock_name == *l
-                {
-                    return Some(e);
-                }
+            if let Ok(e) = item
+                && e.event_type == LockEventType::Expired
+                && e.channel_name == c.name()
+                && e.lock_name == *l
+            {
+                return Some(e);
             }
         }
         None
@@ -232,5 +214,8 @@ async fn acquire(client: &Client, a: &AcquireArgs) -> anyhow::Result<()> {
             println!("{}", lock_json(&e));
             anyhow::bail!("lost the lock: it expired")
         }
+        // A lost session (kicked by another login of this user, token expired) takes
+        // the lock with it: say so rather than wait for a Ctrl-C.
+        why = link.failed() => Err(why.context("lost the lock")),
     }
 }

@@ -3,12 +3,13 @@
 //! (api.md §5). Each command logs in, prints its reply as one JSON object per line with
 //! the spec's camelCase names, and logs out; errors go to stderr with code and reason.
 
-use crate::client_cmd::{ConnectArgs, connect, explain, user_state_json};
-use crate::storage_cmd::ChannelArgs;
+use crate::args::{ChannelArgs, ConnectArgs, parse_pair};
+use crate::connect::{LinkWatch, connect};
+use crate::output::{explain, user_state_json};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use switchboard_client::{Client, WhoNowOptions};
+use switchboard_client::{ChannelType, Client, WhoNowOptions};
 
 /// `presence` subcommands.
 #[derive(Subcommand)]
@@ -22,7 +23,6 @@ pub enum PresenceCommand {
     State(StateCommand),
 }
 
-/// The channel a presence command is about.
 /// `presence who` flags.
 #[derive(Args)]
 pub struct WhoArgs {
@@ -56,7 +56,7 @@ pub struct WhereArgs {
 /// `presence state` subcommands.
 #[derive(Subcommand)]
 pub enum StateCommand {
-    /// Print a member's state in a channel (getState).
+    /// Print a member's state in a channel (getState): `get [--of USER] [--stream] CHANNEL`.
     Get(StateGetArgs),
     /// Set keys of this user's state in a channel (setState); see --help.
     ///
@@ -73,15 +73,38 @@ pub enum StateCommand {
     Remove(StateRemoveArgs),
 }
 
-/// `presence state get` flags.
+/// `presence state get` flags: `get [--of USER] CHANNEL`, the convention of `storage
+/// user get --of USER`; the older `get USER CHANNEL` still works.
 #[derive(Args)]
 pub struct StateGetArgs {
     #[command(flatten)]
     conn: ConnectArgs,
-    /// The member.
-    user: String,
-    #[command(flatten)]
-    channel: ChannelArgs,
+    /// The member whose state to read (default: --user-id).
+    #[arg(long = "of", value_name = "USER")]
+    of: Option<String>,
+    /// The channel is a stream channel (default: a message channel).
+    #[arg(long)]
+    stream: bool,
+    /// CHANNEL, or USER CHANNEL (the older form; same as --of USER CHANNEL).
+    #[arg(value_name = "CHANNEL", num_args = 1..=2, required = true)]
+    names: Vec<String>,
+}
+
+impl StateGetArgs {
+    /// (user, channel name, channel type); `None` for the user means --user-id.
+    fn target(&self) -> anyhow::Result<(Option<&str>, &str, ChannelType)> {
+        let channel_type = if self.stream {
+            ChannelType::Stream
+        } else {
+            ChannelType::Message
+        };
+        match (self.names.as_slice(), &self.of) {
+            ([channel], of) => Ok((of.as_deref(), channel, channel_type)),
+            ([user, channel], None) => Ok((Some(user), channel, channel_type)),
+            ([_, _], Some(_)) => anyhow::bail!("give the user once: --of USER CHANNEL"),
+            _ => anyhow::bail!("give the channel: presence state get [--of USER] CHANNEL"),
+        }
+    }
 }
 
 /// `presence state set` flags.
@@ -107,14 +130,6 @@ pub struct StateRemoveArgs {
     keys: Vec<String>,
 }
 
-/// Parses `KEY=VALUE` (the value may contain `=`).
-pub fn parse_pair(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
-    }
-}
-
 /// Runs a `presence` command.
 pub async fn run(cmd: PresenceCommand) -> anyhow::Result<()> {
     let conn = match &cmd {
@@ -125,11 +140,13 @@ pub async fn run(cmd: PresenceCommand) -> anyhow::Result<()> {
         PresenceCommand::State(StateCommand::Remove(a)) => &a.conn,
     };
     let client = connect(conn).await?;
+    let mut link = LinkWatch::new(&client);
     let result = match &cmd {
         PresenceCommand::Who(a) => who(&client, a).await,
         PresenceCommand::Where(a) => where_now(&client, a).await,
         PresenceCommand::State(s) => state(&client, s).await,
     };
+    let result = link.annotate(result).await;
     let _ = client.logout().await;
     result
 }
@@ -195,17 +212,18 @@ async fn state(client: &Client, cmd: &StateCommand) -> anyhow::Result<()> {
     let presence = client.presence();
     match cmd {
         StateCommand::Get(a) => {
-            let c = &a.channel;
+            let (user, name, channel_type) = a.target()?;
+            let user = user.unwrap_or(client.user_id());
             let r = presence
-                .get_state(&a.user, c.name(), c.channel_type())
+                .get_state(user, name, channel_type)
                 .await
                 .map_err(|e| explain(&e, true))?;
             println!(
                 "{}",
                 json!({
                     "event": "getStateResponse",
-                    "channelName": c.name(),
-                    "channelType": c.channel_type().as_str(),
+                    "channelName": name,
+                    "channelType": channel_type.as_str(),
                     "timestamp": r.timestamp,
                     "userId": r.user_id,
                     "states": r.states,

@@ -115,14 +115,67 @@ fn parse_app(spec: &str) -> anyhow::Result<AppConfig> {
         Some((id, _)) => (id, None),
         None => (spec, None),
     };
-    switchboard_protocol::names::validate_app_id(id)
-        .map_err(|e| anyhow::anyhow!("--app {spec}: {}", e.reason))?;
-    if let Some(c) = &cert {
-        if !switchboard_token::is_hex32(c) {
-            bail!("--app {spec}: the certificate must be 32 hex characters");
+    let app = AppConfig::new(id, cert);
+    validate_app(&app).map_err(|e| anyhow::anyhow!("--app {spec}: {e}"))?;
+    Ok(app)
+}
+
+/// The checks an app passes before the server starts, whether it comes from `--app`
+/// or from the config file's `[[apps]]`: a valid app id (R1) and, when given, a
+/// certificate of 32 hex characters (token.md); otherwise every login would fail.
+fn validate_app(app: &AppConfig) -> Result<(), String> {
+    switchboard_protocol::names::validate_app_id(&app.id).map_err(|e| e.reason.to_string())?;
+    if let Some(c) = &app.certificate
+        && !switchboard_token::is_hex32(c)
+    {
+        return Err("the certificate must be 32 hex characters".to_string());
+    }
+    Ok(())
+}
+
+/// Takes an exclusive lock on `DATA_DIR/switchboard.lock`, held while the returned file
+/// lives (the OS drops it when the process ends, even on SIGKILL): two servers on one
+/// data directory would each keep their own view of the same SQLite stores.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let path = data_dir.join("switchboard.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "the data directory {} is in use by another `switchboard serve` (it holds {}); \
+             stop that server or give this one another --data-dir",
+            data_dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
         }
     }
-    Ok(AppConfig::new(id, cert))
+}
+
+/// How this process was started, for commands the banner prints: the path it was run
+/// by (`./target/release/switchboard`, works from the same directory), or
+/// `switchboard` when it was found on PATH.
+fn self_command() -> String {
+    let arg0 = std::env::args().next().unwrap_or_default();
+    if arg0.is_empty() || !arg0.contains('/') {
+        return "switchboard".to_string();
+    }
+    if arg0
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c))
+    {
+        arg0
+    } else {
+        format!("'{}'", arg0.replace('\'', "'\\''"))
+    }
 }
 
 /// Parses `MIN-MAX` (seconds).
@@ -194,7 +247,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     if apps.is_empty() {
         apps = file.apps;
+        for (i, app) in apps.iter().enumerate() {
+            validate_app(app).map_err(|e| {
+                let file = args
+                    .config
+                    .as_deref()
+                    .unwrap_or(Path::new("the config file"));
+                anyhow::anyhow!(
+                    "{}: [[apps]] #{} (id {:?}): {e}",
+                    file.display(),
+                    i + 1,
+                    app.id
+                )
+            })?;
+        }
     }
+    let _data_lock = lock_data_dir(&data_dir)?;
     let mut created = None;
     if apps.is_empty() {
         let (app, new) = first_start_app(&data_dir)?;
@@ -273,7 +341,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         println!("  app id:      {}", app.id);
         println!("  certificate: {cert}");
         println!(
-            "  make a token: switchboard token rtm --app-id {} --app-cert {cert} --user-id alice",
+            "  make a token: {} token rtm --app-id {} --app-cert {cert} --user-id alice",
+            self_command(),
             app.id
         );
     }
@@ -300,6 +369,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_topics(Arc::new(switchboard_engine_memory::MemoryTopics::new()))
         .with_presence(Arc::new(switchboard_engine_memory::MemoryPresence::new()));
     println!("listening on ws://{addr}");
+    println!(
+        "  websocket:   ws://{addr}{} (the Rust SDK and the CLI add the path themselves)",
+        switchboard_protocol::WS_PATH
+    );
     server.run(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -3,14 +3,15 @@
 //! reply as one JSON object per line with the spec's camelCase names, and logs out;
 //! errors go to stderr with code and reason.
 
-use crate::client_cmd::{ConnectArgs, connect, explain};
-use crate::presence_cmd::parse_pair;
+use crate::args::{ChannelArgs, ConnectArgs, parse_pair};
+use crate::connect::{LinkWatch, connect};
+use crate::output::{explain, metadata_json};
 use clap::{Args, Subcommand};
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use std::collections::BTreeMap;
 use switchboard_client::{
-    ChannelType, Client, MetadataItem, MetadataOptions, RemoveMetadataOptions,
-    RemoveUserMetadataOptions, StorageData, StorageEvent, UserMetadataOptions,
+    Client, MetadataItem, MetadataOptions, RemoveMetadataOptions, RemoveUserMetadataOptions,
+    UserMetadataOptions,
 };
 
 /// `storage` subcommands.
@@ -82,32 +83,6 @@ Delete the listed KEYs (values are not given), or every item when no key is list
 as for set (R138, R139; 0 is invalid here, -12005); --lock NAME gates it on owning that \
 lock (R143). Prints {\"event\":\"removeChannelMetadataResponse\" (or \
 removeUserMetadataResponse), \"totalCount\", \"majorRevision\", …}.";
-
-/// The channel a storage, lock or presence command is about.
-#[derive(Args)]
-pub struct ChannelArgs {
-    /// The channel is a stream channel (default: a message channel).
-    #[arg(long)]
-    stream: bool,
-    /// Channel name.
-    channel: String,
-}
-
-impl ChannelArgs {
-    /// The channel's name.
-    pub fn name(&self) -> &str {
-        &self.channel
-    }
-
-    /// MESSAGE, or STREAM with --stream.
-    pub fn channel_type(&self) -> ChannelType {
-        if self.stream {
-            ChannelType::Stream
-        } else {
-            ChannelType::Message
-        }
-    }
-}
 
 /// Guards, lock gate and recording flags of a write.
 #[derive(Args)]
@@ -257,44 +232,6 @@ fn parse_revision(s: &str) -> Result<(String, i64), String> {
     Ok((k, r))
 }
 
-/// JSON of a metadata object's items, by key (`Record<string, MetaDataDetail>`).
-fn metadata_json(d: &StorageData) -> Value {
-    let items: Map<String, Value> = d
-        .items
-        .iter()
-        .map(|(k, m)| {
-            (
-                k.clone(),
-                json!({
-                    "value": m.value,
-                    "revision": m.revision,
-                    "updated": m.updated,
-                    "authorUid": m.author_uid,
-                }),
-            )
-        })
-        .collect();
-    Value::Object(items)
-}
-
-/// JSON of a storage event (api.md §9.5).
-pub fn storage_json(e: &StorageEvent) -> Value {
-    json!({
-        "event": "storage",
-        "channelType": e.channel_type.as_str(),
-        "channelName": e.channel_name,
-        "publisher": e.publisher,
-        "storageType": e.storage_type.as_str(),
-        "eventType": e.event_type.as_str(),
-        "data": {
-            "totalCount": e.data.total_count,
-            "majorRevision": e.data.major_revision,
-            "metadata": metadata_json(&e.data),
-        },
-        "timestamp": e.timestamp,
-    })
-}
-
 /// Runs a `storage` command.
 pub async fn run(cmd: StorageCommand) -> anyhow::Result<()> {
     let conn = match &cmd {
@@ -311,10 +248,12 @@ pub async fn run(cmd: StorageCommand) -> anyhow::Result<()> {
     };
     check(&cmd)?;
     let client = connect(conn).await?;
+    let mut link = LinkWatch::new(&client);
     let result = match &cmd {
         StorageCommand::Channel(c) => channel(&client, c).await,
         StorageCommand::User(c) => user(&client, c).await,
     };
+    let result = link.annotate(result).await;
     let _ = client.logout().await;
     result
 }

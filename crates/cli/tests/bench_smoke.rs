@@ -71,6 +71,16 @@ fn fanout_sdk_and_raw() {
     }
 }
 
+/// Without --window or --rate, fanout runs closed loop with the window its help names.
+#[test]
+fn fanout_defaults_to_a_window() {
+    let v = bench(&["fanout", "--subscribers", "2", "--duration", "1"]);
+    assert_eq!(v["window"], 32);
+    assert_eq!(v["rate"], Value::Null);
+    zero(&v, &["missing", "out_of_order"]);
+    assert!(v["deliveries"].as_u64().unwrap_or(0) > 0, "{v}");
+}
+
 #[test]
 fn p2p_raw_and_sdk() {
     for raw in [true, false] {

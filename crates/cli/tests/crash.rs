@@ -360,13 +360,13 @@ fn check(
             ));
         }
         // The major revision covers every acknowledged write.
-        if let Some(max) = mine.iter().filter_map(|w| w.acked).max() {
-            if data.major_revision < max {
-                problems.push(format!(
-                    "{object:?}: major revision {} below the acknowledged {max}",
-                    data.major_revision
-                ));
-            }
+        if let Some(max) = mine.iter().filter_map(|w| w.acked).max()
+            && data.major_revision < max
+        {
+            problems.push(format!(
+                "{object:?}: major revision {} below the acknowledged {max}",
+                data.major_revision
+            ));
         }
         // Acknowledged revisions made after the last check are above its floor.
         for w in mine.iter().filter(|w| w.round + 1 == round) {

@@ -2,105 +2,11 @@
 //! free port with a fresh data dir (creating its app), `token` mints tokens, two `sub`
 //! processes receive what `pub` sends, and failures exit non-zero with code and reason.
 
+mod common;
+
+use common::{Proc, field, run};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
-const WAIT: Duration = Duration::from_secs(15);
-
-/// A child process whose stdout lines arrive on a channel; killed on drop.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    /// Lines read but not matched yet: `sub` prints from two tasks (events and
-    /// replies), so lines that are not ordered with each other may come either way.
-    unmatched: std::cell::RefCell<Vec<String>>,
-}
-
-impl Proc {
-    fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Proc {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::null());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn switchboard");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc {
-            child,
-            lines,
-            unmatched: Default::default(),
-        }
-    }
-
-    /// The first line (earlier unmatched ones included) for which `pick` returns
-    /// something, within [`WAIT`]; lines it skips stay for later calls.
-    fn expect<T>(&self, what: &str, mut pick: impl FnMut(&str) -> Option<T>) -> T {
-        {
-            let mut kept = self.unmatched.borrow_mut();
-            if let Some((i, t)) = kept
-                .iter()
-                .enumerate()
-                .find_map(|(i, l)| pick(l).map(|t| (i, t)))
-            {
-                kept.remove(i);
-                return t;
-            }
-        }
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(t) = pick(&line) {
-                        return t;
-                    }
-                    self.unmatched.borrow_mut().push(line);
-                }
-                Err(_) => panic!("no line with {what} within {WAIT:?}"),
-            }
-        }
-    }
-
-    fn expect_json(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        self.expect(what, |l| {
-            serde_json::from_str::<Value>(l).ok().filter(|v| pred(v))
-        })
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn run(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args);
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run switchboard")
-}
-
-fn field(line: &str, label: &str) -> Option<String> {
-    line.trim()
-        .strip_prefix(label)
-        .map(|v| v.trim().to_string())
-}
+use std::process::Command;
 
 #[test]
 fn readme_walkthrough_two_subscribers_receive_what_pub_sends() {
@@ -936,4 +842,247 @@ fn storage_and_locks_from_the_command_line() {
     assert!(text.contains("\"mic\""), "{text}");
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The shell commands of the README's walk-through ("Five minutes with …" up to the
+/// next section), in order: comment lines dropped, `\` continuations joined.
+fn readme_commands() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("read README.md");
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Five minutes"))
+        .expect("the walk-through section");
+    let mut commands = Vec::new();
+    let mut in_block = false;
+    let mut pending = String::new();
+    for line in section.lines() {
+        if line.starts_with("```") {
+            in_block = line.trim() == "```sh";
+            continue;
+        }
+        let line = line.trim();
+        if !in_block || line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(head) => pending.push_str(head),
+            None => {
+                pending.push_str(line);
+                commands.push(std::mem::take(&mut pending));
+            }
+        }
+    }
+    commands
+}
+
+/// The README's walk-through, every command as written: run by `bash` in a directory
+/// where `./target/release/switchboard` is the binary under test, with only the
+/// server's port chosen by the test (SWITCHBOARD_LISTEN / SWITCHBOARD_URL) and the
+/// export line's `<app id>` / `<certificate>` filled from the banner. Each command
+/// must be the next one the test expects: a command changed, added or moved in the
+/// README fails here until this test follows.
+#[test]
+fn readme_commands_run_as_written() {
+    let work = std::env::temp_dir().join(format!("switchboard-readme-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(work.join("target/release")).expect("dir");
+    std::os::unix::fs::symlink(common::BIN, work.join("target/release/switchboard"))
+        .expect("symlink the binary");
+    let commands = readme_commands();
+    let mut commands = commands.iter();
+    let mut next = |want: &str| -> String {
+        let got = commands
+            .next()
+            .unwrap_or_else(|| panic!("README lacks {want:?}"));
+        assert_eq!(got, want, "the README's next command changed");
+        got.clone()
+    };
+    let logs = std::cell::Cell::new(0);
+    let log = || {
+        logs.set(logs.get() + 1);
+        work.join(format!("stderr-{}.log", logs.get()))
+    };
+
+    let serve = next("./target/release/switchboard serve");
+    let server = Proc::spawn_shell(
+        &serve,
+        &work,
+        &[("SWITCHBOARD_LISTEN", "127.0.0.1:0")],
+        &log(),
+    );
+    let app_id = server.expect("the app id", |l| field(l, "app id:"));
+    let cert = server.expect("the certificate", |l| field(l, "certificate:"));
+    let banner_token = server.expect("the token command", |l| field(l, "make a token:"));
+    let url = server.expect("listening on", |l| field(l, "listening on"));
+    let endpoint = server.expect("the endpoint", |l| field(l, "websocket:"));
+    assert!(endpoint.starts_with(&format!("{url}/v1/ws")), "{endpoint}");
+    assert!(work.join("data/app.toml").exists(), "./data is the default");
+
+    // The banner's token command works as printed, from the same directory.
+    let out = Command::new("bash")
+        .stdin(std::process::Stdio::null())
+        .arg("-c")
+        .arg(&banner_token)
+        .current_dir(&work)
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "{banner_token}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("007"));
+
+    let export = next("export SWITCHBOARD_APP_ID=<app id> SWITCHBOARD_APP_CERT=<certificate>")
+        .replace("<app id>", &app_id)
+        .replace("<certificate>", &cert);
+    let alias = next("alias sb=./target/release/switchboard");
+    let prelude = format!("shopt -s expand_aliases\n{export}\n{alias}\n");
+    let env = [("SWITCHBOARD_URL", url.as_str())];
+    let spawn = |cmd: &str| Proc::spawn_shell(&format!("{prelude}{cmd}"), &work, &env, &log());
+    let run_ok = |cmd: &str| -> Vec<Value> {
+        let out = Command::new("bash")
+            .stdin(std::process::Stdio::null())
+            .arg("-c")
+            .arg(format!("{prelude}{cmd}"))
+            .current_dir(&work)
+            .env("SWITCHBOARD_URL", &url)
+            .output()
+            .expect("bash");
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{cmd}: {e}: {l}")))
+            .collect()
+    };
+
+    let alice = spawn(&next(
+        r#"sb sub --user-id alice --token "$(sb token rtm --user-id alice)" room"#,
+    ));
+    alice.expect_json("alice's subscription", |v| {
+        v["event"] == "subscribeResponse"
+    });
+    let bob = spawn(&next(
+        r#"sb sub --user-id bob --token "$(sb token rtm --user-id bob)" room"#,
+    ));
+    bob.expect_json("bob's subscription", |v| v["event"] == "subscribeResponse");
+    alice.expect_json("bob's REMOTE_JOIN", |v| {
+        v["event"] == "presence" && v["eventType"] == "REMOTE_JOIN" && v["publisher"] == "bob"
+    });
+
+    let r = run_ok(&next(
+        r#"sb pub --user-id carol --token "$(sb token rtm --user-id carol)" room "hello room""#,
+    ));
+    assert_eq!(r[0]["event"], "publishResponse");
+    for s in [&alice, &bob] {
+        let m = s.expect_json("hello room", |v| v["event"] == "message");
+        assert_eq!(m["channelType"], "MESSAGE");
+        assert_eq!(m["message"], "hello room");
+        assert_eq!(m["publisher"], "carol");
+    }
+    run_ok(&next(
+        r#"sb pub --user-id carol --token "$(sb token rtm --user-id carol)" --to-user bob --custom-type greet "hi bob""#,
+    ));
+    let m = bob.expect_json("hi bob", |v| v["event"] == "message");
+    assert_eq!(m["channelType"], "USER");
+    assert_eq!(m["message"], "hi bob");
+    assert_eq!(m["customType"], "greet");
+
+    run_ok(&next(
+        r#"sb pub --user-id carol --token "$(sb token rtm --user-id carol)" --store-in-history room "kept""#,
+    ));
+    let h = run_ok(&next(
+        r#"sb history --user-id carol --token "$(sb token rtm --user-id carol)" room"#,
+    ));
+    assert_eq!(h[0]["event"], "historyMessage");
+    assert_eq!(h[0]["message"], "kept");
+    assert_eq!(h.last().expect("lines")["event"], "historyPage");
+
+    let frank = spawn(&next(
+        r#"sb sub --user-id frank --token "$(sb token rtm --user-id frank)" --stream match --topic moves --from carol --rtc-token "$(sb token rtc --channel match --user-id frank)""#,
+    ));
+    let t = frank.expect_json("frank's topic subscription", |v| {
+        v["event"] == "subscribeTopicResponse"
+    });
+    assert_eq!(t["succeedUsers"][0], "carol");
+    run_ok(&next(
+        r#"sb pub --user-id carol --token "$(sb token rtm --user-id carol)" --stream match --topic moves --rtc-token "$(sb token rtc --channel match --user-id carol)" "e2e4""#,
+    ));
+    let m = frank.expect_json("e2e4", |v| v["event"] == "message");
+    assert_eq!(m["channelType"], "STREAM");
+    assert_eq!(m["topicName"], "moves");
+    assert_eq!(m["message"], "e2e4");
+
+    let who = run_ok(&next(
+        r#"sb presence who --user-id dave --token "$(sb token rtm --user-id dave)" room --include-state"#,
+    ));
+    let mut members: Vec<&str> = who[0]["occupants"]
+        .as_array()
+        .expect("occupants")
+        .iter()
+        .filter_map(|o| o["userId"].as_str())
+        .collect();
+    members.sort_unstable();
+    assert_eq!(members, ["alice", "bob"]);
+
+    let r = run_ok(&next(
+        r#"sb storage channel set --user-id dave --token "$(sb token rtm --user-id dave)" room topic=chess"#,
+    ));
+    assert_eq!(r[0]["event"], "setChannelMetadataResponse");
+    let r = run_ok(&next(
+        r#"sb storage channel update --user-id dave --token "$(sb token rtm --user-id dave)" room topic=go --revision topic=1"#,
+    ));
+    assert_eq!(r[0]["event"], "updateChannelMetadataResponse");
+    let r = run_ok(&next(
+        r#"sb storage user get --user-id dave --token "$(sb token rtm --user-id dave)" --of alice"#,
+    ));
+    assert_eq!(r[0]["userId"], "alice");
+
+    run_ok(&next(
+        r#"sb lock set --user-id dave --token "$(sb token rtm --user-id dave)" room referee --ttl 30"#,
+    ));
+    let dave = spawn(&next(
+        r#"sb lock acquire --user-id dave --token "$(sb token rtm --user-id dave)" room referee --hold"#,
+    ));
+    dave.expect_json("the lock", |v| v["event"] == "acquireLockResponse");
+
+    let erin = spawn(&next(
+        r#"sb sub --user-id erin --token "$(sb token rtm --user-id erin)" room --with-metadata --with-lock --user-metadata bob"#,
+    ));
+    let s = erin.expect_json("the metadata snapshot", |v| {
+        v["event"] == "storage" && v["eventType"] == "SNAPSHOT" && v["channelName"] == "room"
+    });
+    assert_eq!(s["data"]["metadata"]["topic"]["value"], "go");
+    let l = erin.expect_json("the lock snapshot", |v| {
+        v["event"] == "lock" && v["eventType"] == "SNAPSHOT"
+    });
+    assert_eq!(l["snapshot"][0]["lockName"], "referee");
+    assert_eq!(l["snapshot"][0]["owner"], "dave");
+
+    assert_eq!(
+        commands.next(),
+        None,
+        "a README command the test does not run"
+    );
+    // Every long-running command is still up: nobody was kicked along the way.
+    for (name, p) in [
+        ("alice", alice),
+        ("bob", bob),
+        ("frank", frank),
+        ("dave", dave),
+        ("erin", erin),
+    ] {
+        let mut p = p;
+        assert!(
+            p.child.try_wait().expect("try_wait").is_none(),
+            "{name}'s command ended"
+        );
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&work);
 }

@@ -3,10 +3,9 @@
 //! deliveries/s, publish→delivery latency, and missing / out-of-order counts (both
 //! must be 0).
 
-use super::{
-    SubResult, Target, Totals, drain_and_collect, encode_payload, login, login_all, raw, report,
-    subscribe_all,
-};
+use super::setup::{Target, login, login_all};
+use super::subscriber::{SubResult, Totals, drain_and_collect, encode_payload, subscribe_all};
+use super::{raw, report};
 use anyhow::bail;
 use clap::Args;
 use serde_json::json;
@@ -59,7 +58,7 @@ pub(super) async fn run(a: ChannelsArgs) -> anyhow::Result<()> {
     if a.rate <= 0.0 || a.channels == 0 {
         bail!("--rate and --channels must be positive");
     }
-    let (url, app, cert) = super::target(&a.target).await?;
+    let (url, app, cert) = super::setup::target(&a.target).await?;
     let (c, s) = (a.channels, a.subscribers_per_channel);
     eprintln!(
         "connecting {} {} subscribers on {c} channels and {c} publishers to {url}",

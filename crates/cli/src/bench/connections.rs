@@ -5,7 +5,8 @@
 //! server runs in-process. The open-file limit is raised to the hard limit when needed,
 //! and N is lowered to fit under it with a margin.
 
-use super::{Target, raw, report};
+use super::setup::Target;
+use super::{raw, report};
 use anyhow::bail;
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
@@ -94,7 +95,7 @@ pub(super) async fn run(a: ConnectionsArgs) -> anyhow::Result<()> {
     if count == 0 {
         bail!("the open-file limit ({soft}) leaves no room for connections");
     }
-    let (url, app, cert) = super::target(&a.target).await?;
+    let (url, app, cert) = super::setup::target(&a.target).await?;
     // RSS of the server, or of this process when the server runs in it.
     let rss_pid = match (a.target.server_pid, in_process) {
         (Some(p), _) => Some(Some(p)),

@@ -5,7 +5,9 @@
 //! second and round-trip latency; errors, missing echoes and out-of-order echoes must
 //! all be 0.
 
-use super::{SubResult, Target, decode_payload, encode_payload, login, login_all, raw, report};
+use super::setup::{Target, login, login_all};
+use super::subscriber::{SubResult, decode_payload, encode_payload};
+use super::{raw, report};
 use anyhow::bail;
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
@@ -115,7 +117,7 @@ fn user(pair: u32, side: u32) -> String {
 }
 
 pub(super) async fn run(a: P2pArgs) -> anyhow::Result<()> {
-    let (url, app, cert) = super::target(&a.target).await?;
+    let (url, app, cert) = super::setup::target(&a.target).await?;
     eprintln!(
         "connecting {} {} pairs to {url}",
         a.pairs,
@@ -321,11 +323,10 @@ async fn sdk_side(
                         Payload::Binary(b) => side.on_push(b),
                         Payload::Text(_) => None,
                     };
-                    if let Some(p) = reply {
-                        if client.publish(&peer, p, opts()).await.is_err() {
+                    if let Some(p) = reply
+                        && client.publish(&peer, p, opts()).await.is_err() {
                             side.error();
                         }
-                    }
                 }
                 Some(Err(_)) => side.error(),
                 None => {

@@ -5,7 +5,8 @@
 //! per second, changes carried per event, server CPU and memory. All clients are raw
 //! connections.
 
-use super::{Target, login_all, raw, report};
+use super::setup::{Target, login_all};
+use super::{raw, report};
 use anyhow::bail;
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
@@ -64,7 +65,7 @@ pub(super) async fn run(a: PresenceArgs) -> anyhow::Result<()> {
     if a.churn <= 0.0 || a.churners == 0 {
         bail!("--churn and --churners must be positive");
     }
-    let (url, app, cert) = super::target_with(&a.target, |l| {
+    let (url, app, cert) = super::setup::target_with(&a.target, |l| {
         l.presence_interval_threshold = a.threshold;
         l.presence_interval_ms = a.interval_ms;
         l.presence_interval_debounce_ms = a.debounce_ms;

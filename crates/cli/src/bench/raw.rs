@@ -117,7 +117,7 @@ impl RawClient {
         .with_context(|| format!("{user}: connect to {url}"))?;
         let mut c = RawClient { ws, next_id: 1 };
         let token = match cert {
-            Some(_) => super::token(app, cert, user)?,
+            Some(_) => super::setup::token(app, cert, user)?,
             // What the SDK sends for "no token" (token.md T61).
             None => app.to_string(),
         };

@@ -8,7 +8,8 @@
 //!
 //! Both report latency percentiles (request → reply). All clients are raw connections.
 
-use super::{Target, login_all, raw, report};
+use super::setup::{Target, login_all};
+use super::{raw, report};
 use anyhow::bail;
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
@@ -53,7 +54,7 @@ pub(super) async fn run(a: StorageArgs) -> anyhow::Result<()> {
     if a.window == 0 {
         bail!("--window must be at least 1");
     }
-    let (url, app, cert) = super::target(&a.target).await?;
+    let (url, app, cert) = super::setup::target(&a.target).await?;
     let pid = a
         .target
         .server_pid
@@ -70,7 +71,7 @@ pub(super) async fn run(a: StorageArgs) -> anyhow::Result<()> {
         async move { raw::RawClient::login(url, app, cert, &format!("bench-writer-{i}")).await }
     })
     .await?;
-    let transactions_before = super::storage_transactions();
+    let transactions_before = super::setup::storage_transactions();
     let meter = a.target.cpu_meter();
     let counters = Arc::new(Counters::default());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -100,7 +101,7 @@ pub(super) async fn run(a: StorageArgs) -> anyhow::Result<()> {
         write_latency.add(t.await?)?;
     }
     let write_cpu = meter.finish(writes);
-    let transactions = super::storage_transactions()
+    let transactions = super::setup::storage_transactions()
         .zip(transactions_before)
         .map(|(after, before)| after - before);
     let write_errors = counters.errors.load(Ordering::Relaxed);

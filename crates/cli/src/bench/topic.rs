@@ -5,8 +5,9 @@
 //! followed publisher (both must be 0), plus deliveries from publishers a subscriber
 //! does not follow (must be 0, R103).
 
-use super::{SubResult, Subscriber, Target, Totals, drain_and_collect, encode_payload, raw};
-use super::{login_all, report};
+use super::setup::{Target, login_all};
+use super::subscriber::{SubResult, Subscriber, Totals, drain_and_collect, encode_payload};
+use super::{raw, report};
 use anyhow::bail;
 use clap::Args;
 use serde_json::json;
@@ -64,7 +65,7 @@ pub(super) async fn run(a: TopicArgs) -> anyhow::Result<()> {
     if a.rate <= 0.0 || a.publishers == 0 || a.follow == 0 {
         bail!("--rate, --publishers and --follow must be positive");
     }
-    let (url, app, cert) = super::target(&a.target).await?;
+    let (url, app, cert) = super::setup::target(&a.target).await?;
     let (n, m, k) = (a.publishers, a.subscribers, a.follow.min(a.publishers));
     eprintln!(
         "connecting {n} publishers and {m} subscribers (each following {k}) to {url}, \
