@@ -55,9 +55,12 @@ struct Sub {
     resync_queued: AtomicBool,
 }
 
+/// A message for a worker: the channel and the raw pub/sub payload.
+type Work = (Arc<Sub>, Vec<u8>);
+
 struct Worker {
-    tx: mpsc::Sender<(Arc<Sub>, Vec<u8>)>,
-    rx: Mutex<Option<mpsc::Receiver<(Arc<Sub>, Vec<u8>)>>>,
+    tx: mpsc::Sender<Work>,
+    rx: Mutex<Option<mpsc::Receiver<Work>>>,
     pending: Mutex<Vec<Arc<Sub>>>,
     wake: Notify,
 }
@@ -372,7 +375,10 @@ async fn read(inner: Arc<Inner>, mut stream: redis::aio::PubSubStream, done: one
             continue;
         };
         let w = &b.workers[sub.worker];
-        match w.tx.try_send((sub.clone(), msg.get_payload_bytes().to_vec())) {
+        match w
+            .tx
+            .try_send((sub.clone(), msg.get_payload_bytes().to_vec()))
+        {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 b.counters.overflows.fetch_add(1, Ordering::Relaxed);
@@ -386,7 +392,7 @@ async fn read(inner: Arc<Inner>, mut stream: redis::aio::PubSubStream, done: one
 
 /// One delivery worker: messages of its channels in arrival order, then any channel
 /// queued for recovery.
-async fn work(inner: Arc<Inner>, index: usize, mut rx: mpsc::Receiver<(Arc<Sub>, Vec<u8>)>) {
+async fn work(inner: Arc<Inner>, index: usize, mut rx: mpsc::Receiver<Work>) {
     let b = &inner.broker;
     let w = &b.workers[index];
     let mut shutdown = b.shutdown.subscribe();
@@ -410,6 +416,20 @@ async fn work(inner: Arc<Inner>, index: usize, mut rx: mpsc::Receiver<(Arc<Sub>,
     }
 }
 
+/// Recovery failed (Redis unreachable): try the channel again a little later, so that a
+/// publication missed meanwhile is delivered even if no newer one arrives.
+fn retry_later(inner: &Arc<Inner>, sub: &Arc<Sub>) {
+    let (inner, sub) = (Arc::downgrade(inner), sub.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(inner) = inner.upgrade() {
+            if sub.active.load(Ordering::Acquire) {
+                inner.broker.queue_resync(&sub);
+            }
+        }
+    });
+}
+
 fn decode_message(payload: &[u8]) -> Option<Publication> {
     let (epoch, entry) = split_num(payload)?;
     decode_entry(epoch, entry)
@@ -424,7 +444,7 @@ fn deliver(inner: &Inner, sub: &Sub, p: Publication) {
     sub.delivered.send_replace(position);
 }
 
-async fn on_message(inner: &Inner, sub: &Arc<Sub>, payload: &[u8]) {
+async fn on_message(inner: &Arc<Inner>, sub: &Arc<Sub>, payload: &[u8]) {
     if !sub.active.load(Ordering::Acquire) {
         return;
     }
@@ -447,15 +467,17 @@ async fn on_message(inner: &Inner, sub: &Arc<Sub>, payload: &[u8]) {
 
 /// Delivers everything after the channel's delivered position from the recovery log
 /// (then `upto`, if the log no longer had it); what the log lost is counted as a gap.
-async fn catch_up(inner: &Inner, sub: &Sub, upto: Option<Publication>) {
+async fn catch_up(inner: &Arc<Inner>, sub: &Arc<Sub>, upto: Option<Publication>) {
     let b = &inner.broker;
     for _ in 0..10_000 {
         let last = *sub.delivered.borrow();
         let r = match recover(inner, &sub.key, last, RECOVER_CHUNK).await {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(channel = ?sub.key, error = %e, "redis: recovery failed");
-                break;
+                tracing::warn!(channel = ?sub.key, error = %e, "redis: recovery failed; retrying");
+                // `upto` is in the log too; the retry delivers it in order.
+                retry_later(inner, sub);
+                return;
             }
         };
         if r.position.epoch != last.epoch {
@@ -695,8 +717,7 @@ impl Broker for RedisEngine {
         };
         sub.active.store(false, Ordering::Release);
         let (tx, rx) = oneshot::channel();
-        if b
-            .ctl
+        if b.ctl
             .get()
             .is_some_and(|c| c.send(Ctl::Unsubscribe(name, tx)).is_ok())
         {

@@ -4,7 +4,9 @@
 
 use bytes::Bytes;
 use std::sync::Arc;
-use switchboard_engine::{ChannelKey, ChannelKind, EventKind, MessageKind, Publication, shared_str};
+use switchboard_engine::{
+    ChannelKey, ChannelKind, EventKind, MessageKind, Publication, shared_str,
+};
 
 /// The kind digit; digits sort like [`ChannelKind`], so listings sorted by cref are sorted
 /// by kind then name.
@@ -109,7 +111,8 @@ pub(crate) fn encode_body(p: &Publication) -> Vec<u8> {
 /// The inverse of [`encode_body`]; the position is left at its default.
 pub(crate) fn decode_body(b: &[u8]) -> Option<Publication> {
     let kind = message_kind(*b.first()?)?;
-    let u64_at = |i: usize| -> Option<u64> { Some(u64::from_be_bytes(b.get(i..i + 8)?.try_into().ok()?)) };
+    let u64_at =
+        |i: usize| -> Option<u64> { Some(u64::from_be_bytes(b.get(i..i + 8)?.try_into().ok()?)) };
     let send_ts = u64_at(1)?;
     let timestamp_ms = u64_at(9)?;
     let mut at = 17;

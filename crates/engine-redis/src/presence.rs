@@ -194,7 +194,12 @@ impl Presence for RedisEngine {
     async fn channels_of(&self, app: &str, user: &str) -> Result<Vec<ChannelKey>, EngineError> {
         let i = &*self.inner;
         let v: Vec<Vec<u8>> = i
-            .cmd(redis::cmd("ZRANGE").arg(user_key(i.prefix(), app, user, "pw")).arg(0).arg(-1))
+            .cmd(
+                redis::cmd("ZRANGE")
+                    .arg(user_key(i.prefix(), app, user, "pw"))
+                    .arg(0)
+                    .arg(-1),
+            )
             .await?;
         v.iter()
             .map(|c| parse_cref(c).ok_or_else(|| bad_reply("channels_of")))
@@ -211,8 +216,14 @@ impl Presence for RedisEngine {
         let due = format!("{}pdue", i.prefix());
         let member = format!("{}{user}", len_prefixed(app));
         match expires_at_ms {
-            Some(at) => i.cmd::<i64>(redis::cmd("ZADD").arg(due).arg(at).arg(member)).await?,
-            None => i.cmd::<i64>(redis::cmd("ZREM").arg(due).arg(member)).await?,
+            Some(at) => {
+                i.cmd::<i64>(redis::cmd("ZADD").arg(due).arg(at).arg(member))
+                    .await?
+            }
+            None => {
+                i.cmd::<i64>(redis::cmd("ZREM").arg(due).arg(member))
+                    .await?
+            }
         };
         Ok(())
     }
@@ -289,7 +300,8 @@ impl RedisEngine {
             Some("none") => Ok(None),
             Some("limit") => Err(EngineError::LimitReached(max_keys)),
             Some("ok") => {
-                let (_, state) = record(items.get(1).unwrap_or(&redis::Value::Nil), "presence state")?;
+                let (_, state) =
+                    record(items.get(1).unwrap_or(&redis::Value::Nil), "presence state")?;
                 Ok(Some(state))
             }
             _ => Err(bad_reply("presence state")),

@@ -13,8 +13,8 @@ use redis::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use switchboard_engine::{
-    Acquire, ChannelKey, EngineError, Freed, Item, LockInfo, LockRejection, Locks,
-    MetadataObject, MetadataStore, MetadataWrite, Rejection, WriteOp,
+    Acquire, ChannelKey, EngineError, Freed, Item, LockInfo, LockRejection, Locks, MetadataObject,
+    MetadataStore, MetadataWrite, Rejection, WriteOp,
 };
 
 fn parse_item(b: &[u8]) -> Option<Item> {
@@ -65,7 +65,12 @@ impl MetadataStore for RedisEngine {
             .arg(write.major_revision)
             .arg(gate_lock)
             .arg(gate_user)
-            .arg(write.timestamp_ms.map(|t| t.to_string()).unwrap_or_default())
+            .arg(
+                write
+                    .timestamp_ms
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+            )
             .arg(write.author.as_deref().unwrap_or(""))
             .arg(write.items.len() as u64);
         for it in &write.items {
@@ -199,7 +204,12 @@ impl Locks for RedisEngine {
         let (tag, rest) = self
             .lock_op(
                 "set",
-                &[c.as_bytes(), lock.as_bytes(), ttl.as_bytes(), max.as_bytes()],
+                &[
+                    c.as_bytes(),
+                    lock.as_bytes(),
+                    ttl.as_bytes(),
+                    max.as_bytes(),
+                ],
             )
             .await?;
         match tag.as_str() {
@@ -385,7 +395,12 @@ impl Locks for RedisEngine {
         let (tag, rest) = self
             .lock_op(
                 "expire",
-                &[c.as_bytes(), lock.as_bytes(), owner.as_bytes(), now.as_bytes()],
+                &[
+                    c.as_bytes(),
+                    lock.as_bytes(),
+                    owner.as_bytes(),
+                    now.as_bytes(),
+                ],
             )
             .await?;
         if tag == "ok" {

@@ -80,7 +80,10 @@ impl Topics for RedisEngine {
         topic: &str,
         user: &str,
     ) -> Result<bool, EngineError> {
-        Ok(!self.leave(channel, user, &field(topic, user)).await?.is_empty())
+        Ok(!self
+            .leave(channel, user, &field(topic, user))
+            .await?
+            .is_empty())
     }
 
     async fn leave_channel(
@@ -139,7 +142,11 @@ impl RedisEngine {
             .await?;
         reply::items(v)
             .iter()
-            .map(|t| reply::string(t).map(Arc::from).ok_or_else(|| bad_reply("leave_topic")))
+            .map(|t| {
+                reply::string(t)
+                    .map(Arc::from)
+                    .ok_or_else(|| bad_reply("leave_topic"))
+            })
             .collect()
     }
 }

@@ -70,7 +70,9 @@ async fn node(c: RedisConfig) -> (Arc<RedisEngine>, Arc<Seen>) {
 }
 
 /// Two nodes sharing one prefix on one server.
-async fn two_nodes(server: &RedisServer) -> ((Arc<RedisEngine>, Arc<Seen>), (Arc<RedisEngine>, Arc<Seen>)) {
+async fn two_nodes(
+    server: &RedisServer,
+) -> ((Arc<RedisEngine>, Arc<Seen>), (Arc<RedisEngine>, Arc<Seen>)) {
     let a = config(server, "a");
     let mut b = a.clone();
     b.node_id = "b".into();
@@ -97,9 +99,13 @@ async fn two_nodes_see_each_others_publications_in_order() {
         let c = c.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..100 {
-                e.publish(&c, publication(tag, &format!("{tag}{i}")), &PublishOptions::default())
-                    .await
-                    .expect("publish");
+                e.publish(
+                    &c,
+                    publication(tag, &format!("{tag}{i}")),
+                    &PublishOptions::default(),
+                )
+                .await
+                .expect("publish");
             }
         }));
     }
@@ -110,8 +116,15 @@ async fn two_nodes_see_each_others_publications_in_order() {
         seen_a.of(&c).len() >= 200 && seen_b.of(&c).len() >= 200
     })
     .await;
-    assert!(consecutive(&seen_a.of(&c), 200), "node a: offsets 1..=200 once each, in order");
-    assert_eq!(seen_a.of(&c), seen_b.of(&c), "both nodes see the same sequence");
+    assert!(
+        consecutive(&seen_a.of(&c), 200),
+        "node a: offsets 1..=200 once each, in order"
+    );
+    assert_eq!(
+        seen_a.of(&c),
+        seen_b.of(&c),
+        "both nodes see the same sequence"
+    );
     assert_eq!(seen_a.bodies(&c), seen_b.bodies(&c));
     // USER inbox: a receiver on node b makes a require_receiver publish from a succeed.
     let inbox = ChannelKey::new("app", ChannelKind::User, "bob");
@@ -149,7 +162,12 @@ async fn the_rate_limit_is_shared_by_all_nodes() {
             ok += 1;
         }
     }
-    assert!((4..=5).contains(&ok), "one bucket for both nodes: {ok} of 10 accepted");
+    // One bucket of 4 for both nodes (two buckets would accept 8 or more), plus what
+    // refilled at 1/s while the loop ran.
+    assert!(
+        (4..=6).contains(&ok),
+        "one bucket for both nodes: {ok} of 10 accepted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -160,22 +178,36 @@ async fn presence_is_shared_and_expiry_reports_each_member_once() {
     for i in 0..50 {
         let e = if i % 2 == 0 { &a } else { &b };
         assert_eq!(
-            e.enter(&room, &format!("u{i:02}"), false, State::new()).await.unwrap(),
+            e.enter(&room, &format!("u{i:02}"), false, State::new())
+                .await
+                .unwrap(),
             Some(true)
         );
     }
     assert_eq!(a.count(&room).await.unwrap(), 50);
-    assert_eq!(Presence::list(&*b, &room, None, 100).await.unwrap().members.len(), 50);
+    assert_eq!(
+        Presence::list(&*b, &room, None, 100)
+            .await
+            .unwrap()
+            .members
+            .len(),
+        50
+    );
     assert_eq!(
         b.enter(&room, "u00", false, State::new()).await.unwrap(),
         None,
         "a member entered on node a is already in for node b"
     );
     for i in 0..50 {
-        a.set_expiry("app", &format!("u{i:02}"), Some(1_000)).await.unwrap();
+        a.set_expiry("app", &format!("u{i:02}"), Some(1_000))
+            .await
+            .unwrap();
     }
     // Both nodes sweep at once: every member is removed, and reported, exactly once.
-    let (x, y) = tokio::join!(Presence::expire_due(&*a, 2_000), Presence::expire_due(&*b, 2_000));
+    let (x, y) = tokio::join!(
+        Presence::expire_due(&*a, 2_000),
+        Presence::expire_due(&*b, 2_000)
+    );
     let mut users: Vec<String> = x
         .unwrap()
         .into_iter()
@@ -183,7 +215,10 @@ async fn presence_is_shared_and_expiry_reports_each_member_once() {
         .map(|e| e.user.to_string())
         .collect();
     users.sort();
-    assert_eq!(users, (0..50).map(|i| format!("u{i:02}")).collect::<Vec<_>>());
+    assert_eq!(
+        users,
+        (0..50).map(|i| format!("u{i:02}")).collect::<Vec<_>>()
+    );
     assert_eq!(a.count(&room).await.unwrap(), 0);
 }
 
@@ -197,17 +232,37 @@ async fn a_lock_is_handed_over_across_nodes() {
         a.acquire(&c, "l", "alice", false).await.unwrap(),
         Ok(Acquire::Acquired { ttl_s: 10 })
     );
-    assert_eq!(b.acquire(&c, "l", "bob", true).await.unwrap(), Ok(Acquire::Queued));
+    assert_eq!(
+        b.acquire(&c, "l", "bob", true).await.unwrap(),
+        Ok(Acquire::Queued)
+    );
     let freed = a.release(&c, "l", "alice").await.unwrap().unwrap();
-    assert_eq!(freed.next.as_deref(), Some("bob"), "handed to node b's waiter");
-    assert_eq!(Locks::list(&*b, &c).await.unwrap()[0].owner.as_deref(), Some("bob"));
+    assert_eq!(
+        freed.next.as_deref(),
+        Some("bob"),
+        "handed to node b's waiter"
+    );
+    assert_eq!(
+        Locks::list(&*b, &c).await.unwrap()[0].owner.as_deref(),
+        Some("bob")
+    );
     // bob's node loses him; alice waits on node a; node a's sweep hands the lock over.
-    assert_eq!(a.acquire(&c, "l", "alice", true).await.unwrap(), Ok(Acquire::Queued));
+    assert_eq!(
+        a.acquire(&c, "l", "alice", true).await.unwrap(),
+        Ok(Acquire::Queued)
+    );
     b.owner_lost("app", "bob", 1_000).await.unwrap();
     assert!(Locks::expire_due(&*a, 10_999).await.unwrap().is_empty());
-    let (x, y) = tokio::join!(Locks::expire_due(&*a, 11_000), Locks::expire_due(&*b, 11_000));
+    let (x, y) = tokio::join!(
+        Locks::expire_due(&*a, 11_000),
+        Locks::expire_due(&*b, 11_000)
+    );
     let all: Vec<_> = x.unwrap().into_iter().chain(y.unwrap()).collect();
-    assert_eq!(all.len(), 1, "freed once although both nodes swept: {all:?}");
+    assert_eq!(
+        all.len(),
+        1,
+        "freed once although both nodes swept: {all:?}"
+    );
     assert_eq!(all[0].former.as_deref(), Some("bob"));
     assert_eq!(all[0].next.as_deref(), Some("alice"));
 }
@@ -240,7 +295,11 @@ async fn compare_and_set_race_between_two_nodes_loses_no_update() {
                     let o = e.get(&c).await.unwrap();
                     let it = &o.items["n"];
                     let n: u64 = it.value.parse().unwrap();
-                    match e.write(&c, w((n + 1).to_string(), it.revision)).await.unwrap() {
+                    match e
+                        .write(&c, w((n + 1).to_string(), it.revision))
+                        .await
+                        .unwrap()
+                    {
                         Ok(_) => break,
                         Err(Rejection::Outdated(_)) => {
                             conflicts.fetch_add(1, Ordering::Relaxed);
@@ -277,9 +336,13 @@ async fn an_overflowing_worker_recovers_from_the_log_in_order() {
         let (b, c) = (b.clone(), c.clone());
         tasks.push(tokio::spawn(async move {
             for i in 0..50 {
-                b.publish(&c, publication("p", &format!("{t}-{i}")), &PublishOptions::default())
-                    .await
-                    .unwrap();
+                b.publish(
+                    &c,
+                    publication("p", &format!("{t}-{i}")),
+                    &PublishOptions::default(),
+                )
+                .await
+                .unwrap();
             }
         }));
     }
@@ -287,10 +350,16 @@ async fn an_overflowing_worker_recovers_from_the_log_in_order() {
         t.await.unwrap();
     }
     eventually("node a to receive 400", || seen_a.of(&c).len() >= 400).await;
-    assert!(consecutive(&seen_a.of(&c), 400), "every offset once, in order");
+    assert!(
+        consecutive(&seen_a.of(&c), 400),
+        "every offset once, in order"
+    );
     let stats = a.stats();
     assert!(stats.overflows > 0, "the queue of 1 overflowed: {stats:?}");
-    assert!(stats.recovered > 0, "overflowed messages came from the log: {stats:?}");
+    assert!(
+        stats.recovered > 0,
+        "overflowed messages came from the log: {stats:?}"
+    );
     assert_eq!(stats.gaps, 0, "nothing lost: {stats:?}");
 }
 
@@ -301,26 +370,46 @@ async fn a_killed_pubsub_connection_is_resubscribed_and_nothing_is_lost() {
     let c = ch("killed");
     a.subscribe_node(&c).await.unwrap();
     for i in 0..10 {
-        b.publish(&c, publication("p", &i.to_string()), &PublishOptions::default())
-            .await
-            .unwrap();
+        b.publish(
+            &c,
+            publication("p", &i.to_string()),
+            &PublishOptions::default(),
+        )
+        .await
+        .unwrap();
     }
     eventually("first 10", || seen_a.of(&c).len() == 10).await;
-    assert!(server.command(&["CLIENT", "KILL", "TYPE", "pubsub"]).starts_with(':'));
+    assert!(
+        server
+            .command(&["CLIENT", "KILL", "TYPE", "pubsub"])
+            .starts_with(':')
+    );
     // Published while node a's pub/sub connection is down or resubscribing.
     for i in 10..30 {
-        b.publish(&c, publication("p", &i.to_string()), &PublishOptions::default())
-            .await
-            .unwrap();
+        b.publish(
+            &c,
+            publication("p", &i.to_string()),
+            &PublishOptions::default(),
+        )
+        .await
+        .unwrap();
     }
     eventually("node a to reconnect", || a.stats().reconnects >= 1).await;
     for i in 30..40 {
-        b.publish(&c, publication("p", &i.to_string()), &PublishOptions::default())
-            .await
-            .unwrap();
+        b.publish(
+            &c,
+            publication("p", &i.to_string()),
+            &PublishOptions::default(),
+        )
+        .await
+        .unwrap();
     }
     eventually("all 40 at node a", || seen_a.of(&c).len() >= 40).await;
-    assert!(consecutive(&seen_a.of(&c), 40), "once each, in order: {:?}", seen_a.of(&c));
+    assert!(
+        consecutive(&seen_a.of(&c), 40),
+        "once each, in order: {:?}",
+        seen_a.of(&c)
+    );
     assert_eq!(a.stats().gaps, 0);
     assert!(a.health().await.pubsub_connected);
 }
@@ -332,9 +421,13 @@ async fn redis_restarted_nodes_reconnect_and_report_the_lost_epoch_as_a_gap() {
     let c = ch("restart");
     a.subscribe_node(&c).await.unwrap();
     for i in 0..5 {
-        b.publish(&c, publication("p", &i.to_string()), &PublishOptions::default())
-            .await
-            .unwrap();
+        b.publish(
+            &c,
+            publication("p", &i.to_string()),
+            &PublishOptions::default(),
+        )
+        .await
+        .unwrap();
     }
     eventually("first 5", || seen_a.of(&c).len() == 5).await;
     let before = seen_a.of(&c)[4];
@@ -401,11 +494,11 @@ impl Proxy {
                         let _ = tokio::io::copy(&mut cr, &mut sw).await;
                     });
                     let mut buf = vec![0u8; 16 * 1024];
-                    loop {
-                        let Ok(n) = sr.read(&mut buf).await else { break };
+                    while let Ok(n) = sr.read(&mut buf).await {
                         if n == 0 {
                             break;
                         }
+                        // Frozen: hold what the server sent until thawed.
                         while f.lock().unwrap().contains(&id) {
                             tokio::time::sleep(Duration::from_millis(10)).await;
                         }
@@ -446,15 +539,22 @@ async fn the_liveness_probe_restarts_a_wedged_pubsub_connection() {
     eventually("first", || seen_a.of(&c).len() == 1).await;
     proxy.frozen.lock().unwrap().push(1);
     for i in 1..5 {
-        b.publish(&c, publication("p", &i.to_string()), &PublishOptions::default())
-            .await
-            .unwrap();
+        b.publish(
+            &c,
+            publication("p", &i.to_string()),
+            &PublishOptions::default(),
+        )
+        .await
+        .unwrap();
     }
     eventually("the probe to restart the wedged connection", || {
         a.stats().probe_restarts >= 1
     })
     .await;
-    eventually("the publications sent while wedged", || seen_a.of(&c).len() >= 5).await;
+    eventually("the publications sent while wedged", || {
+        seen_a.of(&c).len() >= 5
+    })
+    .await;
     assert!(consecutive(&seen_a.of(&c), 5));
     assert_eq!(a.stats().gaps, 0);
 }
