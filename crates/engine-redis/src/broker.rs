@@ -641,7 +641,9 @@ impl Broker for RedisEngine {
         };
         // As with the memory engine, a publish returns once this node's handler has it.
         let sub = lock(&inner.broker.subs).get(&base).cloned();
-        if let Some(sub) = sub {
+        // Not while pub/sub is reconnecting: the publication is committed, and the
+        // worker delivers it from the log once the connection is back.
+        if let Some(sub) = sub.filter(|_| inner.broker.connected()) {
             let mut rx = sub.delivered.subscribe();
             let _ = tokio::time::timeout(
                 inner.config.local_delivery_wait,

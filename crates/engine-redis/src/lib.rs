@@ -156,6 +156,12 @@ impl RedisEngine {
         let mut conn = ConnectionManager::new_with_config(client.clone(), cm_config)
             .await
             .map_err(unavailable)?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        check_version(&info)?;
         for s in scripts::SCRIPTS.all() {
             s.load_async(&mut conn).await.map_err(unavailable)?;
         }
@@ -237,6 +243,36 @@ impl Inner {
             self.failures.fetch_add(1, Ordering::Relaxed);
             unavailable(e)
         })
+    }
+}
+
+/// The scripts need Redis 6.2 or later (`ZRANGE … BYSCORE REV`, `LPOS`); Redis 7 is
+/// what the engine is tested on.
+fn check_version(info: &str) -> Result<(), EngineError> {
+    let version = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .map(str::trim)
+        .unwrap_or("");
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) < (6, 2) {
+        return Err(EngineError::Unavailable(format!(
+            "redis: server version {version:?} is too old; the engine needs Redis 6.2 or later (7 recommended)"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn old_servers_are_refused_with_a_reason() {
+        assert!(super::check_version("# Server\r\nredis_version:7.0.15\r\n").is_ok());
+        assert!(super::check_version("redis_version:6.2.0").is_ok());
+        let e = super::check_version("redis_version:6.0.9").unwrap_err();
+        assert!(e.to_string().contains("6.2 or later"), "{e}");
+        assert!(super::check_version("no version").is_err());
     }
 }
 

@@ -12,7 +12,8 @@ const OPS: usize = 20_000;
 const BATCH: usize = 100;
 const CONCURRENCY: usize = 64;
 const LAT_SAMPLES: usize = 3_000;
-const SCRIPT: &str = "local o = redis.call('INCR', KEYS[1]) redis.call('PUBLISH', KEYS[1], ARGV[1]) return o";
+const SCRIPT: &str =
+    "local o = redis.call('INCR', KEYS[1]) redis.call('PUBLISH', KEYS[1], ARGV[1]) return o";
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Run {
@@ -55,7 +56,11 @@ async fn run_redis(url: &str) -> Run {
     for _ in 0..OPS / BATCH {
         let mut p = redis::pipe();
         for _ in 0..BATCH {
-            p.cmd("EVALSHA").arg(&sha).arg(1).arg("bench:k").arg(&payload);
+            p.cmd("EVALSHA")
+                .arg(&sha)
+                .arg(1)
+                .arg("bench:k")
+                .arg(&payload);
         }
         let _: Vec<i64> = p.query_async(&mut conn).await.unwrap();
     }
@@ -124,7 +129,8 @@ async fn run_fred(url: &str) -> Run {
     for _ in 0..OPS / BATCH {
         // fred's Pipeline has no script commands; a batch of concurrent calls is what it
         // pipelines on its connection instead.
-        let batch = (0..BATCH).map(|_| client.evalsha::<i64, _, _, _>(sha.as_str(), "bench:k", payload.as_slice()));
+        let batch = (0..BATCH)
+            .map(|_| client.evalsha::<i64, _, _, _>(sha.as_str(), "bench:k", payload.as_slice()));
         for r in futures_util::future::join_all(batch).await {
             r.unwrap();
         }
@@ -180,14 +186,20 @@ fn show(name: &str, r: &Run) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let url = args.next().unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+    let url = args
+        .next()
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
     let runs: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(3);
     let mut results: Vec<(&str, Vec<Run>)> = vec![("redis", Vec::new()), ("fred", Vec::new())];
     for i in 0..runs {
         // Alternate the order so neither client always runs on a warmer server.
         let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
         for k in order {
-            let r = if k == 0 { run_redis(&url).await } else { run_fred(&url).await };
+            let r = if k == 0 {
+                run_redis(&url).await
+            } else {
+                run_fred(&url).await
+            };
             show(results[k].0, &r);
             results[k].1.push(r);
         }
