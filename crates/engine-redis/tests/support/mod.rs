@@ -16,6 +16,8 @@ use switchboard_engine_redis::{RedisConfig, RedisEngine};
 pub struct RedisServer {
     pub port: u16,
     pub dir: PathBuf,
+    /// Extra server arguments (e.g. persistence settings), kept for restarts.
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -51,6 +53,11 @@ pub fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
 impl RedisServer {
     /// Starts a server on a free port with a fresh temp dir and waits for PING.
     pub fn start() -> RedisServer {
+        Self::start_with(&["--save", "", "--appendonly", "no"])
+    }
+
+    /// Starts a server with these persistence (or other) arguments.
+    pub fn start_with(extra: &[&str]) -> RedisServer {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "switchboard-redis-{}-{}",
@@ -61,16 +68,23 @@ impl RedisServer {
         let mut server = RedisServer {
             port: 0,
             dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
         };
-        server.spawn(free_port());
-        server
+        // Another test may take the free port between our probe and the bind: retry.
+        for _ in 0..5 {
+            if server.spawn(free_port()) {
+                return server;
+            }
+        }
+        panic!("redis-server did not start");
     }
 
-    fn spawn(&mut self, port: u16) {
+    /// Starts the process on `port`; false if it exited (port taken) before answering.
+    fn spawn(&mut self, port: u16) -> bool {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(&self.extra)
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::piped())
@@ -83,7 +97,18 @@ impl RedisServer {
         if let Some(out) = self.child.as_mut().and_then(|c| c.stdout.take()) {
             std::thread::spawn(move || for _ in BufReader::new(out).lines() {});
         }
-        wait_until(10, "redis-server to answer PING", || pings(port));
+        let mut exited = false;
+        wait_until(10, "redis-server to answer PING", || {
+            exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+            exited || pings(port)
+        });
+        if exited {
+            self.child = None;
+        }
+        !exited
     }
 
     /// The server's URL.
@@ -106,7 +131,7 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.stop();
         let port = self.port;
-        self.spawn(port);
+        assert!(self.spawn(port), "redis-server did not restart on its port");
     }
 
     /// Runs one command with redis-cli-free raw RESP and returns the raw reply.
