@@ -631,3 +631,51 @@ async fn with_aof_metadata_locks_and_history_survive_a_redis_restart() {
     eventually("delivery after the restart", || seen_a.of(&c).len() == 2).await;
     assert_eq!(a.stats().gaps, 0);
 }
+
+/// Many concurrent `subscribe_node` calls (sent as batched SUBSCRIBEs) all take effect:
+/// one publication to each channel from another node reaches this one; unsubscribing
+/// them all stops delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_subscriptions_are_batched_and_all_take_effect() {
+    let server = RedisServer::start();
+    let ((a, seen_a), (b, _)) = two_nodes(&server).await;
+    let channels: Vec<ChannelKey> = (0..300).map(|i| ch(&format!("many{i}"))).collect();
+    let mut tasks = Vec::new();
+    for c in &channels {
+        let (a, c) = (a.clone(), c.clone());
+        tasks.push(tokio::spawn(async move { a.subscribe_node(&c).await }));
+    }
+    for t in tasks {
+        t.await.unwrap().expect("subscribe");
+    }
+    assert_eq!(a.stats().subscriptions, 300);
+    for c in &channels {
+        b.publish(c, publication("p", "x"), &PublishOptions::default())
+            .await
+            .unwrap();
+    }
+    eventually("one publication on each of 300 channels", || {
+        channels.iter().all(|c| seen_a.of(c).len() == 1)
+    })
+    .await;
+    for c in &channels {
+        a.unsubscribe_node(c).await.unwrap();
+    }
+    assert_eq!(a.stats().subscriptions, 0);
+    // A marker channel still subscribed proves later publications would have arrived.
+    let marker = ch("marker");
+    a.subscribe_node(&marker).await.unwrap();
+    for c in &channels {
+        b.publish(c, publication("p", "y"), &PublishOptions::default())
+            .await
+            .unwrap();
+    }
+    b.publish(&marker, publication("p", "m"), &PublishOptions::default())
+        .await
+        .unwrap();
+    eventually("the marker", || seen_a.of(&marker).len() == 1).await;
+    assert!(
+        channels.iter().all(|c| seen_a.of(c).len() == 1),
+        "nothing after unsubscribe_node"
+    );
+}
