@@ -1,0 +1,25 @@
+-- Shared prelude, prepended to every script at compile time (see src/scripts.rs).
+-- ARGV[1] is always the engine's key prefix. A channel is named by its "cref":
+-- <len(app)>:<app><kind digit><name>; its keys share the hash tag P{cref}.
+local P = ARGV[1]
+local function tag(cref) return P .. '{' .. cref .. '}' end
+local function num(x) return string.format('%.0f', x) end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- Splits "<len>:<head><rest>" into head and rest.
+local function split_len(s)
+  local i = string.find(s, ':', 1, true)
+  local n = tonumber(string.sub(s, 1, i - 1))
+  return string.sub(s, i + 1, i + n), string.sub(s, i + n + 1)
+end
+-- The app of a cref.
+local function cref_app(cref)
+  local app = split_len(cref)
+  return app
+end
+-- Per-user keys of app: P u{<len>:<app><user>}:suffix
+local function ukey(app, user, suffix) return P .. 'u{' .. #app .. ':' .. app .. user .. '}:' .. suffix end
+-- A lock reference: <len(cref)>:<cref><lock>.
+local function lref(cref, lock) return #cref .. ':' .. cref .. lock end

@@ -1,0 +1,26 @@
+-- Presence enter: add or update a member; returns 1 (became visible), -1 (visible turned
+-- quiet) or 0. KEYS[1] channel base. ARGV: P, app, cref, user, quiet (0/1), state json.
+local base, app, cref, user = KEYS[1], ARGV[2], ARGV[3], ARGV[4]
+local quiet = tonumber(ARGV[5])
+local pm = base .. ':pm'
+local rec = redis.call('HGET', pm, user)
+local was = nil
+local st = {}
+if rec then
+  local r = cjson.decode(rec)
+  was = r.q
+  st = r.s
+end
+for k, v in pairs(cjson.decode(ARGV[6])) do st[k] = v end
+redis.call('HSET', pm, user, cjson.encode({q = quiet, s = st}))
+if quiet == 0 then
+  redis.call('ZADD', base .. ':pv', 0, user)
+  redis.call('ZADD', ukey(app, user, 'pw'), 0, cref)
+else
+  redis.call('ZREM', base .. ':pv', user)
+  redis.call('ZREM', ukey(app, user, 'pw'), cref)
+end
+redis.call('SADD', ukey(app, user, 'pa'), cref)
+if (was == nil or was == 1) and quiet == 0 then return 1 end
+if was == 0 and quiet == 1 then return -1 end
+return 0

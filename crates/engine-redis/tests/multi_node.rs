@@ -1,0 +1,681 @@
+//! What is Redis-specific: several engine instances ("nodes") on one real
+//! `redis-server`, a pub/sub connection killed or wedged, and Redis restarted mid-test.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{RedisServer, config};
+use switchboard_engine::conformance::publication;
+use switchboard_engine::{
+    Acquire, Broker, ChannelKey, ChannelKind, Locks, MetadataStore, MetadataWrite, NO_CHECK,
+    Presence, Publication, PublicationHandler, PublishOptions, Rejection, State, StreamPosition,
+    WriteItem, WriteOp,
+};
+use switchboard_engine_redis::{RedisConfig, RedisEngine};
+
+/// Records every delivered position per channel.
+#[derive(Default)]
+struct Seen {
+    positions: Mutex<Vec<(ChannelKey, StreamPosition, String)>>,
+    slow: AtomicBool,
+}
+
+impl PublicationHandler for Seen {
+    fn on_publication(&self, channel: &ChannelKey, p: &Arc<Publication>) {
+        if self.slow.load(Ordering::Relaxed) {
+            // Test only: a handler slower than the publishers, to overflow the queue.
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        let body = String::from_utf8_lossy(&p.payload).into_owned();
+        self.positions
+            .lock()
+            .unwrap()
+            .push((channel.clone(), p.position, body));
+    }
+}
+
+impl Seen {
+    fn of(&self, ch: &ChannelKey) -> Vec<StreamPosition> {
+        let v = self.positions.lock().unwrap();
+        v.iter()
+            .filter(|(c, _, _)| c == ch)
+            .map(|(_, p, _)| *p)
+            .collect()
+    }
+
+    fn bodies(&self, ch: &ChannelKey) -> Vec<String> {
+        let v = self.positions.lock().unwrap();
+        v.iter()
+            .filter(|(c, _, _)| c == ch)
+            .map(|(_, _, b)| b.clone())
+            .collect()
+    }
+}
+
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn node(c: RedisConfig) -> (Arc<RedisEngine>, Arc<Seen>) {
+    let e = RedisEngine::connect_with(c).await.expect("connect");
+    let seen = Arc::new(Seen::default());
+    e.set_handler(seen.clone());
+    (e, seen)
+}
+
+/// Two nodes sharing one prefix on one server.
+async fn two_nodes(
+    server: &RedisServer,
+) -> ((Arc<RedisEngine>, Arc<Seen>), (Arc<RedisEngine>, Arc<Seen>)) {
+    let a = config(server, "a");
+    let mut b = a.clone();
+    b.node_id = "b".into();
+    (node(a).await, node(b).await)
+}
+
+fn ch(name: &str) -> ChannelKey {
+    ChannelKey::new("app", ChannelKind::Message, name)
+}
+
+fn consecutive(positions: &[StreamPosition], n: u64) -> bool {
+    positions.iter().map(|p| p.offset).eq(1..=n)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_see_each_others_publications_in_order() {
+    let server = RedisServer::start();
+    let ((a, seen_a), (b, seen_b)) = two_nodes(&server).await;
+    let c = ch("shared");
+    a.subscribe_node(&c).await.unwrap();
+    b.subscribe_node(&c).await.unwrap();
+    let mut tasks = Vec::new();
+    for (e, tag) in [(a.clone(), "a"), (b.clone(), "b")] {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..100 {
+                e.publish(
+                    &c,
+                    publication(tag, &format!("{tag}{i}")),
+                    &PublishOptions::default(),
+                )
+                .await
+                .expect("publish");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    eventually("both nodes to see 200 publications", || {
+        seen_a.of(&c).len() >= 200 && seen_b.of(&c).len() >= 200
+    })
+    .await;
+    assert!(
+        consecutive(&seen_a.of(&c), 200),
+        "node a: offsets 1..=200 once each, in order"
+    );
+    assert_eq!(
+        seen_a.of(&c),
+        seen_b.of(&c),
+        "both nodes see the same sequence"
+    );
+    assert_eq!(seen_a.bodies(&c), seen_b.bodies(&c));
+    // USER inbox: a receiver on node b makes a require_receiver publish from a succeed.
+    let inbox = ChannelKey::new("app", ChannelKind::User, "bob");
+    let opts = PublishOptions {
+        require_receiver: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        a.publish(&inbox, publication("alice", "hi"), &opts).await,
+        Err(switchboard_engine::EngineError::NoReceiver)
+    );
+    b.subscribe_node(&inbox).await.unwrap();
+    a.publish(&inbox, publication("alice", "hi"), &opts)
+        .await
+        .expect("a receiver on another node counts");
+    eventually("bob's inbox on node b", || seen_b.of(&inbox).len() == 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_rate_limit_is_shared_by_all_nodes() {
+    let server = RedisServer::start();
+    let ((a, _), (b, _)) = two_nodes(&server).await;
+    let c = ch("rate");
+    let opts = PublishOptions {
+        rate_limit: Some(switchboard_engine::RateLimit {
+            per_second: 1,
+            burst: 4,
+        }),
+        ..Default::default()
+    };
+    let mut ok = 0;
+    for i in 0..10 {
+        let e = if i % 2 == 0 { &a } else { &b };
+        if e.publish(&c, publication("p", "x"), &opts).await.is_ok() {
+            ok += 1;
+        }
+    }
+    // One bucket of 4 for both nodes (two buckets would accept 8 or more), plus what
+    // refilled at 1/s while the loop ran.
+    assert!(
+        (4..=6).contains(&ok),
+        "one bucket for both nodes: {ok} of 10 accepted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn presence_is_shared_and_expiry_reports_each_member_once() {
+    let server = RedisServer::start();
+    let ((a, _), (b, _)) = two_nodes(&server).await;
+    let room = ch("room");
+    for i in 0..50 {
+        let e = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(
+            e.enter(&room, &format!("u{i:02}"), false, State::new())
+                .await
+                .unwrap(),
+            Some(true)
+        );
+    }
+    assert_eq!(a.count(&room).await.unwrap(), 50);
+    assert_eq!(
+        Presence::list(&*b, &room, None, 100)
+            .await
+            .unwrap()
+            .members
+            .len(),
+        50
+    );
+    assert_eq!(
+        b.enter(&room, "u00", false, State::new()).await.unwrap(),
+        None,
+        "a member entered on node a is already in for node b"
+    );
+    for i in 0..50 {
+        a.set_expiry("app", &format!("u{i:02}"), Some(1_000))
+            .await
+            .unwrap();
+    }
+    // Both nodes sweep at once: every member is removed, and reported, exactly once.
+    let (x, y) = tokio::join!(
+        Presence::expire_due(&*a, 2_000),
+        Presence::expire_due(&*b, 2_000)
+    );
+    let mut users: Vec<String> = x
+        .unwrap()
+        .into_iter()
+        .chain(y.unwrap())
+        .map(|e| e.user.to_string())
+        .collect();
+    users.sort();
+    assert_eq!(
+        users,
+        (0..50).map(|i| format!("u{i:02}")).collect::<Vec<_>>()
+    );
+    assert_eq!(a.count(&room).await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lock_is_handed_over_across_nodes() {
+    let server = RedisServer::start();
+    let ((a, _), (b, _)) = two_nodes(&server).await;
+    let c = ch("locks");
+    a.set(&c, "l", 10, 8).await.unwrap().unwrap();
+    assert_eq!(
+        a.acquire(&c, "l", "alice", false).await.unwrap(),
+        Ok(Acquire::Acquired { ttl_s: 10 })
+    );
+    assert_eq!(
+        b.acquire(&c, "l", "bob", true).await.unwrap(),
+        Ok(Acquire::Queued)
+    );
+    let freed = a.release(&c, "l", "alice").await.unwrap().unwrap();
+    assert_eq!(
+        freed.next.as_deref(),
+        Some("bob"),
+        "handed to node b's waiter"
+    );
+    assert_eq!(
+        Locks::list(&*b, &c).await.unwrap()[0].owner.as_deref(),
+        Some("bob")
+    );
+    // bob's node loses him; alice waits on node a; node a's sweep hands the lock over.
+    assert_eq!(
+        a.acquire(&c, "l", "alice", true).await.unwrap(),
+        Ok(Acquire::Queued)
+    );
+    b.owner_lost("app", "bob", 1_000).await.unwrap();
+    assert!(Locks::expire_due(&*a, 10_999).await.unwrap().is_empty());
+    let (x, y) = tokio::join!(
+        Locks::expire_due(&*a, 11_000),
+        Locks::expire_due(&*b, 11_000)
+    );
+    let all: Vec<_> = x.unwrap().into_iter().chain(y.unwrap()).collect();
+    assert_eq!(
+        all.len(),
+        1,
+        "freed once although both nodes swept: {all:?}"
+    );
+    assert_eq!(all[0].former.as_deref(), Some("bob"));
+    assert_eq!(all[0].next.as_deref(), Some("alice"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn compare_and_set_race_between_two_nodes_loses_no_update() {
+    let server = RedisServer::start();
+    let ((a, _), (b, _)) = two_nodes(&server).await;
+    let c = ch("meta");
+    let w = |value: String, revision: i64| MetadataWrite {
+        op: WriteOp::Set,
+        items: vec![WriteItem {
+            key: "n".into(),
+            value,
+            revision,
+        }],
+        major_revision: NO_CHECK,
+        lock_gate: None,
+        timestamp_ms: None,
+        author: None,
+    };
+    a.write(&c, w("0".into(), 0)).await.unwrap().unwrap();
+    let conflicts = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for e in [a.clone(), b.clone(), a.clone(), b.clone()] {
+        let (c, conflicts) = (c.clone(), conflicts.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..25 {
+                loop {
+                    let o = e.get(&c).await.unwrap();
+                    let it = &o.items["n"];
+                    let n: u64 = it.value.parse().unwrap();
+                    match e
+                        .write(&c, w((n + 1).to_string(), it.revision))
+                        .await
+                        .unwrap()
+                    {
+                        Ok(_) => break,
+                        Err(Rejection::Outdated(_)) => {
+                            conflicts.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(r) => panic!("{r:?}"),
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let o = b.get(&c).await.unwrap();
+    assert_eq!(o.items["n"].value, "100", "no lost update across nodes");
+    assert_eq!(o.major_revision, 101);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_overflowing_worker_recovers_from_the_log_in_order() {
+    let server = RedisServer::start();
+    let mut ca = config(&server, "a");
+    ca.workers = 1;
+    ca.worker_queue = 1;
+    let mut cb = ca.clone();
+    cb.node_id = "b".into();
+    let (a, seen_a) = node(ca).await;
+    let (b, _) = node(cb).await;
+    seen_a.slow.store(true, Ordering::Relaxed);
+    let c = ch("burst");
+    a.subscribe_node(&c).await.unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let (b, c) = (b.clone(), c.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..50 {
+                b.publish(
+                    &c,
+                    publication("p", &format!("{t}-{i}")),
+                    &PublishOptions::default(),
+                )
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    eventually("node a to receive 400", || seen_a.of(&c).len() >= 400).await;
+    assert!(
+        consecutive(&seen_a.of(&c), 400),
+        "every offset once, in order"
+    );
+    let stats = a.stats();
+    assert!(stats.overflows > 0, "the queue of 1 overflowed: {stats:?}");
+    assert!(
+        stats.recovered > 0,
+        "overflowed messages came from the log: {stats:?}"
+    );
+    assert_eq!(stats.gaps, 0, "nothing lost: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_pubsub_connection_is_resubscribed_and_nothing_is_lost() {
+    let server = RedisServer::start();
+    let ((a, seen_a), (b, _)) = two_nodes(&server).await;
+    let c = ch("killed");
+    a.subscribe_node(&c).await.unwrap();
+    for i in 0..10 {
+        b.publish(
+            &c,
+            publication("p", &i.to_string()),
+            &PublishOptions::default(),
+        )
+        .await
+        .unwrap();
+    }
+    eventually("first 10", || seen_a.of(&c).len() == 10).await;
+    assert!(
+        server
+            .command(&["CLIENT", "KILL", "TYPE", "pubsub"])
+            .starts_with(':')
+    );
+    // Published while node a's pub/sub connection is down or resubscribing.
+    for i in 10..30 {
+        b.publish(
+            &c,
+            publication("p", &i.to_string()),
+            &PublishOptions::default(),
+        )
+        .await
+        .unwrap();
+    }
+    eventually("node a to reconnect", || a.stats().reconnects >= 1).await;
+    for i in 30..40 {
+        b.publish(
+            &c,
+            publication("p", &i.to_string()),
+            &PublishOptions::default(),
+        )
+        .await
+        .unwrap();
+    }
+    eventually("all 40 at node a", || seen_a.of(&c).len() >= 40).await;
+    assert!(
+        consecutive(&seen_a.of(&c), 40),
+        "once each, in order: {:?}",
+        seen_a.of(&c)
+    );
+    assert_eq!(a.stats().gaps, 0);
+    assert!(a.health().await.pubsub_connected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_restarted_nodes_reconnect_and_report_the_lost_epoch_as_a_gap() {
+    let mut server = RedisServer::start();
+    let ((a, seen_a), (b, _)) = two_nodes(&server).await;
+    let c = ch("restart");
+    a.subscribe_node(&c).await.unwrap();
+    for i in 0..5 {
+        b.publish(
+            &c,
+            publication("p", &i.to_string()),
+            &PublishOptions::default(),
+        )
+        .await
+        .unwrap();
+    }
+    eventually("first 5", || seen_a.of(&c).len() == 5).await;
+    let before = seen_a.of(&c)[4];
+    // Without persistence the restarted Redis has lost every channel's log and position.
+    server.restart();
+    eventually("node a to reconnect", || a.stats().reconnects >= 1).await;
+    let mut published = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while published.is_none() {
+        assert!(Instant::now() < deadline, "node b never published again");
+        published = b
+            .publish(&c, publication("p", "after"), &PublishOptions::default())
+            .await
+            .ok();
+        if published.is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let after = published.unwrap().position;
+    assert_ne!(after.epoch, before.epoch, "a new epoch after the loss");
+    eventually("node a to get the publication after the restart", || {
+        seen_a.of(&c).len() == 6
+    })
+    .await;
+    assert_eq!(seen_a.of(&c)[5], after);
+    assert!(
+        a.stats().gaps >= 1,
+        "the lost epoch is reported as a gap: {:?}",
+        a.stats()
+    );
+    let h = a.health().await;
+    assert!(h.redis_ok && h.pubsub_connected, "{h:?}");
+}
+
+/// A TCP proxy in front of Redis that can freeze the server→client direction of one
+/// connection (by connection number), the way a half-dead link or a wedged pub/sub
+/// connection looks to a client: connected, but nothing arrives.
+struct Proxy {
+    port: u16,
+    frozen: Arc<Mutex<Vec<usize>>>,
+    count: Arc<AtomicUsize>,
+}
+
+impl Proxy {
+    async fn start(upstream: u16) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen: Arc<Mutex<Vec<usize>>> = Arc::default();
+        let count = Arc::new(AtomicUsize::new(0));
+        let (f, n) = (frozen.clone(), count.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let id = n.fetch_add(1, Ordering::SeqCst);
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    continue;
+                };
+                let f = f.clone();
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                    });
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(n) = sr.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        // Frozen: hold what the server sent until thawed.
+                        while f.lock().unwrap().contains(&id) {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    up.abort();
+                });
+            }
+        });
+        Proxy {
+            port,
+            frozen,
+            count,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_liveness_probe_restarts_a_wedged_pubsub_connection() {
+    let server = RedisServer::start();
+    let proxy = Proxy::start(server.port).await;
+    let mut ca = config(&server, "a");
+    ca.url = format!("redis://127.0.0.1:{}", proxy.port);
+    let mut cb = ca.clone();
+    cb.node_id = "b".into();
+    cb.url = server.url();
+    let (a, seen_a) = node(ca).await;
+    // Node a opened its command connection, then its pub/sub connection.
+    assert_eq!(proxy.count.load(Ordering::SeqCst), 2);
+    let (b, _) = node(cb).await;
+    let c = ch("wedged");
+    a.subscribe_node(&c).await.unwrap();
+    b.publish(&c, publication("p", "0"), &PublishOptions::default())
+        .await
+        .unwrap();
+    eventually("first", || seen_a.of(&c).len() == 1).await;
+    proxy.frozen.lock().unwrap().push(1);
+    for i in 1..5 {
+        b.publish(
+            &c,
+            publication("p", &i.to_string()),
+            &PublishOptions::default(),
+        )
+        .await
+        .unwrap();
+    }
+    eventually("the probe to restart the wedged connection", || {
+        a.stats().probe_restarts >= 1
+    })
+    .await;
+    eventually("the publications sent while wedged", || {
+        seen_a.of(&c).len() >= 5
+    })
+    .await;
+    assert!(consecutive(&seen_a.of(&c), 5));
+    assert_eq!(a.stats().gaps, 0);
+}
+
+/// With the persistence docs/scaling.md asks for (AOF, fsync always), metadata, lock
+/// definitions and history survive a Redis restart (SIGKILL), and positions continue
+/// under the same epoch, so nothing is reported lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_aof_metadata_locks_and_history_survive_a_redis_restart() {
+    use switchboard_engine::HistoryStore;
+    let mut server = RedisServer::start_with(&[
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ]);
+    let (a, seen_a) = node(config(&server, "a")).await;
+    let c = ch("durable");
+    let item = |value: &str| MetadataWrite {
+        op: WriteOp::Set,
+        items: vec![WriteItem {
+            key: "k".into(),
+            value: value.into(),
+            revision: NO_CHECK,
+        }],
+        major_revision: NO_CHECK,
+        lock_gate: None,
+        timestamp_ms: None,
+        author: None,
+    };
+    let written = a.write(&c, item("v")).await.unwrap().unwrap();
+    a.set(&c, "l", 30, 8).await.unwrap().unwrap();
+    let mut kept = publication("p", "kept");
+    kept.timestamp_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let stored = a.append(&c, &kept).await.expect("append");
+    a.subscribe_node(&c).await.unwrap();
+    let before = a
+        .publish(&c, publication("p", "0"), &PublishOptions::default())
+        .await
+        .unwrap()
+        .position;
+    server.restart();
+    let mut got = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while got.is_none() {
+        assert!(Instant::now() < deadline, "redis never came back");
+        got = a.get(&c).await.ok();
+        if got.is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(got.unwrap(), written, "metadata survives");
+    assert_eq!(
+        Locks::list(&*a, &c).await.unwrap().len(),
+        1,
+        "the lock definition survives"
+    );
+    let page = a.query(&c, 0, 0, 10).await.unwrap();
+    assert_eq!(page.messages.len(), 1, "history survives");
+    assert_eq!(page.messages[0].timestamp_ms, stored);
+    eventually("node a to reconnect", || a.stats().reconnects >= 1).await;
+    let after = a
+        .publish(&c, publication("p", "1"), &PublishOptions::default())
+        .await
+        .unwrap()
+        .position;
+    assert_eq!(after.epoch, before.epoch, "the position survives with AOF");
+    assert_eq!(after.offset, before.offset + 1);
+    eventually("delivery after the restart", || seen_a.of(&c).len() == 2).await;
+    assert_eq!(a.stats().gaps, 0);
+}
+
+/// Many concurrent `subscribe_node` calls (sent as batched SUBSCRIBEs) all take effect:
+/// one publication to each channel from another node reaches this one; unsubscribing
+/// them all stops delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_subscriptions_are_batched_and_all_take_effect() {
+    let server = RedisServer::start();
+    let ((a, seen_a), (b, _)) = two_nodes(&server).await;
+    let channels: Vec<ChannelKey> = (0..300).map(|i| ch(&format!("many{i}"))).collect();
+    let mut tasks = Vec::new();
+    for c in &channels {
+        let (a, c) = (a.clone(), c.clone());
+        tasks.push(tokio::spawn(async move { a.subscribe_node(&c).await }));
+    }
+    for t in tasks {
+        t.await.unwrap().expect("subscribe");
+    }
+    assert_eq!(a.stats().subscriptions, 300);
+    for c in &channels {
+        b.publish(c, publication("p", "x"), &PublishOptions::default())
+            .await
+            .unwrap();
+    }
+    eventually("one publication on each of 300 channels", || {
+        channels.iter().all(|c| seen_a.of(c).len() == 1)
+    })
+    .await;
+    for c in &channels {
+        a.unsubscribe_node(c).await.unwrap();
+    }
+    assert_eq!(a.stats().subscriptions, 0);
+    // A marker channel still subscribed proves later publications would have arrived.
+    let marker = ch("marker");
+    a.subscribe_node(&marker).await.unwrap();
+    for c in &channels {
+        b.publish(c, publication("p", "y"), &PublishOptions::default())
+            .await
+            .unwrap();
+    }
+    b.publish(&marker, publication("p", "m"), &PublishOptions::default())
+        .await
+        .unwrap();
+    eventually("the marker", || seen_a.of(&marker).len() == 1).await;
+    assert!(
+        channels.iter().all(|c| seen_a.of(c).len() == 1),
+        "nothing after unsubscribe_node"
+    );
+}
