@@ -8,14 +8,15 @@ use crate::crypto::Cipher;
 use crate::router::{
     EventStream, Extra, Route, extra_stream_of, message_of, presence_of, stream_of, topic_of,
 };
-use crate::session::{Detail, Inner, call, login_failure_reason, precheck_token};
+use crate::session::{Detail, Inner, call, call_or_unsent, login_failure_reason, precheck_token};
 use crate::types::{
-    ClientConfig, ErrorEvent, Event, LinkStateEvent, LockEvent, LoginResponse, MessageEvent,
-    PresenceEvent, RtmError, StorageEvent, TopicEvent,
+    ClientConfig, ErrorEvent, Event, LinkStateEvent, LockEvent, LoginResponse, LogoutResponse,
+    MessageEvent, PresenceEvent, RenewTokenResponse, RtmError, StorageEvent, TokenEvent,
+    TopicEvent,
 };
 use std::sync::Arc;
 use switchboard_protocol::pb::{self, client_message, server_message};
-use switchboard_protocol::{ErrorCode, LinkOperation, LinkReason, LinkState, names};
+use switchboard_protocol::{ErrorCode, LinkOperation, LinkReason, LinkState, names, now_ms};
 
 /// The client (`RTMClient`). Clones share one session.
 #[derive(Clone)]
@@ -94,6 +95,20 @@ impl Client {
     /// `Lagged(n)`. Survives logout.
     pub fn error_events(&self) -> EventStream<ErrorEvent> {
         stream_of_errors(self.inner.router.register(Route::Errors))
+    }
+
+    /// `token` events ([`TokenEvent`], api.md §9.8, R38): WILL_EXPIRE beside every
+    /// will-expire notice of [`Self::token_events`] (with the stream channel in
+    /// `affected_resources` for an RTC token), and when the session ends because the
+    /// login token expired. Never wait (`Lagged(n)` when far behind); survives logout.
+    pub fn token_notices(&self) -> EventStream<TokenEvent> {
+        extra_stream_of(
+            self.inner.router.register(Route::TokenNotices),
+            |e| match e {
+                Extra::Token(t) => Some(t),
+                Extra::Error(_) => None,
+            },
+        )
     }
 
     /// Link state changes.
@@ -256,11 +271,13 @@ impl Client {
     }
 
     /// Logs out (api.md §3.2): leaves everything; the link becomes IDLE (R32).
-    pub async fn logout(&self) -> Result<(), RtmError> {
+    pub async fn logout(&self) -> Result<LogoutResponse, RtmError> {
         let conn = {
             let mut st = self.inner.lock();
             if st.link == LinkState::Idle {
-                return Ok(());
+                return Ok(LogoutResponse {
+                    timestamp: now_ms(),
+                });
             }
             // From here the connection's end is logout's to report (R32), and any
             // reconnect in progress stops.
@@ -270,13 +287,17 @@ impl Client {
             self.inner.router.end_session();
             st.conn.take()
         };
+        let mut timestamp = None;
         if let Some((_, conn)) = conn {
             let body = client_message::Body::Logout(pb::LogoutRequest {});
-            let _ = tokio::time::timeout(
+            let reply = tokio::time::timeout(
                 self.inner.config.request_timeout,
                 call(&conn, "logout", body),
             )
             .await;
+            if let Ok(Ok(server_message::Body::Logout(r))) = reply {
+                timestamp = Some(r.timestamp);
+            }
         }
         let mut st = self.inner.lock();
         self.inner.transition(
@@ -287,7 +308,9 @@ impl Client {
             Detail::default(),
         );
         self.inner.end_session(&mut st);
-        Ok(())
+        Ok(LogoutResponse {
+            timestamp: timestamp.unwrap_or_else(now_ms),
+        })
     }
 
     /// Fails as [`Client::request`] would when the link cannot carry a request now.
@@ -305,6 +328,65 @@ impl Client {
                 op,
                 "reconnecting; try again when CONNECTED",
             )),
+        }
+    }
+
+    /// Sends one request like [`Self::request`], but keeps it while the login link is
+    /// reconnecting (R59: DISCONNECTED, CONNECTING, SUSPENDED) and sends it on the next
+    /// connection, all within `timeout`; fails at once only when not logged in. A
+    /// request that never left is sent again; one the connection was lost under (it
+    /// may have reached the server) only when `resend_in_flight` (an idempotency key
+    /// makes that safe), else it fails with −10025 as before.
+    pub(crate) async fn request_kept(
+        &self,
+        op: &'static str,
+        body: client_message::Body,
+        timeout: std::time::Duration,
+        resend_in_flight: bool,
+    ) -> Result<server_message::Body, RtmError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let expired = || {
+            RtmError::new(
+                timeout_code(op),
+                op,
+                "no reply within the request timeout (kept while reconnecting, R59)",
+            )
+        };
+        loop {
+            // Subscribed before the state is read, so no change is missed.
+            let mut changed = self.inner.link_changed.subscribe();
+            let conn = {
+                let st = self.inner.lock();
+                match (&st.conn, st.link) {
+                    (Some((_, c)), LinkState::Connected) => Some(c.clone()),
+                    (_, LinkState::Idle | LinkState::Failed) => {
+                        return Err(RtmError::new(
+                            ErrorCode::NotLogin,
+                            op,
+                            "not logged in (R24)",
+                        ));
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(conn) = conn {
+                match tokio::time::timeout_at(deadline, call_or_unsent(&conn, op, body.clone()))
+                    .await
+                {
+                    Err(_) => return Err(expired()),
+                    Ok(None) => {}
+                    Ok(Some(Err(e)))
+                        if resend_in_flight && e.code == ErrorCode::NotConnected.as_i32() => {}
+                    Ok(Some(result)) => return result,
+                }
+            }
+            match tokio::time::timeout_at(deadline, changed.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    return Err(RtmError::new(ErrorCode::NotConnected, op, "client dropped"));
+                }
+                Err(_) => return Err(expired()),
+            }
         }
     }
 
@@ -361,7 +443,7 @@ impl Client {
 
     /// Replaces the login token (api.md §3.7); on failure the old one stays (R41).
     /// While reconnecting, the new token is kept for the next attempt.
-    pub async fn renew_token(&self, token: &str) -> Result<(), RtmError> {
+    pub async fn renew_token(&self, token: &str) -> Result<RenewTokenResponse, RtmError> {
         {
             let mut st = self.inner.lock();
             if matches!(
@@ -370,17 +452,25 @@ impl Client {
             ) && st.conn.is_none()
             {
                 st.token = token.to_string();
-                return Ok(());
+                return Ok(RenewTokenResponse {
+                    timestamp: now_ms(),
+                });
             }
         }
         let req = pb::RenewTokenRequest {
             token: token.to_string(),
             channel_name: String::new(),
         };
-        self.request("renewToken", client_message::Body::RenewToken(req))
+        let reply = self
+            .request("renewToken", client_message::Body::RenewToken(req))
             .await?;
         self.inner.lock().token = token.to_string();
-        Ok(())
+        Ok(RenewTokenResponse {
+            timestamp: match reply {
+                server_message::Body::RenewToken(r) => r.timestamp,
+                _ => now_ms(),
+            },
+        })
     }
 }
 
@@ -390,5 +480,6 @@ fn stream_of_errors(
 ) -> EventStream<ErrorEvent> {
     extra_stream_of(rx, |e| match e {
         Extra::Error(e) => Some(e),
+        Extra::Token(_) => None,
     })
 }

@@ -252,7 +252,7 @@ pub(crate) async fn run(ws: Ws, mut requests: mpsc::Receiver<Request>, ctx: Cont
                         server_message::Body::ChannelLeft(c) => on_channel_left(c),
                         server_message::Body::TokenWillExpire(t) => {
                             let ch = (!t.channel_name.is_empty()).then_some(t.channel_name);
-                            router.notify(Event::TokenPrivilegeWillExpire(ch));
+                            router.will_expire(ch);
                         }
                         server_message::Body::Closing(c) => {
                             let code = DisconnectCode::from_u32(c.code).unwrap_or(DisconnectCode::ProtocolError);

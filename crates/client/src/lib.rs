@@ -87,12 +87,14 @@ pub use storage::{
 pub use stream::StreamChannel;
 pub use switchboard_protocol::{ErrorCode, LinkOperation, LinkReason, LinkState};
 pub use types::{
-    ChannelType, ClientConfig, EncryptionMode, ErrorEvent, Event, IntervalDetail,
-    JoinChannelResponse, JoinOptions, JoinTopicOptions, JoinTopicResponse, Lagged,
+    AffectedResources, ChannelType, ClientConfig, EncryptionMode, ErrorEvent, Event,
+    IntervalDetail, JoinChannelResponse, JoinOptions, JoinTopicOptions, JoinTopicResponse, Lagged,
     LeaveChannelResponse, LeaveTopicResponse, LinkStateEvent, LockDetail, LockEvent, LockEventType,
-    LoginResponse, MessageEvent, MetadataDetail, Payload, PresenceEvent, PresenceEventType,
-    PublishInfo, PublishOptions, PublishResponse, PublishTopicMessageResponse, PublishTopicOptions,
-    RtmConfig, RtmError, StorageData, StorageEvent, StorageEventType, StorageType, StreamPosition,
-    SubscribeOptions, SubscribeTopicResponse, SubscribedFailedReason, TopicDetail, TopicEvent,
-    TopicEventType, TopicPriority, TopicQos, UnsubscribeTopicResponse, UserList, UserState,
+    LoginResponse, LogoutResponse, MessageEvent, MetadataDetail, Payload, PresenceEvent,
+    PresenceEventType, PublishInfo, PublishOptions, PublishResponse, PublishTopicMessageResponse,
+    PublishTopicOptions, RenewTokenResponse, RtmConfig, RtmError, StorageData, StorageEvent,
+    StorageEventType, StorageType, StreamPosition, SubscribeOptions, SubscribeResponse,
+    SubscribeTopicResponse, SubscribedFailedReason, TokenEvent, TokenEventType, TopicDetail,
+    TopicEvent, TopicEventType, TopicPriority, TopicQos, UnsubscribeResponse,
+    UnsubscribeTopicResponse, UserList, UserState,
 };

@@ -10,7 +10,7 @@ use crate::router::{
 };
 use crate::types::{
     ChannelType, MessageEvent, Payload, PresenceEvent, PublishOptions, PublishResponse, RtmError,
-    SubscribeOptions, unexpected,
+    SubscribeOptions, SubscribeResponse, UnsubscribeResponse, unexpected,
 };
 use std::sync::Arc;
 use switchboard_protocol::pb::{self, client_message, server_message};
@@ -25,9 +25,15 @@ pub struct Subscription {
     rx: Option<mpsc::Receiver<Item>>,
     presence: Option<Pending>,
     router: Arc<Router>,
+    response: SubscribeResponse,
 }
 
 impl Subscription {
+    /// The subscribe's reply (`SubscribeResponse`, api.md §3.4).
+    pub fn response(&self) -> &SubscribeResponse {
+        &self.response
+    }
+
     /// The channel's name.
     pub fn channel(&self) -> &str {
         &self.channel
@@ -58,10 +64,19 @@ impl Subscription {
     }
 }
 
+/// How much longer than a channel publish a USER publish is kept (R59: 13 s vs 10 s).
+const USER_PUBLISH_EXTRA: std::time::Duration = std::time::Duration::from_secs(3);
+
 impl Client {
     /// Publishes to a message channel, or to a user with `ChannelType::User` (api.md §3.3).
     /// With end-to-end encryption on the payload is sealed first; a failure to encrypt
     /// fails with −11023.
+    ///
+    /// While the link is reconnecting the publish is kept and sent once it is back
+    /// (R59), within the request timeout (10 s by default; 3 s more for a USER
+    /// message); it fails at once only when not logged in (−10002). If the connection
+    /// is lost after the request went out, it is sent again only with an
+    /// `idempotency_key` (so it cannot be delivered twice), else it fails with −10025.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), switchboard_client::RtmError> {
@@ -80,6 +95,13 @@ impl Client {
         options: PublishOptions,
     ) -> Result<PublishResponse, RtmError> {
         let (message_type, payload) = self.inner.seal("publish", message.into())?;
+        // R59: kept while reconnecting, 10 s for a channel and 13 s for a user (with
+        // the default request timeout of 10 s).
+        let timeout = match options.channel_type {
+            ChannelType::User => self.inner.config.request_timeout + USER_PUBLISH_EXTRA,
+            _ => self.inner.config.request_timeout,
+        };
+        let resend_in_flight = options.idempotency_key.is_some();
         let req = pb::PublishRequest {
             channel_type: wire_type(options.channel_type),
             channel_name: channel.to_string(),
@@ -90,7 +112,12 @@ impl Client {
             idempotency_key: options.idempotency_key.unwrap_or_default(),
         };
         match self
-            .request("publish", client_message::Body::Publish(req))
+            .request_kept(
+                "publish",
+                client_message::Body::Publish(req),
+                timeout,
+                resend_in_flight,
+            )
             .await?
         {
             server_message::Body::Publish(r) => Ok(PublishResponse {
@@ -164,6 +191,10 @@ impl Client {
                     rx: Some(rx),
                     presence,
                     router: self.inner.router.clone(),
+                    response: SubscribeResponse {
+                        timestamp: r.timestamp,
+                        channel_name: r.channel_name,
+                    },
                 })
             }
             _ => Err(unexpected("subscribe")),
@@ -171,11 +202,12 @@ impl Client {
     }
 
     /// Unsubscribes (api.md §3.5); the subscription's streams end.
-    pub async fn unsubscribe(&self, channel: &str) -> Result<(), RtmError> {
+    pub async fn unsubscribe(&self, channel: &str) -> Result<UnsubscribeResponse, RtmError> {
         let req = pb::UnsubscribeRequest {
             channel_name: channel.to_string(),
         };
-        self.request("unsubscribe", client_message::Body::Unsubscribe(req))
+        let reply = self
+            .request("unsubscribe", client_message::Body::Unsubscribe(req))
             .await?;
         self.inner.lock().subscriptions.remove(channel);
         // A later subscribe starts from the channel's position then, not from here.
@@ -185,6 +217,12 @@ impl Client {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(ChannelType::Message, channel.to_string()));
         self.inner.router.end_channel(channel);
-        Ok(())
+        match reply {
+            server_message::Body::Unsubscribe(r) => Ok(UnsubscribeResponse {
+                timestamp: r.timestamp,
+                channel_name: r.channel_name,
+            }),
+            _ => Err(unexpected("unsubscribe")),
+        }
     }
 }

@@ -19,7 +19,8 @@
 //! [`stream_of`] turns a registered queue into the app's [`EventStream`].
 
 use crate::types::{
-    ChannelType, ErrorEvent, Event, Lagged, MessageEvent, PresenceEvent, TopicEvent,
+    AffectedResources, ChannelType, ErrorEvent, Event, Lagged, MessageEvent, PresenceEvent,
+    TokenEvent, TokenEventType, TopicEvent,
 };
 use futures_util::stream::BoxStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +44,8 @@ pub(crate) enum Item {
 pub(crate) enum Extra {
     /// A received payload that did not decrypt (`error_events()`).
     Error(ErrorEvent),
+    /// A `token` event (`token_notices()`).
+    Token(TokenEvent),
 }
 
 /// Which events a stream receives.
@@ -82,6 +85,8 @@ pub(crate) enum Route {
     Locks,
     /// Error events (`error_events()`); survives logout.
     Errors,
+    /// `token` events (`token_notices()`); survives logout.
+    TokenNotices,
 }
 
 impl Route {
@@ -115,7 +120,10 @@ impl Route {
     }
 
     fn takes_extra(&self, e: &Extra) -> bool {
-        matches!((self, e), (Route::Errors, Extra::Error(_)))
+        matches!(
+            (self, e),
+            (Route::Errors, Extra::Error(_)) | (Route::TokenNotices, Extra::Token(_))
+        )
     }
 
     /// Whether this route belongs to stream channel `name`.
@@ -315,6 +323,26 @@ impl Router {
         for s in sinks.iter_mut().filter(|s| s.route.takes_extra(&extra)) {
             s.offer_item(|| Item::Extra(Box::new(extra.clone())));
         }
+    }
+
+    /// A credential expires soon (R38, R39): `tokenPrivilegeWillExpire` (`None` = the
+    /// login token, else the stream channel) and, with it, a `token` event WILL_EXPIRE.
+    pub fn will_expire(&self, channel: Option<String>) {
+        self.notify(Event::TokenPrivilegeWillExpire(channel.clone()));
+        self.token_event(channel, "The token is about to expire");
+    }
+
+    /// A `token` event WILL_EXPIRE alone (a session ended because its token expired,
+    /// api.md §9.8).
+    pub fn token_event(&self, channel: Option<String>, reason: &str) {
+        self.notify_extra(Extra::Token(TokenEvent {
+            event_type: TokenEventType::WillExpire,
+            reason: reason.to_string(),
+            affected_resources: AffectedResources {
+                message_channels: channel.into_iter().collect(),
+            },
+            timestamp: switchboard_protocol::now_ms(),
+        }));
     }
 
     /// Ends the streams of one message channel (unsubscribe): messages and presence.

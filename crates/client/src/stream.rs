@@ -32,8 +32,9 @@ use crate::session::{
 use crate::types::{
     ChannelType, JoinChannelResponse, JoinOptions, JoinTopicOptions, JoinTopicResponse,
     LeaveChannelResponse, LeaveTopicResponse, MessageEvent, Payload, PresenceEvent,
-    PublishTopicMessageResponse, PublishTopicOptions, RtmError, SubscribeTopicResponse,
-    SubscribedFailedReason, TopicEvent, UnsubscribeTopicResponse, unexpected,
+    PublishTopicMessageResponse, PublishTopicOptions, RenewTokenResponse, RtmError,
+    SubscribeTopicResponse, SubscribedFailedReason, TopicEvent, UnsubscribeTopicResponse,
+    unexpected,
 };
 use std::sync::MutexGuard;
 use switchboard_protocol::pb::{self, client_message, server_message};
@@ -491,7 +492,7 @@ impl StreamChannel {
 
     /// Replaces the channel's RTC token (api.md §3.7 with `channelName`); on failure the
     /// old one stays. A later rejoin uses the new one.
-    pub async fn renew_token(&self, token: &str) -> Result<(), RtmError> {
+    pub async fn renew_token(&self, token: &str) -> Result<RenewTokenResponse, RtmError> {
         const OP: &str = "renewToken";
         let token = precheck_token(token, &self.inner().app_id, OP)?;
         let epoch = self.lock().epoch;
@@ -499,14 +500,20 @@ impl StreamChannel {
             token: token.clone(),
             channel_name: self.name.clone(),
         };
-        self.client
+        let reply = self
+            .client
             .request(OP, client_message::Body::RenewToken(req))
             .await?;
         let mut ch = self.lock();
         if ch.epoch == epoch {
             ch.token = token;
         }
-        Ok(())
+        Ok(RenewTokenResponse {
+            timestamp: match reply {
+                server_message::Body::RenewToken(r) => r.timestamp,
+                _ => switchboard_protocol::now_ms(),
+            },
+        })
     }
 
     /// Messages of the channel (every topic, followed publishers only, R103): the first

@@ -5,103 +5,35 @@
 //! client with the wrong key gets the failure reported (−11023, `error_events()`) and
 //! nothing delivered.
 
+mod support;
+
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
-use futures_util::{FutureExt, Stream, StreamExt};
-use std::sync::Arc;
-use std::time::Duration;
+use futures_util::{FutureExt, StreamExt};
+use support::{OPEN_APP, TestServer, next};
 use switchboard_client::{
     ChannelType, Client, ClientConfig, EncryptionMode, ErrorEvent, GetHistoryMessageOptions,
-    JoinOptions, JoinTopicOptions, Lagged, LinkState, MessageEvent, Payload, PublishOptions,
+    JoinOptions, JoinTopicOptions, LinkState, MessageEvent, Payload, PublishOptions,
     PublishTopicOptions, SubscribeOptions,
 };
-use switchboard_engine::HistoryRetention;
-use switchboard_engine_memory::{
-    MemoryBroker, MemoryConfig, MemoryPresence, MemoryTopics, SqliteHistory,
-};
-use switchboard_server::{AppConfig, Server, ServerConfig};
 
-/// An app without a certificate: tokens are not checked, so no token builder is needed.
-const APP: &str = "c3d4e5f60718293a4b5c6d7e8f900112";
+const APP: &str = OPEN_APP;
 const KEY: &str = "correct horse battery staple";
 const SALT: &[u8] = b"switchboard e2ee test salt";
-const STEP: Duration = Duration::from_secs(5);
-
-/// A real server on a loopback port with stream channels, presence and history.
-struct TestServer {
-    endpoint: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 async fn start_server() -> TestServer {
-    let mut app = AppConfig::new(APP, None);
-    app.limits.publish_rate_per_channel = 0;
-    let config = ServerConfig {
-        apps: vec![app],
-        ..Default::default()
-    };
-    let dir = std::env::temp_dir().join(format!(
-        "switchboard-client-e2ee-{}-{}",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    std::fs::create_dir_all(&dir).expect("create history dir");
-    let history = SqliteHistory::open(&dir, HistoryRetention::default()).expect("open history");
-    let broker = Arc::new(MemoryBroker::new(MemoryConfig::default()));
-    let server = Server::new(config, broker)
-        .with_topics(Arc::new(MemoryTopics::new()))
-        .with_presence(Arc::new(MemoryPresence::new()))
-        .with_history(Arc::new(history));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let endpoint = format!("ws://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(listener, async {
-        let _ = stopped.await;
-    }));
-    TestServer {
-        endpoint,
-        stop: Some(stop),
-        dir,
-    }
-}
-
-fn config(server: &TestServer) -> ClientConfig {
-    let mut c = ClientConfig::new(server.endpoint.clone());
-    c.request_timeout = STEP;
-    c.login_timeout = STEP;
-    c
+    TestServer::start().await
 }
 
 async fn login(server: &TestServer, user: &str, key: Option<&str>) -> Client {
-    let mut c = config(server);
+    let mut c = server.config();
     if let Some(key) = key {
         c = c.with_encryption(EncryptionMode::Aes256Gcm, key, SALT);
     }
     let client = Client::new(APP, user, c).expect("valid client");
     client.login("").await.expect("login");
     client
-}
-
-async fn next<T>(stream: &mut (impl Stream<Item = Result<T, Lagged>> + Unpin), what: &str) -> T {
-    match tokio::time::timeout(STEP, stream.next()).await {
-        Ok(Some(Ok(t))) => t,
-        Ok(Some(Err(lagged))) => panic!("{what}: {lagged}"),
-        Ok(None) => panic!("{what}: stream ended"),
-        Err(_) => panic!("{what}: nothing within {STEP:?}"),
-    }
 }
 
 /// The bytes a keyless receiver got: the sealed payload (base64 text for STRING).

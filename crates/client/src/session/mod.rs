@@ -61,6 +61,9 @@ pub(crate) struct Inner {
     pub user_id: String,
     pub config: ClientConfig,
     pub router: Arc<Router>,
+    /// Bumped on every change of the login link, so a request kept while reconnecting
+    /// (R59) wakes up to try again.
+    pub link_changed: tokio::sync::watch::Sender<u64>,
     pub positions: Positions,
     /// Seals and opens message payloads when end-to-end encryption is on.
     pub cipher: Option<Arc<Cipher>>,
@@ -131,6 +134,7 @@ impl Inner {
             user_id: user_id.to_string(),
             config,
             router,
+            link_changed: tokio::sync::watch::channel(0).0,
             positions: Positions::default(),
             cipher: cipher.map(Arc::new),
             state: Mutex::new(State {
@@ -179,6 +183,7 @@ impl Inner {
             timestamp: now_ms(),
         };
         st.link = to;
+        self.link_changed.send_modify(|n| *n = n.wrapping_add(1));
         st.last_change = (op, reason);
         self.router.notify(Event::LinkState(event));
     }
@@ -350,6 +355,10 @@ impl Inner {
             Ended::ByClient => return,
         };
         if !again {
+            if reason == LinkReason::TokenExpired {
+                // api.md §9.8: a session ended by its token's expiry also gets `token`.
+                self.router.token_event(None, "The token expired");
+            }
             self.transition(
                 &mut st,
                 LinkState::Failed,
@@ -411,24 +420,30 @@ pub(crate) async fn call(
     op: &'static str,
     body: client_message::Body,
 ) -> Result<server_message::Body, RtmError> {
-    let (tx, rx) = oneshot::channel();
-    let req = Request {
-        body,
-        op,
-        reply: Some(tx),
-    };
-    if conn.send(req).await.is_err() {
-        return Err(RtmError::new(
-            ErrorCode::NotConnected,
-            op,
-            "connection closed",
-        ));
-    }
-    rx.await.unwrap_or_else(|_| {
+    call_or_unsent(conn, op, body).await.unwrap_or_else(|| {
         Err(RtmError::new(
             ErrorCode::NotConnected,
             op,
             "connection closed",
         ))
     })
+}
+
+/// Like [`call`], but `None` when the request certainly never left: the connection
+/// task was gone, or ended with the request still in its queue. A request it took and
+/// then lost the connection over ends with −10025 "connection closed" (it may have
+/// reached the server).
+pub(crate) async fn call_or_unsent(
+    conn: &mpsc::Sender<Request>,
+    op: &'static str,
+    body: client_message::Body,
+) -> Option<Result<server_message::Body, RtmError>> {
+    let (tx, rx) = oneshot::channel();
+    let req = Request {
+        body,
+        op,
+        reply: Some(tx),
+    };
+    conn.send(req).await.ok()?;
+    rx.await.ok()
 }

@@ -6,7 +6,7 @@
 use super::SharedChannel;
 use super::{Detail, Inner, call, lock_channel, login_failure_reason, retryable};
 use crate::conn::Request;
-use crate::types::{ChannelType, Event, RtmError, SubscribeOptions, SubscribedFailedReason};
+use crate::types::{ChannelType, RtmError, SubscribeOptions, SubscribedFailedReason};
 use rand::Rng;
 use std::sync::Weak;
 use std::time::Duration;
@@ -210,8 +210,7 @@ impl Inner {
             };
             tracing::warn!(channel = %name, code = refusal.code, reason = %refusal.reason, "rejoin refused");
             if refusal.code == ErrorCode::TokenExpired.as_i32() {
-                self.router
-                    .notify(Event::TokenPrivilegeWillExpire(Some(name.clone())));
+                self.router.will_expire(Some(name.clone()));
             }
             self.reset_channel(
                 &name,
@@ -371,7 +370,7 @@ pub(super) async fn reconnect(weak: Weak<Inner>, generation: u64) {
                 if e.code == ErrorCode::TokenExpired.as_i32() {
                     // R44: reported as an event; the link keeps trying (with the token
                     // the app renews meanwhile).
-                    inner.router.notify(Event::TokenPrivilegeWillExpire(None));
+                    inner.router.will_expire(None);
                 } else {
                     let detail = Detail {
                         text: Some(e.reason.clone()),

@@ -148,6 +148,40 @@ impl Default for SubscribeOptions {
     }
 }
 
+/// Reply of a logout (`LogoutResponse`, api.md §3.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutResponse {
+    /// Server time, ms (local time when there was no session to end).
+    pub timestamp: u64,
+}
+
+/// Reply of a subscribe (`SubscribeResponse`, api.md §3.4), kept by the
+/// [`crate::Subscription`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribeResponse {
+    /// Server time, ms.
+    pub timestamp: u64,
+    /// The channel.
+    pub channel_name: String,
+}
+
+/// Reply of an unsubscribe (`UnsubscribeResponse`, api.md §3.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsubscribeResponse {
+    /// Server time, ms.
+    pub timestamp: u64,
+    /// The channel.
+    pub channel_name: String,
+}
+
+/// Reply of a token renewal (`RenewTokenResponse`, api.md §3.7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewTokenResponse {
+    /// Server time, ms (local time when the token was only kept for the next
+    /// reconnect).
+    pub timestamp: u64,
+}
+
 /// Reply of a login.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginResponse {

@@ -455,6 +455,49 @@ pub struct ErrorEvent {
     pub position: StreamPosition,
 }
 
+/// Token event types (`TokenEventType`, api.md §10.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenEventType {
+    /// `WILL_EXPIRE`: the token is about to expire (or expired); renew it.
+    WillExpire,
+    /// `READ_PERMISSION_REVOKED`: read permission for some resources was revoked.
+    ReadPermissionRevoked,
+}
+
+impl TokenEventType {
+    /// The spec's literal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenEventType::WillExpire => "WILL_EXPIRE",
+            TokenEventType::ReadPermissionRevoked => "READ_PERMISSION_REVOKED",
+        }
+    }
+}
+
+/// What a token event is about (`affectedResources`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AffectedResources {
+    /// Channels concerned: the stream channel of an RTC token; empty for the login
+    /// token.
+    pub message_channels: Vec<String>,
+}
+
+/// The `token` event (`TokenEvent`, api.md §9.8, R38), on `client.token_notices()`:
+/// `WILL_EXPIRE` with every `tokenPrivilegeWillExpire` (the login token's, and — this
+/// service's `[decision]` — a stream channel's, with the channel in
+/// `affected_resources`), and when a session ends because its token expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenEvent {
+    /// What happened.
+    pub event_type: TokenEventType,
+    /// `TokenEventReason` text.
+    pub reason: String,
+    /// The resources concerned.
+    pub affected_resources: AffectedResources,
+    /// Local time, ms.
+    pub timestamp: u64,
+}
+
 /// The consumer fell this many events behind; they were skipped (api.md §9.11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("event stream lagged; {0} events skipped")]

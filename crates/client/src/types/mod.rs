@@ -9,15 +9,16 @@ mod stream;
 
 pub(crate) use common::unexpected;
 pub use common::{
-    ChannelType, LoginResponse, Payload, PublishOptions, PublishResponse, RtmError, StreamPosition,
-    SubscribeOptions,
+    ChannelType, LoginResponse, LogoutResponse, Payload, PublishOptions, PublishResponse,
+    RenewTokenResponse, RtmError, StreamPosition, SubscribeOptions, SubscribeResponse,
+    UnsubscribeResponse,
 };
 pub use config::{ClientConfig, EncryptionMode, RtmConfig};
 pub use events::{
-    ErrorEvent, Event, IntervalDetail, Lagged, LinkStateEvent, LockDetail, LockEvent,
-    LockEventType, MessageEvent, MetadataDetail, PresenceEvent, PresenceEventType, PublishInfo,
-    StorageData, StorageEvent, StorageEventType, StorageType, TopicDetail, TopicEvent,
-    TopicEventType, UserList, UserState,
+    AffectedResources, ErrorEvent, Event, IntervalDetail, Lagged, LinkStateEvent, LockDetail,
+    LockEvent, LockEventType, MessageEvent, MetadataDetail, PresenceEvent, PresenceEventType,
+    PublishInfo, StorageData, StorageEvent, StorageEventType, StorageType, TokenEvent,
+    TokenEventType, TopicDetail, TopicEvent, TopicEventType, UserList, UserState,
 };
 pub use stream::{
     JoinChannelResponse, JoinOptions, JoinTopicOptions, JoinTopicResponse, LeaveChannelResponse,
