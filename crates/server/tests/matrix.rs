@@ -1746,6 +1746,7 @@ async fn run_case(
                 None => None,
             };
             match (&case.expect, reply) {
+                // R170: every refusal carries its code, a reason and the operation.
                 (Expect::Code(code), Some(Rep::Error(e)))
                     if e.code == *code && !e.reason.is_empty() && !e.operation.is_empty() => {}
                 (Expect::Code(code), other) => {

@@ -216,7 +216,7 @@ async fn r66_empty_custom_type_fails_with_11030() {
 // R76: subscribe concerns MESSAGE channels only
 // ---------------------------------------------------------------------------------------
 
-/// R76: a MESSAGE subscription and a STREAM channel of the same name are different
+/// R76, R168: a MESSAGE subscription and a STREAM channel of the same name are different
 /// channels: a subscriber of MESSAGE "same" gets none of stream channel "same"'s topic
 /// messages, and a member of the stream channel gets none of the MESSAGE channel's.
 #[tokio::test]
@@ -249,9 +249,10 @@ async fn r76_subscribe_applies_to_message_channels_only() {
         .await;
     assert!(matches!(reply, Rep::PublishTopicMessage(_)), "{reply:?}");
     let m = next_message_payload(&mut carol, "topic message").await;
+    // R168: a topic message comes with channelType STREAM and its topic name.
     assert_eq!(
-        (m.channel_type, m.payload.as_ref()),
-        (pb::ChannelType::Stream as i32, &b"topic"[..])
+        (m.channel_type, m.topic_name.as_str(), m.payload.as_ref()),
+        (pb::ChannelType::Stream as i32, "t", &b"topic"[..])
     );
 
     // A MESSAGE publish to "same" reaches the MESSAGE subscriber, and it is the first
@@ -259,9 +260,10 @@ async fn r76_subscribe_applies_to_message_channels_only() {
     let reply = carol.request(publish_text("same", "message")).await;
     assert!(matches!(reply, Rep::Publish(_)), "{reply:?}");
     let m = next_message_payload(&mut alice, "message").await;
+    // R168: every other message has an empty topic name.
     assert_eq!(
-        (m.channel_type, m.payload.as_ref()),
-        (pb::ChannelType::Message as i32, &b"message"[..]),
+        (m.channel_type, m.topic_name.as_str(), m.payload.as_ref()),
+        (pb::ChannelType::Message as i32, "", &b"message"[..]),
         "alice got a STREAM message through a MESSAGE subscription"
     );
     // ... and not to the stream channel's members: carol's next message is bob's
