@@ -136,3 +136,135 @@ async fn r31_a_user_logging_in_too_often_is_refused_with_login_too_frequent() {
     let failed = wait_link(&mut links, LinkState::Failed, Duration::from_secs(1)).await;
     assert_eq!(failed.reason_code, LinkReason::LoginTooFrequent);
 }
+
+// ---------------------------------------------------------------------------------------
+// R115: presence, storage and locks in stream channels
+// ---------------------------------------------------------------------------------------
+
+fn join_with(channel: &str, user: &str, presence: bool, metadata: bool, lock: bool) -> Req {
+    let token = switchboard_token::build_rtc_token(
+        APP_ID,
+        CERT,
+        channel,
+        user,
+        switchboard_token::RtcRole::Publisher,
+        3600,
+        3600,
+        now_secs(),
+    )
+    .expect("rtc token");
+    Req::Join(pb::JoinRequest {
+        channel_name: channel.into(),
+        token,
+        with_presence: Some(presence),
+        with_metadata: Some(metadata),
+        with_lock: Some(lock),
+        ..Default::default()
+    })
+}
+
+/// The kinds of the pushes of `raw` up to and including the first one `last` accepts.
+async fn pushes_until(raw: &mut RawClient, last: impl Fn(&Rep) -> bool) -> Vec<String> {
+    let mut kinds = Vec::new();
+    loop {
+        let push = raw.next_push(STEP).await.expect("a push");
+        let body = push.body.expect("push body");
+        let done = last(&body);
+        kinds.push(match &body {
+            Rep::Presence(p) => format!("presence {}", p.event_type),
+            Rep::Storage(s) => format!("storage {} {}", s.event_type, s.channel_type),
+            Rep::Lock(l) => format!("lock {} {}", l.event_type, l.channel_type),
+            Rep::Topic(t) => format!("topic {}", t.event_type),
+            other => format!("{other:?}"),
+        });
+        if done {
+            return kinds;
+        }
+    }
+}
+
+/// R115, R80, R147, R157: presence, storage and locks work in a stream channel as in a
+/// message channel, switched on by the join options: a member joined with all three
+/// gets the three SNAPSHOTs and then the channel's metadata and lock events (channel
+/// type STREAM); a member joined with the defaults (presence only) gets presence but
+/// neither storage nor lock events.
+#[tokio::test]
+async fn r115_presence_storage_and_locks_in_stream_channels_follow_the_join_options() {
+    let server = TestServer::start().await;
+    let mut all = server.raw_login("all").await;
+    assert!(matches!(
+        all.request(join_with("sc", "all", true, true, true)).await,
+        Rep::Join(_)
+    ));
+    let stream = pb::ChannelType::Stream as i32;
+    let first = pushes_until(&mut all, |b| matches!(b, Rep::Lock(_))).await;
+    for want in [
+        format!("presence {}", pb::PresenceEventType::Snapshot as i32),
+        format!("storage {} {stream}", pb::StorageEventType::Snapshot as i32),
+        format!("lock {} {stream}", pb::LockEventType::Snapshot as i32),
+    ] {
+        assert!(first.contains(&want), "{want} missing from {first:?}");
+    }
+
+    let mut plain = server.raw_login("plain").await;
+    assert!(matches!(
+        plain
+            .request(join_with("sc", "plain", true, false, false))
+            .await,
+        Rep::Join(_)
+    ));
+    let join = next_presence_about(&mut all, "plain").await;
+    assert_eq!(join.event_type, pb::PresenceEventType::RemoteJoin as i32);
+
+    let set = plain
+        .request(Req::SetMetadata(pb::MetadataWriteRequest {
+            channel_type: stream,
+            channel_name: "sc".into(),
+            items: vec![pb::MetadataItem {
+                key: "k".into(),
+                value: "v".into(),
+                revision: None,
+            }],
+            ..Default::default()
+        }))
+        .await;
+    assert!(matches!(set, Rep::SetMetadata(_)), "{set:?}");
+    let lock = plain
+        .request(Req::SetLock(pb::SetLockRequest {
+            channel_type: stream,
+            channel_name: "sc".into(),
+            lock_name: "l".into(),
+            ttl: 0,
+        }))
+        .await;
+    assert!(matches!(lock, Rep::SetLock(_)), "{lock:?}");
+    let later = pushes_until(&mut all, |b| matches!(b, Rep::Lock(_))).await;
+    assert!(
+        later.contains(&format!(
+            "storage {} {stream}",
+            pb::StorageEventType::Update as i32
+        )),
+        "the metadata write reached the member with withMetadata: {later:?}"
+    );
+    assert_eq!(
+        later.last().map(String::as_str),
+        Some(format!("lock {} {stream}", pb::LockEventType::Set as i32).as_str())
+    );
+
+    // The member without storage and lock events: its next push after both writes is
+    // the state change used as a marker.
+    let state = all
+        .request(Req::SetState(pb::SetStateRequest {
+            channel_type: stream,
+            channel_name: "sc".into(),
+            states: [("mood".to_string(), "fine".to_string())].into(),
+        }))
+        .await;
+    assert!(matches!(state, Rep::SetState(_)), "{state:?}");
+    let seen = pushes_until(&mut plain, |b| matches!(b, Rep::Presence(p) if p.publisher == "all" && p.event_type == pb::PresenceEventType::RemoteStateChanged as i32)).await;
+    assert!(
+        seen.iter()
+            .all(|k| !k.starts_with("storage") && !k.starts_with("lock")),
+        "a member joined without withMetadata/withLock got {seen:?}"
+    );
+}
