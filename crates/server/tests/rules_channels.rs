@@ -1,7 +1,8 @@
 //! Channel and delivery rules of issue 21, at their defaults: the 60 messages/s channel
 //! rate (R67), an empty `customType` (R66), subscribe applying to MESSAGE channels only
-//! (R76), the subscribe defaults (R78), a topic without a publisher limit (R104), and
-//! events handed over one at a time in arrival order (R167). Real server, real sockets.
+//! (R76, R168), the subscribe defaults (R78), a topic without a publisher limit (R104),
+//! events handed over one at a time in arrival order (R167), stream channel events
+//! emitted by the client (R165), and no publishTime (R169). Real server, real sockets.
 
 mod common;
 
@@ -536,4 +537,110 @@ async fn r167_events_are_delivered_one_at_a_time_in_arrival_order() {
             assert_eq!(text(&m.message), i.to_string(), "{name}'s own stream");
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// R165, R169: what events carry
+// ---------------------------------------------------------------------------------------
+
+/// R165: every event is emitted by the client: a stream channel's topic and presence
+/// events come out of `client.events()`, carrying the channel's type and name. (The
+/// Rust SDK also offers them per channel, api.md §14.2.)
+#[tokio::test]
+async fn r165_stream_channel_events_are_emitted_by_the_client_with_their_channel() {
+    let server = TestServer::start().await;
+    let alice = server.login("alice").await;
+    let mut events = alice.events();
+    let channel = alice.stream_channel("sc").expect("stream channel");
+    channel
+        .join(switchboard_client::JoinOptions {
+            token: Some(rtc("sc", "alice")),
+            ..Default::default()
+        })
+        .await
+        .expect("join");
+    let bob = server.login("bob").await;
+    let bobs = bob.stream_channel("sc").expect("stream channel");
+    bobs.join(switchboard_client::JoinOptions {
+        token: Some(rtc("sc", "bob")),
+        ..Default::default()
+    })
+    .await
+    .expect("bob joins");
+    bobs.join_topic("t", Default::default())
+        .await
+        .expect("bob joins topic t");
+
+    let (mut presence_join, mut topic_join) = (false, false);
+    let deadline = Instant::now() + STEP;
+    while !(presence_join && topic_join) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let e = next_within(&mut events, left, "bob's presence and topic events")
+            .await
+            .expect("events open")
+            .expect("not lagged");
+        match e {
+            Event::Presence(p) if p.publisher == "bob" => {
+                assert_eq!(
+                    (p.channel_type, p.channel_name.as_str()),
+                    (ChannelType::Stream, "sc")
+                );
+                presence_join = true;
+            }
+            Event::Topic(t) if t.publisher == "bob" => {
+                assert_eq!(t.channel_name, "sc");
+                assert_eq!(
+                    t.topic_infos.first().map(|i| i.topic_name.as_str()),
+                    Some("t")
+                );
+                topic_join = true;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// R169: message events have no `publishTime`: the SDK's `MessageEvent` has exactly
+/// these fields (a field added to it breaks this destructuring at compile time), and the
+/// one time it carries is the server's `timestamp`.
+#[tokio::test]
+async fn r169_message_events_carry_no_publish_time() {
+    let server = TestServer::start().await;
+    let alice = server.login("alice").await;
+    let mut sub = alice
+        .subscribe("plain", SubscribeOptions::default())
+        .await
+        .expect("subscribe");
+    let mut msgs = sub.messages();
+    let before = switchboard_protocol::now_ms();
+    alice
+        .publish("plain", "x", PublishOptions::default())
+        .await
+        .expect("publish");
+    let m = next_message(&mut msgs, "x").await;
+    let switchboard_client::MessageEvent {
+        channel_type,
+        channel_name,
+        topic_name,
+        message: _,
+        custom_type,
+        publisher,
+        timestamp,
+        position: _,
+        send_ts,
+    } = m;
+    assert_eq!(
+        (channel_type, channel_name.as_str()),
+        (ChannelType::Message, "plain")
+    );
+    assert_eq!(
+        (
+            topic_name.as_str(),
+            custom_type.as_str(),
+            publisher.as_str()
+        ),
+        ("", "", "alice")
+    );
+    assert_eq!(send_ts, 0);
+    assert!(timestamp >= before, "server time of the publication");
 }
