@@ -2,7 +2,8 @@
 //! rate (R67), an empty `customType` (R66), subscribe applying to MESSAGE channels only
 //! (R76, R168), the subscribe defaults (R78), a topic without a publisher limit (R104),
 //! events handed over one at a time in arrival order (R167), stream channel events
-//! emitted by the client (R165), and no publishTime (R169). Real server, real sockets.
+//! emitted by the client (R165), no publishTime (R169), and payloads kept as opaque
+//! bytes (R20). Real server, real sockets.
 
 mod common;
 
@@ -643,4 +644,63 @@ async fn r169_message_events_carry_no_publish_time() {
     );
     assert_eq!(send_ts, 0);
     assert!(timestamp >= before, "server time of the publication");
+}
+
+// ---------------------------------------------------------------------------------------
+// R20: payloads are opaque bytes to the server
+// ---------------------------------------------------------------------------------------
+
+/// R20 (the server's part): payloads — such as end-to-end encrypted ones — are relayed
+/// and stored as opaque bytes: every byte value 0–255, in a BINARY message, reaches the
+/// subscriber and the history unchanged (nothing decoded, trimmed or re-encoded).
+#[tokio::test]
+async fn r20_binary_payloads_are_relayed_and_stored_as_opaque_bytes() {
+    let dir = fresh_dir("rules-r20");
+    let history = switchboard_engine_memory::SqliteHistory::open(
+        &dir,
+        switchboard_engine::HistoryRetention::default(),
+    )
+    .expect("history");
+    let broker = std::sync::Arc::new(switchboard_engine_memory::MemoryBroker::new(
+        Default::default(),
+    ));
+    let server = TestServer::with_parts(
+        switchboard_server::Server::new(base_config(), broker)
+            .with_history(std::sync::Arc::new(history)),
+    )
+    .await;
+    let alice = server.login("alice").await;
+    let mut sub = alice
+        .subscribe("sealed", SubscribeOptions::default())
+        .await
+        .expect("subscribe");
+    let mut msgs = sub.messages();
+    let sealed: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+    alice
+        .publish(
+            "sealed",
+            Bytes::from(sealed.clone()),
+            PublishOptions {
+                store_in_history: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("publish");
+    let m = next_message(&mut msgs, "the sealed payload").await;
+    assert_eq!(
+        m.message,
+        switchboard_client::Payload::Binary(Bytes::from(sealed.clone()))
+    );
+    let page = alice
+        .history()
+        .get_messages("sealed", ChannelType::Message, Default::default())
+        .await
+        .expect("history");
+    assert_eq!(page.message_list.len(), 1);
+    assert_eq!(
+        page.message_list[0].message,
+        switchboard_client::Payload::Binary(Bytes::from(sealed))
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
