@@ -1224,6 +1224,50 @@ fn rows() -> Vec<Row> {
                 Code(-10006),
             )
         }),
+        row(Storage, "R146", "the 100th user-metadata subscription", |c| {
+            let setup = (1..100)
+                .map(|i| {
+                    Req::SubscribeUserMetadata(pb::SubscribeUserMetadataRequest {
+                        user_id: format!("{}-{i}", c.user),
+                    })
+                })
+                .collect();
+            after(
+                setup,
+                Req::SubscribeUserMetadata(pb::SubscribeUserMetadataRequest {
+                    user_id: format!("{}-100", c.user),
+                }),
+                Ok,
+            )
+        }),
+        row(Storage, "R146", "the 101st user-metadata subscription", |c| {
+            let setup = (1..=100)
+                .map(|i| {
+                    Req::SubscribeUserMetadata(pb::SubscribeUserMetadataRequest {
+                        user_id: format!("{}-{i}", c.user),
+                    })
+                })
+                .collect();
+            after(
+                setup,
+                Req::SubscribeUserMetadata(pb::SubscribeUserMetadataRequest {
+                    user_id: format!("{}-101", c.user),
+                }),
+                Code(-12017),
+            )
+        }),
+        row(Storage, "R137", "removeMetadata of an object that does not exist", |c| {
+            simple(Req::RemoveMetadata(write(MSG, &c.ch, vec![])), Ok)
+        }),
+        row(Storage, "R125 R134", "getMetadata with channelType unset", |c| {
+            simple(
+                Req::GetMetadata(pb::GetMetadataRequest {
+                    channel_type: 0,
+                    channel_name: c.ch.clone(),
+                }),
+                Code(-10019),
+            )
+        }),
         row(Storage, "R146", "subscribeUserMetadata of an invalid user id", |_| {
             simple(
                 Req::SubscribeUserMetadata(pb::SubscribeUserMetadataRequest {
@@ -1353,6 +1397,68 @@ fn rows() -> Vec<Row> {
             send: Out::Req(Req::Logout(pb::LogoutRequest {})),
             expect: Code(-10002),
             observe: vec![],
+        }),
+        row(WrongState, "R24", "join before login", |c| Case {
+            start: Start::Anonymous,
+            setup: vec![],
+            send: Out::Req(join(&c.ch, &c.user)),
+            expect: Code(-10002),
+            observe: vec![],
+        }),
+        row(WrongState, "R24", "whoNow before login", |c| Case {
+            start: Start::Anonymous,
+            setup: vec![],
+            send: Out::Req(who_now(MSG, &c.ch)),
+            expect: Code(-10002),
+            observe: vec![],
+        }),
+        row(WrongState, "R24", "setLock before login", |c| Case {
+            start: Start::Anonymous,
+            setup: vec![],
+            send: Out::Req(set_lock(MSG, &c.ch, "l", 0)),
+            expect: Code(-10002),
+            observe: reply_of(get_lock(&c.ch)),
+        }),
+        row(WrongState, "R24", "getMessages before login", |c| Case {
+            start: Start::Anonymous,
+            setup: vec![],
+            send: Out::Req(get_messages(MSG, &c.ch, 10, 0, 0)),
+            expect: Code(-10002),
+            observe: vec![],
+        }),
+        row(WrongState, "R24", "renewToken before login", |c| Case {
+            start: Start::Anonymous,
+            setup: vec![],
+            send: Out::Req(Req::RenewToken(pb::RenewTokenRequest {
+                token: token(&c.user),
+                channel_name: String::new(),
+            })),
+            expect: Code(-10002),
+            observe: vec![],
+        }),
+        row(WrongState, "R41", "renewToken with another user's token", |_| {
+            simple(
+                Req::RenewToken(pb::RenewTokenRequest {
+                    token: token("someone-else"),
+                    channel_name: String::new(),
+                }),
+                Code(-10005),
+            )
+        }),
+        row(WrongState, "R40", "renewToken of a stream channel not joined", |c| {
+            simple(
+                Req::RenewToken(pb::RenewTokenRequest {
+                    token: rtc(&c.ch, &c.user),
+                    channel_name: c.ch.clone(),
+                }),
+                Code(-11001),
+            )
+        }),
+        row(WrongState, "R131", "getState of oneself in a channel not entered", |c| {
+            simple(get_state(&c.ch, &c.user), Code(-13011))
+        }),
+        row(WrongState, "R129", "setState before subscribing", |c| {
+            simple(set_state(MSG, &c.ch, &kv(1, 1)), Ok)
         }),
         row(WrongState, "R24", "heartbeat before login", |_| Case {
             start: Start::Anonymous,
