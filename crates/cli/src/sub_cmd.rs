@@ -104,6 +104,8 @@ pub async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
         tokio::spawn(renewal.run(client.clone(), stream_handle));
     }
     login(&client, &args.conn).await?;
+    // Every field is set today; the update keeps this compiling when the SDK adds one.
+    #[allow(clippy::needless_update)]
     let options = SubscribeOptions {
         with_message: !args.no_message,
         with_presence: !args.no_presence,
