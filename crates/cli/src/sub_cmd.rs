@@ -331,7 +331,7 @@ impl Renewal {
             .await;
             let name = channel.clone().unwrap_or_default();
             match result {
-                Ok(()) => println!(
+                Ok(_) => println!(
                     "{}",
                     json!({"event": "renewTokenResponse", "channelName": name})
                 ),

@@ -123,7 +123,9 @@ async fn r31_a_user_logging_in_too_often_is_refused_with_login_too_frequent() {
     let mut refused = None;
     for i in 0..100 {
         match alice.login(&token("alice")).await {
-            Ok(_) => alice.logout().await.expect("logout"),
+            Ok(_) => {
+                alice.logout().await.expect("logout");
+            }
             Err(e) => {
                 refused = Some((i, e));
                 break;
