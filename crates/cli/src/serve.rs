@@ -74,6 +74,16 @@ pub struct ServeArgs {
     /// History age, seconds (default 604800 = 7 days).
     #[arg(long, env = "SWITCHBOARD_HISTORY_MAX_AGE_SECS")]
     history_max_age_secs: Option<u64>,
+    /// Where shared state lives: `memory` (this process, the default) or `redis`
+    /// (several nodes on one Redis; needs --redis-url).
+    #[arg(long, env = "SWITCHBOARD_ENGINE", value_parser = ["memory", "redis"])]
+    engine: Option<String>,
+    /// The Redis of `--engine redis`, as redis://HOST:PORT[/DB].
+    #[arg(long, env = "SWITCHBOARD_REDIS_URL")]
+    redis_url: Option<String>,
+    /// This node's id on Redis (default: random), in the log and the health report.
+    #[arg(long, env = "SWITCHBOARD_NODE_ID")]
+    node_id: Option<String>,
 }
 
 /// The TOML file: the same keys as the flags (snake_case) plus `[[apps]]` tables with
@@ -100,6 +110,9 @@ struct FileConfig {
     token_will_expire_lead_secs: Option<u64>,
     shutdown_grace_ms: Option<u64>,
     recovery_hold_bytes: Option<usize>,
+    engine: Option<String>,
+    redis_url: Option<String>,
+    node_id: Option<String>,
 }
 
 /// The app created on first start, kept in `DATA_DIR/app.toml`.
@@ -358,16 +371,60 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let history = SqliteHistory::open(&data_dir, retention)
-        .map_err(|e| anyhow::anyhow!("opening the history store in {}: {e}", data_dir.display()))?;
-    let storage = switchboard_engine_memory::SqliteStorage::open(&data_dir)
-        .map_err(|e| anyhow::anyhow!("opening the storage in {}: {e}", data_dir.display()))?;
-    let broker = Arc::new(MemoryBroker::new(memory));
-    let server = Server::new(config, broker)
-        .with_history(Arc::new(history))
-        .with_storage(Arc::new(storage))
-        .with_topics(Arc::new(switchboard_engine_memory::MemoryTopics::new()))
-        .with_presence(Arc::new(switchboard_engine_memory::MemoryPresence::new()));
+    let engine = args
+        .engine
+        .clone()
+        .or(file.engine.clone())
+        .unwrap_or_else(|| "memory".into());
+    let server = match engine.as_str() {
+        "memory" => {
+            let history = SqliteHistory::open(&data_dir, retention).map_err(|e| {
+                anyhow::anyhow!("opening the history store in {}: {e}", data_dir.display())
+            })?;
+            let storage =
+                switchboard_engine_memory::SqliteStorage::open(&data_dir).map_err(|e| {
+                    anyhow::anyhow!("opening the storage in {}: {e}", data_dir.display())
+                })?;
+            let broker = Arc::new(MemoryBroker::new(memory));
+            println!(
+                "engine: memory (this process; durable data in {})",
+                data_dir.display()
+            );
+            Server::new(config, broker)
+                .with_history(Arc::new(history))
+                .with_storage(Arc::new(storage))
+                .with_topics(Arc::new(switchboard_engine_memory::MemoryTopics::new()))
+                .with_presence(Arc::new(switchboard_engine_memory::MemoryPresence::new()))
+        }
+        "redis" => {
+            let Some(url) = args.redis_url.clone().or(file.redis_url.clone()) else {
+                bail!(
+                    "--engine redis needs --redis-url redis://HOST:PORT (or SWITCHBOARD_REDIS_URL)"
+                );
+            };
+            let node_id = args
+                .node_id
+                .clone()
+                .or(file.node_id.clone())
+                .unwrap_or_else(|| format!("{:08x}", rand::random::<u32>()));
+            let mut redis =
+                switchboard_engine_redis::RedisConfig::new(url.as_str(), node_id.as_str());
+            redis.retention = memory.retention;
+            redis.history = retention;
+            let engine = switchboard_engine_redis::RedisEngine::connect_with(redis)
+                .await
+                .map_err(|e| anyhow::anyhow!("connecting to Redis at {url}: {e}"))?;
+            let health = engine.health().await;
+            tracing::info!(node = %node_id, url = %url, ?health, "engine: redis");
+            println!("engine: redis at {url} (node {node_id})");
+            Server::new(config, engine.clone())
+                .with_history(engine.clone())
+                .with_storage(engine.clone())
+                .with_topics(engine.clone())
+                .with_presence(engine)
+        }
+        other => bail!("unknown engine {other:?}: use memory or redis"),
+    };
     println!("listening on ws://{addr}");
     println!(
         "  websocket:   ws://{addr}{} (the Rust SDK and the CLI add the path themselves)",
