@@ -567,9 +567,15 @@ impl Member {
         body
     }
 
-    /// The next push, which must be a presence event (timestamp checked).
+    /// The next push, which must be a presence event (timestamp checked). A topic
+    /// SNAPSHOT, which every resume into a stream channel brings (R60), is skipped.
     async fn next_event(&mut self) -> pb::PresenceEvent {
-        match self.next_push().await {
+        let mut push = self.next_push().await;
+        while matches!(&push, Rep::Topic(t) if t.event_type == pb::TopicEventType::Snapshot as i32)
+        {
+            push = self.next_push().await;
+        }
+        match push {
             Rep::Presence(e) => {
                 let now = now_ms();
                 assert!(

@@ -88,8 +88,6 @@ async fn r59_a_publish_while_reconnecting_is_sent_when_the_link_is_back() {
 /// R60: after a reconnect into a stream channel — resumed or not — the client receives
 /// a fresh topic SNAPSHOT (listing the publishers as they are now).
 #[tokio::test]
-#[ignore = "server/SDK bug: R60 after a resumed reconnect into a stream channel no fresh \
-            topic SNAPSHOT arrives (only a new session gets one)"]
 async fn r60_a_resumed_reconnect_into_a_stream_channel_brings_a_fresh_topic_snapshot() {
     let server = TestServer::start().await;
     let proxy = FaultProxy::start(server.addr).await;

@@ -2256,6 +2256,10 @@ async fn r58_resume_replays_missed_topic_messages_and_events_once_filtered() {
     let e = alice.next_event().await;
     assert_topic_event(&e, REMOTE_LEAVE, "carol", "t1", None);
     step(&e.position);
+    // After the replay, a fresh topic SNAPSHOT at the replay's position (R60).
+    let snapshot = alice.next_event().await;
+    assert_eq!(snapshot.event_type, pb::TopicEventType::Snapshot as i32);
+    assert_eq!(offset(&snapshot.position), last, "as of the replay's end");
 
     // Then live, nothing twice; alice's role in ta lived on.
     bob.publish(ROOM, "t1", "live").await;

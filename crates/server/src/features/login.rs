@@ -341,6 +341,13 @@ async fn resume(
         }
         // Held live pushes newer than the replay follow; then the channel is live.
         let last = last.or_else(|| recovery.as_ref().map(|r| r.position));
+        let at = match last {
+            Some(p) => p,
+            None => client.node.broker.position(&key).await.unwrap_or_default(),
+        };
+        for s in hooks::resumed_into(&client.node, &key, at).await {
+            client.push_wait(s).await;
+        }
         session.outlet.release(&client.out, &key, last);
     }
     hooks::resumed(client, &session).await;
