@@ -134,6 +134,11 @@ impl BrokerState {
         }
     }
 
+    /// Changes when the engine shuts down.
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
     pub(crate) fn shutdown(&self) {
         self.shutdown.send_replace(true);
     }
