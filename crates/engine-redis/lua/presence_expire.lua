@@ -1,7 +1,8 @@
 -- Removes every membership of the users whose deadline is at or before ARGV[2]; one
 -- script, so that of several nodes sweeping at once exactly one removes each member.
 -- Also removes the members entered by nodes whose heartbeat (ZSET P nodes, Redis time)
--- is older than the node timeout: the members of a node that died.
+-- is older than the node timeout: the members of a node that died; their users' locks
+-- then count as lost at now_ms (expiring after their ttl, as with Locks::owner_lost).
 -- ARGV: P, now_ms, max users, node timeout ms.
 -- Returns {users swept, cref, user, record json, ...}.
 local due = P .. 'pdue'
@@ -27,6 +28,7 @@ for _, au in ipairs(users) do
   redis.call('DEL', pa, ukey(app, user, 'pw'))
 end
 local nodes = P .. 'nodes'
+local lost = {}
 for _, node in ipairs(redis.call('ZRANGEBYSCORE', nodes, '-inf', '(' .. num(now_ms() - tonumber(ARGV[4])))) do
   local nk = nkey(node)
   for _, ref in ipairs(redis.call('SMEMBERS', nk)) do
@@ -39,6 +41,7 @@ for _, node in ipairs(redis.call('ZRANGEBYSCORE', nodes, '-inf', '(' .. num(now_
       redis.call('ZREM', base .. ':pv', user)
       redis.call('ZREM', ukey(app, user, 'pw'), cref)
       redis.call('SREM', ukey(app, user, 'pa'), cref)
+      lost[#app .. ':' .. app .. user] = true
       out[#out + 1] = cref
       out[#out + 1] = user
       out[#out + 1] = rec
@@ -46,5 +49,22 @@ for _, node in ipairs(redis.call('ZRANGEBYSCORE', nodes, '-inf', '(' .. num(now_
   end
   redis.call('DEL', nk)
   redis.call('ZREM', nodes, node)
+end
+local now = tonumber(ARGV[2])
+for au in pairs(lost) do
+  local app, user = split_len(au)
+  for _, ref in ipairs(redis.call('SMEMBERS', ukey(app, user, 'lo'))) do
+    local cref, lock = split_len(ref)
+    local rec = redis.call('HGET', tag(cref) .. ':lk', lock)
+    if rec then
+      local r = cjson.decode(rec)
+      if r.o == user and r.d == '' then
+        local d = now + r.t * 1000
+        r.d = num(d)
+        redis.call('HSET', tag(cref) .. ':lk', lock, cjson.encode(r))
+        redis.call('ZADD', P .. 'ldue', d, ref)
+      end
+    end
+  end
 end
 return out

@@ -710,6 +710,16 @@ async fn the_members_of_a_dead_node_time_out_exactly_once() {
     b.enter(&room, "moved", false, State::new()).await.unwrap();
     a.enter(&room, "moved", false, State::new()).await.unwrap();
     assert_eq!(a.count(&room).await.unwrap(), 20 + 16 + 1);
+    // b01 (on node b) owns a lock that a00 (on node a) waits for.
+    a.set(&room, "l", 1, 8).await.unwrap().unwrap();
+    assert_eq!(
+        b.acquire(&room, "l", "b01", false).await.unwrap(),
+        Ok(Acquire::Acquired { ttl_s: 1 })
+    );
+    assert_eq!(
+        a.acquire(&room, "l", "a00", true).await.unwrap(),
+        Ok(Acquire::Queued)
+    );
     drop(b);
     // Both live nodes sweep, over and over, until b's members are gone.
     let mut gone = Vec::new();
