@@ -88,6 +88,8 @@ async function start(userId) {
   app.room = config.room;
   const cursorChannel = `${config.room}-cursors`;
   const rtm = new RTM(config.appId, userId, {
+    // A closed tab that did not log out disappears for the others after 30 s (default 300).
+    presenceTimeout: 30,
     // The one Switchboard line: where the server is (host[:port] means wss://).
     privateConfig: { serviceType: ['MESSAGE', 'STREAM'], accessPointHosts: [config.url] },
   });
@@ -167,6 +169,17 @@ async function start(userId) {
     $('text').value = '';
     await rtm.publish(app.room, text, { customType: 'chat' });
   });
+  $('leave').hidden = false;
+  $('leave').addEventListener('click', async () => {
+    await rtm.logout(); // others see REMOTE_LEAVE at once
+    $('leave').hidden = true;
+    for (const el of document.querySelectorAll('#say input, #say button')) el.disabled = true;
+    for (const el of document.querySelectorAll('.cursor')) el.remove();
+    app.members.clear();
+    renderMembers();
+  });
+  // Best effort on closing the tab; otherwise presenceTimeout applies.
+  addEventListener('pagehide', () => { void rtm.logout(); });
   renderMembers();
   document.body.dataset.ready = 'true';
 }

@@ -133,6 +133,10 @@ export class FaultProxy {
     this.conns = new Set();
     /** Connections accepted so far. */
     this.accepted = 0;
+    /** Every byte sent from the server to clients, kept when `capture` is set. */
+    this.capture = false;
+    /** @type {Buffer[]} */
+    this.downstream = [];
     this.server = net.createServer((client) => this.#accept(client));
   }
 
@@ -163,7 +167,10 @@ export class FaultProxy {
     };
     this.conns.add(conn);
     client.on('data', (b) => { if (this.frozen) heldUp.push(b); else upstream.write(b); });
-    upstream.on('data', (b) => { if (this.frozen) heldDown.push(b); else client.write(b); });
+    upstream.on('data', (b) => {
+      if (this.capture) this.downstream.push(b);
+      if (this.frozen) heldDown.push(b); else client.write(b);
+    });
     const kill = () => {
       this.conns.delete(conn);
       client.destroy();
@@ -287,6 +294,6 @@ export async function openPage(context, url, log) {
 export async function screenshot(/** @type {import('playwright-core').Page} */ page, /** @type {string} */ name) {
   mkdirSync(screenshotDir, { recursive: true });
   const path = join(screenshotDir, name);
-  await page.screenshot({ path });
+  await page.screenshot({ path, animations: 'disabled' });
   return path;
 }
