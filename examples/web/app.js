@@ -11,9 +11,9 @@ const CURSOR_EVERY_MS = 40;
 
 /** A stable colour per user id. */
 function colour(userId) {
-  let h = 0;
-  for (const c of userId) h = (h * 31 + c.codePointAt(0)) % 360;
-  return `hsl(${h} 65% 45%)`;
+  let h = 7;
+  for (const c of userId) h = (h * 131 + c.codePointAt(0) * 97) % 3600;
+  return `hsl(${Math.round(h * 0.1 * 137.5) % 360} 65% 45%)`;
 }
 
 async function getJson(url) {
@@ -96,6 +96,7 @@ async function start(userId) {
   app.rtm = rtm;
 
   rtm.addEventListener('linkState', (e) => {
+    if (e.serviceType !== 'MESSAGE') return; // the login link; stream channels have their own
     $('link').textContent = e.currentState;
     $('link').className = `state ${e.currentState}`;
   });
@@ -146,17 +147,23 @@ async function start(userId) {
   const who = await rtm.presence.whoNow(app.room, 'MESSAGE');
   await follow(who.occupants.map((o) => o.userId)).catch((err) => console.warn('subscribeTopic', err));
 
-  let last = 0;
+  // At most one cursor message per CURSOR_EVERY_MS, and always the latest position
+  // last (a trailing send when the pointer stops inside a window).
   let pending = null;
+  let timer = 0;
+  const sendCursor = () => {
+    timer = 0;
+    if (!pending) return;
+    const msg = JSON.stringify({ x: +pending.x.toFixed(4), y: +pending.y.toFixed(4) });
+    pending = null;
+    app.stream.publishTopicMessage(CURSOR_TOPIC, msg).catch(() => { /* link down: the next move sends again */ });
+    timer = setTimeout(sendCursor, CURSOR_EVERY_MS);
+  };
   $('board').addEventListener('pointermove', (ev) => {
     const r = $('board').getBoundingClientRect();
     pending = { x: (ev.clientX - r.left) / r.width, y: (ev.clientY - r.top) / r.height };
     moveCursor(userId, pending.x, pending.y);
-    const now = performance.now();
-    if (now - last < CURSOR_EVERY_MS) return;
-    last = now;
-    const msg = JSON.stringify({ x: +pending.x.toFixed(4), y: +pending.y.toFixed(4) });
-    app.stream.publishTopicMessage(CURSOR_TOPIC, msg).catch(() => { /* link down: next move retries */ });
+    if (!timer) sendCursor();
   });
 
   $('me').textContent = userId;

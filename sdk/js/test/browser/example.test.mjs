@@ -101,7 +101,7 @@ test('examples/web: chat, presence and live cursors between two pages', async ()
   await eventually('ben to see ana gone', async () =>
     JSON.stringify(await members(ben)) === JSON.stringify(['ben (you)']) &&
     (await ben.$('.cursor[data-user="ana"]')) === null, { timeoutMs: 30_000 });
-  assert.equal(await ana.textContent('#link'), 'IDLE');
+  await eventually('ana\'s link badge to say IDLE', async () => (await ana.textContent('#link')) === 'IDLE');
   await ana.close();
   await ben.close();
 });

@@ -108,10 +108,10 @@
     startLoop(name, kind, target, gapMs = 50) {
       const loop = { acked: [], failed: [], running: true, inFlight: 0 };
       T.loops[name] = loop;
+      const serviceType = kind === 'topic' ? 'STREAM' : 'MESSAGE';
       (async () => {
-        let seq = 0;
+        let seq = 1;
         while (loop.running) {
-          seq += 1;
           const text = `${kind}:${T.userId}:${seq}`;
           loop.inFlight = seq;
           try {
@@ -119,8 +119,19 @@
             else if (kind === 'user') await T.rtm.publish(target, text, { channelType: 'USER' });
             else await T.stream(target.channel).publishTopicMessage(target.topic, text);
             loop.acked.push(seq);
+            seq += 1;
           } catch (err) {
+            // Recorded for the test to judge. RTM_ERROR_NOT_CONNECTED (-10025) says "not
+            // sent, try again when CONNECTED": an app sends the same message again then
+            // (if it had gone out after all, the receiver would see it twice).
             loop.failed.push({ seq, ...errorInfo(err) });
+            if (err && err.errorCode === -10025) {
+              while (loop.running && T.linkState(serviceType) !== 'CONNECTED') {
+                await new Promise((r) => setTimeout(r, 20));
+              }
+            } else {
+              seq += 1;
+            }
           }
           loop.inFlight = 0;
           await new Promise((r) => setTimeout(r, gapMs));
@@ -136,7 +147,8 @@
         await new Promise((r) => setTimeout(r, 20));
       }
       return Object.fromEntries(Object.entries(T.loops).map(([k, l]) => [k,
-        { acked: l.acked.length, last: l.acked[l.acked.length - 1] ?? 0, failed: l.failed }]));
+        { acked: l.acked.length, last: l.acked[l.acked.length - 1] ?? 0,
+          failed: l.failed.map((f) => `${f.seq}: ${f.errorCode} ${f.reason}`) }]));
     },
 
     /**
