@@ -218,6 +218,20 @@ const mime = /** @type {Record<string, string>} */ ({
 });
 
 /**
+ * Seed 002's code from typecheck/seed002.js as a classic script: the part below its
+ * "unchanged" marker, with only the constructor's arguments pointed at the page's
+ * settings (the seed's "appid" is not a valid app id).
+ */
+export function seed002Script() {
+  const text = readFileSync(join(sdkRoot, 'typecheck', 'seed002.js'), 'utf8');
+  const marker = '// ---- seed 002, unchanged ----';
+  const body = text.slice(text.indexOf(marker));
+  const ctor = 'new RTM("appid", "uid", rtmConfig)';
+  if (!body.includes(ctor)) throw new Error('seed002.js changed: constructor line not found');
+  return `const { RTM } = AgoraRTM;\n${body.replace(ctor, 'new RTM(SEED_APP_ID, SEED_USER_ID, { ...rtmConfig, ...SEED_CONFIG })')}`;
+}
+
+/**
  * Serves the test pages (test/browser/pages/) and the bundle at /agora-rtm.min.js on
  * 127.0.0.1:0.
  * @returns {Promise<{ origin: string, close: () => Promise<void> }>}
@@ -226,6 +240,11 @@ export async function startStatic() {
   const pages = resolve(here, '..', 'pages');
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path === '/seed002.js') {
+      res.writeHead(200, { 'content-type': mime['.js'], 'cache-control': 'no-store' });
+      res.end(seed002Script());
+      return;
+    }
     const file = path === '/agora-rtm.min.js' ? bundlePath : join(pages, path === '/' ? 'index.html' : path);
     if (!file.startsWith(pages) && file !== bundlePath) {
       res.writeHead(403).end();

@@ -61,7 +61,12 @@
         rtmConfig.salt = new Uint8Array(config.saltBytes);
         delete rtmConfig.saltBytes;
       }
-      const rtm = new RTM(appId, userId, rtmConfig);
+      T.adopt(new RTM(appId, userId, rtmConfig), userId);
+      return true;
+    },
+
+    /** Records every event of a client made elsewhere (the seed 002 page makes its own). */
+    adopt(rtm, userId) {
       T.rtm = rtm;
       T.userId = userId;
       $('user').textContent = userId;
@@ -71,7 +76,6 @@
           T.onEvent(n, e);
         });
       }
-      return true;
     },
 
     /** Runs `fn` and returns {ok: true, value} or the error's ErrorInfo fields. */
