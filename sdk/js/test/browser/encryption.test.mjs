@@ -4,7 +4,7 @@
 // (sniffed by the proxy in front of it) never contain the plaintext, while an unencrypted
 // presence state of the same sender does show up there (so the sniffer sees plaintext
 // when there is some). A third page with the wrong key gets nothing for those payloads,
-// never garbage.
+// never garbage: it gets an `error` event instead.
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -139,6 +139,16 @@ test('AES_256_GCM chat between two pages: plaintext for the key holders, ciphert
     e.eventType === 'REMOTE_STATE_CHANGED' && e.stateChanged.marker === m), marker));
   const carolGot = await run(carol, () => T.events.message.filter((e) => e.publisher === 'alice'));
   assert.deepEqual(carolGot, [], 'a payload that does not decrypt is never delivered');
+  // ... and is reported: an `error` event per payload, naming channel and publisher.
+  const carolErrors = await eventually('carol to be told of both undecryptable payloads', async () => {
+    const e = await run(carol, () => T.events.error.filter((x) => x.publisher === 'alice'));
+    return e.length >= 2 ? e : null;
+  });
+  assert.deepEqual(carolErrors.map((e) => [e.channelType, e.channelName, e.topicName, e.error.errorCode]), [
+    ['MESSAGE', 'secret', '', -11023],
+    ['STREAM', 'vault', 'notes', -11023],
+  ]);
+  assert.deepEqual(await run(bob, () => T.events.error), [], 'bob decrypted everything');
 
   await eventually('bob\'s page to render', () => run(bob, () => document.querySelectorAll('#chat li').length >= 2));
   await screenshot(bob, 'encrypted-bob.png');

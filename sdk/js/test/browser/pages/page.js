@@ -7,8 +7,10 @@
 
 (function () {
   const $ = (id) => document.getElementById(id);
+  // The events of RTMClientEventMap, and Switchboard's `error` (payloads that did not
+  // decrypt, never delivered as messages).
   const names = ['message', 'presence', 'topic', 'storage', 'lock', 'linkState', 'token',
-    'tokenPrivilegeWillExpire'];
+    'tokenPrivilegeWillExpire', 'error'];
 
   /** A serialisable copy of an event (Uint8Array payloads become {bytes: [...]}) */
   function plain(e) {
@@ -112,7 +114,6 @@
     startLoop(name, kind, target, gapMs = 50) {
       const loop = { acked: [], failed: [], running: true, inFlight: 0 };
       T.loops[name] = loop;
-      const serviceType = kind === 'topic' ? 'STREAM' : 'MESSAGE';
       (async () => {
         let seq = 1;
         while (loop.running) {
@@ -130,7 +131,9 @@
             // (if it had gone out after all, the receiver would see it twice).
             loop.failed.push({ seq, ...errorInfo(err) });
             if (err && err.errorCode === -10025) {
-              while (loop.running && T.linkState(serviceType) !== 'CONNECTED') {
+              // (the login link: a stream channel's link reports no state change when
+              // the connection under it drops and resumes)
+              while (loop.running && T.linkState('MESSAGE') !== 'CONNECTED') {
                 await new Promise((r) => setTimeout(r, 20));
               }
             } else {
