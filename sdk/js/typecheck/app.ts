@@ -387,6 +387,41 @@ const eventMap: RTMEvents.RTMClientEventMap = {
 };
 
 // ---------------------------------------------------------------------------------
+// The typings are strict, not `any`: each line below must be a type error (against
+// agora-rtm-sdk and against this package alike; an unused @ts-expect-error fails).
+
+async function misuse(): Promise<void> {
+  // @ts-expect-error a message is required
+  await rtm.publish('room');
+  // @ts-expect-error not a channel type
+  await rtm.publish('room', 'x', { channelType: 'GROUP' });
+  // @ts-expect-error payloads are string | Uint8Array
+  await rtm.publish('room', 42);
+  // @ts-expect-error no such event
+  rtm.addEventListener('messages', onMessage);
+  // @ts-expect-error a message listener gets a MessageEvent, not a PresenceEvent
+  rtm.addEventListener('message', onPresence);
+  // @ts-expect-error stream channels have no publish(); topics do
+  await rtm.createStreamChannel('match').publish('x');
+  // @ts-expect-error the state is string → string
+  await presence.setState('room', 'MESSAGE', { mood: 1 });
+  // @ts-expect-error STREAM history does not exist (HistoryChannelType)
+  await history.getMessages('match', 'STREAM');
+  // @ts-expect-error getSubscribedUserList is synchronous
+  (await rtm.createStreamChannel('match').getSubscribedUserList('moves')).then(() => 0);
+  // @ts-expect-error privateConfig needs accessPointHosts
+  const missingHosts: PrivateConfig = { serviceType: ['MESSAGE'] };
+  // @ts-expect-error not a log level
+  const badLevel: RTMConfig = { logLevel: 'verbose' };
+  // @ts-expect-error not a link state
+  const badState: RTMEvents.LinkState = 'RECONNECTING';
+  // @ts-expect-error lock names are strings
+  await lock.acquireLock('room', 'MESSAGE', 7);
+  console.log(missingHosts, badLevel, badState);
+}
+void misuse;
+
+// ---------------------------------------------------------------------------------
 // Errors (§12).
 
 function describe(err: unknown): string {
