@@ -196,6 +196,8 @@ export class RTMClient extends EventBase<RTMEvents.RTMClientEventMap> {
   private readonly cipher: Promise<PayloadCipher> | undefined;
   private waiters: Array<() => void> = [];
   private cancels = new Set<() => void>();
+  private prechecking = 0;
+  private logouts = 0;
 
   constructor(appId: string, userId: string, rtmConfig?: RTMConfig) {
     super();
@@ -731,7 +733,15 @@ export class RTMClient extends EventBase<RTMEvents.RTMClientEventMap> {
       throw rtmError("login", "RTM_ERROR_SERVICE_NOT_SUPPORTED", "privateConfig.serviceType lacks MESSAGE (R22)");
     if (this.hosts.length === 0)
       throw rtmError("login", "RTM_ERROR_INVALID_PRIVATE_CONFIG", "no access point: set privateConfig.accessPointHosts (README)");
-    const token = await precheckToken(options?.token, this.appId, "login");
+    const before = this.logouts;
+    this.prechecking++;
+    let token: string | RTMBaseError;
+    try {
+      token = await precheckToken(options?.token, this.appId, "login");
+    } finally {
+      this.prechecking--;
+    }
+    if (this.logouts !== before) throw rtmError("login", "RTM_ERROR_LOGIN_CANCELED", "logout during login (R34)");
     if (token instanceof RTMBaseError) throw token;
     let reason: Reason;
     if (this.link === "CONNECTING" || this.link === "CONNECTED")
@@ -784,8 +794,13 @@ export class RTMClient extends EventBase<RTMEvents.RTMClientEventMap> {
 
   /** Logs out (§3.2, R32–R35). */
   async logout(): Promise<LogoutResponse> {
-    if (this.link === "IDLE") return { timestamp: Date.now() };
+    if (this.link === "IDLE") {
+      // A login still checking its token is cancelled too (R34).
+      if (this.prechecking > 0) this.logouts++;
+      return { timestamp: Date.now() };
+    }
     this.generation++;
+    this.logouts++;
     for (const c of [...this.cancels]) c();
     const conn = this.conn;
     this.conn = undefined;
