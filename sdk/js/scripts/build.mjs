@@ -21,6 +21,7 @@ const define = {
 rmSync(join(root, "dist"), { recursive: true, force: true });
 const common = { entryPoints: [join(root, "src/index.ts")], bundle: true, define, logLevel: "warning" };
 await build({ ...common, format: "esm", platform: "neutral", target: "es2022", external: ["ws"], outfile: join(root, "dist/index.mjs"), sourcemap: true });
+await build({ ...common, entryPoints: [join(root, "src/internal.ts")], format: "esm", platform: "neutral", target: "es2022", external: ["ws"], outfile: join(root, "dist/internal.mjs") });
 await build({ ...common, format: "cjs", platform: "node", target: "node20", external: ["ws"], outfile: join(root, "dist/index.cjs"), sourcemap: true });
 await build({
   ...common,
