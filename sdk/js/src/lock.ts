@@ -58,7 +58,7 @@ export class RTMLock {
   }
 
   /** Defines a lock (ttl 10–300 s, clamped, R150). */
-  setLock(channelName: string, channelType: ChannelType, lockName: string, options?: SetLockOptions): Promise<SetLockResponse> {
+  async setLock(channelName: string, channelType: ChannelType, lockName: string, options?: SetLockOptions): Promise<SetLockResponse> {
     const op = "setLock";
     this.check(op, channelName, channelType, lockName);
     const ttl = Math.min(300, Math.max(10, Math.round(options?.ttl ?? 10)));
@@ -70,7 +70,7 @@ export class RTMLock {
   }
 
   /** Deletes a lock. */
-  removeLock(channelName: string, channelType: ChannelType, lockName: string): Promise<RemoveLockResponse> {
+  async removeLock(channelName: string, channelType: ChannelType, lockName: string): Promise<RemoveLockResponse> {
     const op = "removeLock";
     this.check(op, channelName, channelType, lockName);
     return this.guarded(op, channelName, channelType, lockName, async () => {
@@ -81,7 +81,7 @@ export class RTMLock {
   }
 
   /** Acquires a lock; with `retry` waits in line until acquired (R151, R152). */
-  acquireLock(channelName: string, channelType: ChannelType, lockName: string, options?: AcquireLockOptions): Promise<AcquireLockResponse> {
+  async acquireLock(channelName: string, channelType: ChannelType, lockName: string, options?: AcquireLockOptions): Promise<AcquireLockResponse> {
     const op = "acquireLock";
     this.check(op, channelName, channelType, lockName);
     const retry = options?.retry === true;
@@ -97,7 +97,7 @@ export class RTMLock {
   }
 
   /** Releases a lock this user owns (R154). */
-  releaseLock(channelName: string, channelType: ChannelType, lockName: string): Promise<ReleaseLockResponse> {
+  async releaseLock(channelName: string, channelType: ChannelType, lockName: string): Promise<ReleaseLockResponse> {
     const op = "releaseLock";
     this.check(op, channelName, channelType, lockName);
     return this.guarded(op, channelName, channelType, lockName, async () => {
@@ -108,7 +108,7 @@ export class RTMLock {
   }
 
   /** Frees a lock if `owner` owns it (R155). */
-  revokeLock(channelName: string, channelType: ChannelType, lockName: string, owner: string): Promise<RevokeLockResponse> {
+  async revokeLock(channelName: string, channelType: ChannelType, lockName: string, owner: string): Promise<RevokeLockResponse> {
     const op = "revokeLock";
     this.check(op, channelName, channelType, lockName);
     const bad = checkUserId(owner, op);

@@ -61,7 +61,7 @@ export class RTMPresence {
   }
 
   /** Same as `whoNow`. */
-  getOnlineUsers(channelName: string, channelType: ChannelType, options?: GetOnlineUsersOptions): Promise<GetOnlineUsersResponse> {
+  async getOnlineUsers(channelName: string, channelType: ChannelType, options?: GetOnlineUsersOptions): Promise<GetOnlineUsersResponse> {
     return this.whoNow(channelName, channelType, options);
   }
 
@@ -77,7 +77,7 @@ export class RTMPresence {
   }
 
   /** Same as `whereNow`. */
-  getUserChannels(userId: string): Promise<GetUserChannelsResponse> {
+  async getUserChannels(userId: string): Promise<GetUserChannelsResponse> {
     return this.whereNow(userId);
   }
 
