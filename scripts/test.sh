@@ -5,3 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo nextest run --workspace --no-fail-fast
 cargo test --workspace --doc
+# The TypeScript SDK (sdk/js): unit tests and Node integration tests against the real
+# switchboard binary built here (npm ci needs node and npm; see sdk/js/README.md).
+cargo build -p switchboard-cli
+export SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$PWD/${CARGO_TARGET_DIR:-target}/debug/switchboard}"
+(cd sdk/js && npm ci --no-audit --no-fund && npm test)
