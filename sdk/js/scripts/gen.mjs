@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { decoderSource } from "./gen-decode.mjs";
 
 const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const proto = resolve(root, "../../proto");
@@ -31,6 +32,7 @@ function generate(outDir) {
   writeFileSync(tpl, template);
   execFileSync(buf, ["generate", proto, "--template", tpl], { cwd: root, stdio: "inherit" });
   writeFileSync(join(outDir, "codes.ts"), errorTable());
+  writeFileSync(join(outDir, "decode.ts"), decoderSource(buf, proto));
 }
 
 // The error-code table (name, code, meaning) from the protocol crate, the single source

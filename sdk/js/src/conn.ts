@@ -6,12 +6,12 @@
  * queue: pushes are handed to the client (which may take time, e.g. to decrypt) and
  * replies are settled in arrival order after every push that came before them.
  */
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { decodeServerMessage } from "./gen/decode";
 import { rtmError, serverError, type RTMBaseError } from "./errors";
 import {
   ClientMessageSchema,
   HeartbeatSchema,
-  ServerMessageSchema,
   type ClientMessage,
   type ServerMessage,
 } from "./gen/switchboard/v1/switchboard_pb";
@@ -234,7 +234,7 @@ export class Connection {
     if (!bytes) return;
     try {
       for (const part of splitFrame(bytes)) {
-        const msg = fromBinary(ServerMessageSchema, part);
+        const msg = decodeServerMessage(part);
         // Recorded at once, so a close while pushes wait (decryption) still ends right.
         if (msg.body.case === "closing") this.closing = { code: msg.body.value.code, reason: msg.body.value.reason };
         else this.inbox.push(msg);

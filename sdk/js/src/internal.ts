@@ -10,3 +10,6 @@ export { endpointUrl } from "./transport";
 export { EventBase } from "./emitter";
 export { loginFailureReason, timeoutCode } from "./client";
 export { Positions } from "./session";
+export { decodeServerMessage } from "./gen/decode";
+export * as pb from "./gen/switchboard/v1/switchboard_pb";
+export { create, toBinary, fromBinary } from "@bufbuild/protobuf";
