@@ -383,6 +383,14 @@ export class RTMClient extends EventBase<RTMEvents.RTMClientEventMap> {
       reason = "KEEP_ALIVE_TIMEOUT";
     }
     if (!again) {
+      // §9.8: a session ended by its token's expiry also gets a token event.
+      if (reason === "TOKEN_EXPIRED")
+        this.emit("token", {
+          eventType: "WILL_EXPIRE",
+          reason: "The token is about to expire",
+          affectedResources: { messageChannels: [] },
+          timestamp: Date.now(),
+        });
       this.transition("FAILED", "SERVER_REJECT", reason, text ? { text } : {});
       this.endSession();
       return;

@@ -266,4 +266,19 @@ describe("publish and subscribe (§3.3–§3.5, §9.2)", () => {
     assert.deepEqual(ev.token[0].affectedResources, { messageChannels: [] });
     await c.logout();
   });
+
+  test("R42, §9.8: a login token that expires unrenewed ends the session: FAILED / SERVER_REJECT / TOKEN_EXPIRED and a token event", async () => {
+    const u = uid();
+    const c = client(server.url, u, {}, APP_ID);
+    const ev = record(c);
+    await c.login({ token: rtmToken(u, 3) });
+    await eventually(() => ev.linkState.at(-1)?.currentState === "FAILED", { what: "FAILED", timeout: 10000 });
+    const last = ev.linkState.at(-1);
+    assert.deepEqual([last.previousState, last.operation, last.reasonCode], ["CONNECTED", "SERVER_REJECT", "TOKEN_EXPIRED"]);
+    assert.ok(ev.token.length >= 2, "the will-expire notice, then the expiry's token event");
+    await rejectsWith(c.publish("x", "y"), -10002);
+    // R42: a new login with a fresh token restores service.
+    await c.login({ token: rtmToken(u) });
+    await c.logout();
+  });
 });
