@@ -311,6 +311,7 @@ export class RTMClient extends EventBase<RTMEvents.RTMClientEventMap> {
         (e) => {
           if (holder.conn) this.onEnded(holder.conn, e);
         },
+        this.cipher ? (m) => this.predecrypt(m) : undefined,
       );
       holder.conn = conn;
       const login = create(LoginRequestSchema, {
@@ -606,6 +607,21 @@ export class RTMClient extends EventBase<RTMEvents.RTMClientEventMap> {
     return true;
   }
 
+  /** Decryptions started when a frame is decoded, so they run while earlier ones wait. */
+  private opened = new WeakMap<MessagePush, Promise<string | Uint8Array>>();
+
+  private predecrypt(msg: ServerMessage): void {
+    if (msg.body.case !== "message" || !this.cipher) return;
+    const m = msg.body.value;
+    const isString = m.messageType === PbMessageType.STRING;
+    const p = this.cipher.then(async (c) => {
+      const plain = await c.decrypt(isString ? unb64(decoder.decode(m.payload)) : m.payload);
+      return isString ? decoder.decode(plain) : plain;
+    });
+    p.catch(() => {});
+    this.opened.set(m, p);
+  }
+
   private onMessage(m: MessagePush): void | Promise<void> {
     const p = pos(m.position);
     const name = m.channelType === PbChannelType.USER ? this.userId : m.channelName;
@@ -634,12 +650,14 @@ export class RTMClient extends EventBase<RTMEvents.RTMClientEventMap> {
       }
       return deliver(text);
     }
-    return this.cipher
-      .then(async (c) => {
-        const sealed = isString ? unb64(decoder.decode(m.payload)) : m.payload;
-        const plain = await c.decrypt(sealed);
-        deliver(isString ? decoder.decode(plain) : plain);
-      })
+    const opened =
+      this.opened.get(m) ??
+      this.cipher.then(async (c) => {
+        const plain = await c.decrypt(isString ? unb64(decoder.decode(m.payload)) : m.payload);
+        return isString ? decoder.decode(plain) : plain;
+      });
+    return opened
+      .then((plain) => deliver(plain))
       .catch((err: unknown) => {
         // Never delivered as garbage: consumed (its position recorded, a replay does
         // not bring it back) and reported on the `error` event.

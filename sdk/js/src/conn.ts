@@ -170,6 +170,7 @@ export class Connection {
     private heartbeatSec: number,
     private readonly onPush: PushHandler,
     private readonly onEnded: (e: Ended) => void,
+    private readonly onDecoded?: (msg: ServerMessage) => void,
   ) {
     ws.onmessage = (ev) => this.onFrame(ev.data);
     ws.onclose = () => this.end(this.closing ? { kind: "closed", ...this.closing } : { kind: "lost" });
@@ -237,7 +238,11 @@ export class Connection {
         const msg = decodeServerMessage(part);
         // Recorded at once, so a close while pushes wait (decryption) still ends right.
         if (msg.body.case === "closing") this.closing = { code: msg.body.value.code, reason: msg.body.value.reason };
-        else this.inbox.push(msg);
+        else {
+          this.inbox.push(msg);
+          // Lets the client start work that may run ahead (decryption), in order of arrival.
+          if (msg.id === 0) this.onDecoded?.(msg);
+        }
       }
     } catch {
       this.end({ kind: "closed", code: 4007, reason: "undecodable frame from the server" });
