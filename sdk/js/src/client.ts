@@ -165,7 +165,7 @@ function unb64(s: string): Uint8Array {
 }
 
 /** The client (api.md §3). */
-export class RTMClient extends EventBase<RTMEvents.RTMClientEventMap> {
+export class RTMClient extends EventBase<RTMEvents.RTMClientEventMapWithError> {
   /** Presence calls (§5). */
   presence: RTMPresence;
   /** Metadata calls (§6). */

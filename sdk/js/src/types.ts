@@ -539,6 +539,9 @@ export declare namespace RTMEvents {
     tokenPrivilegeWillExpire: (channelName: string) => void;
     linkState: (linkState: LinkStateEvent) => void;
     token: (tokenEvent: TokenEvent) => void;
+  }
+  /** The client's events: Agora's map plus Switchboard's `error` event. */
+  interface RTMClientEventMapWithError extends RTMClientEventMap {
     error: (errorEvent: ErrorEvent) => void;
   }
 }
