@@ -12,8 +12,8 @@ import AgoraRTM from "../dist/index.mjs";
 import { BIN } from "../test/node/harness.mjs";
 
 const seconds = Number(process.argv[2] ?? 10);
-const publishers = Number(process.argv[3] ?? 4);
-const window = Number(process.argv[4] ?? 256);
+const publishers = Number(process.argv[3] ?? 2);
+const window = Number(process.argv[4] ?? 512);
 const APP = "0123456789abcdef0123456789abcdef";
 const dir = mkdtempSync(join(tmpdir(), "sb-js-bench-"));
 writeFileSync(
@@ -41,7 +41,10 @@ rx.addEventListener("message", (m) => {
 });
 await rx.login();
 await rx.subscribe("jsbench", { withPresence: false });
-const timer = setInterval(() => samples.push([performance.now(), count]), 250);
+const timer = setInterval(() => {
+  const u = process.cpuUsage();
+  samples.push([performance.now(), count, (u.user + u.system) / 1000]);
+}, 250);
 
 const load = spawn(
   BIN,
@@ -60,10 +63,13 @@ rmSync(dir, { recursive: true, force: true });
 
 // Steady part: drop the first and last second of samples.
 const steady = samples.filter(([t]) => t > samples[0][0] + 1000 && t < samples.at(-1)[0] - 1000);
-const [t0, c0] = steady[0] ?? samples[0];
-const [t1, c1] = steady.at(-1) ?? samples.at(-1);
+const [t0, c0, u0] = steady[0] ?? samples[0];
+const [t1, c1, u1] = steady.at(-1) ?? samples.at(-1);
 const rate = ((c1 - c0) / (t1 - t0)) * 1000;
+// The SDK process's own CPU over the steady part: how much of one core it needed.
+const cpuShare = (u1 - u0) / (t1 - t0);
+const cpuUsPerMsg = ((u1 - u0) * 1000) / Math.max(1, c1 - c0);
 let peak = 0;
 for (let i = 4; i < samples.length; i++) peak = Math.max(peak, ((samples[i][1] - samples[i - 4][1]) / (samples[i][0] - samples[i - 4][0])) * 1000);
 console.log(loadOut.trim().split("\n").slice(-6).join("\n"));
-console.log(JSON.stringify({ node: process.version, publishers, window, seconds, received: count, payloadBytes: bytes, steadyMessagesPerSec: Math.round(rate), peak1sMessagesPerSec: Math.round(peak) }));
+console.log(JSON.stringify({ node: process.version, publishers, window, seconds, received: count, payloadBytes: bytes, steadyMessagesPerSec: Math.round(rate), peak1sMessagesPerSec: Math.round(peak), clientCpuShare: +cpuShare.toFixed(2), clientCpuUsPerMessage: +cpuUsPerMsg.toFixed(2) }));
