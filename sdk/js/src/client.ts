@@ -196,6 +196,7 @@ export class RTMClient extends EventBase<RTMEvents.RTMClientEventMapWithError> {
   private readonly cipher: Promise<PayloadCipher> | undefined;
   private waiters: Array<() => void> = [];
   private cancels = new Set<() => void>();
+  private netCancels = new Set<() => void>();
   private prechecking = 0;
   private logouts = 0;
 
@@ -248,6 +249,16 @@ export class RTMClient extends EventBase<RTMEvents.RTMClientEventMapWithError> {
     this.storage = new RTMStorage(this);
     this.lock = new RTMLock(this);
     this.history = new RTMHistory(this);
+    const w = (globalThis as { window?: { addEventListener?: (n: string, f: () => void) => void } }).window;
+    w?.addEventListener?.("online", () => this.networkChanged());
+  }
+
+  /**
+   * @internal The network came back (the browser's `online` event): a reconnect attempt
+   * in progress is dropped and retried after 2 s (R51, NETWORK_CHANGE).
+   */
+  networkChanged(): void {
+    for (const c of [...this.netCancels]) c();
   }
 
   // ---------------------------------------------------------------- link state
@@ -291,16 +302,22 @@ export class RTMClient extends EventBase<RTMEvents.RTMClientEventMapWithError> {
     const timeoutMs = num("LOGIN_TIMEOUT_MS", 12000);
     const deadline = Date.now() + timeoutMs;
     let cancel: () => void = () => {};
+    let netCancel: () => void = () => {};
     const cancelled = new Promise<never>((_, reject) => {
       cancel = () => reject(rtmError("login", "RTM_ERROR_LOGIN_CANCELED", "logout during login (R34)"));
+      netCancel = () => reject(Object.assign(rtmError("login", "RTM_ERROR_LOGIN_ABORTED", "the network changed"), { networkChange: true }));
     });
     cancelled.catch(() => {});
     this.cancels.add(cancel);
+    if (resume) this.netCancels.add(netCancel);
     let conn: Connection | undefined;
     try {
       const url = this.url();
-      const ws = await Promise.race([openSocket(url, timeoutMs), cancelled]).catch((e: unknown) => {
+      const opening = openSocket(url, timeoutMs, cancelled);
+      const ws = await Promise.race([opening, cancelled]).catch((e: unknown) => {
         this.hostIndex++;
+        // A socket that opens after the attempt was given up is closed at once.
+        opening.then((late) => late.close(1000)).catch(() => {});
         throw e;
       });
       const holder: { conn?: Connection } = {};
@@ -356,6 +373,7 @@ export class RTMClient extends EventBase<RTMEvents.RTMClientEventMapWithError> {
       throw e;
     } finally {
       this.cancels.delete(cancel);
+      this.netCancels.delete(netCancel);
     }
   }
 
@@ -412,8 +430,10 @@ export class RTMClient extends EventBase<RTMEvents.RTMClientEventMapWithError> {
   private async reconnect(generation: number): Promise<void> {
     const started = Date.now();
     const suspendAfter = num("SUSPEND_AFTER_MS", 115000);
+    let retryNow = false;
     for (let attempt = 0; ; attempt++) {
-      await sleep(this.backoff(attempt));
+      await sleep(retryNow ? 0 : this.backoff(attempt));
+      retryNow = false;
       if (this.generation !== generation) return;
       this.transition("CONNECTING", "AUTO_RECONNECT", "AUTO_RECONNECT");
       let est: Established | undefined;
@@ -422,6 +442,15 @@ export class RTMClient extends EventBase<RTMEvents.RTMClientEventMapWithError> {
       } catch (err) {
         if (this.generation !== generation) return;
         const e = err as RTMBaseError;
+        if ((e as { networkChange?: boolean }).networkChange) {
+          // R51: the attempt is dropped and retried after 2 s.
+          this.transition("DISCONNECTED", "NETWORK_CHANGE", "NETWORK_CHANGE");
+          await sleep(2000);
+          if (this.generation !== generation) return;
+          attempt--;
+          retryNow = true;
+          continue;
+        }
         if (e instanceof RTMBaseError && !retryable(e)) {
           if (e.errorCode === -10009) {
             // R44: an event; the link keeps trying with the token the app renews.

@@ -110,7 +110,7 @@ function bytesOf(data: unknown): Uint8Array | undefined {
 }
 
 /** Opens a WebSocket to `url` within `timeoutMs`. */
-export async function openSocket(url: string, timeoutMs: number): Promise<Socket> {
+export async function openSocket(url: string, timeoutMs: number, abort?: Promise<never>): Promise<Socket> {
   const Ctor = await socketClass();
   return new Promise<Socket>((resolve, reject) => {
     let ws: Socket;
@@ -125,6 +125,11 @@ export async function openSocket(url: string, timeoutMs: number): Promise<Socket
       kill(ws);
       reject(rtmError("login", "RTM_ERROR_LOGIN_TIMEOUT", "no answer within the login timeout (R27)"));
     }, timeoutMs);
+    abort?.catch((e: unknown) => {
+      clearTimeout(timer);
+      kill(ws);
+      reject(e);
+    });
     ws.onopen = () => {
       clearTimeout(timer);
       ws.onopen = ws.onerror = ws.onclose = null;

@@ -140,3 +140,24 @@ test("R53, R54, R56: away longer than presenceTimeout — a new session, channel
   await sender.publish("late-ch", "after");
   await eventually(() => ev.message.length === 3, { what: "after" });
 });
+
+test("R51: a network change during a reconnect attempt drops it: DISCONNECTED / NETWORK_CHANGE, retried after 2 s", async () => {
+  const rx = client(proxy.url, uid("net"), { presenceTimeout: 60 });
+  const ev = record(rx);
+  await rx.login();
+  proxy.freeze(); // the link is lost, and every new attempt hangs in its handshake
+  await eventually(() => ev.linkState.at(-1)?.currentState === "CONNECTING", { what: "a reconnect attempt", timeout: 10000 });
+  // The browser's `online` event calls this (Node has no such event).
+  rx.networkChanged();
+  const nc = await eventually(() => ev.linkState.find((e) => e.reasonCode === "NETWORK_CHANGE"), { what: "NETWORK_CHANGE" });
+  assert.deepEqual([nc.previousState, nc.currentState, nc.operation], ["CONNECTING", "DISCONNECTED", "NETWORK_CHANGE"]);
+  const at = nc.timestamp;
+  const next = await eventually(() => ev.linkState.find((e) => e.timestamp >= at && e.currentState === "CONNECTING" && e.operation === "AUTO_RECONNECT"), {
+    what: "the retry",
+    timeout: 5000,
+  });
+  assert.ok(next.timestamp - at >= 1900, `retried ${next.timestamp - at} ms after the network change`);
+  proxy.pass();
+  await eventually(() => ev.linkState.at(-1)?.currentState === "CONNECTED", { what: "reconnected", timeout: 20000 });
+  await rx.logout();
+});
