@@ -788,6 +788,9 @@ export class RTMClient extends EventBase<RTMEvents.RTMClientEventMapWithError> {
       throw rtmError("login", "RTM_ERROR_SERVICE_NOT_SUPPORTED", "privateConfig.serviceType lacks MESSAGE (R22)");
     if (this.hosts.length === 0)
       throw rtmError("login", "RTM_ERROR_INVALID_PRIVATE_CONFIG", "no access point: set privateConfig.accessPointHosts (README)");
+    // R30, decided when the call is made (a login still checking its token counts).
+    if (this.prechecking > 0 || this.link === "CONNECTING" || this.link === "CONNECTED")
+      throw rtmError("login", "RTM_ERROR_DUPLICATE_OPERATION", "already logged in or logging in (R30)");
     const before = this.logouts;
     this.prechecking++;
     let token: string | RTMBaseError;
@@ -799,7 +802,9 @@ export class RTMClient extends EventBase<RTMEvents.RTMClientEventMapWithError> {
     if (this.logouts !== before) throw rtmError("login", "RTM_ERROR_LOGIN_CANCELED", "logout during login (R34)");
     if (token instanceof RTMBaseError) throw token;
     let reason: Reason;
-    if (this.link === "CONNECTING" || this.link === "CONNECTED")
+    // The state may have moved while the token was checked.
+    const now = this.link as LinkState;
+    if (now === "CONNECTING" || now === "CONNECTED")
       throw rtmError("login", "RTM_ERROR_DUPLICATE_OPERATION", "already logged in or logging in (R30)");
     if (this.link === "DISCONNECTED" || this.link === "SUSPENDED") {
       this.endSessionKeepingLink();
