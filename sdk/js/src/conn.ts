@@ -68,9 +68,8 @@ export function splitFrame(data: Uint8Array): Uint8Array[] {
   return out;
 }
 
-/** Encodes messages into one frame. */
-export function encodeFrame(msgs: ClientMessage[]): Uint8Array {
-  const parts = msgs.map((m) => toBinary(ClientMessageSchema, m));
+/** Length-prefixes encoded messages into one frame. */
+export function joinParts(parts: Uint8Array[]): Uint8Array {
   const prefix: number[] = [];
   let total = 0;
   const heads = parts.map((p) => {
@@ -90,6 +89,11 @@ export function encodeFrame(msgs: ClientMessage[]): Uint8Array {
     at += p.length;
   });
   return out;
+}
+
+/** Encodes messages into one frame. */
+export function encodeFrame(msgs: ClientMessage[]): Uint8Array {
+  return joinParts(msgs.map((m) => toBinary(ClientMessageSchema, m)));
 }
 
 function bytesOf(data: unknown): Uint8Array | undefined {
@@ -227,7 +231,21 @@ export class Connection {
     const batch = this.out;
     this.out = [];
     try {
-      for (let i = 0; i < batch.length; i += 64) this.ws.send(encodeFrame(batch.slice(i, i + 64)));
+      // At most 64 messages and about 64 KB per frame (the server's limits are 64
+      // messages and 1 MiB; one message alone always fits).
+      let chunk: Uint8Array[] = [];
+      let bytes = 0;
+      for (const m of batch) {
+        const part = toBinary(ClientMessageSchema, m);
+        if (chunk.length > 0 && (chunk.length === 64 || bytes + part.length > 64 * 1024)) {
+          this.ws.send(joinParts(chunk));
+          chunk = [];
+          bytes = 0;
+        }
+        chunk.push(part);
+        bytes += part.length;
+      }
+      if (chunk.length) this.ws.send(joinParts(chunk));
     } catch {
       this.end({ kind: "lost" });
     }
