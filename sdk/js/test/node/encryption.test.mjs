@@ -4,7 +4,7 @@
 // a receiver with another key gets no message, only an `error` event.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { client, eventually, record, startServer, uid } from "./harness.mjs";
+import { closeAll, client, eventually, record, startServer, uid } from "./harness.mjs";
 import { startProxy } from "./proxy.mjs";
 
 let server;
@@ -14,6 +14,7 @@ before(async () => {
   proxy = await startProxy(server.addr);
 });
 after(async () => {
+  await closeAll();
   await proxy?.stop();
   await server?.stop();
 });

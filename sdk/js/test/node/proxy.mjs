@@ -55,9 +55,11 @@ export async function startProxy(upstreamAddr) {
         pairs.delete(p);
       }
     },
+    /** Stops accepting, resets every connection; does not wait for sockets to linger. */
     async stop() {
+      const closed = new Promise((r) => server.close(r));
       this.cut();
-      await new Promise((r) => server.close(r));
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())]);
     },
   };
   return proxy;
