@@ -53,6 +53,21 @@ async function open(user) {
   return page;
 }
 
+test('examples/web token endpoint: tokens for valid names only, never the certificate', async () => {
+  const config = await (await fetch(`${origin}/config`)).json();
+  assert.deepEqual(config, { appId: server.appId, url: server.url, room: 'lobby' });
+  const ok = await fetch(`${origin}/token?user=ana&channel=lobby-cursors`);
+  assert.equal(ok.status, 200);
+  const { token } = await ok.json();
+  assert.match(token, /^007/);
+  assert.ok(!token.includes(server.cert));
+  for (const q of ['user=_reserved', 'user=', 'user=ana&channel=null', `user=${'x'.repeat(65)}`]) {
+    const r = await fetch(`${origin}/token?${q}`);
+    assert.equal(r.status, 400, q);
+  }
+  assert.equal((await fetch(`${origin}/server.mjs`)).status, 404, 'the dev server serves only the page files');
+});
+
 const members = (page) => page.$$eval('#members li', (els) => els.map((e) => e.textContent));
 
 test('examples/web: chat, presence and live cursors between two pages', async () => {
