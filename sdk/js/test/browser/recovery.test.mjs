@@ -2,8 +2,8 @@
 // publish numbered channel, USER and topic messages to each other without pause while
 // the test freezes or cuts one page's link ten times (alternating pages and fault
 // kinds), all within presenceTimeout. Every reconnection must resume the session
-// (R52, R55), nobody may see the other leave or time out, and every message must
-// arrive exactly once and in publish order (R58, R59, R72).
+// (R52, R55) with its presence state, nobody may see the other leave or time out, and
+// every message must arrive exactly once and in publish order (R58, R59, R72).
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -57,6 +57,8 @@ test('every message once and in order across 10 freezes and cuts within presence
     const { page } = p[name];
     const s = await run(page, () => T.attempt(() => T.rtm.subscribe('room')));
     assert.equal(s.ok, true, JSON.stringify(s));
+    const st = await run(page, (n) => T.attempt(() => T.rtm.presence.setState('room', 'MESSAGE', { role: n })), name);
+    assert.equal(st.ok, true, JSON.stringify(st));
     const rtc = await server.token('rtc', name, 'arena');
     const j = await run(page, (t) => T.attempt(() => T.stream('arena').join({ token: t })), rtc);
     assert.equal(j.ok, true, JSON.stringify(j));
@@ -165,7 +167,14 @@ test('every message once and in order across 10 freezes and cuts within presence
     // Exactly once and in order: what arrived IS the acknowledged sequence.
     for (const kind of ['channel', 'user', 'topic']) {
       const diff = describeDiff(got[kind], want[kind]);
-      if (diff) problems.push(`${name}: ${kind} messages of ${peer}: ${diff}`);
+      if (!diff) continue;
+      // What the sender was told about the messages that went wrong, if anything: a
+      // publish refused with -10025 and sent again, yet delivered twice, means the
+      // refusal was wrong (the first one had gone out).
+      const seqs = new Set(got[kind].filter((v, i) => got[kind].indexOf(v) !== i));
+      const told = totals[peer][kind].failed.filter((f) => seqs.has(Number(f.split(':')[0])));
+      problems.push(`${name}: ${kind} messages of ${peer}: ${diff}` +
+        (told.length ? `; ${peer} was told: ${[...new Set(told)].join(' | ')}` : ''));
     }
     // A subscribed publisher also gets its own channel messages (R69), once each.
     const own = await run(p[name].page, (x) => T.received(x), name);
@@ -175,6 +184,11 @@ test('every message once and in order across 10 freezes and cuts within presence
     const gone = await run(p[name].page, (x) => T.events.presence.filter((e) => e.publisher === x &&
       (e.eventType === 'REMOTE_LEAVE' || e.eventType === 'REMOTE_TIMEOUT')).map((e) => e.eventType), peer);
     if (gone.length) problems.push(`${name} saw ${peer} ${gone.join(', ')} (R52)`);
+    // R52: the peer's temporary state survived its resumed sessions.
+    const state = await run(p[name].page, (x) => T.attempt(() => T.rtm.presence.getState(x, 'room', 'MESSAGE')), peer);
+    if (!state.ok || JSON.stringify(state.value.states) !== JSON.stringify({ role: peer })) {
+      problems.push(`${name}: ${peer}'s state after the faults: ${JSON.stringify(state)} (R52)`);
+    }
     // R47/R49: each fault shows as DISCONNECTED then CONNECTING/AUTO_RECONNECT, and
     // CONNECTED/RECONNECTED/RECONNECT_SUCCESS once per fault of this page.
     const states = await run(p[name].page, () => T.events.linkState.filter((e) => e.serviceType === 'MESSAGE')
