@@ -119,7 +119,7 @@ test("R47, R49, R52, R55, R58, R60, R72: 10 freezes and cuts within presenceTime
   assert.ok(!ev.linkState.some((e) => e.serviceType === "STREAM" && e.currentState !== "CONNECTING" && e.currentState !== "CONNECTED"));
 });
 
-test("R53, R54, R56: away longer than presenceTimeout — a new session, channels restored by the SDK, isResumed false", async () => {
+test("R53, R54, R56, R60: away longer than presenceTimeout — a new session, channels restored by the SDK, isResumed false", async () => {
   const sender = client(server.url, uid("tx"));
   const rx = client(proxy.url, uid("rx"), { presenceTimeout: 5 });
   const ev = record(rx);
@@ -142,6 +142,10 @@ test("R53, R54, R56: away longer than presenceTimeout — a new session, channel
   assert.deepEqual(r.unrestoredChannels, []);
   await eventually(() => ew.presence.some((p) => p.eventType === "REMOTE_JOIN" && p.publisher === rx.userId), { what: "REMOTE_JOIN (R54)" });
   await eventually(() => ev.message.length === 2, { what: "missed message recovered" });
+  // R60: a session that was not resumed gets a fresh presence SNAPSHOT of the channel.
+  await eventually(() => ev.presence.filter((p) => p.eventType === "SNAPSHOT" && p.channelName === "late-ch").length === 2, {
+    what: "a second presence SNAPSHOT",
+  });
   assert.deepEqual(ev.message.map((m) => m.message), ["before", "while-away"]);
   await sender.publish("late-ch", "after");
   await eventually(() => ev.message.length === 3, { what: "after" });
