@@ -757,13 +757,19 @@ export class RTMClient extends EventBase<RTMEvents.RTMClientEventMapWithError> {
 
   /**
    * @internal One request with the request timeout. With `retry` (publishes, which carry
-   * an idempotency key) it waits for a reconnect and resends until the deadline (R59).
+   * an idempotency key) it waits for a reconnect and resends until the deadline (R59);
+   * with `waitForLink` it waits for the link before sending but never resends (topic
+   * publishes: the protocol has no idempotency key for them).
    */
-  async request(op: string, body: RequestBody, opts: { timeoutMs?: number | null; retry?: boolean } = {}): Promise<ReplyBody> {
+  async request(
+    op: string,
+    body: RequestBody,
+    opts: { timeoutMs?: number | null; retry?: boolean; waitForLink?: boolean } = {},
+  ): Promise<ReplyBody> {
     const timeoutMs = opts.timeoutMs === undefined ? num("REQUEST_TIMEOUT_MS", 10000) : opts.timeoutMs;
     const deadline = timeoutMs === null ? Infinity : Date.now() + timeoutMs;
     for (;;) {
-      if (opts.retry && !(this.conn && this.link === "CONNECTED") && this.link !== "IDLE" && this.link !== "FAILED") {
+      if ((opts.retry || opts.waitForLink) && !(this.conn && this.link === "CONNECTED") && this.link !== "IDLE" && this.link !== "FAILED") {
         if (Date.now() >= deadline) throw rtmError(op, timeoutCode(op), "no reply within the request timeout");
         await this.waitConnected(deadline);
         continue;

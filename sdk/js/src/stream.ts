@@ -337,7 +337,9 @@ export class RTMStreamChannel {
       customType: options?.customType ?? "",
       sendTs: BigInt(Math.max(0, Math.floor(options?.sendTs ?? 0))),
     });
-    const r = await this.client.request(op, { case: "publishTopicMessage", value: req });
+    // Waits for a reconnect in progress; a message whose connection is lost after it was
+    // sent fails with -10025 (it may have been delivered: no idempotency key for topics).
+    const r = await this.client.request(op, { case: "publishTopicMessage", value: req }, { waitForLink: true });
     if (r.case !== "publishTopicMessage") throw unexpected(op);
     return { timestamp: Number(r.value.timestamp), topicName };
   }

@@ -171,3 +171,26 @@ test("R51: a network change during a reconnect attempt drops it: DISCONNECTED / 
   await eventually(() => ev.linkState.at(-1)?.currentState === "CONNECTED", { what: "reconnected", timeout: 20000 });
   await rx.logout();
 });
+
+test("R59: publish and publishTopicMessage called while the link is down go out after the reconnect, once", async () => {
+  const tx = client(proxy.url, uid("ptx"), { presenceTimeout: 60 });
+  const rx = client(server.url, uid("prx"));
+  const et = record(tx);
+  const er = record(rx);
+  await Promise.all([tx.login(), rx.login()]);
+  await rx.subscribe("pending-ch");
+  const st = tx.createStreamChannel("pending-st");
+  const sr = rx.createStreamChannel("pending-st");
+  await st.join();
+  await st.joinTopic("t");
+  await sr.join({ withPresence: false });
+  await sr.subscribeTopic("t", { users: [tx.userId] });
+  proxy.freeze();
+  await eventually(() => et.linkState.some((e) => e.currentState === "DISCONNECTED"), { what: "link lost", timeout: 10000 });
+  const p1 = tx.publish("pending-ch", "queued");
+  const p2 = st.publishTopicMessage("t", "queued-topic");
+  proxy.pass();
+  await Promise.all([p1, p2]);
+  await eventually(() => er.message.length === 2, { what: "both delivered" });
+  assert.deepEqual(er.message.map((m) => m.message).sort(), ["queued", "queued-topic"]);
+});
