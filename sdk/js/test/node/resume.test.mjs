@@ -194,3 +194,26 @@ test("R59: publish and publishTopicMessage called while the link is down go out 
   await eventually(() => er.message.length === 2, { what: "both delivered" });
   assert.deepEqual(er.message.map((m) => m.message).sort(), ["queued", "queued-topic"]);
 });
+
+test("R153, R157: an owner away longer than the lock's ttl loses it — RELEASED to subscribers, EXPIRED to the owner on its resume", async () => {
+  const owner = client(proxy.url, uid("own"), { presenceTimeout: 60 });
+  const watcher = client(server.url, uid("wat"));
+  const eo = record(owner);
+  const ew = record(watcher);
+  await Promise.all([owner.login(), watcher.login()]);
+  await watcher.subscribe("lock-ch", { withLock: true, withPresence: false });
+  await owner.lock.setLock("lock-ch", "MESSAGE", "L", { ttl: 10 });
+  await owner.lock.acquireLock("lock-ch", "MESSAGE", "L");
+  await eventually(() => ew.lock.some((l) => l.eventType === "ACQUIRED" && l.owner === owner.userId), { what: "ACQUIRED" });
+  proxy.freeze();
+  const released = await eventually(() => ew.lock.find((l) => l.eventType === "RELEASED" && l.lockName === "L"), {
+    what: "RELEASED after the ttl",
+    timeout: 25000,
+  });
+  assert.equal(released.owner, "");
+  proxy.pass();
+  const expired = await eventually(() => eo.lock.find((l) => l.eventType === "EXPIRED"), { what: "EXPIRED on resume", timeout: 20000 });
+  assert.deepEqual([expired.channelName, expired.channelType, expired.lockName, expired.ttl], ["lock-ch", "MESSAGE", "L", 0]);
+  assert.ok(eo.linkState.some((e) => e.operation === "RECONNECTED" && e.isResumed), "the owner resumed its session");
+  assert.equal(eo.lock.filter((l) => l.eventType === "EXPIRED").length, 1);
+});
