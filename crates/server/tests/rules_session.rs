@@ -114,8 +114,6 @@ async fn r29_others_see_the_kicked_session_leave_then_the_new_one_join() {
 /// LOGIN_TOO_FREQUENT. 100 login/logout cycles of one user id within a few seconds must
 /// meet the limit at some point.
 #[tokio::test]
-#[ignore = "server bug: R31 not implemented — the server has no login rate limit per user \
-            id (no setting, no refusal), so 100 logins in a row all succeed"]
 async fn r31_a_user_logging_in_too_often_is_refused_with_login_too_frequent() {
     let server = TestServer::start().await;
     let alice = server.client("alice");

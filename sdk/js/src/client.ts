@@ -108,6 +108,8 @@ export function loginFailureReason(code: number): Reason {
       return "LOGIN_NOT_AUTHORIZED";
     case -19008:
       return "SAME_UID_LOGIN";
+    case -10021:
+      return "LOGIN_TOO_FREQUENT";
     default:
       return "LOGIN_REJECTED";
   }
@@ -489,9 +491,9 @@ export class RTMClient extends EventBase<RTMEvents.RTMClientEventMapWithError> {
             gaps: [...new Set(gaps)].sort(),
             resumed,
           });
-          // Seed 002: a fresh topic SNAPSHOT of every joined stream channel after every
-          // reconnect (a new session's rejoin gets one from the server).
-          if (resumed) for (const ch of this.streams.values()) if (ch.link === "CONNECTED") ch.emitLocalSnapshot();
+          // Seed 002's fresh topic SNAPSHOT of every joined stream channel after every
+          // reconnect comes from the server: after a resume's replay (R60), or with a new
+          // session's rejoin.
           return;
         }
       }

@@ -4,8 +4,7 @@
  * it publishes in, the publishers it follows — so that when the server session is lost
  * it rejoins the channel in one JoinRequest carrying all of it and the channel's last
  * position (the same recovery as message channels, as the Rust SDK). It also keeps the
- * topic publishers it has seen (SNAPSHOT, REMOTE_JOIN / REMOTE_LEAVE, its own roles), so
- * it can give the app a fresh topic SNAPSHOT after every reconnect (seed 002).
+ * topic publishers it has seen (SNAPSHOT, REMOTE_JOIN / REMOTE_LEAVE, its own roles).
  *
  * Each channel has its own link (`serviceType: 'STREAM'`, `affectedChannels = [name]`):
  * IDLE → CONNECTING (JOIN, or REJOIN after a failure) → CONNECTED (JOIN_SUCCESS) or
@@ -203,15 +202,6 @@ export class RTMStreamChannel {
     }
   }
 
-  /** @internal A topic SNAPSHOT from the local model (after a resumed reconnect). */
-  emitLocalSnapshot(): void {
-    const topicInfos = [...this.publishers].map(([topicName, m]) => ({
-      topicName,
-      publishers: [...m].map(([publisherUserId, publisherMeta]) => ({ publisherUserId, publisherMeta })),
-      totalPublisher: m.size,
-    }));
-    this.client.emit("topic", { eventType: "SNAPSHOT", channelName: this.name, publisher: "", topicInfos, totalTopics: topicInfos.length, timestamp: Date.now() });
-  }
 
   /** Joins the channel (§4.1, R89–R92). */
   async join(options?: JoinOptions): Promise<JoinChannelResponse> {

@@ -86,6 +86,7 @@ pub(crate) fn login_failure_reason(code: i32) -> LinkReason {
         Some(ErrorCode::InvalidUserId) => LinkReason::InvalidUserId,
         Some(ErrorCode::LoginNotAuthorized) => LinkReason::LoginNotAuthorized,
         Some(ErrorCode::SessionReplaced) => LinkReason::SameUidLogin,
+        Some(ErrorCode::OperationRateExceedLimitation) => LinkReason::LoginTooFrequent,
         _ => LinkReason::LoginRejected,
     }
 }
