@@ -2,10 +2,13 @@
 //! writer task (queue → socket). The loop also owns the connection's timers: login
 //! timeout, heartbeat timeout and the token's will-expire and expiry.
 
-use crate::client::Client;
+use crate::dispatch;
 use crate::node::Node;
-use crate::outbound::{Outbound, run_writer};
+use crate::node::outbound::{Outbound, run_writer};
+use crate::session::client::Client;
+use crate::session::lifecycle;
 use futures_util::StreamExt;
+use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,7 +21,7 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// Serves one upgraded connection until it ends, then leaves everything it held.
-pub(crate) async fn serve<S>(node: Arc<Node>, ws: WebSocketStream<S>)
+pub(crate) async fn serve<S>(node: Arc<Node>, ws: WebSocketStream<S>, peer: SocketAddr)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -90,7 +93,16 @@ where
             }
         }
     }
-    Box::pin(session.disconnected()).await;
+    let user = session.attached.as_ref().map(|a| a.session.user.clone());
+    let why = out.close_reason();
+    tracing::debug!(
+        %peer,
+        user = user.as_deref().unwrap_or(""),
+        code = why.as_ref().and_then(|c| c.code).map(|c| c.as_u16()),
+        reason = why.as_ref().map_or("", |c| c.reason.as_str()),
+        "connection closed"
+    );
+    Box::pin(lifecycle::disconnected(&mut session)).await;
     out.close_quietly();
     drop(session);
     let grace = node.config.write_timeout;
@@ -129,10 +141,21 @@ async fn handle_frame(
                 out.close(DisconnectCode::ProtocolError, "empty frame");
                 return ControlFlow::Break(());
             }
+            let before_login = session.node.config.max_frame_bytes_before_login;
+            if session.attached.is_none() && data.len() > before_login {
+                out.close(
+                    DisconnectCode::FrameTooLarge,
+                    format!(
+                        "frame of {} bytes before login is over the limit of {before_login}",
+                        data.len()
+                    ),
+                );
+                return ControlFlow::Break(());
+            }
             for msg in FrameDecoder::<ClientMessage>::new(data, max_messages) {
                 match msg {
                     Ok(msg) => {
-                        session.handle(msg).await?;
+                        dispatch::handle(session, msg).await?;
                         // Time spent handling (a long replay) is not client silence.
                         session.touch();
                     }

@@ -1,39 +1,35 @@
 //! Switchboard server as a library: `Server::new(config, broker).run(listener,
 //! shutdown)`. The gateway accepts WebSocket connections on [`WS_PATH`]; each
-//! connection runs a session that dispatches requests to the feature modules, which
-//! reach shared state only through the engine contract.
+//! connection's requests are dispatched to the feature modules, which reach shared
+//! state only through the engine contract.
+//!
+//! The modules stand in layers, each using only those below it (docs/architecture.md):
+//!
+//! | layer | modules |
+//! | --- | --- |
+//! | top | `lib` (this), `gateway`, `connection`, `dispatch` |
+//! | features | `features::{login, messaging, stream, presence, storage, lock, history}` |
+//! | session | `session` (sessions, client, registry, hooks, lifecycle, replay, tokens) |
+//! | node | `node` (node, config, hub, outbound, outlet) |
+//! | leaf | `wire` |
 
-mod client;
-mod config;
 mod connection;
-mod history;
-mod hub;
-mod lock;
-mod login;
-mod messaging;
+mod dispatch;
+mod features;
+mod gateway;
 mod node;
-mod outbound;
-mod outlet;
-mod presence;
 mod session;
-mod storage;
-mod stream;
+mod wire;
 
-pub use config::{AppConfig, AppLimits, ServerConfig};
+pub use node::config::{AppConfig, AppLimits, ServerConfig};
 pub use switchboard_protocol::WS_PATH;
 
-use node::Node;
+use node::{Extensions, Node};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use switchboard_engine::{Broker, HistoryStore, Locks, MetadataStore, Presence, Topics};
-use switchboard_protocol::DisconnectCode;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::StatusCode;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// A configured server, ready to run on a listener.
 pub struct Server {
@@ -86,17 +82,19 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let node = Node::new(self.config, self.broker, self.engines);
+        let mut ext = Extensions::default();
+        session::install(&mut ext, features::hooks());
+        features::install(&mut ext);
+        let node = Node::new(self.config, self.broker, self.engines, ext);
         let mut tasks = JoinSet::new();
-        tokio::spawn(presence::sweep(node.clone()));
-        tokio::spawn(lock::sweep(node.clone()));
+        features::spawn(&node);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        tasks.spawn(accept(node.clone(), stream, peer));
+                        tasks.spawn(gateway::accept(node.clone(), stream, peer));
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: log, pause, go on.
@@ -119,62 +117,4 @@ impl Server {
         }
         Ok(())
     }
-}
-
-/// Initial WebSocket read buffer per connection.
-const READ_BUFFER_BYTES: usize = 1024;
-
-/// Upgrades one TCP connection and serves it.
-async fn accept(node: Arc<Node>, stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
-    let cfg = &node.config;
-    // tungstenite's default read buffer is 128 KiB per connection, allocated up front:
-    // most of an idle connection's memory. Frames here are small; a larger one grows
-    // the buffer for as long as it needs.
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .max_message_size(Some(cfg.max_frame_bytes))
-        .max_frame_size(Some(cfg.max_frame_bytes));
-    #[allow(clippy::result_large_err)]
-    let check_path = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        if req.uri().path() == WS_PATH {
-            Ok(resp)
-        } else {
-            let mut err = ErrorResponse::new(Some(format!("not found; connect to {WS_PATH}\n")));
-            *err.status_mut() = StatusCode::NOT_FOUND;
-            Err(err)
-        }
-    };
-    let handshake =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(ws_config));
-    // Boxed so that the handshake's state is freed once it is done instead of sizing
-    // the connection's task for its whole life.
-    let ws = match Box::pin(tokio::time::timeout(cfg.login_timeout, handshake)).await {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "handshake failed");
-            return;
-        }
-        Err(_) => return,
-    };
-    let open = node.connections.fetch_add(1, Ordering::Relaxed) + 1;
-    if open > cfg.max_connections {
-        node.connections.fetch_sub(1, Ordering::Relaxed);
-        reject_overloaded(ws, cfg.max_connections).await;
-        return;
-    }
-    connection::serve(node.clone(), ws).await;
-    node.connections.fetch_sub(1, Ordering::Relaxed);
-}
-
-/// Tells a connection over the connection limit why it is closed.
-async fn reject_overloaded(ws: tokio_tungstenite::WebSocketStream<TcpStream>, max: usize) {
-    use futures_util::StreamExt;
-    let (sink, _stream) = ws.split();
-    let (out, rx) = outbound::Outbound::new(4, 4096);
-    out.close(
-        DisconnectCode::Overloaded,
-        format!("server is at its limit of {max} connections"),
-    );
-    outbound::run_writer(sink, out, rx, 4096, std::time::Duration::from_secs(2)).await;
 }

@@ -45,10 +45,15 @@ fn module_dir() -> &'static Path {
             Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{PACKAGE}-{PACKAGE_VERSION}"));
         let dir = prefix.join("node_modules").join(PACKAGE);
         if installed_version(&dir.join("package.json")).as_deref() != Some(PACKAGE_VERSION) {
-            std::fs::create_dir_all(&prefix).expect("create npm prefix");
+            // nextest runs each test in its own process, so several may install at
+            // once: each installs into a folder of its own and moves it into place;
+            // whoever comes second finds a complete install there and uses it.
+            let staging = prefix.with_extension(format!("tmp-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&staging);
+            std::fs::create_dir_all(&staging).expect("create npm prefix");
             let out = Command::new("npm")
                 .args(["install", "--no-audit", "--no-fund", "--prefix"])
-                .arg(&prefix)
+                .arg(&staging)
                 .arg(format!("{PACKAGE}@{PACKAGE_VERSION}"))
                 .output()
                 .expect("run npm");
@@ -58,6 +63,13 @@ fn module_dir() -> &'static Path {
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
+            if installed_version(&dir.join("package.json")).as_deref() != Some(PACKAGE_VERSION) {
+                // An incomplete install left by an older run of this test.
+                let _ = std::fs::remove_dir_all(&prefix);
+            }
+            if std::fs::rename(&staging, &prefix).is_err() {
+                let _ = std::fs::remove_dir_all(&staging);
+            }
         }
         assert_eq!(
             installed_version(&dir.join("package.json")).as_deref(),

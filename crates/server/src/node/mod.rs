@@ -1,90 +1,50 @@
-//! The node: everything one server process shares between its connections — config,
-//! apps, the engine, the hub and the registry of logged-in users.
+//! The node layer: what one server process shares between its connections — config,
+//! apps, the engines, the hub with its outbound queues and outlets, the order of
+//! storage and lock changes, and [`Extensions`], where the layers above keep their own
+//! per-node state (the session registry, the lifecycle hooks, each feature's state)
+//! without this layer knowing their types. Imports only the leaf and its own children.
 
-use crate::config::{AppConfig, ServerConfig};
-use crate::hub::Hub;
-use crate::session::Session;
+pub(crate) mod config;
+pub(crate) mod hub;
+pub(crate) mod outbound;
+pub(crate) mod outlet;
+
+use crate::wire::Failure;
+use config::{AppConfig, ServerConfig};
+use hub::Hub;
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use switchboard_engine::{
-    Broker, ChannelKey, HistoryStore, Locks, MetadataStore, Presence, Topics,
+    Broker, ChannelKey, ChannelKind, HistoryStore, Locks, MetadataStore, Presence, Topics,
 };
+use switchboard_protocol::ErrorCode;
 
-const SHARDS: usize = 32;
-
-/// One shard of the registry: (app, user) → registered session.
-type RegistryShard = Mutex<HashMap<(Arc<str>, Arc<str>), Arc<Session>>>;
-
-/// One session per app and user id (R28).
-pub(crate) struct Registry {
-    shards: Vec<RegistryShard>,
-    /// Session ids replaced by a newer login, until when they are remembered.
-    replaced: Mutex<HashMap<String, std::time::Instant>>,
+/// Per-node state of the layers above the node, one value per type, installed before
+/// the node starts and read-only afterwards (each value guards its own interior).
+#[derive(Default)]
+pub(crate) struct Extensions {
+    values: Vec<(TypeId, Box<dyn Any + Send + Sync>)>,
 }
 
-impl Registry {
-    fn new() -> Self {
-        Registry {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            replaced: Mutex::new(HashMap::new()),
-        }
+impl Extensions {
+    /// Installs `value` (replacing one of the same type).
+    pub fn insert<T: Any + Send + Sync>(&mut self, value: T) {
+        let id = TypeId::of::<T>();
+        self.values.retain(|(t, _)| *t != id);
+        self.values.push((id, Box::new(value)));
     }
 
-    fn shard(&self, app: &str, user: &str) -> &RegistryShard {
-        let mut h = DefaultHasher::new();
-        (app, user).hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
-    }
-
-    /// Registers a session and returns the one it replaces, which the caller ends
-    /// (R28: one session per app and user id).
-    pub fn register(&self, session: Arc<Session>) -> Option<Arc<Session>> {
-        let key = (session.app_id.clone(), session.user.clone());
-        let mut map = self
-            .shard(&key.0, &key.1)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        map.insert(key, session)
-    }
-
-    /// Remembers that `session` was replaced by a newer login, for `for_how_long`, so
-    /// that its client cannot come back as a new session that kicks the newer one.
-    pub fn mark_replaced(&self, session: &Session, for_how_long: std::time::Duration) {
-        let now = std::time::Instant::now();
-        let mut map = self.replaced.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, until| *until > now);
-        map.insert(session.public_id.clone(), now + for_how_long);
-    }
-
-    /// Whether `session_id` names a session replaced by a newer login (recently).
-    pub fn was_replaced(&self, session_id: &str) -> bool {
-        let map = self.replaced.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(session_id)
-            .is_some_and(|until| *until > std::time::Instant::now())
-    }
-
-    /// The session registered for (app, user).
-    pub fn get(&self, app: &str, user: &str) -> Option<Arc<Session>> {
-        let map = self
-            .shard(app, user)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        map.get(&(Arc::from(app), Arc::from(user))).cloned()
-    }
-
-    /// Removes the entry if it still belongs to `session`.
-    pub fn unregister(&self, app: &Arc<str>, user: &Arc<str>, session: u64) {
-        let mut map = self
-            .shard(app, user)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let key = (app.clone(), user.clone());
-        if map.get(&key).is_some_and(|r| r.id == session) {
-            map.remove(&key);
-        }
+    /// The installed value of type `T`. Every type is installed by `Server::run`
+    /// before the first connection, so a missing one is a wiring bug.
+    pub fn get<T: Any + Send + Sync>(&self) -> &T {
+        let id = TypeId::of::<T>();
+        self.values
+            .iter()
+            .find(|(t, _)| *t == id)
+            .and_then(|(_, v)| v.downcast_ref())
+            .unwrap_or_else(|| panic!("{} is not installed", std::any::type_name::<T>()))
     }
 }
 
@@ -166,26 +126,31 @@ pub(crate) struct Node {
     pub metadata: Option<Arc<dyn MetadataStore>>,
     /// Locks; `None` = locks not available (−14009).
     pub locks: Option<Arc<dyn Locks>>,
-    /// This node's waiting `acquireLock` requests.
-    pub lock_waits: crate::lock::Waits,
     /// Order of storage and lock changes per channel / metadata object.
     pub turns: Turns,
-    /// Per-channel presence event mode (single events or interval aggregates).
-    pub presence_modes: crate::presence::Modes,
     /// Local subscribers.
     pub hub: Arc<Hub>,
-    /// Logged-in users.
-    pub registry: Registry,
+    /// The upper layers' per-node state.
+    pub ext: Extensions,
     next_session: AtomicU64,
     /// Open connections.
     pub connections: AtomicUsize,
+    /// Permits for TCP connections in the WebSocket handshake.
+    pub handshakes: Arc<tokio::sync::Semaphore>,
+    /// Open connections per IP address (only with a per-IP limit).
+    pub per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
     /// Becomes true when the server shuts down; every connection watches it.
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl Node {
     /// Builds the node and installs the hub as the broker's handler.
-    pub fn new(config: ServerConfig, broker: Arc<dyn Broker>, engines: Engines) -> Arc<Node> {
+    pub fn new(
+        config: ServerConfig,
+        broker: Arc<dyn Broker>,
+        engines: Engines,
+        ext: Extensions,
+    ) -> Arc<Node> {
         let Engines {
             history,
             topics,
@@ -200,6 +165,7 @@ impl Node {
             .iter()
             .map(|a| (a.id.clone(), Arc::new(a.clone())))
             .collect();
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(config.max_handshakes.max(1)));
         Arc::new(Node {
             config,
             apps,
@@ -209,13 +175,13 @@ impl Node {
             presence,
             metadata,
             locks,
-            lock_waits: Default::default(),
             turns: Default::default(),
-            presence_modes: Default::default(),
             hub,
-            registry: Registry::new(),
+            ext,
             next_session: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
+            handshakes,
+            per_ip: Mutex::new(HashMap::new()),
             shutdown: tokio::sync::watch::channel(false).0,
         })
     }
@@ -223,5 +189,29 @@ impl Node {
     /// A new internal session number.
     pub fn next_session_id(&self) -> u64 {
         self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The history store, or the "history not available" failure (R74).
+    pub fn history_store(&self) -> Result<Arc<dyn HistoryStore>, Failure> {
+        self.history.clone().ok_or_else(|| {
+            Failure::new(
+                ErrorCode::HistoryNotAvailable,
+                "history is not enabled on this server (R74)",
+            )
+        })
+    }
+}
+
+/// The history key of a publish: the channel, or the pair of users for USER, so both
+/// peers of a conversation page through the same history.
+pub(crate) fn history_key(
+    app: &Arc<str>,
+    kind: ChannelKind,
+    channel: &str,
+    publisher: &str,
+) -> ChannelKey {
+    match kind {
+        ChannelKind::User => ChannelKey::user_pair(app.clone(), publisher, channel),
+        _ => ChannelKey::new(app.clone(), kind, channel),
     }
 }

@@ -1,11 +1,12 @@
 //! The hub: which local connections follow which channel. It receives the broker's
 //! publications for this node, encodes each push **once** and queues the same bytes on
-//! every subscriber's outbound queue. Maps are sharded; a shard's read lock is held only
-//! while queueing (no `.await`), and node subscriptions to the broker are changed under
+//! every subscriber's outbound queue. Maps are sharded; a channel's subscriber list is
+//! copied on change, so a publication holds a shard's read lock only to take the list
+//! (never while queueing), and node subscriptions to the broker are changed under
 //! a per-shard async lock so that the first subscriber and the last unsubscriber of a
 //! channel never race.
 
-use crate::outlet::Outlet;
+use super::outlet::Outlet;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use switchboard_engine::{
@@ -17,6 +18,34 @@ use switchboard_protocol::pb::{self, ServerMessage, server_message::Body};
 use switchboard_protocol::push::MessagePushRef;
 
 const SHARDS: usize = 64;
+
+/// Options of one message channel subscription (R76–R81).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SubOptions {
+    /// Messages of the channel (`withMessage`).
+    pub with_message: bool,
+    /// Presence events (`withPresence`).
+    pub with_presence: bool,
+    /// Invisible to others (`beQuiet`, R84–R87).
+    pub be_quiet: bool,
+    /// Storage events (`withMetadata`).
+    pub with_metadata: bool,
+    /// Lock events (`withLock`).
+    pub with_lock: bool,
+}
+
+/// Options of one stream channel membership (R90).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JoinOptions {
+    /// Presence events (`withPresence`).
+    pub with_presence: bool,
+    /// Invisible to others (`beQuiet`).
+    pub be_quiet: bool,
+    /// Storage events (`withMetadata`).
+    pub with_metadata: bool,
+    /// Lock events (`withLock`).
+    pub with_lock: bool,
+}
 
 /// One local subscriber of a channel.
 #[derive(Clone)]
@@ -66,7 +95,7 @@ pub(crate) struct StreamFilter {
 
 impl StreamFilter {
     /// A member that follows nobody yet.
-    pub fn new(user: Arc<str>, options: crate::session::JoinOptions) -> Self {
+    pub fn new(user: Arc<str>, options: JoinOptions) -> Self {
         StreamFilter {
             user,
             with_presence: options.with_presence,
@@ -102,7 +131,7 @@ impl Filter {
     }
 
     /// A message channel subscription with `opts`.
-    pub fn message(opts: &crate::session::SubOptions, user: &Arc<str>) -> Filter {
+    pub fn message(opts: &SubOptions, user: &Arc<str>) -> Filter {
         Filter::Message {
             with_message: opts.with_message,
             with_presence: opts.with_presence,
@@ -169,7 +198,10 @@ impl Filter {
 }
 
 struct Shard {
-    subs: RwLock<KeyMap<Vec<Subscriber>>>,
+    /// Each channel's subscribers, copied on change: a publication takes the list
+    /// (one reference count) and fans out after the shard's lock is released, so a
+    /// big channel's fan-out never holds up the subscribes of its shard.
+    subs: RwLock<KeyMap<Arc<[Subscriber]>>>,
     changes: tokio::sync::Mutex<()>,
 }
 
@@ -215,12 +247,14 @@ impl Hub {
         let _serial = shard.changes.lock().await;
         let first = {
             let mut map = write(&shard.subs);
-            let list = map.entry(key.clone()).or_default();
-            let first = list.is_empty();
+            let current = map.get(key).map_or(&[][..], |l| &l[..]);
+            let first = current.is_empty();
+            let mut list: Vec<Subscriber> = current.to_vec();
             match list.iter_mut().find(|s| s.session == sub.session) {
                 Some(existing) => *existing = sub,
                 None => list.push(sub),
             }
+            map.insert(key.clone(), list.into());
             first
         };
         if first {
@@ -238,20 +272,35 @@ impl Hub {
     pub async fn unsubscribe(&self, broker: &dyn Broker, key: &ChannelKey, session: u64) -> bool {
         let shard = self.shard(key);
         let _serial = shard.changes.lock().await;
-        let (found, now_empty) = {
+        let (found, now_empty, old) = {
             let mut map = write(&shard.subs);
-            let Some(list) = map.get_mut(key) else {
+            let Some(current) = map.get(key).cloned() else {
                 return false;
             };
-            let before = list.len();
-            list.retain(|s| s.session != session);
-            let found = list.len() != before;
+            let list: Vec<Subscriber> = current
+                .iter()
+                .filter(|s| s.session != session)
+                .cloned()
+                .collect();
+            let found = list.len() != current.len();
             let empty = list.is_empty();
             if empty {
                 map.remove(key);
+            } else if found {
+                map.insert(key.clone(), list.into());
             }
-            (found, empty)
+            (found, empty, current)
         };
+        // A fan-out that took the old list before it was replaced may still be pushing
+        // to this session: wait for it (fan-outs never wait), so that nothing of `key`
+        // reaches the session once this returns (an unsubscribe's reply is the last
+        // word, R82).
+        if found {
+            while Arc::strong_count(&old) > 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        drop(old);
         if found && now_empty {
             // Failing to unsubscribe only costs traffic this node ignores.
             let _ = broker.unsubscribe_node(key).await;
@@ -360,8 +409,10 @@ pub(crate) async fn publish_event(
 
 impl PublicationHandler for Hub {
     fn on_publication(&self, channel: &ChannelKey, publication: &Arc<Publication>) {
-        let map = read(&self.shard(channel).subs);
-        let Some(list) = map.get(channel) else { return };
+        let list = match read(&self.shard(channel).subs).get(channel) {
+            Some(list) => list.clone(),
+            None => return,
+        };
         // Encode once, for the first subscriber that takes it; every other gets a clone
         // of the same bytes.
         let mut bytes = None;

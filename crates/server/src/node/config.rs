@@ -13,9 +13,21 @@ pub struct ServerConfig {
     /// Most simultaneous WebSocket connections (default 50,000); over it a new
     /// connection is closed with `OVERLOADED`.
     pub max_connections: usize,
-    /// Largest WebSocket message accepted, bytes (default 256 KiB); over it the
+    /// Largest WebSocket message accepted, bytes (default 1 MiB); over it the
     /// connection is closed with `FRAME_TOO_LARGE`.
     pub max_frame_bytes: usize,
+    /// Largest WebSocket message accepted before login, bytes (default 64 KiB: a login
+    /// with the positions of every channel a client can be in fits); over it
+    /// `FRAME_TOO_LARGE`.
+    pub max_frame_bytes_before_login: usize,
+    /// Most TCP connections in the WebSocket handshake at once (default 1,024); past it
+    /// a new connection is closed at once, before any byte is read.
+    pub max_handshakes: usize,
+    /// Time allowed for the WebSocket handshake (default 5 s).
+    pub handshake_timeout: Duration,
+    /// Most simultaneous WebSocket connections from one IP address (default 0: no
+    /// limit); over it a new connection is closed with `OVERLOADED`.
+    pub max_connections_per_ip: usize,
     /// Most protocol messages in one frame (default 64).
     pub max_messages_per_frame: usize,
     /// Outbound queue bound per connection, bytes (default 4 MiB). A connection over
@@ -49,6 +61,10 @@ impl Default for ServerConfig {
             apps: Vec::new(),
             max_connections: 50_000,
             max_frame_bytes: 1024 * 1024,
+            max_frame_bytes_before_login: 64 * 1024,
+            max_handshakes: 1024,
+            handshake_timeout: Duration::from_secs(5),
+            max_connections_per_ip: 0,
             max_messages_per_frame: 64,
             outbound_queue_bytes: 4 * 1024 * 1024,
             outbound_queue_messages: 16_384,
@@ -64,8 +80,8 @@ impl Default for ServerConfig {
     }
 }
 
-/// One app (tenant).
-#[derive(Debug, Clone, Deserialize)]
+/// One app (tenant). Its `Debug` never shows the certificate.
+#[derive(Clone, Deserialize)]
 pub struct AppConfig {
     /// 32 alphanumeric characters.
     pub id: String,
@@ -75,6 +91,19 @@ pub struct AppConfig {
     /// Limits of this app.
     #[serde(default)]
     pub limits: AppLimits,
+}
+
+impl std::fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppConfig")
+            .field("id", &self.id)
+            .field(
+                "certificate",
+                &self.certificate.as_ref().map(|_| "<secret>"),
+            )
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 /// Per-app limits; defaults are the spec's.
@@ -187,5 +216,29 @@ impl AppConfig {
             certificate,
             limits: AppLimits::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AppConfig;
+
+    /// Issue 20: a secret never reaches a log through `Debug`.
+    #[test]
+    fn debug_never_shows_the_certificate() {
+        let app = AppConfig::new(
+            "a1b2c3d4e5f60718293a4b5c6d7e8f90",
+            Some("f0e1d2c3b4a5968778695a4b3c2d1e0f".into()),
+        );
+        let shown = format!("{app:?} {:?}", vec![app.clone()]);
+        assert!(
+            !shown.contains("f0e1d2c3b4a5968778695a4b3c2d1e0f"),
+            "{shown}"
+        );
+        assert!(shown.contains("<secret>"), "{shown}");
+        assert!(
+            shown.contains("a1b2c3d4e5f60718293a4b5c6d7e8f90"),
+            "{shown}"
+        );
     }
 }

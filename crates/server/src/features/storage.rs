@@ -2,13 +2,16 @@
 //! guards and lock gates, reads, user-metadata subscriptions, and the storage events:
 //! a SNAPSHOT on (re)subscription, then an UPDATE with the complete metadata after every
 //! change. Channel events travel in the channel's stream (ordered with its messages,
-//! replayed on resume); a user's in the user's metadata stream.
+//! replayed on resume); a user's in the user's metadata stream. [`StorageHooks`] sends
+//! the SNAPSHOTs a member entering a channel or resuming is owed, and stops an ended
+//! session's user-metadata subscriptions.
 
-use crate::client::{Client, Failure};
-use crate::hub::{Filter, Subscriber};
-use crate::login::wire_position;
 use crate::node::Node;
+use crate::node::hub::{Filter, Subscriber};
 use crate::session::Session;
+use crate::session::client::Client;
+use crate::session::hooks::{Ended, Hooks, Wants};
+use crate::wire::{Failure, wire_position};
 use std::collections::HashSet;
 use std::sync::Arc;
 use switchboard_engine::{
@@ -215,11 +218,7 @@ fn event(
 
 /// The storage SNAPSHOT of a channel a member just entered with `withMetadata` (R80,
 /// R148), taken after `position`.
-pub(crate) async fn channel_snapshot(
-    node: &Node,
-    key: &ChannelKey,
-    position: StreamPosition,
-) -> Option<Body> {
+async fn channel_snapshot(node: &Node, key: &ChannelKey, position: StreamPosition) -> Option<Body> {
     let store = node.metadata.clone()?;
     let obj = store.get(key).await.ok()?;
     let channel_type = if key.kind == ChannelKind::Stream {
@@ -251,213 +250,231 @@ async fn user_snapshot(node: &Node, session: &Session, user: &str) -> Option<Bod
     )))
 }
 
-/// Stops every user-metadata subscription of an ending session.
-pub(crate) async fn session_ended(node: &Node, session: &Session, users: Vec<Arc<str>>) {
-    for user in users {
-        let key = session.user_metadata_key(&user);
-        node.hub.unsubscribe(&*node.broker, &key, session.id).await;
-    }
+/// `set…Metadata`, `update…Metadata`, `remove…Metadata` (R134–R146).
+pub(crate) async fn write_metadata(
+    client: &mut Client,
+    id: u32,
+    op: WriteOp,
+    req: pb::MetadataWriteRequest,
+) -> Result<(), Failure> {
+    let session = client.session()?;
+    let store = engine(&client.node)?;
+    let target = target(&session, req.channel_type, &req.channel_name)?;
+    let items = validate(&session, op, &req)?;
+    let now = now_ms();
+    let write = MetadataWrite {
+        op,
+        items,
+        major_revision: req.major_revision.unwrap_or(NO_CHECK),
+        lock_gate: (!req.lock_name.is_empty())
+            .then(|| (req.lock_name.as_str().into(), session.user.clone())),
+        timestamp_ms: req.add_timestamp.then_some(now),
+        author: req.add_user_id.then(|| session.user.clone()),
+    };
+    // The write and its event under the object's turn: events in write order.
+    let _turn = client.node.turns.take(&target.object).await;
+    let obj = match store.write(&target.object, write).await {
+        Ok(Ok(obj)) => obj,
+        Ok(Err(Rejection::Outdated(reason))) => {
+            return Err(Failure::new(ErrorCode::StorageOutdatedRevision, reason));
+        }
+        Ok(Err(Rejection::LockNotHeld)) => {
+            return Err(Failure::new(
+                ErrorCode::StorageLockNotAcquired,
+                format!(
+                    "the write is gated by lock {:?}, which you do not hold (R143)",
+                    req.lock_name
+                ),
+            ));
+        }
+        Err(e) => return Err(storage_failure(&e)),
+    };
+    // User metadata: the event names the user whose metadata changed; channel
+    // metadata: the writer (api.md §9.5).
+    let publisher = if target.channel_type == pb::ChannelType::User {
+        target.name.as_str()
+    } else {
+        &session.user
+    };
+    let ev = event(&target, pb::StorageEventType::Update, publisher, &obj);
+    crate::node::hub::publish_event(
+        &*client.node.broker,
+        &target.events,
+        EventKind::Storage,
+        &session.user,
+        prost::Message::encode_to_vec(&ev),
+    )
+    .await;
+    let reply = pb::MetadataWriteReply {
+        timestamp: now_ms(),
+        channel_type: target.channel_type as i32,
+        channel_name: target.name,
+        total_count: u32::try_from(obj.items.len()).unwrap_or(u32::MAX),
+        major_revision: obj.major_revision,
+    };
+    client.send(
+        id,
+        match op {
+            WriteOp::Set => Body::SetMetadata(reply),
+            WriteOp::Update => Body::UpdateMetadata(reply),
+            WriteOp::Remove => Body::RemoveMetadata(reply),
+        },
+    );
+    Ok(())
 }
 
-impl Client {
-    /// `set…Metadata`, `update…Metadata`, `remove…Metadata` (R134–R146).
-    pub(crate) async fn write_metadata(
-        &mut self,
-        id: u32,
-        op: WriteOp,
-        req: pb::MetadataWriteRequest,
-    ) -> Result<(), Failure> {
-        let session = self.session()?;
-        let store = engine(&self.node)?;
-        let target = target(&session, req.channel_type, &req.channel_name)?;
-        let items = validate(&session, op, &req)?;
-        let now = now_ms();
-        let write = MetadataWrite {
-            op,
-            items,
-            major_revision: req.major_revision.unwrap_or(NO_CHECK),
-            lock_gate: (!req.lock_name.is_empty())
-                .then(|| (req.lock_name.as_str().into(), session.user.clone())),
-            timestamp_ms: req.add_timestamp.then_some(now),
-            author: req.add_user_id.then(|| session.user.clone()),
-        };
-        // The write and its event under the object's turn: events in write order.
-        let _turn = self.node.turns.take(&target.object).await;
-        let obj = match store.write(&target.object, write).await {
-            Ok(Ok(obj)) => obj,
-            Ok(Err(Rejection::Outdated(reason))) => {
-                return Err(Failure::new(ErrorCode::StorageOutdatedRevision, reason));
-            }
-            Ok(Err(Rejection::LockNotHeld)) => {
-                return Err(Failure::new(
-                    ErrorCode::StorageLockNotAcquired,
-                    format!(
-                        "the write is gated by lock {:?}, which you do not hold (R143)",
-                        req.lock_name
-                    ),
-                ));
-            }
-            Err(e) => return Err(storage_failure(&e)),
-        };
-        // User metadata: the event names the user whose metadata changed; channel
-        // metadata: the writer (api.md §9.5).
-        let publisher = if target.channel_type == pb::ChannelType::User {
-            target.name.as_str()
-        } else {
-            &session.user
-        };
-        let ev = event(&target, pb::StorageEventType::Update, publisher, &obj);
-        crate::hub::publish_event(
-            &*self.node.broker,
-            &target.events,
-            EventKind::Storage,
-            &session.user,
-            prost::Message::encode_to_vec(&ev),
-        )
-        .await;
-        let reply = pb::MetadataWriteReply {
+/// `get…Metadata`: the complete object; never written → empty, revision −1.
+pub(crate) async fn get_metadata(
+    client: &mut Client,
+    id: u32,
+    req: pb::GetMetadataRequest,
+) -> Result<(), Failure> {
+    let session = client.session()?;
+    let store = engine(&client.node)?;
+    let target = target(&session, req.channel_type, &req.channel_name)?;
+    let obj = store
+        .get(&target.object)
+        .await
+        .map_err(|e| storage_failure(&e))?;
+    client.send(
+        id,
+        Body::GetMetadata(pb::GetMetadataReply {
             timestamp: now_ms(),
             channel_type: target.channel_type as i32,
             channel_name: target.name,
-            total_count: u32::try_from(obj.items.len()).unwrap_or(u32::MAX),
-            major_revision: obj.major_revision,
-        };
-        self.send(
-            id,
-            match op {
-                WriteOp::Set => Body::SetMetadata(reply),
-                WriteOp::Update => Body::UpdateMetadata(reply),
-                WriteOp::Remove => Body::RemoveMetadata(reply),
-            },
-        );
-        Ok(())
-    }
+            data: Some(to_pb(&obj)),
+        }),
+    );
+    Ok(())
+}
 
-    /// `get…Metadata`: the complete object; never written → empty, revision −1.
-    pub(crate) async fn get_metadata(
-        &mut self,
-        id: u32,
-        req: pb::GetMetadataRequest,
-    ) -> Result<(), Failure> {
-        let session = self.session()?;
-        let store = engine(&self.node)?;
-        let target = target(&session, req.channel_type, &req.channel_name)?;
-        let obj = store
-            .get(&target.object)
-            .await
-            .map_err(|e| storage_failure(&e))?;
-        self.send(
-            id,
-            Body::GetMetadata(pb::GetMetadataReply {
-                timestamp: now_ms(),
-                channel_type: target.channel_type as i32,
-                channel_name: target.name,
-                data: Some(to_pb(&obj)),
-            }),
-        );
-        Ok(())
-    }
-
-    /// `subscribeUserMetadata`: a SNAPSHOT, then an UPDATE per change (R147, R148).
-    pub(crate) async fn subscribe_user_metadata(
-        &mut self,
-        id: u32,
-        req: pb::SubscribeUserMetadataRequest,
-    ) -> Result<(), Failure> {
-        let session = self.session()?;
-        engine(&self.node)?;
-        names::validate_user_id(&req.user_id, session.app.limits.name_rules())?;
-        let user: Arc<str> = req.user_id.as_str().into();
-        let max = session.app.limits.max_user_metadata_subscriptions;
-        {
-            let st = session.lock();
-            if !st.user_metadata.contains(&user) && st.user_metadata.len() >= max {
-                return Err(Failure::new(
-                    ErrorCode::StorageSubscribeUserExceedLimitation,
-                    format!("already following the metadata of {max} users, the limit"),
-                ));
-            }
-        }
-        let key = session.user_metadata_key(&user);
-        session.outlet.hold(&self.out, key.clone());
-        let sub = Subscriber {
-            session: session.id,
-            outlet: session.outlet.clone(),
-            filter: Filter::user_metadata(&session.user),
-        };
-        let node = self.node.clone();
-        if let Err(e) = node.hub.subscribe(&*node.broker, &key, sub).await {
-            session.outlet.release(&self.out, &key, None);
-            return Err(storage_failure(&e));
-        }
-        let ended = {
-            let mut st = session.lock();
-            if !st.ended {
-                st.user_metadata.insert(user.clone());
-            }
-            st.ended
-        };
-        if ended {
-            node.hub.unsubscribe(&*node.broker, &key, session.id).await;
-            session.outlet.release(&self.out, &key, None);
-            return Err(Failure::new(ErrorCode::NotLogin, "the session ended"));
-        }
-        let position = node.broker.position(&key).await.unwrap_or_default();
-        self.send(
-            id,
-            Body::SubscribeUserMetadata(pb::UserMetadataSubscriptionReply {
-                timestamp: now_ms(),
-                user_id: req.user_id,
-            }),
-        );
-        if let Some(snapshot) = user_snapshot(&node, &session, &user).await {
-            self.push_wait(snapshot).await;
-        }
-        session.outlet.release(&self.out, &key, Some(position));
-        Ok(())
-    }
-
-    /// `unsubscribeUserMetadata` (−12015 when not subscribed).
-    pub(crate) async fn unsubscribe_user_metadata(
-        &mut self,
-        id: u32,
-        req: pb::UnsubscribeUserMetadataRequest,
-    ) -> Result<(), Failure> {
-        let session = self.session()?;
-        names::validate_user_id(&req.user_id, session.app.limits.name_rules())?;
-        if !session.lock().user_metadata.remove(req.user_id.as_str()) {
+/// `subscribeUserMetadata`: a SNAPSHOT, then an UPDATE per change (R147, R148).
+pub(crate) async fn subscribe_user_metadata(
+    client: &mut Client,
+    id: u32,
+    req: pb::SubscribeUserMetadataRequest,
+) -> Result<(), Failure> {
+    let session = client.session()?;
+    engine(&client.node)?;
+    names::validate_user_id(&req.user_id, session.app.limits.name_rules())?;
+    let user: Arc<str> = req.user_id.as_str().into();
+    let max = session.app.limits.max_user_metadata_subscriptions;
+    {
+        let st = session.lock();
+        if !st.user_metadata.contains(&user) && st.user_metadata.len() >= max {
             return Err(Failure::new(
-                ErrorCode::StorageNotSubscribe,
-                format!("not subscribed to the metadata of {}", req.user_id),
+                ErrorCode::StorageSubscribeUserExceedLimitation,
+                format!("already following the metadata of {max} users, the limit"),
             ));
         }
-        let key = session.user_metadata_key(&req.user_id);
-        self.node
-            .hub
-            .unsubscribe(&*self.node.broker, &key, session.id)
-            .await;
-        self.send(
-            id,
-            Body::UnsubscribeUserMetadata(pb::UserMetadataSubscriptionReply {
-                timestamp: now_ms(),
-                user_id: req.user_id,
-            }),
-        );
-        Ok(())
+    }
+    let key = session.user_metadata_key(&user);
+    session.outlet.hold(&client.out, key.clone());
+    let sub = Subscriber {
+        session: session.id,
+        outlet: session.outlet.clone(),
+        filter: Filter::user_metadata(&session.user),
+    };
+    let node = client.node.clone();
+    if let Err(e) = node.hub.subscribe(&*node.broker, &key, sub).await {
+        session.outlet.release(&client.out, &key, None);
+        return Err(storage_failure(&e));
+    }
+    let ended = {
+        let mut st = session.lock();
+        if !st.ended {
+            st.user_metadata.insert(user.clone());
+        }
+        st.ended
+    };
+    if ended {
+        node.hub.unsubscribe(&*node.broker, &key, session.id).await;
+        session.outlet.release(&client.out, &key, None);
+        return Err(Failure::new(ErrorCode::NotLogin, "the session ended"));
+    }
+    let position = node.broker.position(&key).await.unwrap_or_default();
+    client.send(
+        id,
+        Body::SubscribeUserMetadata(pb::UserMetadataSubscriptionReply {
+            timestamp: now_ms(),
+            user_id: req.user_id,
+        }),
+    );
+    if let Some(snapshot) = user_snapshot(&node, &session, &user).await {
+        client.push_wait(snapshot).await;
+    }
+    session.outlet.release(&client.out, &key, Some(position));
+    Ok(())
+}
+
+/// `unsubscribeUserMetadata` (−12015 when not subscribed).
+pub(crate) async fn unsubscribe_user_metadata(
+    client: &mut Client,
+    id: u32,
+    req: pb::UnsubscribeUserMetadataRequest,
+) -> Result<(), Failure> {
+    let session = client.session()?;
+    names::validate_user_id(&req.user_id, session.app.limits.name_rules())?;
+    if !session.lock().user_metadata.remove(req.user_id.as_str()) {
+        return Err(Failure::new(
+            ErrorCode::StorageNotSubscribe,
+            format!("not subscribed to the metadata of {}", req.user_id),
+        ));
+    }
+    let key = session.user_metadata_key(&req.user_id);
+    client
+        .node
+        .hub
+        .unsubscribe(&*client.node.broker, &key, session.id)
+        .await;
+    client.send(
+        id,
+        Body::UnsubscribeUserMetadata(pb::UserMetadataSubscriptionReply {
+            timestamp: now_ms(),
+            user_id: req.user_id,
+        }),
+    );
+    Ok(())
+}
+
+/// Storage's part in the session lifecycle.
+pub(crate) struct StorageHooks;
+
+#[async_trait::async_trait]
+impl Hooks for StorageHooks {
+    async fn snapshot(
+        &self,
+        node: &Node,
+        key: &ChannelKey,
+        position: StreamPosition,
+        wants: Wants,
+    ) -> Option<Body> {
+        if !wants.metadata {
+            return None;
+        }
+        channel_snapshot(node, key, position).await
     }
 
     /// After a resume: a fresh SNAPSHOT of every followed user's metadata, since its
     /// events were not kept while the connection was away (R148).
-    pub(crate) async fn resume_user_metadata(&mut self, session: &Arc<Session>) {
+    async fn resumed(&self, client: &mut Client, session: &Arc<Session>) {
         let users: Vec<Arc<str>> = session.lock().user_metadata.iter().cloned().collect();
         for user in users {
             let key = session.user_metadata_key(&user);
-            session.outlet.hold(&self.out, key.clone());
-            let position = self.node.broker.position(&key).await.unwrap_or_default();
-            if let Some(snapshot) = user_snapshot(&self.node, session, &user).await {
-                self.push_wait(snapshot).await;
+            session.outlet.hold(&client.out, key.clone());
+            let position = client.node.broker.position(&key).await.unwrap_or_default();
+            if let Some(snapshot) = user_snapshot(&client.node, session, &user).await {
+                client.push_wait(snapshot).await;
             }
-            session.outlet.release(&self.out, &key, Some(position));
+            session.outlet.release(&client.out, &key, Some(position));
+        }
+    }
+
+    /// Stops every user-metadata subscription of the ended session.
+    async fn ended(&self, node: &Arc<Node>, session: &Session, ended: &Ended) {
+        for user in &ended.user_metadata {
+            let key = session.user_metadata_key(user);
+            node.hub.unsubscribe(&*node.broker, &key, session.id).await;
         }
     }
 }

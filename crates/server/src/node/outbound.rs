@@ -189,6 +189,11 @@ impl Outbound {
         self.close.subscribe()
     }
 
+    /// Whether the connection is closing (closed, kicked, replaced by a resume).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// The close decided so far, if any.
     pub fn close_reason(&self) -> Option<Close> {
         self.close.borrow().clone()

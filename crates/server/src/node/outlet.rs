@@ -4,7 +4,7 @@
 //! replayed, so that replayed and live messages reach the client in offset order, each
 //! once.
 
-use crate::outbound::Outbound;
+use super::outbound::Outbound;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

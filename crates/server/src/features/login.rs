@@ -1,0 +1,373 @@
+//! Login (a new session or the resume of a live one), token renewal and recovery of
+//! what a resuming client missed (api.md §3.1, §3.7, R25–R30, R40–R42, R52, R58).
+
+use crate::node::config::AppConfig;
+use crate::node::hub::{Filter, Subscriber};
+use crate::session::client::{Attached, Client};
+use crate::session::hooks::{self, Wants};
+use crate::session::registry::Registry;
+use crate::session::replay::{RECOVERY_PAGE, replay};
+use crate::session::{Session, lifecycle};
+use crate::wire::{Failure, engine_position, wire_position, wire_type};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_engine::{ChannelKey, StreamPosition};
+use switchboard_protocol::pb::{self, server_message::Body};
+use switchboard_protocol::{DisconnectCode, ErrorCode, names, now_ms};
+
+/// Applies the spec's default for 0 and clamps into the configured range (R16, R17).
+fn clamp(value: u32, default: u32, range: (u32, u32)) -> u32 {
+    let v = if value == 0 { default } else { value };
+    v.clamp(range.0, range.1.max(range.0))
+}
+
+/// The server declares a connection lost after 1.5 heartbeat intervals of silence:
+/// the SDK sends a heartbeat every half interval, so three in a row must go missing.
+pub(crate) fn heartbeat_timeout(interval_secs: u32) -> Duration {
+    Duration::from_millis(u64::from(interval_secs) * 1500)
+}
+
+/// Verifies a login token for `user` of `app`; `None` expiry for an app without a
+/// certificate (R25, T61).
+pub(crate) fn verify_login_token(
+    app: &AppConfig,
+    user: &str,
+    token: &str,
+) -> Result<Option<u64>, Failure> {
+    let Some(cert) = &app.certificate else {
+        return Ok(None);
+    };
+    let now = now_ms() / 1000;
+    let opts = switchboard_token::VerifyOptions::default();
+    match switchboard_token::verify_login(token, &app.id, cert, user, now, &opts) {
+        Ok(c) => Ok(Some(c.expires_at)),
+        Err(e) => {
+            let code = ErrorCode::from_i32(e.sdk_error_code()).unwrap_or(ErrorCode::InvalidToken);
+            Err(Failure::new(
+                code,
+                format!("{}: {}", e.identifier(), e.description()),
+            ))
+        }
+    }
+}
+
+/// `login`: a new session, or the resume of a live one when `session_id` names it.
+pub(crate) async fn login(
+    client: &mut Client,
+    id: u32,
+    req: pb::LoginRequest,
+) -> Result<(), Failure> {
+    if client.attached.is_some() {
+        return Err(Failure::new(
+            ErrorCode::DuplicateOperation,
+            "this connection is already logged in",
+        ));
+    }
+    names::validate_app_id(&req.app_id)?;
+    let Some(app) = client.node.apps.get(&req.app_id).cloned() else {
+        return Err(Failure::new(
+            ErrorCode::InvalidAppId,
+            format!("app id {} is not configured on this server", req.app_id),
+        ));
+    };
+    names::validate_user_id(&req.user_id, app.limits.name_rules())?;
+    let token_expires_at = verify_login_token(&app, &req.user_id, &req.token)?;
+    let cfg = &client.node.config;
+    let hb_range = app
+        .limits
+        .heartbeat_interval_range
+        .unwrap_or(cfg.heartbeat_interval_range);
+    let presence_range = app
+        .limits
+        .presence_timeout_range
+        .unwrap_or(cfg.presence_timeout_range);
+    let hb = clamp(req.heartbeat_interval, 5, hb_range);
+    let presence = clamp(req.presence_timeout, 300, presence_range);
+    if !req.session_id.is_empty() {
+        if let Some(session) = Registry::of(&client.node).get(&req.app_id, &req.user_id) {
+            if session.public_id == req.session_id && !session.ended() {
+                return resume(client, id, session, req, token_expires_at, hb).await;
+            }
+        }
+        if Registry::of(&client.node).was_replaced(&req.session_id) {
+            return Err(Failure::new(
+                ErrorCode::SessionReplaced,
+                "this session was replaced by a newer login of the same user id (SAME_UID_LOGIN, R28)",
+            ));
+        }
+    }
+    let session = Session::new(
+        &client.node,
+        app,
+        req.user_id.as_str().into(),
+        Duration::from_secs(u64::from(presence)),
+        token_expires_at,
+    );
+    // One session per user (R28): the one replaced is kicked.
+    if let Some(old) = Registry::of(&client.node).register(session.clone()) {
+        Registry::of(&client.node).mark_replaced(&old, old.presence_timeout);
+        let reason = format!(
+            "user id {} logged in again from another connection",
+            req.user_id
+        );
+        lifecycle::end(
+            &client.node,
+            &old,
+            Some((DisconnectCode::SameUidLogin, reason)),
+        )
+        .await;
+    }
+    // A client coming back after its session expired still gets the USER messages
+    // its old session received after the position it sends (the inbox outlives
+    // sessions within the recovery window).
+    let user_key = session.user_key();
+    let user_since = req
+        .positions
+        .iter()
+        .find(|p| p.channel_type == pb::ChannelType::User as i32 && p.channel_name == req.user_id)
+        .and_then(|p| p.position.as_ref())
+        .map(engine_position);
+    let hold = if user_since.is_some() {
+        vec![user_key.clone()]
+    } else {
+        Vec::new()
+    };
+    let Some(attachment) = session.attach(client.out.clone(), hold) else {
+        return Err(Failure::new(
+            ErrorCode::LoginAborted,
+            "session ended during login",
+        ));
+    };
+    let sub = Subscriber {
+        session: session.id,
+        outlet: session.outlet.clone(),
+        filter: Filter::inbox(&session.user),
+    };
+    if let Err(e) = client
+        .node
+        .hub
+        .subscribe(&*client.node.broker, &user_key, sub)
+        .await
+    {
+        lifecycle::end(&client.node, &session, None).await;
+        return Err(Failure::new(ErrorCode::EngineUnavailable, e.to_string()));
+    }
+    if session.ended() {
+        // Kicked while logging in: leave nothing subscribed behind.
+        client
+            .node
+            .hub
+            .unsubscribe(&*client.node.broker, &user_key, session.id)
+            .await;
+        return Err(Failure::new(
+            ErrorCode::SessionReplaced,
+            "replaced by a newer login during this one",
+        ));
+    }
+    let recovery = match user_since {
+        Some(since) => client
+            .node
+            .broker
+            .recover(&user_key, since, RECOVERY_PAGE)
+            .await
+            .ok(),
+        None => None,
+    };
+    let mut gap_channels = Vec::new();
+    if user_since.is_some() && !recovery.as_ref().is_some_and(|r| r.complete) {
+        gap_channels.push(req.user_id.clone());
+    }
+    let user_position = client
+        .node
+        .broker
+        .position(&user_key)
+        .await
+        .unwrap_or_default();
+    client.attached = Some(Attached {
+        session: session.clone(),
+        attachment,
+        heartbeat_timeout: heartbeat_timeout(hb),
+    });
+    hooks::attached(&client.node, &session, false).await;
+    client.send(
+        id,
+        Body::Login(pb::LoginReply {
+            session_id: session.public_id.clone(),
+            resumed: false,
+            heartbeat_interval: hb,
+            presence_timeout: presence,
+            timestamp: now_ms(),
+            token_expires_at: token_expires_at.unwrap_or(0),
+            unrestored_channels: Vec::new(),
+            gap_channels,
+            user_position: wire_position(user_position),
+        }),
+    );
+    if user_since.is_some() {
+        let last = match &recovery {
+            Some(r) => replay(client, &user_key, r, &Filter::inbox(&session.user)).await,
+            None => None,
+        };
+        let upto = recovery.as_ref().map_or(user_position, |r| r.position);
+        session
+            .outlet
+            .release(&client.out, &user_key, last.or(Some(upto)));
+    }
+    tracing::info!(app = %session.app_id, user = %session.user, "logged in");
+    Ok(())
+}
+
+/// Re-attaches this connection to a live session and replays, per channel, what the
+/// client missed after the positions it sent (R52, R58).
+async fn resume(
+    client: &mut Client,
+    id: u32,
+    session: Arc<Session>,
+    req: pb::LoginRequest,
+    token_expires_at: Option<u64>,
+    hb: u32,
+) -> Result<(), Failure> {
+    let since: HashMap<(i32, &str), StreamPosition> = req
+        .positions
+        .iter()
+        .filter_map(|p| {
+            Some((
+                (p.channel_type, p.channel_name.as_str()),
+                engine_position(p.position.as_ref()?),
+            ))
+        })
+        .collect();
+    let (mut keys, unrestored): (Vec<(ChannelKey, Filter)>, Vec<String>) = {
+        let mut st = session.lock();
+        st.token_expires_at = token_expires_at;
+        st.will_expire_sent = false;
+        // Channels the client follows but the session does not (a subscribe, join or
+        // unsubscribe lost with the old connection): the client restores them.
+        let unrestored = req
+            .positions
+            .iter()
+            .filter(|p| match pb::ChannelType::try_from(p.channel_type) {
+                Ok(pb::ChannelType::Message) => {
+                    !st.subscriptions.contains_key(p.channel_name.as_str())
+                }
+                Ok(pb::ChannelType::Stream) => !st.streams.contains_key(p.channel_name.as_str()),
+                _ => false,
+            })
+            .map(|p| p.channel_name.clone())
+            .collect();
+        let messages = st.subscriptions.iter().map(|(n, o)| {
+            let filter = Filter::message(o, &session.user);
+            (session.message_key(n), filter)
+        });
+        let streams = st
+            .streams
+            .iter()
+            .map(|(n, m)| (session.stream_key(n), Filter::Stream(m.filter.clone())));
+        (messages.chain(streams).collect(), unrestored)
+    };
+    keys.push((session.user_key(), Filter::inbox(&session.user)));
+    let held = keys.iter().map(|(k, _)| k.clone()).collect();
+    // Lock waits of the connection this one replaces cannot be answered any more.
+    hooks::replacing(&client.node, &session).await;
+    let Some(attachment) = session.attach(client.out.clone(), held) else {
+        return Err(Failure::new(
+            ErrorCode::SessionNotFound,
+            "the session ended while resuming",
+        ));
+    };
+    client.attached = Some(Attached {
+        session: session.clone(),
+        attachment,
+        heartbeat_timeout: heartbeat_timeout(hb),
+    });
+    hooks::attached(&client.node, &session, true).await;
+    // Read every channel's gap first, so the reply can say which are incomplete.
+    let mut recovered = Vec::with_capacity(keys.len());
+    let mut gaps = Vec::new();
+    for (key, filter) in keys {
+        let recovery = match since.get(&(wire_type(key.kind), &*key.name)) {
+            Some(from) => client
+                .node
+                .broker
+                .recover(&key, *from, RECOVERY_PAGE)
+                .await
+                .ok(),
+            None => None,
+        };
+        if !recovery.as_ref().is_some_and(|r| r.complete) {
+            // For the USER channel (the inbox) the name is the user's own id.
+            gaps.push(key.name.to_string());
+        }
+        recovered.push((key, filter, recovery));
+    }
+    let user_position = client
+        .node
+        .broker
+        .position(&session.user_key())
+        .await
+        .unwrap_or_default();
+    client.send(
+        id,
+        Body::Login(pb::LoginReply {
+            session_id: session.public_id.clone(),
+            resumed: true,
+            heartbeat_interval: hb,
+            presence_timeout: u32::try_from(session.presence_timeout.as_secs()).unwrap_or(u32::MAX),
+            timestamp: now_ms(),
+            token_expires_at: token_expires_at.unwrap_or(0),
+            unrestored_channels: unrestored,
+            gap_channels: gaps,
+            user_position: wire_position(user_position),
+        }),
+    );
+    for (key, filter, recovery) in recovered {
+        let last = match &recovery {
+            Some(r) => replay(client, &key, r, &filter).await,
+            None => None,
+        };
+        // Lock and storage events lost with the log: the state as it is now (R157,
+        // R148), at the channel's position.
+        if let Some(r) = recovery.as_ref().filter(|r| !r.complete) {
+            let (metadata, locks) = filter.wants_state();
+            let wants = Wants {
+                presence: false,
+                metadata,
+                locks,
+            };
+            for s in hooks::snapshots(&client.node, &key, r.position, wants).await {
+                client.push_wait(s).await;
+            }
+        }
+        // Held live pushes newer than the replay follow; then the channel is live.
+        let last = last.or_else(|| recovery.as_ref().map(|r| r.position));
+        session.outlet.release(&client.out, &key, last);
+    }
+    hooks::resumed(client, &session).await;
+    tracing::info!(app = %session.app_id, user = %session.user, "resumed");
+    Ok(())
+}
+
+/// `renewToken` for the login token (R40, R41); stream channel tokens are renewed in
+/// the stream module.
+pub(crate) fn renew_token(
+    client: &mut Client,
+    id: u32,
+    req: pb::RenewTokenRequest,
+) -> Result<(), Failure> {
+    let session = client.session()?;
+    let expires = verify_login_token(&session.app, &session.user, &req.token)?;
+    {
+        let mut st = session.lock();
+        st.token_expires_at = expires;
+        st.will_expire_sent = false;
+    }
+    client.send(
+        id,
+        Body::RenewToken(pb::RenewTokenReply {
+            timestamp: now_ms(),
+            token_expires_at: expires.unwrap_or(0),
+        }),
+    );
+    Ok(())
+}

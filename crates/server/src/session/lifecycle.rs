@@ -1,0 +1,189 @@
+//! The session lifecycle: a channel left, a connection lost (the session waits
+//! `presenceTimeout` for a resume, R52, while its credentials keep lapsing, T55), a
+//! session ended (R53). Each step reaches the features through [`super::hooks`].
+
+use super::client::Client;
+use super::core::{Session, SessionState};
+use super::hooks::{self, Departure, Ended};
+use super::registry::Registry;
+use crate::node::Node;
+use crate::node::outbound::Outbound;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_engine::ChannelKey;
+use switchboard_protocol::DisconnectCode;
+
+/// The session leaves `key`: local delivery stops, then every feature hears of it
+/// (presence tells the others how it went, R94, R118).
+pub(crate) async fn leave_channel(
+    node: &Arc<Node>,
+    session: &Session,
+    key: &ChannelKey,
+    how: Departure,
+) {
+    node.hub.unsubscribe(&*node.broker, key, session.id).await;
+    hooks::left(node, session, key, how).await;
+}
+
+/// The connection of `attachment` was lost: keep the session for
+/// `presenceTimeout`, then end it unless a resume re-attached it meanwhile.
+pub(crate) fn detach(
+    session: &Arc<Session>,
+    node: &Arc<Node>,
+    queue: &Arc<Outbound>,
+    attachment: u64,
+) {
+    {
+        let mut st = session.lock();
+        if st.ended || st.attachment != attachment {
+            return;
+        }
+        st.attached = false;
+    }
+    session.outlet.detach(queue);
+    let (session, node) = (session.clone(), node.clone());
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + session.presence_timeout;
+        let still_away = {
+            let st = session.lock();
+            !st.attached && st.attachment == attachment
+        };
+        if still_away {
+            hooks::connection_lost(&node, &session).await;
+            // A resume may have undone the loss before it was recorded: undo it
+            // again (the resume attached before its own undo, so this sees it).
+            let back = {
+                let st = session.lock();
+                st.attached || st.attachment != attachment
+            };
+            if back {
+                hooks::attached(&node, &session, true).await;
+            }
+        }
+        let detached = |st: &SessionState| !st.attached && st.attachment == attachment;
+        // Credentials keep lapsing while nobody is attached (T55): a stream channel
+        // whose token expires is left (others see it go; a resume then lists it as
+        // unrestored), an expired login token ends the session.
+        loop {
+            let (next_token, login_expired, streams) = {
+                let st = session.lock();
+                if st.ended || !detached(&st) {
+                    return;
+                }
+                let now = switchboard_protocol::now_ms() / 1000;
+                let expired: Vec<Arc<str>> = st
+                    .streams
+                    .iter()
+                    .filter(|(_, m)| m.token_expires_at.is_some_and(|e| now >= e))
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                let next = st
+                    .streams
+                    .values()
+                    .filter_map(|m| m.token_expires_at)
+                    .chain(st.token_expires_at)
+                    .filter(|e| *e > now)
+                    .min();
+                let login = st.token_expires_at.is_some_and(|e| now >= e);
+                (next, login, expired)
+            };
+            if login_expired {
+                end_if(&node, &session, None, Departure::Leave, detached).await;
+                return;
+            }
+            for name in streams {
+                let removed = session.lock().streams.remove(&name).is_some();
+                if removed {
+                    let key = session.stream_key(&name);
+                    leave_channel(&node, &session, &key, Departure::Leave).await;
+                }
+            }
+            let wake = match next_token {
+                Some(secs) => {
+                    let ms = (secs * 1000).saturating_sub(switchboard_protocol::now_ms());
+                    deadline.min(tokio::time::Instant::now() + Duration::from_millis(ms))
+                }
+                None => deadline,
+            };
+            tokio::time::sleep_until(wake).await;
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+        }
+        // Checked and decided under one lock, so a resume at the boundary either
+        // wins (and the session lives) or comes after the end (and starts anew).
+        if end_if(&node, &session, None, Departure::Timeout, detached).await {
+            tracing::debug!(user = %session.user, "session timed out");
+        }
+    });
+}
+
+/// Ends `session` once: tells its connection `code` (if given), leaves every channel and
+/// unregisters the user. Later calls do nothing.
+pub(crate) async fn end(
+    node: &Arc<Node>,
+    session: &Arc<Session>,
+    code: Option<(DisconnectCode, String)>,
+) {
+    end_if(node, session, code, Departure::Leave, |_| true).await;
+}
+
+/// [`end`], but only if `still` holds of the session's state at the moment it ends (one
+/// critical section); `how` says what others are told (REMOTE_LEAVE or REMOTE_TIMEOUT).
+/// Returns whether it ended the session.
+pub(crate) async fn end_if(
+    node: &Arc<Node>,
+    session: &Arc<Session>,
+    code: Option<(DisconnectCode, String)>,
+    how: Departure,
+    still: impl FnOnce(&SessionState) -> bool,
+) -> bool {
+    let (subscriptions, streams, user_metadata) = {
+        let mut st = session.lock();
+        if st.ended || !still(&st) {
+            return false;
+        }
+        st.ended = true;
+        st.attached = false;
+        (
+            std::mem::take(&mut st.subscriptions),
+            std::mem::take(&mut st.streams),
+            std::mem::take(&mut st.user_metadata),
+        )
+    };
+    match code {
+        Some((code, reason)) => session.outlet.close(code, reason),
+        // Any connection still attached resumes into a new session.
+        None => session.outlet.close_quietly(),
+    }
+    for name in subscriptions.keys() {
+        leave_channel(node, session, &session.message_key(name), how).await;
+    }
+    node.hub
+        .unsubscribe(&*node.broker, &session.user_key(), session.id)
+        .await;
+    for name in streams.keys() {
+        leave_channel(node, session, &session.stream_key(name), how).await;
+    }
+    let ended = Ended {
+        user_metadata: user_metadata.into_iter().collect(),
+    };
+    hooks::ended(node, session, &ended).await;
+    Registry::of(node).unregister(&session.app_id, &session.user, session.id);
+    true
+}
+
+/// The connection ended. When the client will reconnect (lost link, heartbeat
+/// timeout, slow consumer, shutdown) the session is kept for `presenceTimeout`
+/// (R52); after a close the client does not come back from (a protocol error, say)
+/// it ends now.
+pub(crate) async fn disconnected(client: &mut Client) {
+    let Some(a) = client.attached.take() else {
+        return;
+    };
+    let code = client.out.close_reason().and_then(|c| c.code);
+    match code {
+        Some(code) if !code.reconnect() => end(&client.node, &a.session, None).await,
+        _ => detach(&a.session, &client.node, &client.out, a.attachment),
+    }
+}
