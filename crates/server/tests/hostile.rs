@@ -4,7 +4,9 @@
 //! unknown channel types — from two clients at once. Every request is answered (none
 //! panics the server or closes the connection), and afterwards both connections, a
 //! watching subscriber and a fresh client work normally; every refusal carries a code
-//! the contract has for that call and every acceptance the reply of its kind. Seeded:
+//! the contract has for that call and every acceptance the reply of its kind; then, one
+//! client alone, every refused request leaves the metadata and locks of the channel it
+//! aims at as they were. Seeded:
 //! set `SWITCHBOARD_HOSTILE_SEED` to replay a run. Then each hostile case on its own:
 //! its exact code, nothing changed (no event or message to a member, metadata, locks
 //! and presence state as before), and canaries in another channel and another app
@@ -192,6 +194,79 @@ async fn barrage(c: &mut RawClient, rng: &mut StdRng, n: usize) -> (usize, usize
     (ok, refused)
 }
 
+/// The channel (type, name) a random request aims at: its own for metadata and lock
+/// calls, the USER channel of the user for user-metadata subscriptions.
+fn target(body: &Req) -> (i32, String) {
+    match body {
+        Req::SetMetadata(w) | Req::UpdateMetadata(w) | Req::RemoveMetadata(w) => {
+            (w.channel_type, w.channel_name.clone())
+        }
+        Req::GetMetadata(g) => (g.channel_type, g.channel_name.clone()),
+        Req::SubscribeUserMetadata(u) => (USER, u.user_id.clone()),
+        Req::UnsubscribeUserMetadata(u) => (USER, u.user_id.clone()),
+        Req::SetLock(l) => (l.channel_type, l.channel_name.clone()),
+        Req::RemoveLock(l) => (l.channel_type, l.channel_name.clone()),
+        Req::AcquireLock(l) => (l.channel_type, l.channel_name.clone()),
+        Req::ReleaseLock(l) => (l.channel_type, l.channel_name.clone()),
+        Req::RevokeLock(l) => (l.channel_type, l.channel_name.clone()),
+        Req::GetLock(l) => (l.channel_type, l.channel_name.clone()),
+        other => panic!("not a request of the barrage: {other:?}"),
+    }
+}
+
+/// What the channel `(channel_type, name)` holds as far as `c` can read it: its
+/// metadata and its locks (or the code each read is refused with).
+async fn readable(c: &mut RawClient, (channel_type, name): &(i32, String)) -> String {
+    let meta = match c
+        .request(Req::GetMetadata(pb::GetMetadataRequest {
+            channel_type: *channel_type,
+            channel_name: name.clone(),
+        }))
+        .await
+    {
+        Rep::GetMetadata(r) => format!("{:?}", r.data),
+        Rep::Error(e) => format!("refused {}", e.code),
+        other => panic!("getMetadata: {other:?}"),
+    };
+    let locks = match c
+        .request(Req::GetLock(pb::GetLockRequest {
+            channel_type: *channel_type,
+            channel_name: name.clone(),
+        }))
+        .await
+    {
+        Rep::GetLock(r) => format!("{:?}", r.locks),
+        Rep::Error(e) => format!("refused {}", e.code),
+        other => panic!("getLock: {other:?}"),
+    };
+    format!("{meta} / {locks}")
+}
+
+/// Like [`barrage`] but alone on the server, so that nothing else writes meanwhile:
+/// before and after every refused request the channel it aims at reads the same.
+async fn checked_barrage(c: &mut RawClient, rng: &mut StdRng, n: usize) -> usize {
+    let mut refused = 0;
+    for i in 0..n {
+        let body = request(rng);
+        if matches!(&body, Req::AcquireLock(a) if a.retry) {
+            continue;
+        }
+        let at = target(&body);
+        let before = readable(c, &at).await;
+        let rep = c.request(body.clone()).await;
+        if let Rep::Error(e) = rep {
+            assert!(refusal_fits(&body, e.code), "request {i} {body:?}: {e:?}");
+            assert_eq!(
+                readable(c, &at).await,
+                before,
+                "request {i} was refused ({e:?}) yet changed {at:?}: {body:?}"
+            );
+            refused += 1;
+        }
+    }
+    refused
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r171_random_storage_and_lock_requests_never_break_the_server() {
     let seed: u64 = std::env::var("SWITCHBOARD_HOSTILE_SEED")
@@ -226,6 +301,11 @@ async fn r171_random_storage_and_lock_requests_never_break_the_server() {
         sa.0 > 0 && sa.1 > 0 && sb.0 > 0 && sb.1 > 0,
         "{sa:?} {sb:?}"
     );
+
+    // Then one client alone: every refusal leaves its channel as it was (R171).
+    let mut rc = StdRng::seed_from_u64(seed ^ 0x5851_f42d_4c95_7f2d);
+    let refused = checked_barrage(&mut a, &mut rc, 400).await;
+    assert!(refused > 0, "the checked barrage reaches refusals");
 
     a.assert_alive().await;
     b.assert_alive().await;
