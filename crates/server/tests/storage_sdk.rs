@@ -15,9 +15,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use switchboard_client::{
     ChannelType, Client, ErrorCode, Event, EventStream, JoinOptions, LinkState, LockDetail,
-    LockEvent, LockEventType, MetadataItem, MetadataOptions, PublishOptions, RemoveMetadataOptions,
-    RemoveUserMetadataOptions, StorageData, StorageEvent, StorageEventType, StorageType,
-    SubscribeOptions, UserMetadataOptions,
+    LockEvent, LockEventType, LockResponse, MetadataItem, MetadataOptions, PublishOptions,
+    RemoveMetadataOptions, RemoveUserMetadataOptions, RtmError, StorageData, StorageEvent,
+    StorageEventType, StorageType, SubscribeOptions, UserMetadataOptions,
 };
 use tokio::time::Instant;
 
@@ -744,6 +744,29 @@ async fn locks_and_lock_events_with_lock() {
     .expect("test within its time limit");
 }
 
+/// Starts `c` waiting for lock `L` of MESSAGE channel `room` (acquireLock with retry)
+/// and returns once the server has it in line: a second operation of its answers
+/// −14003 (R158).
+async fn wait_in_line(c: &Client) -> tokio::task::JoinHandle<Result<LockResponse, RtmError>> {
+    let waits = {
+        let lock = c.lock();
+        tokio::spawn(async move { lock.acquire_lock("room", Message, "L", true).await })
+    };
+    let in_line = eventually_async(STEP, || {
+        let lock = c.lock();
+        async move {
+            let err = lock
+                .release_lock("room", Message, "L")
+                .await
+                .expect_err("waiting");
+            err.code == ErrorCode::LockOperationPerforming.as_i32()
+        }
+    })
+    .await;
+    assert!(in_line, "{} never waited in line", c.user_id());
+    waits
+}
+
 /// R152, R157, R158: an `acquire_lock` with retry waits in line for longer than the
 /// SDK's request timeout (it has none) and resolves when the owner releases; waiters
 /// are served in arrival order, each hand-over shows as RELEASED then ACQUIRED; another
@@ -781,42 +804,10 @@ async fn acquire_with_retry_is_handed_over() {
         expect_lock(&mut ev, LockEventType::Set, "L", "", "SET").await;
         expect_lock(&mut ev, LockEventType::Acquired, "L", "alice", "ACQUIRED").await;
 
-        let carol_waits = {
-            let lock = carol.lock();
-            tokio::spawn(async move { lock.acquire_lock("room", Message, "L", true).await })
-        };
-        // Carol is in line before dave.
-        let in_line = |c: &Client| {
-            let lock = c.lock();
-            async move {
-                let err = lock
-                    .release_lock("room", Message, "L")
-                    .await
-                    .expect_err("waiting");
-                err.code
-            }
-        };
-        let deadline = Instant::now() + STEP;
-        while in_line(&carol).await != ErrorCode::LockOperationPerforming.as_i32() {
-            assert!(Instant::now() < deadline, "carol never waited in line");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let dave_waits = {
-            let lock = dave.lock();
-            tokio::spawn(async move { lock.acquire_lock("room", Message, "L", true).await })
-        };
-        while in_line(&dave).await != ErrorCode::LockOperationPerforming.as_i32() {
-            assert!(Instant::now() < deadline, "dave never waited in line");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let erin_waits = {
-            let lock = erin.lock();
-            tokio::spawn(async move { lock.acquire_lock("room", Message, "L", true).await })
-        };
-        while in_line(&erin).await != ErrorCode::LockOperationPerforming.as_i32() {
-            assert!(Instant::now() < deadline, "erin never waited in line");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        // Carol is in line before dave, dave before erin.
+        let carol_waits = wait_in_line(&carol).await;
+        let dave_waits = wait_in_line(&dave).await;
+        let erin_waits = wait_in_line(&erin).await;
 
         // Well past the 500 ms request timeout: still waiting, not failed.
         tokio::time::sleep(Duration::from_millis(1_500)).await;
