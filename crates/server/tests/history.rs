@@ -14,35 +14,6 @@ use switchboard_engine::HistoryRetention;
 use switchboard_engine_memory::{MemoryBroker, MemoryConfig, SqliteHistory};
 use switchboard_server::Server;
 
-/// A fresh data directory, removed on drop.
-struct DataDir(PathBuf);
-
-impl DataDir {
-    fn new(tag: &str) -> DataDir {
-        let dir = std::env::temp_dir().join(format!(
-            "switchboard-history-{tag}-{}-{}",
-            std::process::id(),
-            rand_suffix()
-        ));
-        std::fs::create_dir_all(&dir).expect("create dir");
-        DataDir(dir)
-    }
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn rand_suffix() -> u64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 async fn server_with_history(dir: &DataDir) -> TestServer {
     let mut config = base_config();
     for app in &mut config.apps {

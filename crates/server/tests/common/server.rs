@@ -70,6 +70,23 @@ pub fn fresh_dir(tag: &str) -> std::path::PathBuf {
     dir
 }
 
+/// A [`fresh_dir`] that is removed when dropped (for tests that open stores on it
+/// themselves).
+pub struct DataDir(pub std::path::PathBuf);
+
+impl DataDir {
+    /// A fresh directory named after `tag`.
+    pub fn new(tag: &str) -> DataDir {
+        DataDir(fresh_dir(tag))
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn rand_suffix() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
