@@ -35,6 +35,18 @@ pub struct ServeArgs {
     /// Largest WebSocket message, bytes (default 1048576).
     #[arg(long, env = "SWITCHBOARD_MAX_FRAME_BYTES")]
     max_frame_bytes: Option<usize>,
+    /// Largest WebSocket message before login, bytes (default 65536).
+    #[arg(long, env = "SWITCHBOARD_MAX_FRAME_BYTES_BEFORE_LOGIN")]
+    max_frame_bytes_before_login: Option<usize>,
+    /// Most sockets in the WebSocket handshake at once (default 1024).
+    #[arg(long, env = "SWITCHBOARD_MAX_HANDSHAKES")]
+    max_handshakes: Option<usize>,
+    /// Time allowed for the WebSocket handshake, ms (default 5000).
+    #[arg(long, env = "SWITCHBOARD_HANDSHAKE_TIMEOUT_MS")]
+    handshake_timeout_ms: Option<u64>,
+    /// Most connections from one IP address (default 0: no limit).
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
     /// Outbound queue per connection, bytes (default 4194304).
     #[arg(long, env = "SWITCHBOARD_OUTBOUND_QUEUE_BYTES")]
     outbound_queue_bytes: Option<usize>,
@@ -97,6 +109,10 @@ struct FileConfig {
     apps: Vec<AppConfig>,
     max_connections: Option<usize>,
     max_frame_bytes: Option<usize>,
+    max_frame_bytes_before_login: Option<usize>,
+    max_handshakes: Option<usize>,
+    handshake_timeout_ms: Option<u64>,
+    max_connections_per_ip: Option<usize>,
     outbound_queue_bytes: Option<usize>,
     outbound_queue_messages: Option<usize>,
     login_timeout_ms: Option<u64>,
@@ -298,6 +314,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .max_frame_bytes
             .or(file.max_frame_bytes)
             .unwrap_or(defaults.max_frame_bytes),
+        max_frame_bytes_before_login: args
+            .max_frame_bytes_before_login
+            .or(file.max_frame_bytes_before_login)
+            .unwrap_or(defaults.max_frame_bytes_before_login),
+        max_handshakes: args
+            .max_handshakes
+            .or(file.max_handshakes)
+            .unwrap_or(defaults.max_handshakes),
+        handshake_timeout: args
+            .handshake_timeout_ms
+            .or(file.handshake_timeout_ms)
+            .map_or(defaults.handshake_timeout, ms),
+        max_connections_per_ip: args
+            .max_connections_per_ip
+            .or(file.max_connections_per_ip)
+            .unwrap_or(defaults.max_connections_per_ip),
         outbound_queue_bytes: args
             .outbound_queue_bytes
             .or(file.outbound_queue_bytes)
