@@ -246,7 +246,16 @@ fn first_start_app(data_dir: &Path) -> anyhow::Result<(AppConfig, bool)> {
         "# Created by `switchboard serve` on first start. Keep the certificate secret.\n{}",
         toml::to_string(&stored)?
     );
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    // The certificate signs every token of the app: only its owner may read the file.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok((AppConfig::new(stored.id, Some(stored.certificate)), true))
 }
 
@@ -380,16 +389,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     if let (Some(new), Some(app)) = (created, apps.first()) {
-        let cert = app.certificate.clone().unwrap_or_default();
-        let verb = if new { "created" } else { "loaded" };
-        println!("app {verb} in {}:", data_dir.join("app.toml").display());
-        println!("  app id:      {}", app.id);
-        println!("  certificate: {cert}");
-        println!(
-            "  make a token: {} token rtm --app-id {} --app-cert {cert} --user-id alice",
-            self_command(),
-            app.id
-        );
+        let stored = data_dir.join("app.toml");
+        if new {
+            // Printed once, when created; later starts point at the file (mode 0600).
+            let cert = app.certificate.clone().unwrap_or_default();
+            println!("app created in {}:", stored.display());
+            println!("  app id:      {}", app.id);
+            println!("  certificate: {cert}");
+            println!(
+                "  make a token: {} token rtm --app-id {} --app-cert {cert} --user-id alice",
+                self_command(),
+                app.id
+            );
+        } else {
+            println!("app loaded from {}:", stored.display());
+            println!("  app id:      {}", app.id);
+            println!(
+                "  certificate: in {} (printed when it was created)",
+                stored.display()
+            );
+        }
     }
     let mut retention = HistoryRetention::default();
     if let Some(n) = args
