@@ -610,14 +610,20 @@ fn rows() -> Vec<Row> {
             login_case(login_user(&u, 60, 0), CodeThenClose(-10006, 4010))
         }),
         row(Identity, "R4 R6", "login with an empty user id", |_| {
-            login_case(login_req(APP_ID, "", &token(""), 60, 0), CodeThenClose(-10006, 4010))
+            login_case(
+                login_req(APP_ID, "", &token(""), 60, 0),
+                CodeThenClose(-10006, 4010),
+            )
         }),
         row(Identity, "R4 R6", "login as \"null\"", |_| {
             login_case(login_user("null", 60, 0), CodeThenClose(-10006, 4010))
         }),
-        row(Identity, "R5 R6", "login with a user id starting with _", |_| {
-            login_case(login_user("_x", 60, 0), CodeThenClose(-10006, 4010))
-        }),
+        row(
+            Identity,
+            "R5 R6",
+            "login with a user id starting with _",
+            |_| login_case(login_user("_x", 60, 0), CodeThenClose(-10006, 4010)),
+        ),
         row(Identity, "R3 R6", "login with '/' in the user id", |_| {
             login_case(login_user("a/b", 60, 0), CodeThenClose(-10006, 4010))
         }),
@@ -639,20 +645,42 @@ fn rows() -> Vec<Row> {
                 CodeThenClose(-10005, 4010),
             )
         }),
-        row(Identity, "R25 R26", "login with an empty token (app with a certificate)", |c| {
-            login_case(login_req(APP_ID, &c.user, "", 60, 0), CodeThenClose(-10005, 4010))
-        }),
-        row(Identity, "R26", "login with a token signed by the wrong certificate", |c| {
-            let t = token_with(APP_ID, WRONG_CERT, &c.user, 3600, now_secs());
-            login_case(login_req(APP_ID, &c.user, &t, 60, 0), CodeThenClose(-10005, 4010))
-        }),
+        row(
+            Identity,
+            "R25 R26",
+            "login with an empty token (app with a certificate)",
+            |c| {
+                login_case(
+                    login_req(APP_ID, &c.user, "", 60, 0),
+                    CodeThenClose(-10005, 4010),
+                )
+            },
+        ),
+        row(
+            Identity,
+            "R26",
+            "login with a token signed by the wrong certificate",
+            |c| {
+                let t = token_with(APP_ID, WRONG_CERT, &c.user, 3600, now_secs());
+                login_case(
+                    login_req(APP_ID, &c.user, &t, 60, 0),
+                    CodeThenClose(-10005, 4010),
+                )
+            },
+        ),
         row(Identity, "R26 R45", "login with an expired token", |c| {
             let t = token_with(APP_ID, CERT, &c.user, 60, now_secs() - 3600);
-            login_case(login_req(APP_ID, &c.user, &t, 60, 0), CodeThenClose(-10009, 4010))
+            login_case(
+                login_req(APP_ID, &c.user, &t, 60, 0),
+                CodeThenClose(-10009, 4010),
+            )
         }),
         row(Identity, "R26", "login with another app's token", |c| {
             let t = token_with(OTHER_APP_ID, OTHER_CERT, &c.user, 3600, now_secs());
-            login_case(login_req(APP_ID, &c.user, &t, 60, 0), CodeThenClose(-10016, 4010))
+            login_case(
+                login_req(APP_ID, &c.user, &t, 60, 0),
+                CodeThenClose(-10016, 4010),
+            )
         }),
         row(Identity, "R25", "login with another user's token", |c| {
             login_case(
@@ -660,36 +688,57 @@ fn rows() -> Vec<Row> {
                 CodeThenClose(-10005, 4010),
             )
         }),
-        row(Identity, "R25", "login to an open app with an empty token", |c| {
-            login_case(login_req(OPEN_APP_ID, &c.user, "", 60, 0), Ok)
-        }),
+        row(
+            Identity,
+            "R25",
+            "login to an open app with an empty token",
+            |c| login_case(login_req(OPEN_APP_ID, &c.user, "", 60, 0), Ok),
+        ),
         row(Identity, "R16", "presenceTimeout 300 is kept", |c| {
             login_case(login_user(&c.user, 60, 300), login_with(60, 300))
         }),
-        row(Identity, "R16", "presenceTimeout 301 is clamped to 300", |c| {
-            login_case(login_user(&c.user, 60, 301), login_with(60, 300))
-        }),
+        row(
+            Identity,
+            "R16",
+            "presenceTimeout 301 is clamped to 300",
+            |c| login_case(login_user(&c.user, 60, 301), login_with(60, 300)),
+        ),
         row(Identity, "R16", "presenceTimeout 4 is clamped to 5", |c| {
             login_case(login_user(&c.user, 60, 4), login_with(60, 5))
         }),
-        row(Identity, "R16", "presenceTimeout u32::MAX is clamped to 300", |c| {
-            login_case(login_user(&c.user, 60, u32::MAX), login_with(60, 300))
-        }),
-        row(Identity, "R16", "presenceTimeout 0 means the default 300", |c| {
-            login_case(login_user(&c.user, 60, 0), login_with(60, 300))
-        }),
+        row(
+            Identity,
+            "R16",
+            "presenceTimeout u32::MAX is clamped to 300",
+            |c| login_case(login_user(&c.user, 60, u32::MAX), login_with(60, 300)),
+        ),
+        row(
+            Identity,
+            "R16",
+            "presenceTimeout 0 means the default 300",
+            |c| login_case(login_user(&c.user, 60, 0), login_with(60, 300)),
+        ),
         row(Identity, "R17", "heartbeatInterval 1800 is kept", |c| {
             login_case(login_user(&c.user, 1800, 0), login_with(1800, 300))
         }),
-        row(Identity, "R17", "heartbeatInterval 1801 is clamped to 1800", |c| {
-            login_case(login_user(&c.user, 1801, 0), login_with(1800, 300))
-        }),
-        row(Identity, "R17", "heartbeatInterval u32::MAX is clamped to 1800", |c| {
-            login_case(login_user(&c.user, u32::MAX, 0), login_with(1800, 300))
-        }),
+        row(
+            Identity,
+            "R17",
+            "heartbeatInterval 1801 is clamped to 1800",
+            |c| login_case(login_user(&c.user, 1801, 0), login_with(1800, 300)),
+        ),
+        row(
+            Identity,
+            "R17",
+            "heartbeatInterval u32::MAX is clamped to 1800",
+            |c| login_case(login_user(&c.user, u32::MAX, 0), login_with(1800, 300)),
+        ),
         // --- Publishing (R7, R8, R63–R67, R71, R74, R75) ----------------------------------
         row(Publish, "R63", "payload of 32,768 bytes", |c| {
-            simple(publish(MSG, &c.ch, pb::MessageType::Binary, vec![1u8; 32_768]), Ok)
+            simple(
+                publish(MSG, &c.ch, pb::MessageType::Binary, vec![1u8; 32_768]),
+                Ok,
+            )
         }),
         row(Publish, "R63 R171", "payload of 32,769 bytes", |c| {
             unchanged(
@@ -698,19 +747,32 @@ fn rows() -> Vec<Row> {
                 position_of(&c.ch),
             )
         }),
-        row(Publish, "R63 R171", "STRING payload of 16,385 × 'é' (32,770 UTF-8 bytes)", |c| {
-            unchanged(
-                publish_str(&c.ch, &"\u{e9}".repeat(16_385)),
-                Code(-11010),
-                position_of(&c.ch),
-            )
-        }),
+        row(
+            Publish,
+            "R63 R171",
+            "STRING payload of 16,385 × 'é' (32,770 UTF-8 bytes)",
+            |c| {
+                unchanged(
+                    publish_str(&c.ch, &"\u{e9}".repeat(16_385)),
+                    Code(-11010),
+                    position_of(&c.ch),
+                )
+            },
+        ),
         row(Publish, "R63", "empty payload", |c| {
-            simple(publish(MSG, &c.ch, pb::MessageType::Binary, Bytes::new()), Ok)
+            simple(
+                publish(MSG, &c.ch, pb::MessageType::Binary, Bytes::new()),
+                Ok,
+            )
         }),
         row(Publish, "R64 R171", "message type unset (0)", |c| {
             unchanged(
-                publish(MSG, &c.ch, pb::MessageType::Unspecified, Bytes::from_static(b"x")),
+                publish(
+                    MSG,
+                    &c.ch,
+                    pb::MessageType::Unspecified,
+                    Bytes::from_static(b"x"),
+                ),
                 Code(-11009),
                 position_of(&c.ch),
             )
@@ -724,18 +786,32 @@ fn rows() -> Vec<Row> {
             r.message_type = 99;
             unchanged(Req::Publish(r), Code(-11009), position_of(&c.ch))
         }),
-        row(Publish, "R64 R65 R171", "STRING payload that is not UTF-8", |c| {
-            unchanged(
-                publish(MSG, &c.ch, pb::MessageType::String, Bytes::from_static(b"\xff\xfe")),
-                Code(-11009),
-                position_of(&c.ch),
-            )
-        }),
+        row(
+            Publish,
+            "R64 R65 R171",
+            "STRING payload that is not UTF-8",
+            |c| {
+                unchanged(
+                    publish(
+                        MSG,
+                        &c.ch,
+                        pb::MessageType::String,
+                        Bytes::from_static(b"\xff\xfe"),
+                    ),
+                    Code(-11009),
+                    position_of(&c.ch),
+                )
+            },
+        ),
         row(Publish, "R66", "customType of 32 bytes", |c| {
             simple(publish_typed(&c.ch, &"t".repeat(32)), Ok)
         }),
         row(Publish, "R66 R171", "customType of 33 bytes", |c| {
-            unchanged(publish_typed(&c.ch, &"t".repeat(33)), Code(-11029), position_of(&c.ch))
+            unchanged(
+                publish_typed(&c.ch, &"t".repeat(33)),
+                Code(-11029),
+                position_of(&c.ch),
+            )
         }),
         row(Publish, "R7", "publish to a 64-byte channel name", |_| {
             simple(publish_str(&"c".repeat(64), "x"), Ok)
@@ -749,48 +825,84 @@ fn rows() -> Vec<Row> {
         row(Publish, "R7", "publish to channel \"null\"", |_| {
             simple(publish_str("null", "x"), Code(-10008))
         }),
-        row(Publish, "R7", "publish to a channel starting with _", |_| {
-            simple(publish_str("_c", "x"), Code(-10008))
-        }),
-        row(Publish, "R7 R15", "publish to a channel with a NUL byte", |_| {
-            simple(publish_str("a\u{0}b", "x"), Code(-10008))
-        }),
+        row(
+            Publish,
+            "R7",
+            "publish to a channel starting with _",
+            |_| simple(publish_str("_c", "x"), Code(-10008)),
+        ),
+        row(
+            Publish,
+            "R7 R15",
+            "publish to a channel with a NUL byte",
+            |_| simple(publish_str("a\u{0}b", "x"), Code(-10008)),
+        ),
         row(Publish, "R8", "USER publish to a 65-byte user id", |_| {
             simple(
-                publish(USER, &long(65), pb::MessageType::String, Bytes::from_static(b"x")),
+                publish(
+                    USER,
+                    &long(65),
+                    pb::MessageType::String,
+                    Bytes::from_static(b"x"),
+                ),
                 Code(-10008),
             )
         }),
-        row(Publish, "R8 R71", "USER publish to an offline 64-byte user id", |_| {
-            simple(
-                publish(USER, &long(64), pb::MessageType::String, Bytes::from_static(b"x")),
-                Code(-11033),
-            )
-        }),
-        row(Publish, "R74 R171", "storeInHistory on an app without history", |c| {
-            let r = pb::PublishRequest {
-                channel_type: MSG,
-                channel_name: c.ch.clone(),
-                message_type: pb::MessageType::String as i32,
-                payload: Bytes::from_static(b"x"),
-                store_in_history: true,
-                ..Default::default()
-            };
-            unchanged(Req::Publish(r), Code(-15005), position_of(&c.ch))
-        }),
+        row(
+            Publish,
+            "R8 R71",
+            "USER publish to an offline 64-byte user id",
+            |_| {
+                simple(
+                    publish(
+                        USER,
+                        &long(64),
+                        pb::MessageType::String,
+                        Bytes::from_static(b"x"),
+                    ),
+                    Code(-11033),
+                )
+            },
+        ),
+        row(
+            Publish,
+            "R74 R171",
+            "storeInHistory on an app without history",
+            |c| {
+                let r = pb::PublishRequest {
+                    channel_type: MSG,
+                    channel_name: c.ch.clone(),
+                    message_type: pb::MessageType::String as i32,
+                    payload: Bytes::from_static(b"x"),
+                    store_in_history: true,
+                    ..Default::default()
+                };
+                unchanged(Req::Publish(r), Code(-15005), position_of(&c.ch))
+            },
+        ),
         row(Publish, "R75", "publish with channelType STREAM", |c| {
             simple(
-                publish(STREAM, &c.ch, pb::MessageType::String, Bytes::from_static(b"x")),
+                publish(
+                    STREAM,
+                    &c.ch,
+                    pb::MessageType::String,
+                    Bytes::from_static(b"x"),
+                ),
                 Code(-10019),
             )
         }),
-        row(Publish, "R75 R171", "publish with unknown channelType 99", |c| {
-            unchanged(
-                publish(99, &c.ch, pb::MessageType::String, Bytes::from_static(b"x")),
-                Code(-10019),
-                position_of(&c.ch),
-            )
-        }),
+        row(
+            Publish,
+            "R75 R171",
+            "publish with unknown channelType 99",
+            |c| {
+                unchanged(
+                    publish(99, &c.ch, pb::MessageType::String, Bytes::from_static(b"x")),
+                    Code(-10019),
+                    position_of(&c.ch),
+                )
+            },
+        ),
         row(Publish, "R75 R171", "publish with channelType -1", |c| {
             unchanged(
                 publish(-1, &c.ch, pb::MessageType::String, Bytes::from_static(b"x")),
@@ -798,57 +910,102 @@ fn rows() -> Vec<Row> {
                 position_of(&c.ch),
             )
         }),
-        row(Publish, "R68", "publish with channelType unset (MESSAGE)", |c| {
-            simple(
-                publish(0, &c.ch, pb::MessageType::String, Bytes::from_static(b"x")),
-                Ok,
-            )
-        }),
+        row(
+            Publish,
+            "R68",
+            "publish with channelType unset (MESSAGE)",
+            |c| {
+                simple(
+                    publish(0, &c.ch, pb::MessageType::String, Bytes::from_static(b"x")),
+                    Ok,
+                )
+            },
+        ),
         // --- Subscriptions (R7, R77, R81, R83) ---------------------------------------------
-        row(Subscriptions, "R7", "subscribe to a 64-byte channel name", |_| {
-            simple(subscribe(&"s".repeat(64)), Ok)
-        }),
-        row(Subscriptions, "R7", "subscribe to a 65-byte channel name", |_| {
-            simple(subscribe(&"s".repeat(65)), Code(-10008))
-        }),
-        row(Subscriptions, "R7", "subscribe with '`' in the name", |_| {
-            simple(subscribe("a`b"), Code(-10008))
-        }),
-        row(Subscriptions, "R83", "unsubscribe a channel not subscribed", |c| {
-            simple(unsubscribe(&c.ch), Code(-11002))
-        }),
+        row(
+            Subscriptions,
+            "R7",
+            "subscribe to a 64-byte channel name",
+            |_| simple(subscribe(&"s".repeat(64)), Ok),
+        ),
+        row(
+            Subscriptions,
+            "R7",
+            "subscribe to a 65-byte channel name",
+            |_| simple(subscribe(&"s".repeat(65)), Code(-10008)),
+        ),
+        row(
+            Subscriptions,
+            "R7",
+            "subscribe with '`' in the name",
+            |_| simple(subscribe("a`b"), Code(-10008)),
+        ),
+        row(
+            Subscriptions,
+            "R83",
+            "unsubscribe a channel not subscribed",
+            |c| simple(unsubscribe(&c.ch), Code(-11002)),
+        ),
         row(Subscriptions, "R81", "subscribe twice", |c| {
             after(vec![subscribe(&c.ch)], subscribe(&c.ch), Ok)
         }),
-        row(Subscriptions, "R58", "subscribe since a huge position", |c| {
-            let r = pb::SubscribeRequest {
-                channel_name: c.ch.clone(),
-                with_presence: Some(false),
-                since: Some(pb::StreamPosition {
-                    epoch: u64::MAX,
-                    offset: u64::MAX,
-                }),
-                ..Default::default()
-            };
-            simple(Req::Subscribe(r), Ok)
-        }),
+        row(
+            Subscriptions,
+            "R58",
+            "subscribe since a huge position",
+            |c| {
+                let r = pb::SubscribeRequest {
+                    channel_name: c.ch.clone(),
+                    with_presence: Some(false),
+                    since: Some(pb::StreamPosition {
+                        epoch: u64::MAX,
+                        offset: u64::MAX,
+                    }),
+                    ..Default::default()
+                };
+                simple(Req::Subscribe(r), Ok)
+            },
+        ),
         // --- Default limits, one group each (R77, R89, R98, R105, R106) -------------------
         row(DefaultSubscriptions, "R77", "the 100th subscription", |c| {
-            let setup = (1..100).map(|i| subscribe(&format!("{}-{i}", c.ch))).collect();
+            let setup = (1..100)
+                .map(|i| subscribe(&format!("{}-{i}", c.ch)))
+                .collect();
             after(setup, subscribe(&format!("{}-100", c.ch)), Ok)
         }),
-        row(DefaultSubscriptions, "R77 R171", "the 101st subscription", |c| {
-            let setup = (1..=100).map(|i| subscribe(&format!("{}-{i}", c.ch))).collect();
-            after(setup, subscribe(&format!("{}-101", c.ch)), Code(-11005))
-        }),
-        row(DefaultStreamChannels, "R89", "the 10th joined stream channel", |c| {
-            let setup = (1..10).map(|i| join(&format!("{}-{i}", c.ch), &c.user)).collect();
-            after(setup, join(&format!("{}-10", c.ch), &c.user), Ok)
-        }),
-        row(DefaultStreamChannels, "R89", "the 11th joined stream channel", |c| {
-            let setup = (1..=10).map(|i| join(&format!("{}-{i}", c.ch), &c.user)).collect();
-            after(setup, join(&format!("{}-11", c.ch), &c.user), Code(-11005))
-        }),
+        row(
+            DefaultSubscriptions,
+            "R77 R171",
+            "the 101st subscription",
+            |c| {
+                let setup = (1..=100)
+                    .map(|i| subscribe(&format!("{}-{i}", c.ch)))
+                    .collect();
+                after(setup, subscribe(&format!("{}-101", c.ch)), Code(-11005))
+            },
+        ),
+        row(
+            DefaultStreamChannels,
+            "R89",
+            "the 10th joined stream channel",
+            |c| {
+                let setup = (1..10)
+                    .map(|i| join(&format!("{}-{i}", c.ch), &c.user))
+                    .collect();
+                after(setup, join(&format!("{}-10", c.ch), &c.user), Ok)
+            },
+        ),
+        row(
+            DefaultStreamChannels,
+            "R89",
+            "the 11th joined stream channel",
+            |c| {
+                let setup = (1..=10)
+                    .map(|i| join(&format!("{}-{i}", c.ch), &c.user))
+                    .collect();
+                after(setup, join(&format!("{}-11", c.ch), &c.user), Code(-11005))
+            },
+        ),
         row(DefaultJoinedTopics, "R98", "the 8th joined topic", |c| {
             let mut setup = vec![join(&c.ch, &c.user)];
             setup.extend((1..8).map(|i| join_topic(&c.ch, &format!("t{i}"))));
@@ -859,72 +1016,137 @@ fn rows() -> Vec<Row> {
             setup.extend((1..=8).map(|i| join_topic(&c.ch, &format!("t{i}"))));
             after(setup, join_topic(&c.ch, "t9"), Code(-11014))
         }),
-        row(DefaultSubscribedTopics, "R105 R109", "the 50th subscribed topic", |c| {
-            let p = vec!["p".to_string()];
-            let mut setup = vec![join(&c.ch, &c.user)];
-            setup.extend((1..50).map(|i| subscribe_topic(&c.ch, &format!("t{i}"), &p)));
-            after(setup, subscribe_topic(&c.ch, "t50", &p), Ok)
-        }),
-        row(DefaultSubscribedTopics, "R105", "the 51st subscribed topic", |c| {
-            let p = vec!["p".to_string()];
-            let mut setup = vec![join(&c.ch, &c.user)];
-            setup.extend((1..=50).map(|i| subscribe_topic(&c.ch, &format!("t{i}"), &p)));
-            after(setup, subscribe_topic(&c.ch, "t51", &p), Code(-11014))
-        }),
-        row(DefaultTopicPublishers, "R106 R109", "following 64 publishers in one call", |c| {
-            after(
-                vec![join(&c.ch, &c.user)],
-                subscribe_topic(&c.ch, "t", &users("p", 64)),
-                topic_result(64, vec![]),
-            )
-        }),
-        row(DefaultTopicPublishers, "R106", "the 65th followed publisher", |c| {
-            after(
-                vec![join(&c.ch, &c.user), subscribe_topic(&c.ch, "t", &users("p", 64))],
-                subscribe_topic(&c.ch, "t", &["q".to_string()]),
-                Code(-11003),
-            )
-        }),
-        row(DefaultTopicPublishers, "R106", "65 publishers in one call: one fails with 20003", |c| {
-            after(
-                vec![join(&c.ch, &c.user)],
-                subscribe_topic(&c.ch, "t", &users("p", 65)),
-                topic_result(64, vec![20003]),
-            )
-        }),
+        row(
+            DefaultSubscribedTopics,
+            "R105 R109",
+            "the 50th subscribed topic",
+            |c| {
+                let p = vec!["p".to_string()];
+                let mut setup = vec![join(&c.ch, &c.user)];
+                setup.extend((1..50).map(|i| subscribe_topic(&c.ch, &format!("t{i}"), &p)));
+                after(setup, subscribe_topic(&c.ch, "t50", &p), Ok)
+            },
+        ),
+        row(
+            DefaultSubscribedTopics,
+            "R105",
+            "the 51st subscribed topic",
+            |c| {
+                let p = vec!["p".to_string()];
+                let mut setup = vec![join(&c.ch, &c.user)];
+                setup.extend((1..=50).map(|i| subscribe_topic(&c.ch, &format!("t{i}"), &p)));
+                after(setup, subscribe_topic(&c.ch, "t51", &p), Code(-11014))
+            },
+        ),
+        row(
+            DefaultTopicPublishers,
+            "R106 R109",
+            "following 64 publishers in one call",
+            |c| {
+                after(
+                    vec![join(&c.ch, &c.user)],
+                    subscribe_topic(&c.ch, "t", &users("p", 64)),
+                    topic_result(64, vec![]),
+                )
+            },
+        ),
+        row(
+            DefaultTopicPublishers,
+            "R106",
+            "the 65th followed publisher",
+            |c| {
+                after(
+                    vec![
+                        join(&c.ch, &c.user),
+                        subscribe_topic(&c.ch, "t", &users("p", 64)),
+                    ],
+                    subscribe_topic(&c.ch, "t", &["q".to_string()]),
+                    Code(-11003),
+                )
+            },
+        ),
+        row(
+            DefaultTopicPublishers,
+            "R106",
+            "65 publishers in one call: one fails with 20003",
+            |c| {
+                after(
+                    vec![join(&c.ch, &c.user)],
+                    subscribe_topic(&c.ch, "t", &users("p", 65)),
+                    topic_result(64, vec![20003]),
+                )
+            },
+        ),
         // --- Stream channels and topics (R9, R96, R102, R110, R111, R113) ------------------
         row(Stream, "R9", "joinTopic with a 16-byte topic name", |c| {
-            after(vec![join(&c.ch, &c.user)], join_topic(&c.ch, &"t".repeat(16)), Ok)
+            after(
+                vec![join(&c.ch, &c.user)],
+                join_topic(&c.ch, &"t".repeat(16)),
+                Ok,
+            )
         }),
         row(Stream, "R9", "joinTopic with a 17-byte topic name", |c| {
-            after(vec![join(&c.ch, &c.user)], join_topic(&c.ch, &"t".repeat(17)), Code(-11008))
+            after(
+                vec![join(&c.ch, &c.user)],
+                join_topic(&c.ch, &"t".repeat(17)),
+                Code(-11008),
+            )
         }),
-        row(Stream, "R9", "joinTopic with a topic name starting with _", |c| {
-            after(vec![join(&c.ch, &c.user)], join_topic(&c.ch, "_t"), Code(-11008))
-        }),
+        row(
+            Stream,
+            "R9",
+            "joinTopic with a topic name starting with _",
+            |c| {
+                after(
+                    vec![join(&c.ch, &c.user)],
+                    join_topic(&c.ch, "_t"),
+                    Code(-11008),
+                )
+            },
+        ),
         row(Stream, "R9", "joinTopic with an empty topic name", |c| {
-            after(vec![join(&c.ch, &c.user)], join_topic(&c.ch, ""), Code(-11008))
+            after(
+                vec![join(&c.ch, &c.user)],
+                join_topic(&c.ch, ""),
+                Code(-11008),
+            )
         }),
         row(Stream, "R7", "join a 65-byte stream channel name", |c| {
             simple(join(&"s".repeat(65), &c.user), Code(-10008))
         }),
-        row(Stream, "R36", "join without a token (app with a certificate)", |c| {
-            let r = pb::JoinRequest {
-                channel_name: c.ch.clone(),
-                with_presence: Some(false),
-                ..Default::default()
-            };
-            simple(Req::Join(r), Code(-10005))
-        }),
+        row(
+            Stream,
+            "R36",
+            "join without a token (app with a certificate)",
+            |c| {
+                let r = pb::JoinRequest {
+                    channel_name: c.ch.clone(),
+                    with_presence: Some(false),
+                    ..Default::default()
+                };
+                simple(Req::Join(r), Code(-10005))
+            },
+        ),
         row(Stream, "R96", "joinTopic in a channel not joined", |c| {
             simple(join_topic(&c.ch, "t"), Code(-11001))
         }),
-        row(Stream, "R96", "subscribeTopic in a channel not joined", |c| {
-            simple(subscribe_topic(&c.ch, "t", &["p".to_string()]), Code(-11001))
-        }),
-        row(Stream, "R96", "publishTopicMessage in a channel not joined", |c| {
-            simple(publish_topic(&c.ch, "t"), Code(-11001))
-        }),
+        row(
+            Stream,
+            "R96",
+            "subscribeTopic in a channel not joined",
+            |c| {
+                simple(
+                    subscribe_topic(&c.ch, "t", &["p".to_string()]),
+                    Code(-11001),
+                )
+            },
+        ),
+        row(
+            Stream,
+            "R96",
+            "publishTopicMessage in a channel not joined",
+            |c| simple(publish_topic(&c.ch, "t"), Code(-11001)),
+        ),
         row(Stream, "R96", "leaveTopic in a channel not joined", |c| {
             let r = pb::LeaveTopicRequest {
                 channel_name: c.ch.clone(),
@@ -938,9 +1160,18 @@ fn rows() -> Vec<Row> {
             };
             simple(Req::Leave(r), Code(-11001))
         }),
-        row(Stream, "R102", "publishTopicMessage on a topic not joined", |c| {
-            after(vec![join(&c.ch, &c.user)], publish_topic(&c.ch, "t"), Code(-11016))
-        }),
+        row(
+            Stream,
+            "R102",
+            "publishTopicMessage on a topic not joined",
+            |c| {
+                after(
+                    vec![join(&c.ch, &c.user)],
+                    publish_topic(&c.ch, "t"),
+                    Code(-11016),
+                )
+            },
+        ),
         row(Stream, "R63", "topic message of 32,769 bytes", |c| {
             let r = pb::PublishTopicMessageRequest {
                 channel_name: c.ch.clone(),
@@ -969,13 +1200,18 @@ fn rows() -> Vec<Row> {
                 Code(-11009),
             )
         }),
-        row(Stream, "R110", "subscribeTopic listing an invalid user id", |c| {
-            after(
-                vec![join(&c.ch, &c.user)],
-                subscribe_topic(&c.ch, "t", &["ok".to_string(), "_bad".to_string()]),
-                topic_result(1, vec![4]),
-            )
-        }),
+        row(
+            Stream,
+            "R110",
+            "subscribeTopic listing an invalid user id",
+            |c| {
+                after(
+                    vec![join(&c.ch, &c.user)],
+                    subscribe_topic(&c.ch, "t", &["ok".to_string(), "_bad".to_string()]),
+                    topic_result(1, vec![4]),
+                )
+            },
+        ),
         row(Stream, "R110", "subscribeTopic listing a user twice", |c| {
             after(
                 vec![join(&c.ch, &c.user)],
@@ -983,33 +1219,63 @@ fn rows() -> Vec<Row> {
                 topic_result(1, vec![]),
             )
         }),
-        row(Stream, "R110", "subscribeTopic of an already-followed user", |c| {
-            after(
-                vec![join(&c.ch, &c.user), subscribe_topic(&c.ch, "t", &["p".to_string()])],
-                subscribe_topic(&c.ch, "t", &["p".to_string()]),
-                topic_result(0, vec![20001]),
-            )
-        }),
-        row(Stream, "R111", "subscribeTopic without users on a topic without publishers", |c| {
-            after(vec![join(&c.ch, &c.user)], subscribe_topic(&c.ch, "t", &[]), Code(-11017))
-        }),
-        row(Stream, "R113", "unsubscribeTopic where nothing is followed", |c| {
-            after(vec![join(&c.ch, &c.user)], unsubscribe_topic(&c.ch, "t"), Code(-11013))
-        }),
+        row(
+            Stream,
+            "R110",
+            "subscribeTopic of an already-followed user",
+            |c| {
+                after(
+                    vec![
+                        join(&c.ch, &c.user),
+                        subscribe_topic(&c.ch, "t", &["p".to_string()]),
+                    ],
+                    subscribe_topic(&c.ch, "t", &["p".to_string()]),
+                    topic_result(0, vec![20001]),
+                )
+            },
+        ),
+        row(
+            Stream,
+            "R111",
+            "subscribeTopic without users on a topic without publishers",
+            |c| {
+                after(
+                    vec![join(&c.ch, &c.user)],
+                    subscribe_topic(&c.ch, "t", &[]),
+                    Code(-11017),
+                )
+            },
+        ),
+        row(
+            Stream,
+            "R113",
+            "unsubscribeTopic where nothing is followed",
+            |c| {
+                after(
+                    vec![join(&c.ch, &c.user)],
+                    unsubscribe_topic(&c.ch, "t"),
+                    Code(-11013),
+                )
+            },
+        ),
         row(Stream, "R89 R91", "join the same channel twice", |c| {
             after(vec![join(&c.ch, &c.user)], join(&c.ch, &c.user), Ok)
         }),
-        row(Stream, "R100", "joinTopic with qos 99 and priority 99 (unknown enums)", |c| {
-            let r = pb::JoinTopicRequest {
-                channel_name: c.ch.clone(),
-                topic_name: "t".into(),
-                qos: 99,
-                priority: Some(99),
-                ..Default::default()
-            };
-            after(vec![join(&c.ch, &c.user)], Req::JoinTopic(r), Code(-10014))
-        })
-        .bug("joinTopic accepts qos 99 / priority 99 (no such values, section 4.3); R172 wants a validation code, e.g. -10014"),
+        row(
+            Stream,
+            "R100",
+            "joinTopic with qos 99 and priority 99 (unknown enums)",
+            |c| {
+                let r = pb::JoinTopicRequest {
+                    channel_name: c.ch.clone(),
+                    topic_name: "t".into(),
+                    qos: 99,
+                    priority: Some(99),
+                    ..Default::default()
+                };
+                after(vec![join(&c.ch, &c.user)], Req::JoinTopic(r), Code(-10014))
+            },
+        ),
         row(Stream, "R100", "joinTopic with 1,025 bytes of meta", |c| {
             let r = pb::JoinTopicRequest {
                 channel_name: c.ch.clone(),
@@ -1043,10 +1309,16 @@ fn rows() -> Vec<Row> {
             }
         }),
         row(Presence, "R12", "setState with '/' in a key", |c| {
-            simple(set_state(MSG, &c.ch, &[("a/b".into(), "v".into())]), Code(-13006))
+            simple(
+                set_state(MSG, &c.ch, &[("a/b".into(), "v".into())]),
+                Code(-13006),
+            )
         }),
         row(Presence, "R12", "setState with an empty key", |c| {
-            simple(set_state(MSG, &c.ch, &[(String::new(), "v".into())]), Code(-13006))
+            simple(
+                set_state(MSG, &c.ch, &[(String::new(), "v".into())]),
+                Code(-13006),
+            )
         }),
         row(Presence, "R128", "setState with no keys", |c| {
             simple(set_state(MSG, &c.ch, &[]), Code(-13003))
@@ -1060,21 +1332,30 @@ fn rows() -> Vec<Row> {
         row(Presence, "R128", "setState with 32 keys", |c| {
             simple(set_state(MSG, &c.ch, &kv(32, 1)), Ok)
         }),
-        row(Presence, "R128 R171", "setState with 33 keys", |c| {
-            Case {
-                observe: reply_of(get_state(&c.ch, &c.user)),
-                ..after(vec![subscribe(&c.ch)], set_state(MSG, &c.ch, &kv(33, 1)), Code(-13005))
-            }
+        row(Presence, "R128 R171", "setState with 33 keys", |c| Case {
+            observe: reply_of(get_state(&c.ch, &c.user)),
+            ..after(
+                vec![subscribe(&c.ch)],
+                set_state(MSG, &c.ch, &kv(33, 1)),
+                Code(-13005),
+            )
         }),
         row(Presence, "R128", "setState making 33 keys in all", |c| {
-            after(vec![set_state(MSG, &c.ch, &kv(32, 1))], set_state(MSG, &c.ch, &[("x".into(), "1".into())]), Code(-13005))
+            after(
+                vec![set_state(MSG, &c.ch, &kv(32, 1))],
+                set_state(MSG, &c.ch, &[("x".into(), "1".into())]),
+                Code(-13005),
+            )
         }),
         row(Presence, "R125", "setState with channelType USER", |c| {
             simple(set_state(USER, &c.ch, &kv(1, 1)), Code(-10019))
         }),
-        row(Presence, "R125", "setState with unknown channelType 99", |c| {
-            simple(set_state(99, &c.ch, &kv(1, 1)), Code(-10019))
-        }),
+        row(
+            Presence,
+            "R125",
+            "setState with unknown channelType 99",
+            |c| simple(set_state(99, &c.ch, &kv(1, 1)), Code(-10019)),
+        ),
         row(Presence, "R125", "whoNow with channelType USER", |c| {
             simple(who_now(USER, &c.ch), Code(-10019))
         }),
@@ -1090,20 +1371,32 @@ fn rows() -> Vec<Row> {
                 channel_name: c.ch.clone(),
                 keys: vec!["k0".into(), "k0".into()],
             };
-            after(vec![set_state(MSG, &c.ch, &kv(1, 1))], Req::RemoveState(r), Code(-13010))
+            after(
+                vec![set_state(MSG, &c.ch, &kv(1, 1))],
+                Req::RemoveState(r),
+                Code(-13010),
+            )
         }),
-        row(Presence, "R131", "getState of a user not in the channel", |c| {
-            simple(get_state(&c.ch, "nobody-here"), Code(-13011))
-        }),
-        row(Presence, "R123", "whoNow with a page token that was never issued (an empty page)", |c| {
-            let r = pb::WhoNowRequest {
-                channel_type: MSG,
-                channel_name: c.ch.clone(),
-                page: "\u{1}garbage".into(),
-                ..Default::default()
-            };
-            simple(Req::WhoNow(r), Ok)
-        }),
+        row(
+            Presence,
+            "R131",
+            "getState of a user not in the channel",
+            |c| simple(get_state(&c.ch, "nobody-here"), Code(-13011)),
+        ),
+        row(
+            Presence,
+            "R123",
+            "whoNow with a page token that was never issued (an empty page)",
+            |c| {
+                let r = pb::WhoNowRequest {
+                    channel_type: MSG,
+                    channel_name: c.ch.clone(),
+                    page: "\u{1}garbage".into(),
+                    ..Default::default()
+                };
+                simple(Req::WhoNow(r), Ok)
+            },
+        ),
         // --- Storage (R10, R11, R138–R145) ------------------------------------------------
         row(Storage, "R11", "metadata key of 32 bytes", |c| {
             simple(set_meta(&c.ch, vec![item(&"k".repeat(32), "v", None)]), Ok)
@@ -1125,11 +1418,23 @@ fn rows() -> Vec<Row> {
             simple(set_meta(&c.ch, n_items(32, "v")), Ok)
         }),
         row(Storage, "R145 R171", "33 items", |c| {
-            unchanged(set_meta(&c.ch, n_items(33, "v")), Code(-12002), reply_of(get_meta(&c.ch)))
+            unchanged(
+                set_meta(&c.ch, n_items(33, "v")),
+                Code(-12002),
+                reply_of(get_meta(&c.ch)),
+            )
         }),
-        row(Storage, "R145", "one item of 16,384 bytes of key and value", |c| {
-            simple(set_meta(&c.ch, vec![item("k", &"v".repeat(16_383), None)]), Ok)
-        }),
+        row(
+            Storage,
+            "R145",
+            "one item of 16,384 bytes of key and value",
+            |c| {
+                simple(
+                    set_meta(&c.ch, vec![item("k", &"v".repeat(16_383), None)]),
+                    Ok,
+                )
+            },
+        ),
         row(Storage, "R145 R171", "a 16,385-byte value", |c| {
             unchanged(
                 set_meta(&c.ch, vec![item("k", &"v".repeat(16_385), None)]),
@@ -1137,11 +1442,25 @@ fn rows() -> Vec<Row> {
                 reply_of(get_meta(&c.ch)),
             )
         }),
-        row(Storage, "R145 R171", "16,385 bytes of keys and values in one call", |c| {
-            let items = vec![item("a", &"v".repeat(8_191), None), item("b", &"v".repeat(8_192), None)];
-            unchanged(set_meta(&c.ch, items), Code(-12006), reply_of(get_meta(&c.ch)))
+        row(
+            Storage,
+            "R145 R171",
+            "16,385 bytes of keys and values in one call",
+            |c| {
+                let items = vec![
+                    item("a", &"v".repeat(8_191), None),
+                    item("b", &"v".repeat(8_192), None),
+                ];
+                unchanged(
+                    set_meta(&c.ch, items),
+                    Code(-12006),
+                    reply_of(get_meta(&c.ch)),
+                )
+            },
+        ),
+        row(Storage, "R145", "set with no items", |c| {
+            simple(set_meta(&c.ch, vec![]), Code(-12003))
         }),
-        row(Storage, "R145", "set with no items", |c| simple(set_meta(&c.ch, vec![]), Code(-12003))),
         row(Storage, "R145", "update with no items", |c| {
             simple(Req::UpdateMetadata(write(MSG, &c.ch, vec![])), Code(-12003))
         }),
@@ -1153,10 +1472,16 @@ fn rows() -> Vec<Row> {
             )
         }),
         row(Storage, "R140", "item revision -2", |c| {
-            simple(set_meta(&c.ch, vec![item("k", "v", Some(-2))]), Code(-12005))
+            simple(
+                set_meta(&c.ch, vec![item("k", "v", Some(-2))]),
+                Code(-12005),
+            )
         }),
         row(Storage, "R140", "item revision i64::MIN", |c| {
-            simple(set_meta(&c.ch, vec![item("k", "v", Some(i64::MIN))]), Code(-12005))
+            simple(
+                set_meta(&c.ch, vec![item("k", "v", Some(i64::MIN))]),
+                Code(-12005),
+            )
         }),
         row(Storage, "R140", "majorRevision -2", |c| {
             let mut w = write(MSG, &c.ch, vec![item("k", "v", None)]);
@@ -1170,20 +1495,28 @@ fn rows() -> Vec<Row> {
                 Code(-12005),
             )
         }),
-        row(Storage, "R138 R171", "item revision i64::MAX on a missing item", |c| {
-            unchanged(
-                set_meta(&c.ch, vec![item("k", "v", Some(i64::MAX))]),
-                Code(-12014),
-                reply_of(get_meta(&c.ch)),
-            )
-        }),
+        row(
+            Storage,
+            "R138 R171",
+            "item revision i64::MAX on a missing item",
+            |c| {
+                unchanged(
+                    set_meta(&c.ch, vec![item("k", "v", Some(i64::MAX))]),
+                    Code(-12014),
+                    reply_of(get_meta(&c.ch)),
+                )
+            },
+        ),
         row(Storage, "R139", "majorRevision i64::MAX", |c| {
             let mut w = write(MSG, &c.ch, vec![item("k", "v", None)]);
             w.major_revision = Some(i64::MAX);
             simple(Req::SetMetadata(w), Code(-12014))
         }),
-        row(Storage, "R136 R142 R171", "update of a key that does not exist", |c| {
-            Case {
+        row(
+            Storage,
+            "R136 R142 R171",
+            "update of a key that does not exist",
+            |c| Case {
                 setup: vec![set_meta(&c.ch, vec![item("a", "1", None)])],
                 ..unchanged(
                     Req::UpdateMetadata(write(
@@ -1194,8 +1527,8 @@ fn rows() -> Vec<Row> {
                     Code(-12014),
                     reply_of(get_meta(&c.ch)),
                 )
-            }
-        }),
+            },
+        ),
         row(Storage, "R10", "lockName of 65 bytes", |c| {
             let mut w = write(MSG, &c.ch, vec![item("k", "v", None)]);
             w.lock_name = "l".repeat(65);
@@ -1204,87 +1537,137 @@ fn rows() -> Vec<Row> {
         row(Storage, "R143", "lockName of a lock not held", |c| {
             let mut w = write(MSG, &c.ch, vec![item("k", "v", None)]);
             w.lock_name = "l".into();
-            after(vec![set_lock(MSG, &c.ch, "l", 0)], Req::SetMetadata(w), Code(-12008))
-        }),
-        row(Storage, "R125 R134", "channel metadata with channelType STREAM", |c| {
-            simple(
-                Req::SetMetadata(write(STREAM, &c.ch, vec![item("k", "v", None)])),
-                Ok,
-            )
-        }),
-        row(Storage, "R125", "metadata with unknown channelType 99", |c| {
-            simple(
-                Req::SetMetadata(write(99, &c.ch, vec![item("k", "v", None)])),
-                Code(-10019),
-            )
-        }),
-        row(Storage, "R146", "user metadata of a 65-byte user id", |_| {
-            simple(
-                Req::SetMetadata(write(USER, &long(65), vec![item("k", "v", None)])),
-                Code(-10006),
-            )
-        }),
-        row(Storage, "R146", "the 100th user-metadata subscription", |c| {
-            let setup = (1..100)
-                .map(|i| {
-                    Req::SubscribeUserMetadata(pb::SubscribeUserMetadataRequest {
-                        user_id: format!("{}-{i}", c.user),
-                    })
-                })
-                .collect();
             after(
-                setup,
-                Req::SubscribeUserMetadata(pb::SubscribeUserMetadataRequest {
-                    user_id: format!("{}-100", c.user),
-                }),
-                Ok,
+                vec![set_lock(MSG, &c.ch, "l", 0)],
+                Req::SetMetadata(w),
+                Code(-12008),
             )
         }),
-        row(Storage, "R146", "the 101st user-metadata subscription", |c| {
-            let setup = (1..=100)
-                .map(|i| {
-                    Req::SubscribeUserMetadata(pb::SubscribeUserMetadataRequest {
-                        user_id: format!("{}-{i}", c.user),
+        row(
+            Storage,
+            "R125 R134",
+            "channel metadata with channelType STREAM",
+            |c| {
+                simple(
+                    Req::SetMetadata(write(STREAM, &c.ch, vec![item("k", "v", None)])),
+                    Ok,
+                )
+            },
+        ),
+        row(
+            Storage,
+            "R125",
+            "metadata with unknown channelType 99",
+            |c| {
+                simple(
+                    Req::SetMetadata(write(99, &c.ch, vec![item("k", "v", None)])),
+                    Code(-10019),
+                )
+            },
+        ),
+        row(
+            Storage,
+            "R146",
+            "user metadata of a 65-byte user id",
+            |_| {
+                simple(
+                    Req::SetMetadata(write(USER, &long(65), vec![item("k", "v", None)])),
+                    Code(-10006),
+                )
+            },
+        ),
+        row(
+            Storage,
+            "R146",
+            "the 100th user-metadata subscription",
+            |c| {
+                let setup = (1..100)
+                    .map(|i| {
+                        Req::SubscribeUserMetadata(pb::SubscribeUserMetadataRequest {
+                            user_id: format!("{}-{i}", c.user),
+                        })
                     })
-                })
-                .collect();
-            after(
-                setup,
-                Req::SubscribeUserMetadata(pb::SubscribeUserMetadataRequest {
-                    user_id: format!("{}-101", c.user),
-                }),
-                Code(-12017),
-            )
-        }),
-        row(Storage, "R137", "removeMetadata of an object that does not exist", |c| {
-            simple(Req::RemoveMetadata(write(MSG, &c.ch, vec![])), Ok)
-        }),
-        row(Storage, "R125 R134", "getMetadata with channelType unset", |c| {
-            simple(
-                Req::GetMetadata(pb::GetMetadataRequest {
-                    channel_type: 0,
-                    channel_name: c.ch.clone(),
-                }),
-                Code(-10019),
-            )
-        }),
-        row(Storage, "R146", "subscribeUserMetadata of an invalid user id", |_| {
-            simple(
-                Req::SubscribeUserMetadata(pb::SubscribeUserMetadataRequest {
-                    user_id: "_x".into(),
-                }),
-                Code(-10006),
-            )
-        }),
+                    .collect();
+                after(
+                    setup,
+                    Req::SubscribeUserMetadata(pb::SubscribeUserMetadataRequest {
+                        user_id: format!("{}-100", c.user),
+                    }),
+                    Ok,
+                )
+            },
+        ),
+        row(
+            Storage,
+            "R146",
+            "the 101st user-metadata subscription",
+            |c| {
+                let setup = (1..=100)
+                    .map(|i| {
+                        Req::SubscribeUserMetadata(pb::SubscribeUserMetadataRequest {
+                            user_id: format!("{}-{i}", c.user),
+                        })
+                    })
+                    .collect();
+                after(
+                    setup,
+                    Req::SubscribeUserMetadata(pb::SubscribeUserMetadataRequest {
+                        user_id: format!("{}-101", c.user),
+                    }),
+                    Code(-12017),
+                )
+            },
+        ),
+        row(
+            Storage,
+            "R137",
+            "removeMetadata of an object that does not exist",
+            |c| simple(Req::RemoveMetadata(write(MSG, &c.ch, vec![])), Ok),
+        ),
+        row(
+            Storage,
+            "R125 R134",
+            "getMetadata with channelType unset",
+            |c| {
+                simple(
+                    Req::GetMetadata(pb::GetMetadataRequest {
+                        channel_type: 0,
+                        channel_name: c.ch.clone(),
+                    }),
+                    Code(-10019),
+                )
+            },
+        ),
+        row(
+            Storage,
+            "R146",
+            "subscribeUserMetadata of an invalid user id",
+            |_| {
+                simple(
+                    Req::SubscribeUserMetadata(pb::SubscribeUserMetadataRequest {
+                        user_id: "_x".into(),
+                    }),
+                    Code(-10006),
+                )
+            },
+        ),
         // --- Locks (R10, R125, R150, R154, R156) ------------------------------------------
         row(Locks, "R10", "lock name of 64 bytes", |c| {
             simple(set_lock(MSG, &c.ch, &"l".repeat(64), 0), Ok)
         }),
         row(Locks, "R10 R171", "lock name of 65 bytes", |c| {
-            unchanged(set_lock(MSG, &c.ch, &"l".repeat(65), 0), Code(-14005), reply_of(get_lock(&c.ch)))
+            unchanged(
+                set_lock(MSG, &c.ch, &"l".repeat(65), 0),
+                Code(-14005),
+                reply_of(get_lock(&c.ch)),
+            )
         }),
-        row(Locks, "R10", "empty lock name", |c| simple(set_lock(MSG, &c.ch, "", 0), Code(-14005))),
-        row(Locks, "R10", "lock name \"null\"", |c| simple(set_lock(MSG, &c.ch, "null", 0), Code(-14005))),
+        row(Locks, "R10", "empty lock name", |c| {
+            simple(set_lock(MSG, &c.ch, "", 0), Code(-14005))
+        }),
+        row(Locks, "R10", "lock name \"null\"", |c| {
+            simple(set_lock(MSG, &c.ch, "null", 0), Code(-14005))
+        }),
         row(Locks, "R125", "setLock with channelType USER", |c| {
             simple(set_lock(USER, &c.ch, "l", 0), Code(-10019))
         }),
@@ -1292,64 +1675,124 @@ fn rows() -> Vec<Row> {
             simple(set_lock(99, &c.ch, "l", 0), Code(-10019))
         }),
         row(Locks, "R150", "ttl 300 is kept", |c| {
-            after(vec![set_lock(MSG, &c.ch, "l", 300)], get_lock(&c.ch), lock_ttl(300))
+            after(
+                vec![set_lock(MSG, &c.ch, "l", 300)],
+                get_lock(&c.ch),
+                lock_ttl(300),
+            )
         }),
         row(Locks, "R150", "ttl 301 is clamped to 300", |c| {
-            after(vec![set_lock(MSG, &c.ch, "l", 301)], get_lock(&c.ch), lock_ttl(300))
+            after(
+                vec![set_lock(MSG, &c.ch, "l", 301)],
+                get_lock(&c.ch),
+                lock_ttl(300),
+            )
         }),
         row(Locks, "R150", "ttl u32::MAX is clamped to 300", |c| {
-            after(vec![set_lock(MSG, &c.ch, "l", u32::MAX)], get_lock(&c.ch), lock_ttl(300))
+            after(
+                vec![set_lock(MSG, &c.ch, "l", u32::MAX)],
+                get_lock(&c.ch),
+                lock_ttl(300),
+            )
         }),
         row(Locks, "R150", "ttl 9 is clamped to 10", |c| {
-            after(vec![set_lock(MSG, &c.ch, "l", 9)], get_lock(&c.ch), lock_ttl(10))
+            after(
+                vec![set_lock(MSG, &c.ch, "l", 9)],
+                get_lock(&c.ch),
+                lock_ttl(10),
+            )
         }),
         row(Locks, "R150", "ttl 0 means the default 10", |c| {
-            after(vec![set_lock(MSG, &c.ch, "l", 0)], get_lock(&c.ch), lock_ttl(10))
+            after(
+                vec![set_lock(MSG, &c.ch, "l", 0)],
+                get_lock(&c.ch),
+                lock_ttl(10),
+            )
         }),
         row(Locks, "R156", "setLock of an existing lock", |c| {
-            after(vec![set_lock(MSG, &c.ch, "l", 0)], set_lock(MSG, &c.ch, "l", 0), Code(-14004))
+            after(
+                vec![set_lock(MSG, &c.ch, "l", 0)],
+                set_lock(MSG, &c.ch, "l", 0),
+                Code(-14004),
+            )
         }),
-        row(Locks, "R156", "acquireLock of an undefined lock", |c| simple(acquire(&c.ch, "l"), Code(-14008))),
+        row(Locks, "R156", "acquireLock of an undefined lock", |c| {
+            simple(acquire(&c.ch, "l"), Code(-14008))
+        }),
         row(Locks, "R154 R171", "releaseLock of a lock not held", |c| {
             Case {
                 setup: vec![set_lock(MSG, &c.ch, "l", 0)],
                 ..unchanged(release(&c.ch, "l"), Code(-14006), reply_of(get_lock(&c.ch)))
             }
         }),
-        row(Locks, "R155", "revokeLock naming a user who is not the owner", |c| {
-            let r = pb::RevokeLockRequest {
-                channel_type: MSG,
-                channel_name: c.ch.clone(),
-                lock_name: "l".into(),
-                owner: "someone".into(),
-            };
-            after(vec![set_lock(MSG, &c.ch, "l", 0), acquire(&c.ch, "l")], Req::RevokeLock(r), Code(-14006))
-        }),
+        row(
+            Locks,
+            "R155",
+            "revokeLock naming a user who is not the owner",
+            |c| {
+                let r = pb::RevokeLockRequest {
+                    channel_type: MSG,
+                    channel_name: c.ch.clone(),
+                    lock_name: "l".into(),
+                    owner: "someone".into(),
+                };
+                after(
+                    vec![set_lock(MSG, &c.ch, "l", 0), acquire(&c.ch, "l")],
+                    Req::RevokeLock(r),
+                    Code(-14006),
+                )
+            },
+        ),
         row(Locks, "R159", "acquireLock without subscribing", |c| {
             after(vec![set_lock(MSG, &c.ch, "l", 0)], acquire(&c.ch, "l"), Ok)
         }),
         row(Locks, "R156", "32 locks in one channel, then a 33rd", |c| {
-            let setup = (0..32).map(|i| set_lock(MSG, &c.ch, &format!("l{i}"), 0)).collect();
+            let setup = (0..32)
+                .map(|i| set_lock(MSG, &c.ch, &format!("l{i}"), 0))
+                .collect();
             after(setup, set_lock(MSG, &c.ch, "l32", 0), Code(-14001))
         }),
         // --- History (R161–R163; a server with history) ----------------------------------
         row(History, "R161", "getMessages of a STREAM channel", |c| {
             simple(get_messages(STREAM, &c.ch, 10, 0, 0), Code(-10019))
         }),
-        row(History, "R161", "getMessages with unknown channelType 99", |c| {
-            simple(get_messages(99, &c.ch, 10, 0, 0), Code(-10019))
-        }),
+        row(
+            History,
+            "R161",
+            "getMessages with unknown channelType 99",
+            |c| simple(get_messages(99, &c.ch, 10, 0, 0), Code(-10019)),
+        ),
         row(History, "R162", "messageCount 0 means 100", |c| {
-            stored_then(&c.ch, 101, get_messages(MSG, &c.ch, 0, 0, 0), history_count(100))
+            stored_then(
+                &c.ch,
+                101,
+                get_messages(MSG, &c.ch, 0, 0, 0),
+                history_count(100),
+            )
         }),
         row(History, "R162", "messageCount 100", |c| {
-            stored_then(&c.ch, 101, get_messages(MSG, &c.ch, 100, 0, 0), history_count(100))
+            stored_then(
+                &c.ch,
+                101,
+                get_messages(MSG, &c.ch, 100, 0, 0),
+                history_count(100),
+            )
         }),
         row(History, "R162", "messageCount 101 means 100", |c| {
-            stored_then(&c.ch, 101, get_messages(MSG, &c.ch, 101, 0, 0), history_count(100))
+            stored_then(
+                &c.ch,
+                101,
+                get_messages(MSG, &c.ch, 101, 0, 0),
+                history_count(100),
+            )
         }),
         row(History, "R162", "messageCount u32::MAX means 100", |c| {
-            stored_then(&c.ch, 101, get_messages(MSG, &c.ch, u32::MAX, 0, 0), history_count(100))
+            stored_then(
+                &c.ch,
+                101,
+                get_messages(MSG, &c.ch, u32::MAX, 0, 0),
+                history_count(100),
+            )
         }),
         row(History, "R163", "start equal to end", |c| {
             simple(get_messages(MSG, &c.ch, 10, 5_000, 5_000), Code(-15002))
@@ -1361,7 +1804,10 @@ fn rows() -> Vec<Row> {
             simple(get_messages(MSG, &c.ch, 10, 86_400_000 + 1, 1), Ok)
         }),
         row(History, "R163", "start 24 h + 1 ms after end", |c| {
-            simple(get_messages(MSG, &c.ch, 10, 86_400_000 + 2, 1), Code(-15002))
+            simple(
+                get_messages(MSG, &c.ch, 10, 86_400_000 + 2, 1),
+                Code(-15002),
+            )
         }),
         row(History, "R163", "start u64::MAX and end 1", |c| {
             simple(get_messages(MSG, &c.ch, 10, u64::MAX, 1), Code(-15002))
@@ -1436,27 +1882,40 @@ fn rows() -> Vec<Row> {
             expect: Code(-10002),
             observe: vec![],
         }),
-        row(WrongState, "R41", "renewToken with another user's token", |_| {
-            simple(
-                Req::RenewToken(pb::RenewTokenRequest {
-                    token: token("someone-else"),
-                    channel_name: String::new(),
-                }),
-                Code(-10005),
-            )
-        }),
-        row(WrongState, "R40", "renewToken of a stream channel not joined", |c| {
-            simple(
-                Req::RenewToken(pb::RenewTokenRequest {
-                    token: rtc(&c.ch, &c.user),
-                    channel_name: c.ch.clone(),
-                }),
-                Code(-11001),
-            )
-        }),
-        row(WrongState, "R131", "getState of oneself in a channel not entered", |c| {
-            simple(get_state(&c.ch, &c.user), Code(-13011))
-        }),
+        row(
+            WrongState,
+            "R41",
+            "renewToken with another user's token",
+            |_| {
+                simple(
+                    Req::RenewToken(pb::RenewTokenRequest {
+                        token: token("someone-else"),
+                        channel_name: String::new(),
+                    }),
+                    Code(-10005),
+                )
+            },
+        ),
+        row(
+            WrongState,
+            "R40",
+            "renewToken of a stream channel not joined",
+            |c| {
+                simple(
+                    Req::RenewToken(pb::RenewTokenRequest {
+                        token: rtc(&c.ch, &c.user),
+                        channel_name: c.ch.clone(),
+                    }),
+                    Code(-11001),
+                )
+            },
+        ),
+        row(
+            WrongState,
+            "R131",
+            "getState of oneself in a channel not entered",
+            |c| simple(get_state(&c.ch, &c.user), Code(-13011)),
+        ),
         row(WrongState, "R129", "setState before subscribing", |c| {
             simple(set_state(MSG, &c.ch, &kv(1, 1)), Ok)
         }),
@@ -1467,39 +1926,68 @@ fn rows() -> Vec<Row> {
             expect: Ok,
             observe: vec![],
         }),
-        row(WrongState, "R30", "a second login on a logged-in connection", |c| {
-            simple(login_user(&c.user, 60, 0), Code(-10017))
-        }),
-        row(WrongState, "R35", "a publish in the same frame after logout", |c| Case {
-            start: Start::LoggedIn,
-            setup: vec![],
-            send: Out::Frame(vec![Req::Logout(pb::LogoutRequest {}), publish_str(&c.ch, "late")]),
-            expect: Close(4000),
-            observe: position_of(&c.ch),
-        }),
-        row(WrongState, "R35", "a metadata write in the same frame after logout", |c| Case {
-            start: Start::LoggedIn,
-            setup: vec![],
-            send: Out::Frame(vec![
-                Req::Logout(pb::LogoutRequest {}),
-                set_meta(&c.ch, vec![item("k", "v", None)]),
-            ]),
-            expect: Close(4000),
-            observe: reply_of(get_meta(&c.ch)),
-        }),
+        row(
+            WrongState,
+            "R30",
+            "a second login on a logged-in connection",
+            |c| simple(login_user(&c.user, 60, 0), Code(-10017)),
+        ),
+        row(
+            WrongState,
+            "R35",
+            "a publish in the same frame after logout",
+            |c| Case {
+                start: Start::LoggedIn,
+                setup: vec![],
+                send: Out::Frame(vec![
+                    Req::Logout(pb::LogoutRequest {}),
+                    publish_str(&c.ch, "late"),
+                ]),
+                expect: Close(4000),
+                observe: position_of(&c.ch),
+            },
+        ),
+        row(
+            WrongState,
+            "R35",
+            "a metadata write in the same frame after logout",
+            |c| Case {
+                start: Start::LoggedIn,
+                setup: vec![],
+                send: Out::Frame(vec![
+                    Req::Logout(pb::LogoutRequest {}),
+                    set_meta(&c.ch, vec![item("k", "v", None)]),
+                ]),
+                expect: Close(4000),
+                observe: reply_of(get_meta(&c.ch)),
+            },
+        ),
         row(WrongState, "R82", "unsubscribe after unsubscribe", |c| {
-            after(vec![subscribe(&c.ch), unsubscribe(&c.ch)], unsubscribe(&c.ch), Code(-11002))
+            after(
+                vec![subscribe(&c.ch), unsubscribe(&c.ch)],
+                unsubscribe(&c.ch),
+                Code(-11002),
+            )
         }),
         row(WrongState, "R95", "a topic call after leave", |c| {
             after(
-                vec![join(&c.ch, &c.user), Req::Leave(pb::LeaveRequest { channel_name: c.ch.clone() })],
+                vec![
+                    join(&c.ch, &c.user),
+                    Req::Leave(pb::LeaveRequest {
+                        channel_name: c.ch.clone(),
+                    }),
+                ],
                 join_topic(&c.ch, "t"),
                 Code(-11001),
             )
         }),
         row(WrongState, "R154", "releaseLock twice", |c| {
             after(
-                vec![set_lock(MSG, &c.ch, "l", 0), acquire(&c.ch, "l"), release(&c.ch, "l")],
+                vec![
+                    set_lock(MSG, &c.ch, "l", 0),
+                    acquire(&c.ch, "l"),
+                    release(&c.ch, "l"),
+                ],
                 release(&c.ch, "l"),
                 Code(-14006),
             )
@@ -1558,30 +2046,47 @@ fn rows() -> Vec<Row> {
         row(Frames, "R172", "a request without a body", |_| Case {
             start: Start::LoggedIn,
             setup: vec![],
-            send: Out::Ws(Message::Binary(frame::encode(&ClientMessage { id: 10_005, body: None }))),
+            send: Out::Ws(Message::Binary(frame::encode(&ClientMessage {
+                id: 10_005,
+                body: None,
+            }))),
             expect: Code(-19004),
             observe: vec![],
         }),
-        row(Frames, "R172", "an unknown request body (field 999)", |_| Case {
-            start: Start::LoggedIn,
-            setup: vec![],
-            // id = 100, field 999 (LEN, empty): a body from a newer client.
-            send: Out::Ws(Message::Binary(Bytes::from_static(&[5, 0x08, 100, 0xba, 0x3e, 0x00]))),
-            expect: Code(-19004),
-            observe: vec![],
-        }),
-        row(Frames, "R15 R171 R172", "a channel name that is not UTF-8", |c| Case {
-            start: Start::LoggedIn,
-            setup: vec![],
-            send: Out::Ws(Message::Binary(publish_with_raw_name(100, b"a\xffb"))),
-            expect: Close(4007),
-            observe: position_of(&c.ch),
-        }),
+        row(
+            Frames,
+            "R172",
+            "an unknown request body (field 999)",
+            |_| Case {
+                start: Start::LoggedIn,
+                setup: vec![],
+                // id = 100, field 999 (LEN, empty): a body from a newer client.
+                send: Out::Ws(Message::Binary(Bytes::from_static(&[
+                    5, 0x08, 100, 0xba, 0x3e, 0x00,
+                ]))),
+                expect: Code(-19004),
+                observe: vec![],
+            },
+        ),
+        row(
+            Frames,
+            "R15 R171 R172",
+            "a channel name that is not UTF-8",
+            |c| Case {
+                start: Start::LoggedIn,
+                setup: vec![],
+                send: Out::Ws(Message::Binary(publish_with_raw_name(100, b"a\xffb"))),
+                expect: Close(4007),
+                observe: position_of(&c.ch),
+            },
+        ),
         row(Frames, "R172", "64 requests in one frame", |_| Case {
             start: Start::LoggedIn,
             setup: vec![],
             send: Out::Ws(Message::Binary(encode_all(
-                &(10_001..=10_000 + MAX_MESSAGES_PER_FRAME as u32).map(beat).collect::<Vec<_>>(),
+                &(10_001..=10_000 + MAX_MESSAGES_PER_FRAME as u32)
+                    .map(beat)
+                    .collect::<Vec<_>>(),
             ))),
             expect: Ok,
             observe: vec![],
@@ -1590,7 +2095,9 @@ fn rows() -> Vec<Row> {
             start: Start::LoggedIn,
             setup: vec![],
             send: Out::Ws(Message::Binary(encode_all(
-                &(10_001..=10_001 + MAX_MESSAGES_PER_FRAME as u32).map(beat).collect::<Vec<_>>(),
+                &(10_001..=10_001 + MAX_MESSAGES_PER_FRAME as u32)
+                    .map(beat)
+                    .collect::<Vec<_>>(),
             ))),
             expect: Close(4007),
             observe: vec![],
@@ -1609,32 +2116,44 @@ fn rows() -> Vec<Row> {
             expect: Close(4008),
             observe: vec![],
         }),
-        row(Frames, "R172", "a frame of 1 MiB + 1 byte before login", |_| Case {
-            start: Start::Anonymous,
-            setup: vec![],
-            send: Out::Ws(Message::Binary(padded_frame(MAX_FRAME + 1))),
-            expect: Close(4008),
-            observe: vec![],
-        }),
-        row(Frames, "R172", "a publish in three WebSocket fragments", |c| {
-            let data = frame::encode(&ClientMessage {
-                id: 10_001,
-                body: Some(publish_str(&c.ch, "fragmented")),
-            });
+        row(
+            Frames,
+            "R172",
+            "a frame of 1 MiB + 1 byte before login",
+            |_| Case {
+                start: Start::Anonymous,
+                setup: vec![],
+                send: Out::Ws(Message::Binary(padded_frame(MAX_FRAME + 1))),
+                expect: Close(4008),
+                observe: vec![],
+            },
+        ),
+        row(
+            Frames,
+            "R172",
+            "a publish in three WebSocket fragments",
+            |c| {
+                let data = frame::encode(&ClientMessage {
+                    id: 10_001,
+                    body: Some(publish_str(&c.ch, "fragmented")),
+                });
+                Case {
+                    start: Start::LoggedIn,
+                    setup: vec![],
+                    send: Out::Frames(fragments(data, 3)),
+                    expect: Ok,
+                    observe: vec![],
+                }
+            },
+        ),
+        row(Frames, "R172", "1 MiB + 1 byte in four fragments", |_| {
             Case {
                 start: Start::LoggedIn,
                 setup: vec![],
-                send: Out::Frames(fragments(data, 3)),
-                expect: Ok,
+                send: Out::Frames(fragments(padded_frame(MAX_FRAME + 1), 4)),
+                expect: Close(4008),
                 observe: vec![],
             }
-        }),
-        row(Frames, "R172", "1 MiB + 1 byte in four fragments", |_| Case {
-            start: Start::LoggedIn,
-            setup: vec![],
-            send: Out::Frames(fragments(padded_frame(MAX_FRAME + 1), 4)),
-            expect: Close(4008),
-            observe: vec![],
         }),
         row(Frames, "R172", "a ping frame", |_| Case {
             start: Start::LoggedIn,
@@ -1643,12 +2162,14 @@ fn rows() -> Vec<Row> {
             expect: Ok,
             observe: vec![],
         }),
-        row(Frames, "R172", "a request with an unknown field", |_| Case {
-            start: Start::LoggedIn,
-            setup: vec![],
-            send: Out::Ws(Message::Binary(padded_frame(64))),
-            expect: Ok,
-            observe: vec![],
+        row(Frames, "R172", "a request with an unknown field", |_| {
+            Case {
+                start: Start::LoggedIn,
+                setup: vec![],
+                send: Out::Ws(Message::Binary(padded_frame(64))),
+                expect: Ok,
+                observe: vec![],
+            }
         }),
         // --- Huge and negative numbers -----------------------------------------------------
         row(Numbers, "R172", "request id u32::MAX", |_| Case {
@@ -1677,43 +2198,58 @@ fn rows() -> Vec<Row> {
             };
             login_case(Req::Login(r), Ok)
         }),
-        row(Numbers, "R52", "login resuming a session id that never existed", |c| {
-            let r = pb::LoginRequest {
-                app_id: APP_ID.into(),
-                user_id: c.user.clone(),
-                token: token(&c.user),
-                heartbeat_interval: 60,
-                session_id: "\u{7f}".repeat(300),
-                ..Default::default()
-            };
-            login_case(
-                Req::Login(r),
-                Expect::OkWith(Box::new(|r| match r {
-                    Rep::Login(l) if !l.resumed => Result::Ok(()),
-                    other => Err(format!("expected a new session, got {other:?}")),
-                })),
-            )
-        }),
-        row(Numbers, "R140", "removeMetadata with majorRevision i64::MIN", |c| {
-            let mut w = write(MSG, &c.ch, vec![]);
-            w.major_revision = Some(i64::MIN);
-            simple(Req::RemoveMetadata(w), Code(-12005))
-        }),
-        row(Numbers, "R172", "publishTopicMessage with send_ts u64::MAX", |c| {
-            let r = pb::PublishTopicMessageRequest {
-                channel_name: c.ch.clone(),
-                topic_name: "t".into(),
-                message_type: pb::MessageType::String as i32,
-                payload: Bytes::from_static(b"x"),
-                send_ts: u64::MAX,
-                ..Default::default()
-            };
-            after(
-                vec![join(&c.ch, &c.user), join_topic(&c.ch, "t")],
-                Req::PublishTopicMessage(r),
-                Ok,
-            )
-        }),
+        row(
+            Numbers,
+            "R52",
+            "login resuming a session id that never existed",
+            |c| {
+                let r = pb::LoginRequest {
+                    app_id: APP_ID.into(),
+                    user_id: c.user.clone(),
+                    token: token(&c.user),
+                    heartbeat_interval: 60,
+                    session_id: "\u{7f}".repeat(300),
+                    ..Default::default()
+                };
+                login_case(
+                    Req::Login(r),
+                    Expect::OkWith(Box::new(|r| match r {
+                        Rep::Login(l) if !l.resumed => Result::Ok(()),
+                        other => Err(format!("expected a new session, got {other:?}")),
+                    })),
+                )
+            },
+        ),
+        row(
+            Numbers,
+            "R140",
+            "removeMetadata with majorRevision i64::MIN",
+            |c| {
+                let mut w = write(MSG, &c.ch, vec![]);
+                w.major_revision = Some(i64::MIN);
+                simple(Req::RemoveMetadata(w), Code(-12005))
+            },
+        ),
+        row(
+            Numbers,
+            "R172",
+            "publishTopicMessage with send_ts u64::MAX",
+            |c| {
+                let r = pb::PublishTopicMessageRequest {
+                    channel_name: c.ch.clone(),
+                    topic_name: "t".into(),
+                    message_type: pb::MessageType::String as i32,
+                    payload: Bytes::from_static(b"x"),
+                    send_ts: u64::MAX,
+                    ..Default::default()
+                };
+                after(
+                    vec![join(&c.ch, &c.user), join_topic(&c.ch, "t")],
+                    Req::PublishTopicMessage(r),
+                    Ok,
+                )
+            },
+        ),
     ]
 }
 
