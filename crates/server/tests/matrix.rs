@@ -154,7 +154,9 @@ fn row(
 }
 
 impl Row {
-    /// Marks the row as revealing a server bug (left out of the group run).
+    /// Marks the row as revealing a server bug (left out of the group run). No row is
+    /// marked now; kept for the next bug a row finds.
+    #[allow(dead_code)]
     fn bug(mut self, why: &'static str) -> Row {
         self.bug = Some(why);
         self
