@@ -10,7 +10,7 @@ use crate::router::{
 };
 use crate::types::{
     ChannelType, MessageEvent, Payload, PresenceEvent, PublishOptions, PublishResponse, RtmError,
-    SubscribeOptions, SubscribeResponse, UnsubscribeResponse, unexpected,
+    SubscribeOptions, SubscribeResponse, UnsubscribeResponse, unexpected, wire_custom_type,
 };
 use std::sync::Arc;
 use switchboard_protocol::pb::{self, client_message, server_message};
@@ -94,6 +94,7 @@ impl Client {
         message: impl Into<Payload>,
         options: PublishOptions,
     ) -> Result<PublishResponse, RtmError> {
+        let custom_type = wire_custom_type(options.custom_type, "publish")?;
         let (message_type, payload) = self.inner.seal("publish", message.into())?;
         // R59: kept while reconnecting, 10 s for a channel and 13 s for a user (with
         // the default request timeout of 10 s).
@@ -107,7 +108,7 @@ impl Client {
             channel_name: channel.to_string(),
             message_type: message_type as i32,
             payload,
-            custom_type: options.custom_type.unwrap_or_default(),
+            custom_type,
             store_in_history: options.store_in_history,
             idempotency_key: options.idempotency_key.unwrap_or_default(),
         };

@@ -34,7 +34,7 @@ use crate::types::{
     LeaveChannelResponse, LeaveTopicResponse, MessageEvent, Payload, PresenceEvent,
     PublishTopicMessageResponse, PublishTopicOptions, RenewTokenResponse, RtmError,
     SubscribeTopicResponse, SubscribedFailedReason, TopicEvent, UnsubscribeTopicResponse,
-    unexpected,
+    unexpected, wire_custom_type,
 };
 use std::sync::MutexGuard;
 use switchboard_protocol::pb::{self, client_message, server_message};
@@ -362,13 +362,14 @@ impl StreamChannel {
         const OP: &str = "publishTopicMessage";
         topic_name(topic, OP)?;
         self.joined(OP)?;
+        let custom_type = wire_custom_type(options.custom_type, OP)?;
         let (message_type, payload) = self.inner().seal(OP, message.into())?;
         let req = pb::PublishTopicMessageRequest {
             channel_name: self.name.clone(),
             topic_name: topic.to_string(),
             message_type: message_type as i32,
             payload,
-            custom_type: options.custom_type.unwrap_or_default(),
+            custom_type,
             send_ts: options.send_ts,
         };
         match self

@@ -186,9 +186,6 @@ async fn r67_default_rate_of_60_messages_per_second_per_channel() {
 /// R66: `customType`, when given, is 1–32 bytes; an empty one fails with −11030 and is
 /// not delivered.
 #[tokio::test]
-#[ignore = "server bug: R66 an empty customType is taken as none (the wire's `custom_type` \
-            is a plain proto3 string, so the server cannot tell \"\" from absent; the SDK \
-            sends Some(\"\") as \"\") and the publish succeeds instead of failing with -11030"]
 async fn r66_empty_custom_type_fails_with_11030() {
     let server = TestServer::start().await;
     let alice = server.login("alice").await;

@@ -199,3 +199,17 @@ pub struct LoginResponse {
 pub(crate) fn unexpected(op: &str) -> RtmError {
     RtmError::new(ErrorCode::Internal, op, "unexpected reply")
 }
+
+/// The wire form of a publish's `customType` (R66): absent is none (the wire's empty
+/// string); given, it must not be empty (−11030; the length is the server's check).
+pub(crate) fn wire_custom_type(given: Option<String>, op: &str) -> Result<String, RtmError> {
+    match given {
+        Some(t) if t.is_empty() => Err(RtmError::new(
+            ErrorCode::ChannelInvalidCustomType,
+            op,
+            "customType, when given, must not be empty (R66)",
+        )),
+        Some(t) => Ok(t),
+        None => Ok(String::new()),
+    }
+}

@@ -7,12 +7,12 @@ mod config;
 mod events;
 mod stream;
 
-pub(crate) use common::unexpected;
 pub use common::{
     ChannelType, LoginResponse, LogoutResponse, Payload, PublishOptions, PublishResponse,
     RenewTokenResponse, RtmError, StreamPosition, SubscribeOptions, SubscribeResponse,
     UnsubscribeResponse,
 };
+pub(crate) use common::{unexpected, wire_custom_type};
 pub use config::{ClientConfig, EncryptionMode, RtmConfig};
 pub use events::{
     AffectedResources, ErrorEvent, Event, IntervalDetail, Lagged, LinkStateEvent, LockDetail,

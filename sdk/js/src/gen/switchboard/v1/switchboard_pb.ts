@@ -533,7 +533,8 @@ export type PublishRequest = Message<"switchboard.v1.PublishRequest"> & {
   payload: Uint8Array;
 
   /**
-   * Empty means none; otherwise 1-32 bytes (api.md R66).
+   * Empty means none; otherwise 1-32 bytes (api.md R66). A customType given empty is
+   * refused by the SDKs (-11030), which cannot send it as anything but none.
    *
    * @generated from field: string custom_type = 5;
    */
