@@ -44,6 +44,21 @@ describe("constructor and RTMConfig (§2.1–§2.3)", () => {
     assert.equal(typeof c.createStreamChannel, "function");
   });
 
+  test("R23: cloudProxy (a setting of Agora's cloud) is accepted; MESSAGE and USER messages flow as without it, stream channels are made as without it", async () => {
+    const [ida, idb] = [uid(), uid()];
+    const a = client(server.url, ida, { cloudProxy: true });
+    const b = client(server.url, idb, { cloudProxy: true });
+    const ev = record(b);
+    await a.login();
+    await b.login();
+    await b.subscribe("r23-room");
+    await a.publish("r23-room", "to the channel");
+    await a.publish(idb, "to the user", { channelType: "USER" });
+    await eventually(() => ev.message.some((m) => m.message === "to the channel" && m.channelType === "MESSAGE"));
+    await eventually(() => ev.message.some((m) => m.message === "to the user" && m.channelType === "USER"));
+    assert.equal(typeof b.createStreamChannel("r23-stream").join, "function");
+  });
+
   test("R22: without STREAM in serviceType createStreamChannel throws -10022", () => {
     const c = client(server.url, uid(), { privateConfig: { serviceType: ["MESSAGE"] } });
     assert.throws(() => c.createStreamChannel("s1"), (e) => e.errorCode === -10022);
