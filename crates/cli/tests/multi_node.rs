@@ -243,7 +243,7 @@ impl Node {
             .args(["--redis-url", &redis.url(), "--node-id", id])
             .args(["--heartbeat-interval-range", "1-1800"])
             .args(["--presence-timeout-range", "1-300"])
-            .env("RUST_LOG", "info")
+            .env("SWITCHBOARD_LOG", "info,switchboard_server::session=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -951,6 +951,48 @@ async fn client_moved_mid_stream_to_another_node_gets_every_message_once() {
     let mut want: Vec<_> = (0..n).map(|i| format!("m{i}")).collect();
     want.push("end".into());
     assert_eq!(got, want, "every message once, in order, across the move");
+}
+
+/// A member moved from node 0 to node 1 (a new session there) stays a member once node
+/// 0's old session times out: the others see no REMOTE_TIMEOUT for it, and whoNow still
+/// lists it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug (per-node session registry, issue 15): the old session on node 0 times out \
+            and removes the one shared member record: REMOTE_TIMEOUT of a connected member"]
+async fn a_moved_member_survives_the_timeout_of_its_old_session() {
+    let cluster = Cluster::start(3);
+    let bob = cluster.login(2, "bob").await;
+    let mut b_sub = bob.subscribe("feed", with_presence()).await.expect("sub");
+    let mut b_ev = b_sub.presence();
+    next(&mut b_ev, "bob's snapshot").await;
+    let proxy = Retarget::start(cluster.nodes[0].addr()).await;
+    let alice = login_at(&proxy.url(), "alice", |c| {
+        c.presence_timeout = 2;
+        c.heartbeat_interval = 1;
+    })
+    .await;
+    let mut links = alice.link_state_events();
+    let _a_sub = alice.subscribe("feed", with_presence()).await.expect("sub");
+    expect_presence(&mut b_ev, PresenceEventType::RemoteJoin, "alice", "bob").await;
+    proxy.move_to(cluster.nodes[1].addr());
+    wait_link_leaves(&mut links, LinkState::Connected).await;
+    wait_link(&mut links, LinkState::Connected).await;
+    let log = cluster.nodes[0].dir.join("stderr.log");
+    wait_until("node 0 to time out alice's old session", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("session timed out")
+    });
+    let dave = cluster.login(2, "dave").await;
+    let _d_sub = dave.subscribe("feed", with_presence()).await.expect("sub");
+    // Whatever bob saw of alice in between is before dave's join.
+    expect_presence(&mut b_ev, PresenceEventType::RemoteJoin, "dave", "bob").await;
+    let who: Vec<_> = who_now(&bob, "feed")
+        .await
+        .into_iter()
+        .map(|(u, _)| u)
+        .collect();
+    assert_eq!(who, ["alice", "bob", "dave"], "alice is still a member");
 }
 
 /// Node 2 is SIGKILLed with a member in the channel: the members on nodes 0 and 1 each
