@@ -995,6 +995,24 @@ async fn a_moved_member_survives_the_timeout_of_its_old_session() {
     assert_eq!(who, ["alice", "bob", "dave"], "alice is still a member");
 }
 
+/// A second login of one user id on another node kicks the first (R28, seed 001): the
+/// first client's link fails with SAME_UID_LOGIN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "not built yet (issue 15): the session registry is per node, so nothing kicks \
+            the session on node 0"]
+async fn a_second_login_on_another_node_kicks_the_first() {
+    let cluster = Cluster::start(2);
+    let first = cluster.login(0, "alice").await;
+    let mut links = first.link_state_events();
+    let _second = cluster.login(1, "alice").await;
+    let e = wait_link(&mut links, LinkState::Failed).await;
+    assert_eq!(
+        e.reason_code,
+        switchboard_client::LinkReason::SameUidLogin,
+        "{e:?}"
+    );
+}
+
 /// Node 2 is SIGKILLed with a member in the channel: the members on nodes 0 and 1 each
 /// see its REMOTE_TIMEOUT exactly once (the next presence event after it is a later
 /// join), and messaging between the survivors goes on.
