@@ -1065,6 +1065,46 @@ async fn a_killed_node_times_out_its_members_once() {
     drop(carol);
 }
 
+/// A lock owned by a member of a node that is SIGKILLed is freed after its ttl and
+/// handed to a waiter on another node (R153 across nodes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "server bug: owner_lost is only called when a connection is lost on a live \
+            node, so a killed node's locks are never freed"]
+async fn a_killed_nodes_lock_expires_to_a_waiter_elsewhere() {
+    let mut cluster = Cluster::start(2);
+    let ty = ChannelType::Message;
+    let opts = || SubscribeOptions {
+        with_lock: true,
+        ..Default::default()
+    };
+    let carol = cluster.login(1, "carol").await;
+    carol.subscribe("desk", opts()).await.expect("sub");
+    carol
+        .lock()
+        .set_lock("desk", ty, "pen", Some(2))
+        .await
+        .expect("set lock");
+    carol
+        .lock()
+        .acquire_lock("desk", ty, "pen", false)
+        .await
+        .expect("acquire");
+    let alice = cluster.login(0, "alice").await;
+    alice.subscribe("desk", opts()).await.expect("sub");
+    let a_lock = alice.lock();
+    let wait = tokio::spawn(async move { a_lock.acquire_lock("desk", ty, "pen", true).await });
+    wait_until("alice to wait in line", || {
+        waiters(&cluster.redis, "pen") == 1
+    });
+    cluster.nodes[1].kill();
+    tokio::time::timeout(STEP, wait)
+        .await
+        .expect("alice gets the lock after its ttl")
+        .expect("task")
+        .expect("acquire succeeds");
+    drop(carol);
+}
+
 /// Redis is restarted (without persistence: everything lost) under a publisher on node 0
 /// and a subscriber on node 1: both nodes reconnect and resubscribe; every message whose
 /// publish succeeded is delivered once, in order, unless it lies in a gap the subscriber
