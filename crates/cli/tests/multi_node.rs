@@ -6,6 +6,14 @@
 //!
 //! Every child process gets a null stdin and is killed on drop; every wait polls for the
 //! state it needs with a deadline (no fixed sleeps).
+//!
+//! The `#[ignore]`d tests state what multi-node must do and fail today, each on the bug
+//! or missing piece named in its reason (run them with `--run-ignored only`): the
+//! per-node session registry (a second login elsewhere does not kick; a moved member's
+//! old session times out its shared member record), engine deadlines only set at a
+//! connection loss (a SIGKILLed node's members and locks never expire), lock hand-over
+//! answered only on the releasing node, and members not re-entered after Redis lost its
+//! data.
 
 use futures_util::{Stream, StreamExt};
 use std::collections::BTreeSet;
@@ -1103,6 +1111,43 @@ async fn a_killed_nodes_lock_expires_to_a_waiter_elsewhere() {
         .expect("task")
         .expect("acquire succeeds");
     drop(carol);
+}
+
+/// Redis is restarted without persistence (every member record lost): the members still
+/// connected are members again once the nodes are back, as seen by whoNow from another
+/// node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "not built: after Redis lost its data (restart without persistence) no node \
+            re-enters its connected members, so whoNow stays empty"]
+async fn members_are_listed_again_after_a_redis_restart() {
+    let mut cluster = Cluster::start(2);
+    let alice = cluster.login(0, "alice").await;
+    let _a = alice
+        .subscribe("lobby", with_presence())
+        .await
+        .expect("sub");
+    let bob = cluster.login(1, "bob").await;
+    let _b = bob.subscribe("lobby", with_presence()).await.expect("sub");
+    assert_eq!(who_now(&bob, "lobby").await.len(), 2);
+    cluster.redis.restart();
+    let deadline = Instant::now() + STEP;
+    loop {
+        let options = WhoNowOptions::default();
+        let r = bob
+            .presence()
+            .who_now("lobby", ChannelType::Message, options)
+            .await;
+        if let Ok(r) = &r
+            && r.occupants.len() == 2
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alice and bob listed again after the restart: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Redis is restarted (without persistence: everything lost) under a publisher on node 0
