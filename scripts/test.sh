@@ -3,6 +3,10 @@
 # agora-token interop test (needs node and npm) and doc tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The server's modules stand in layers, no crate has a module loop (docs/architecture.md),
+# and docs/rules.md lists every rule with the tests that cite it.
+python3 scripts/check-layers.py
+python3 scripts/rule-coverage.py --check
 cargo nextest run --workspace --no-fail-fast
 cargo test --workspace --doc
 # The TypeScript SDK (sdk/js): unit tests and Node integration tests against the real
