@@ -1025,8 +1025,6 @@ async fn a_second_login_on_another_node_kicks_the_first() {
 /// see its REMOTE_TIMEOUT exactly once (the next presence event after it is a later
 /// join), and messaging between the survivors goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server bug: members of a live session have no engine deadline (set_expiry only \
-            at connection loss), so a killed node's members never time out"]
 async fn a_killed_node_times_out_its_members_once() {
     let mut cluster = Cluster::start(3);
     let alice = cluster.login(0, "alice").await;
