@@ -47,6 +47,11 @@ for t in "${targets[@]}"; do
   artifacts=target/artifacts/$t
   mkdir -p "$work" "$artifacts"
   log=target/fuzz-$t.log
+  # server_requests keeps its server's storage and history here (tmpfs when there is
+  # one: they fsync every commit).
+  shm=/dev/shm
+  [ -d "$shm" ] || shm=${TMPDIR:-/tmp}
+  export SWITCHBOARD_FUZZ_DATA=$shm/switchboard-fuzz-$$-$t
   common=(-rss_limit_mb=2048 -timeout=60 -artifact_prefix="$artifacts/")
   if [ -d "regressions/$t" ] && [ -n "$(ls -A "regressions/$t")" ]; then
     echo "== $t: replaying regressions/$t ($(ls "regressions/$t" | wc -l) inputs)"
@@ -54,6 +59,7 @@ for t in "${targets[@]}"; do
       tail -40 "$log.regressions" >&2
       echo "== $t: a regression input fails again" >&2
       failed+=("$t(regression)")
+      rm -rf "$SWITCHBOARD_FUZZ_DATA"
       continue
     fi
   fi
@@ -68,6 +74,7 @@ for t in "${targets[@]}"; do
     echo "== $t: CRASH (input in fuzz/$artifacts/, log fuzz/$log)" >&2
     failed+=("$t")
   fi
+  rm -rf "$SWITCHBOARD_FUZZ_DATA"
 done
 
 if [ ${#failed[@]} -gt 0 ]; then

@@ -27,8 +27,8 @@ fn check<M: Message + Default + PartialEq + std::fmt::Debug>(data: &[u8]) {
             for m in &msgs {
                 frame::encode_into(m, &mut buf);
             }
-            let again = frame::decode_all::<M>(buf.freeze(), LIMIT)
-                .expect("a re-encoded frame decodes");
+            let again =
+                frame::decode_all::<M>(buf.freeze(), LIMIT).expect("a re-encoded frame decodes");
             assert_eq!(msgs, again, "decode(encode(decode(x))) != decode(x)");
         }
     }

@@ -13,11 +13,10 @@ use std::path::Path;
 
 fuzz_target!(|_data: &[u8]| {
     switchboard_fuzz::seeds::check();
-    let vectors = std::env::var("SEED_VECTORS")
-        .unwrap_or_else(|_| "/work/shared/vectors/tokens.json".into());
+    let vectors =
+        std::env::var("SEED_VECTORS").unwrap_or_else(|_| "/work/shared/vectors/tokens.json".into());
     let json = std::fs::read_to_string(&vectors).expect("read the token vectors");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     let n = switchboard_fuzz::seeds::write(&root, &json).expect("write seeds");
     eprintln!("make_seeds: wrote {n} seeds under {}", root.display());
-
 });

@@ -3,8 +3,8 @@
 //! loopback WebSocket.
 //!
 //! The first input byte picks the connection (bits 0-1: 0 the logged-in connection to
-//! the app with a certificate, 1 and 2 the one to the open app, 3 a fresh connection
-//! that has not logged in) and the form of the rest (bit 2): set, the rest is sent as
+//! the app with a certificate, 1 and 2 those of two users of the open app, 3 a fresh
+//! connection that has not logged in) and the form of the rest (bit 2): set, the rest is sent as
 //! is, one binary frame (so the frame decoder and the gateway see hostile bytes);
 //! clear, the rest drives the structured generator (`switchboard_fuzz::generate`),
 //! whose requests mostly decode and get past their first checks, so that every
@@ -31,7 +31,8 @@ fuzz_target!(|data: &[u8]| {
         .unwrap_or_else(|e| e.into_inner());
     let target = match selector & 3 {
         0 => Target::Certified,
-        1 | 2 => Target::Open,
+        1 => Target::Open,
+        2 => Target::OpenOther,
         _ => Target::Fresh,
     };
     let bytes = if selector & 4 != 0 {

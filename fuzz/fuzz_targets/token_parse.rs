@@ -44,7 +44,12 @@ fn checks(t: &AccessToken) {
             let _ = t.check_time(now, &opts);
             for user in ["alice", "", "bob"] {
                 let _ = t.check_login(user, now, &opts);
-                for p in [privilege::JOIN_CHANNEL, privilege::PUBLISH_DATA_STREAM, 0, 99] {
+                for p in [
+                    privilege::JOIN_CHANNEL,
+                    privilege::PUBLISH_DATA_STREAM,
+                    0,
+                    99,
+                ] {
                     let _ = t.check_rtc_privilege("room", user, p, now, &opts);
                 }
             }
@@ -69,8 +74,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = switchboard_token::client_precheck(s, APP_ID);
     for opts in options() {
         let _ = switchboard_token::verify_login(s, APP_ID, CERT, "alice", NOW, &opts);
-        let _ =
-            switchboard_token::verify_stream_join(s, APP_ID, CERT, "alice", "room", NOW, &opts);
+        let _ = switchboard_token::verify_stream_join(s, APP_ID, CERT, "alice", "room", NOW, &opts);
     }
     if let Ok(t) = AccessToken::parse(s) {
         checks(&t);

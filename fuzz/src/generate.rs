@@ -23,7 +23,18 @@ pub struct Context {
 const CHANNELS: &[&str] = &["room", "lobby", "c1", "fz-a", "fz-b"];
 /// Names that break one naming rule each (api.md R2-R6 and the channel-name rules).
 const BAD_NAMES: &[&str] = &[
-    " ", "a b", "a,b", "*", "é", "\u{0}", "ab\u{7f}", "_", "-", ".", "a\nb", "\u{202e}x",
+    " ",
+    "a b",
+    "a,b",
+    "*",
+    "é",
+    "\u{0}",
+    "ab\u{7f}",
+    "_",
+    "-",
+    ".",
+    "a\nb",
+    "\u{202e}x",
 ];
 /// User ids: the two harness users, other valid ones, and hostile ones.
 const USERS: &[&str] = &[USER_A, USER_B, "fz-c", "alice", "", "*"];
@@ -345,7 +356,10 @@ pub fn login(u: &mut Unstructured, ctx: &Context) -> Result<pb::LoginRequest> {
 pub fn body(u: &mut Unstructured, ctx: &Context) -> Result<Body> {
     Ok(match u.int_in_range(0..=33u8)? {
         0 => Body::Login(login(u, ctx)?),
-        1 => Body::Logout(pb::LogoutRequest {}),
+        // Rarely a logout: it ends the session and with it the state that later
+        // requests would meet (locks held, channels joined).
+        1 if u.ratio(1, 8)? => Body::Logout(pb::LogoutRequest {}),
+        1 => Body::Heartbeat(pb::Heartbeat {}),
         2 => Body::RenewToken(pb::RenewTokenRequest {
             token: token(u, ctx)?,
             channel_name: if u.arbitrary()? {
@@ -458,9 +472,9 @@ pub fn body(u: &mut Unstructured, ctx: &Context) -> Result<Body> {
             channel_name: if u.ratio(1, 3)? { user(u)? } else { name(u)? },
         }),
         24 => Body::SubscribeUserMetadata(pb::SubscribeUserMetadataRequest { user_id: user(u)? }),
-        25 => Body::UnsubscribeUserMetadata(pb::UnsubscribeUserMetadataRequest {
-            user_id: user(u)?,
-        }),
+        25 => {
+            Body::UnsubscribeUserMetadata(pb::UnsubscribeUserMetadataRequest { user_id: user(u)? })
+        }
         26 => Body::SetLock(pb::SetLockRequest {
             channel_type: channel_type(u)?,
             channel_name: name(u)?,

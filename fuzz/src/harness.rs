@@ -1,6 +1,6 @@
 //! The in-process server of the `server_requests` target: one tokio runtime running a
 //! real `switchboard_server::Server` (memory broker, topics, presence, SQLite storage
-//! and history under a fresh directory) on a loopback port, two logged-in WebSocket
+//! and history under a fresh directory) on a loopback port, three logged-in WebSocket
 //! connections that are reopened when the server closes them, and the exchange of one
 //! fuzz frame: send it, send a sentinel heartbeat, read until the sentinel's reply or
 //! the close.
@@ -28,7 +28,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::generate::{Context, reply_name};
-use crate::{APP_ID, CERT, OPEN_APP_ID, SENTINEL, USER_A, USER_B};
+use crate::{APP_ID, CERT, OPEN_APP_ID, SENTINEL, USER_A, USER_B, USER_C};
 
 /// Longest wait for the server's answer to one input before the input counts as a
 /// hang (generous: the machine is shared and the fuzzer runs at nice 19).
@@ -43,6 +43,8 @@ pub enum Target {
     Certified,
     /// The persistent connection of [`USER_B`] to the app without one.
     Open,
+    /// The persistent connection of [`USER_C`] to the app without one.
+    OpenOther,
     /// A new connection that has not logged in (the input usually starts with a login).
     Fresh,
 }
@@ -53,6 +55,7 @@ pub struct Harness {
     url: String,
     certified: Option<Ws>,
     open: Option<Ws>,
+    open_other: Option<Ws>,
     /// What the generator may use (session ids seen, the clock).
     pub ctx: Context,
     /// Distinct replies seen: "operation code" (errors) or "reply" (successes), with
@@ -84,14 +87,21 @@ pub fn config() -> ServerConfig {
     }
 }
 
+/// The server's data directory: `$SWITCHBOARD_FUZZ_DATA` (scripts/fuzz.sh sets it and
+/// removes it after the run), else one per process on tmpfs when there is one (storage
+/// and history fsync every commit), else under the temp dir. Emptied first.
 fn data_dir() -> std::path::PathBuf {
-    // tmpfs when there is one: storage and history fsync every commit.
-    let base = if std::path::Path::new("/dev/shm").is_dir() {
-        std::path::PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
+    let dir = match std::env::var_os("SWITCHBOARD_FUZZ_DATA") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => {
+            let base = if std::path::Path::new("/dev/shm").is_dir() {
+                std::path::PathBuf::from("/dev/shm")
+            } else {
+                std::env::temp_dir()
+            };
+            base.join(format!("switchboard-fuzz-{}", std::process::id()))
+        }
     };
-    let dir = base.join(format!("switchboard-fuzz-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("storage")).expect("create storage dir");
     std::fs::create_dir_all(dir.join("history")).expect("create history dir");
@@ -147,6 +157,7 @@ impl Harness {
             url,
             certified: None,
             open: None,
+            open_other: None,
             ctx: Context::default(),
             tally: BTreeMap::new(),
             execs: 0,
@@ -163,24 +174,21 @@ impl Harness {
             rt,
             certified,
             open,
+            open_other,
             ctx,
             tally,
             ..
         } = self;
         rt.block_on(async {
             let slot = match target {
-                Target::Certified => Some(certified),
-                Target::Open => Some(open),
+                Target::Certified => Some((certified, APP_ID, USER_A)),
+                Target::Open => Some((open, OPEN_APP_ID, USER_B)),
+                Target::OpenOther => Some((open_other, OPEN_APP_ID, USER_C)),
                 Target::Fresh => None,
             };
             match slot {
-                Some(slot) => {
+                Some((slot, app, user)) => {
                     if slot.is_none() {
-                        let (app, user) = if target == Target::Certified {
-                            (APP_ID, USER_A)
-                        } else {
-                            (OPEN_APP_ID, USER_B)
-                        };
                         *slot = Some(login(&url, app, user, ctx, tally).await);
                     }
                     let ws = slot.as_mut().expect("connected");
@@ -197,7 +205,7 @@ impl Harness {
             }
         });
         self.execs += 1;
-        if self.execs.is_power_of_two() || self.execs % 20_000 == 0 {
+        if self.execs.is_power_of_two() || self.execs.is_multiple_of(20_000) {
             self.write_stats();
         }
     }
@@ -309,9 +317,9 @@ async fn answer(
     loop {
         let msg = match tokio::time::timeout(ANSWER_TIMEOUT, ws.next()).await {
             Ok(msg) => msg,
-            Err(_) => panic!(
-                "the server neither answered nor closed within {ANSWER_TIMEOUT:?} (hang)"
-            ),
+            Err(_) => {
+                panic!("the server neither answered nor closed within {ANSWER_TIMEOUT:?} (hang)")
+            }
         };
         match msg {
             Some(Ok(Message::Binary(b))) => {

@@ -17,8 +17,11 @@ pub const OPEN_APP_ID: &str = "c3d4e5f60718293a4b5c6d7e8f900112";
 pub const UNKNOWN_APP_ID: &str = "d4e5f60718293a4b5c6d7e8f90011223";
 /// The user of the persistent connection to [`APP_ID`].
 pub const USER_A: &str = "fz-a";
-/// The user of the persistent connection to [`OPEN_APP_ID`].
+/// The user of the first persistent connection to [`OPEN_APP_ID`].
 pub const USER_B: &str = "fz-b";
+/// The user of the second persistent connection to [`OPEN_APP_ID`] (so that one
+/// user's requests meet another's state: locks, presence, user messages).
+pub const USER_C: &str = "fz-c";
 /// Request id of the heartbeat sent after each input: its reply marks the end of the
 /// replies to the input (a connection's requests are handled in order).
 pub const SENTINEL: u32 = u32::MAX;

@@ -60,7 +60,10 @@ pub fn requests() -> Vec<(&'static str, ClientMessage)> {
     let (lt, lc, ln) = lock("l1");
     vec![
         ("login_certified", msg(1, login(APP_ID, "fz-c", rtm))),
-        ("login_open", msg(1, login(OPEN_APP_ID, "fz-d", String::new()))),
+        (
+            "login_open",
+            msg(1, login(OPEN_APP_ID, "fz-d", String::new())),
+        ),
         ("logout", msg(2, Body::Logout(pb::LogoutRequest {}))),
         (
             "renew_token",
@@ -486,7 +489,12 @@ pub fn frame_decode() -> Vec<(String, Vec<u8>)> {
         .iter()
         .map(|(n, m)| (n.to_string(), encode_all(std::slice::from_ref(m))))
         .collect();
-    let several: Vec<ClientMessage> = reqs.iter().skip(3).take(6).map(|(_, m)| m.clone()).collect();
+    let several: Vec<ClientMessage> = reqs
+        .iter()
+        .skip(3)
+        .take(6)
+        .map(|(_, m)| m.clone())
+        .collect();
     out.push(("several".into(), encode_all(&several)));
     for (n, m) in server_messages() {
         out.push((n.to_string(), m.encode_length_delimited_to_vec()));
@@ -501,7 +509,11 @@ pub fn server_requests() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for (n, m) in requests() {
         let frame = encode_all(std::slice::from_ref(&m));
-        let selectors: &[u8] = if n.starts_with("login") { &[7] } else { &[4, 5] };
+        let selectors: &[u8] = if n.starts_with("login") {
+            &[7]
+        } else {
+            &[4, 5]
+        };
         for s in selectors {
             let mut bytes = vec![*s];
             bytes.extend_from_slice(&frame);
