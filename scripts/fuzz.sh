@@ -63,6 +63,22 @@ for t in "${targets[@]}"; do
       continue
     fi
   fi
+  if [ "$t" = server_requests ]; then
+    # The harness itself: a panic in a server task must crash the target (the panic
+    # hook aborts), or every later "no crash" would mean nothing.
+    st=0
+    SWITCHBOARD_FUZZ_SELFTEST_PANIC=1 "$bin" -runs=1 -artifact_prefix="$work-selftest-" \
+      "corpus/$t/seed_heartbeat_4" >"$log.selftest" 2>&1 || st=$?
+    rm -f "$work-selftest-"*
+    if [ "$st" -eq 0 ] || ! grep -q "deadly signal" "$log.selftest"; then
+      tail -20 "$log.selftest" >&2
+      echo "== $t: a panic in a server task did not crash the target" >&2
+      failed+=("$t(self-test)")
+      rm -rf "$SWITCHBOARD_FUZZ_DATA"
+      continue
+    fi
+    echo "== $t: self-test passed (a panic in a server task crashes the target)"
+  fi
   echo "== $t: fuzzing for ${secs}s"
   # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
   if nice -n "$nice_level" "$bin" "${common[@]}" -max_total_time="$secs" -print_final_stats=1 \

@@ -152,6 +152,13 @@ impl Harness {
             });
             format!("ws://{addr}{}", switchboard_server::WS_PATH)
         });
+        if std::env::var_os("SWITCHBOARD_FUZZ_SELFTEST_PANIC").is_some() {
+            // Checks the harness itself: a panic in a spawned task (as in a server
+            // handler) must end the process, not just the task.
+            let task = rt.spawn(async { panic!("self-test: a panic in a server task") });
+            let _ = rt.block_on(task);
+            unreachable!("the panic hook did not abort");
+        }
         Harness {
             rt,
             url,
