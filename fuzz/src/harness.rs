@@ -289,7 +289,26 @@ async fn login(
     }
 }
 
+/// `$SWITCHBOARD_FUZZ_FAIL_ON_CLOSE`: a close code (e.g. 4004) that counts as a crash,
+/// to find the input behind a close the tally shows.
+fn fail_on_close() -> Option<u32> {
+    static CODE: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *CODE.get_or_init(|| {
+        std::env::var("SWITCHBOARD_FUZZ_FAIL_ON_CLOSE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    })
+}
+
 fn count(tally: &mut BTreeMap<String, u64>, id: u32, body: &server_message::Body) {
+    if let server_message::Body::Closing(c) = body
+        && fail_on_close() == Some(c.code)
+    {
+        panic!(
+            "closed with {} ({}) — SWITCHBOARD_FUZZ_FAIL_ON_CLOSE",
+            c.code, c.reason
+        );
+    }
     let key = match body {
         server_message::Body::Error(e) => format!("{} {}", e.operation, e.code),
         server_message::Body::Closing(c) => format!("close {}", c.code),
