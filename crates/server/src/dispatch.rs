@@ -83,6 +83,14 @@ pub(crate) async fn handle(client: &mut Client, msg: ClientMessage) -> ControlFl
         return ControlFlow::Continue(());
     };
     let op = operation(&body);
+    if id == 0 && !matches!(body, B::Heartbeat(_)) {
+        // Id 0 marks pushes: a reply to it could not be told from one (protocol.md).
+        client.out.close(
+            DisconnectCode::ProtocolError,
+            format!("request id 0 is only for heartbeats; {op} needs an id above 0"),
+        );
+        return ControlFlow::Break(());
+    }
     if client.attached.is_none() && !matches!(body, B::Login(_) | B::Heartbeat(_)) {
         client.fail(id, op, Failure::not_logged_in());
         return ControlFlow::Continue(());

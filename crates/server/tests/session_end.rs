@@ -226,3 +226,36 @@ async fn r52_a_resumed_sessions_old_connection_serves_nothing_more() {
         "the replaced connection published {leaked:?}"
     );
 }
+
+/// protocol.md: a request other than a heartbeat with id 0 (the id of pushes) is not
+/// executed — its reply could not be told from a push — and closes the connection
+/// with PROTOCOL_ERROR (found by the server_requests fuzz target).
+#[tokio::test]
+async fn a_request_with_id_0_closes_with_protocol_error_unexecuted() {
+    let server = TestServer::start().await;
+    let mut canary = server.raw_login("canary0").await;
+    canary.subscribe("zero").await;
+    let mut raw = server.raw_login("zero-sender").await;
+    raw.send(&[ClientMessage {
+        id: 0,
+        body: Some(client_message::Body::Heartbeat(pb::Heartbeat {})),
+    }])
+    .await;
+    raw.assert_alive().await;
+    raw.send(&[ClientMessage {
+        id: 0,
+        body: Some(publish_text("zero", "with id 0")),
+    }])
+    .await;
+    let closing = raw.expect_closing(STEP).await;
+    assert_eq!(
+        closing.code,
+        u32::from(switchboard_protocol::DisconnectCode::ProtocolError.as_u16())
+    );
+    assert!(closing.reason.contains("id 0"), "{}", closing.reason);
+    let leaked = before_sentinel(&server, &mut canary, "zero").await;
+    assert!(
+        leaked.is_empty(),
+        "the id-0 publish was executed: {leaked:?}"
+    );
+}
