@@ -77,9 +77,13 @@ pub fn abort_on_panic() {
 /// The server configuration: the certified app with default limits (so rate limits are
 /// reached), the open app without publish rate limits (so publishes get past them).
 pub fn config() -> ServerConfig {
-    let certified = AppConfig::new(APP_ID, Some(CERT.into()));
+    let mut certified = AppConfig::new(APP_ID, Some(CERT.into()));
     let mut open = AppConfig::new(OPEN_APP_ID, None);
     open.limits.publish_rate_per_channel = 0;
+    // The harness logs in again after every close (logouts, protocol errors): far more
+    // than R31's logins a minute.
+    certified.limits.max_logins_per_user_per_minute = 0;
+    open.limits.max_logins_per_user_per_minute = 0;
     ServerConfig {
         apps: vec![certified, open],
         heartbeat_interval_range: (1, 1800),
