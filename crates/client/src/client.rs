@@ -214,8 +214,29 @@ impl Client {
             );
             st.generation
         };
-        let result = inner.establish(false).await;
+        // A logout meanwhile cancels the login at once (R34), not after its timeout:
+        // every change of the link wakes this, and a new generation ends the attempt.
+        let mut changed = inner.link_changed.subscribe();
+        let establish = inner.establish(false);
+        tokio::pin!(establish);
+        let result = loop {
+            tokio::select! {
+                r = &mut establish => break Some(r),
+                c = changed.changed() => {
+                    if c.is_err() || inner.lock().generation != generation {
+                        break None;
+                    }
+                }
+            }
+        };
         let mut st = inner.lock();
+        let Some(result) = result.filter(|_| st.generation == generation) else {
+            return Err(RtmError::new(
+                ErrorCode::LoginCanceled,
+                "login",
+                "logout during login (R34)",
+            ));
+        };
         if st.generation != generation {
             return Err(RtmError::new(
                 ErrorCode::LoginCanceled,

@@ -137,8 +137,6 @@ async fn r34_logout_while_connecting_fails_the_pending_login_with_10023() {
 /// R34: the cancelled login fails when `logout` cancels it, not when its own 12 s
 /// timeout would have ended it.
 #[tokio::test]
-#[ignore = "SDK bug: R34 logout during CONNECTING resolves at once, but the pending login \
-            keeps waiting for its login timeout (12 s by default) before failing with -10023"]
 async fn r34_logout_while_connecting_fails_the_pending_login_at_once() {
     let server = TestServer::start().await;
     let proxy = FaultProxy::start(server.addr).await;
