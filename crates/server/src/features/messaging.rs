@@ -163,7 +163,7 @@ pub(crate) async fn publish(
     req: pb::PublishRequest,
 ) -> Result<(), Failure> {
     let session = client.session()?;
-    let actor = Actor::new(&session.app, &session.app_id, &session.user);
+    let actor = session.actor();
     let reply = publish_as(&client.node, &actor, req).await?;
     client.send(id, Body::Publish(reply));
     Ok(())

@@ -38,6 +38,34 @@ pub(crate) fn router(node: Arc<Node>) -> Router {
         )
         .route("/v1/apps/{app_id}/tokens/rtm", post(api::tokens::rtm_token))
         .route("/v1/apps/{app_id}/tokens/rtc", post(api::tokens::rtc_token))
+        .route(
+            "/v1/apps/{app_id}/users/{user_id}/channels",
+            get(api::presence::where_now),
+        )
+        .route(
+            "/v1/apps/{app_id}/presence/{channel_type}/{channel}",
+            get(api::presence::who_now),
+        )
+        .route(
+            "/v1/apps/{app_id}/metadata/{channel_type}/{name}",
+            get(api::metadata::get),
+        )
+        .route(
+            "/v1/apps/{app_id}/metadata/{channel_type}/{name}/{op}",
+            post(api::metadata::write),
+        )
+        .route(
+            "/v1/apps/{app_id}/locks/{channel_type}/{channel}",
+            get(api::locks::list),
+        )
+        .route(
+            "/v1/apps/{app_id}/locks/{channel_type}/{channel}/{lock_name}/revoke",
+            post(api::locks::revoke),
+        )
+        .route(
+            "/v1/apps/{app_id}/history/{channel_type}/{channel}",
+            get(api::history::get_messages),
+        )
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(node.clone(), count))
         .with_state(node)

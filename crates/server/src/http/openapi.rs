@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document of the HTTP side, generated from the handlers' and types'
 //! `utoipa` annotations and served at `GET /openapi.json`.
 
-use super::api::{messages, tokens, users};
+use super::api::{history, locks, messages, metadata, presence, tokens, users};
 use super::{error, health, metrics};
 use axum::Json;
 use utoipa::OpenApi;
@@ -15,6 +15,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         health::healthz, health::readyz, metrics::metrics,
         messages::publish, messages::publish_batch,
         users::kick,
+        presence::who_now, presence::where_now,
+        metadata::get, metadata::write,
+        locks::list, locks::revoke,
+        history::get_messages,
         tokens::rtm_token, tokens::rtc_token,
     ),
     components(schemas(error::ErrorBody)),
