@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document of the HTTP side, generated from the handlers' and types'
 //! `utoipa` annotations and served at `GET /openapi.json`.
 
-use super::api::{history, locks, messages, metadata, presence, tokens, users};
+use super::api::{self, history, locks, messages, metadata, presence, tokens, users};
 use super::{error, health, metrics};
 use axum::Json;
 use utoipa::OpenApi;
@@ -21,7 +21,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         history::get_messages,
         tokens::rtm_token, tokens::rtc_token,
     ),
-    components(schemas(error::ErrorBody)),
+    components(schemas(error::ErrorBody, api::PathChannelType, api::MetadataOp)),
     modifiers(&BasicAuth),
 )]
 pub(crate) struct ApiDoc;

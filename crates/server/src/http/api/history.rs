@@ -47,7 +47,7 @@ pub(crate) struct HistoryPage {
 /// `GET /v1/apps/{app_id}/history/{channel_type}/{channel}`.
 #[utoipa::path(get, path = "/v1/apps/{app_id}/history/{channel_type}/{channel}", tag = "history",
     params(("app_id" = String, Path, description = "the app id"),
-           ("channel_type" = String, Path, description = "message or user"),
+           ("channel_type" = super::PathChannelType, Path, description = "message or user"),
            ("channel" = String, Path, description = "the channel, or the peer user id for user"),
            ("user" = Option<String>, Query, description = "for user: the other user of the conversation"),
            ("count" = Option<u32>, Query, description = "messages per page (1–100, default 100)"),

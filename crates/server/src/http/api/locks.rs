@@ -59,7 +59,7 @@ pub(crate) struct Revoked {
 /// `GET /v1/apps/{app_id}/locks/{channel_type}/{channel}` (getLock).
 #[utoipa::path(get, path = "/v1/apps/{app_id}/locks/{channel_type}/{channel}", tag = "locks",
     params(("app_id" = String, Path, description = "the app id"),
-           ("channel_type" = String, Path, description = "message or stream"),
+           ("channel_type" = super::PathChannelType, Path, description = "message or stream"),
            ("channel" = String, Path, description = "the channel name")),
     responses((status = 200, body = LockList),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -97,7 +97,7 @@ pub(crate) async fn list(
 /// `POST /v1/apps/{app_id}/locks/{channel_type}/{channel}/{lock_name}/revoke`.
 #[utoipa::path(post, path = "/v1/apps/{app_id}/locks/{channel_type}/{channel}/{lock_name}/revoke", tag = "locks",
     params(("app_id" = String, Path, description = "the app id"),
-           ("channel_type" = String, Path, description = "message or stream"),
+           ("channel_type" = super::PathChannelType, Path, description = "message or stream"),
            ("channel" = String, Path, description = "the channel name"),
            ("lock_name" = String, Path, description = "the lock")),
     request_body = RevokeBody,

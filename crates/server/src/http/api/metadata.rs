@@ -99,7 +99,7 @@ pub(crate) struct Written {
 /// `GET /v1/apps/{app_id}/metadata/{channel_type}/{name}`.
 #[utoipa::path(get, path = "/v1/apps/{app_id}/metadata/{channel_type}/{name}", tag = "metadata",
     params(("app_id" = String, Path, description = "the app id"),
-           ("channel_type" = String, Path, description = "message, stream or user"),
+           ("channel_type" = super::PathChannelType, Path, description = "message, stream or user"),
            ("name" = String, Path, description = "the channel name or user id")),
     responses((status = 200, body = MetadataDoc),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -146,9 +146,9 @@ pub(crate) async fn get(
 /// `remove`).
 #[utoipa::path(post, path = "/v1/apps/{app_id}/metadata/{channel_type}/{name}/{op}", tag = "metadata",
     params(("app_id" = String, Path, description = "the app id"),
-           ("channel_type" = String, Path, description = "message, stream or user"),
+           ("channel_type" = super::PathChannelType, Path, description = "message, stream or user"),
            ("name" = String, Path, description = "the channel name or user id"),
-           ("op" = String, Path, description = "set, update or remove")),
+           ("op" = super::MetadataOp, Path, description = "set, update or remove")),
     request_body = WriteBody,
     responses((status = 200, body = Written),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),

@@ -16,6 +16,34 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use switchboard_protocol::{ErrorCode, names, pb};
 
+/// A channel type in a path, for the document only: [`channel_type`] parses the
+/// segment so that a bad one gets the WebSocket API's code.
+#[allow(dead_code)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum PathChannelType {
+    /// A message channel.
+    Message,
+    /// A stream channel.
+    Stream,
+    /// A user (metadata, history).
+    User,
+}
+
+/// A metadata write operation in a path, for the document only (`metadata::write`
+/// parses the segment).
+#[allow(dead_code)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum MetadataOp {
+    /// Replace the object.
+    Set,
+    /// Change or add items.
+    Update,
+    /// Remove items (or every item).
+    Remove,
+}
+
 /// The user id the server API acts as when a request names none.
 pub(crate) const SERVER_USER: &str = "server";
 

@@ -54,7 +54,7 @@ pub(crate) struct Channels {
 /// `GET /v1/apps/{app_id}/presence/{channel_type}/{channel}` (whoNow).
 #[utoipa::path(get, path = "/v1/apps/{app_id}/presence/{channel_type}/{channel}", tag = "presence",
     params(("app_id" = String, Path, description = "the app id"),
-           ("channel_type" = String, Path, description = "message or stream"),
+           ("channel_type" = super::PathChannelType, Path, description = "message or stream"),
            ("channel" = String, Path, description = "the channel name"),
            ("page" = Option<String>, Query, description = "next_page of the previous page"),
            ("include_state" = Option<bool>, Query, description = "with each member's state"),
