@@ -177,3 +177,111 @@ async fn each_server_counts_only_its_own_traffic() {
     );
     assert_eq!(b.metric("switchboard_logins_total", &[]).await, 0.0);
 }
+
+#[tokio::test]
+async fn resumes_count_recovered_and_gap_channels_as_the_reply_reports_them() {
+    use switchboard_protocol::pb::{self, client_message};
+    let s = HttpServer::start().await;
+    let mut first = s.ws.raw().await;
+    let reply = first.login(APP_ID, "alice", &token("alice"), 60).await;
+    let server_message::Body::Login(login) = reply else {
+        panic!("login: {reply:?}")
+    };
+    let room = first.subscribe("room").await.position.expect("position");
+    let other = first.subscribe("other").await.position.expect("position");
+    let mut bob = s.ws.raw_login("bob").await;
+    for i in 0..2 {
+        let reply = bob.request(publish_text("room", &format!("m{i}"))).await;
+        assert!(
+            matches!(reply, server_message::Body::Publish(_)),
+            "{reply:?}"
+        );
+    }
+    let at = |name: &str, position: pb::StreamPosition| pb::ChannelPosition {
+        channel_type: pb::ChannelType::Message as i32,
+        channel_name: name.into(),
+        topic_name: String::new(),
+        position: Some(position),
+    };
+    // "other" from a position of another epoch: its log cannot cover it, a gap.
+    let stale = pb::StreamPosition {
+        epoch: other.epoch.wrapping_add(1),
+        offset: other.offset + 1000,
+    };
+    let mut second = s.ws.raw().await;
+    let reply = second
+        .request(client_message::Body::Login(pb::LoginRequest {
+            app_id: APP_ID.into(),
+            user_id: "alice".into(),
+            token: token("alice"),
+            heartbeat_interval: 60,
+            session_id: login.session_id.clone(),
+            positions: vec![at("room", room), at("other", stale)],
+            ..Default::default()
+        }))
+        .await;
+    let server_message::Body::Login(resumed) = reply else {
+        panic!("resume: {reply:?}")
+    };
+    assert!(resumed.resumed);
+    assert!(!resumed.gap_channels.is_empty(), "{resumed:?}");
+
+    let now = s.metrics().await;
+    assert_eq!(sample(&now, "switchboard_resumes_total", &[]), 1.0);
+    assert_eq!(
+        sample(&now, "switchboard_resume_gap_channels_total", &[]),
+        resumed.gap_channels.len() as f64
+    );
+    assert!(sample(&now, "switchboard_resume_recovered_channels_total", &[]) >= 1.0);
+    assert_eq!(sample(&now, "switchboard_logins_total", &[]), 3.0);
+    // Still one session for alice (and bob's).
+    assert_eq!(sample(&now, "switchboard_sessions", &[]), 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_disconnect_is_counted() {
+    const SIZE: usize = 16 * 1024;
+    let s = HttpServer::start_with(|c| {
+        c.outbound_queue_bytes = 64 * 1024;
+        c.write_timeout = std::time::Duration::from_secs(30);
+    })
+    .await;
+    // Subscribes, then reads nothing.
+    let mut slow = s.ws.raw_login("slow").await;
+    slow.subscribe("firehose").await;
+    let mut publisher = s.ws.raw_login("publisher").await;
+    let payload = bytes::Bytes::from(vec![0x5au8; SIZE]);
+    let mut counted = false;
+    // Far more than the queue, the socket buffers and the reader's window together.
+    for i in 0..4_000 {
+        let reply = publisher
+            .request(publish_body(
+                switchboard_protocol::pb::ChannelType::Message,
+                "firehose",
+                switchboard_protocol::pb::MessageType::Binary,
+                payload.clone(),
+            ))
+            .await;
+        assert!(
+            matches!(reply, server_message::Body::Publish(_)),
+            "{reply:?}"
+        );
+        if i % 50 == 49
+            && s.metric("switchboard_slow_consumer_disconnects_total", &[])
+                .await
+                == 1.0
+        {
+            counted = true;
+            break;
+        }
+    }
+    assert!(counted, "the slow consumer was closed and counted");
+    assert_eq!(
+        s.metric(
+            "switchboard_disconnects_total",
+            &[("code", "SLOW_CONSUMER")]
+        )
+        .await,
+        1.0
+    );
+}

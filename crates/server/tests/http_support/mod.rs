@@ -30,6 +30,11 @@ impl HttpServer {
     /// A server with [`base_config`], [`APP_ID`] given [`API_KEY`] / [`API_SECRET`],
     /// no publish rate limit, history on, and its HTTP side on a loopback port.
     pub async fn start() -> HttpServer {
+        HttpServer::start_with(|_| {}).await
+    }
+
+    /// [`HttpServer::start`] with the config changed by `f` afterwards.
+    pub async fn start_with(f: impl FnOnce(&mut switchboard_server::ServerConfig)) -> HttpServer {
         let mut config = base_config();
         for app in &mut config.apps {
             app.limits.publish_rate_per_channel = 0;
@@ -38,6 +43,7 @@ impl HttpServer {
                 app.api_secret = Some(API_SECRET.into());
             }
         }
+        f(&mut config);
         let history_dir = crate::common::fresh_dir("http-history");
         let history =
             SqliteHistory::open(&history_dir, HistoryRetention::default()).expect("open history");
