@@ -285,3 +285,17 @@ async fn a_slow_consumer_disconnect_is_counted() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn the_http_side_stops_with_the_server() {
+    let s = HttpServer::start().await;
+    assert_eq!(s.get("/healthz").await.0, 200);
+    let HttpServer {
+        ws, http, client, ..
+    } = s;
+    ws.shutdown()
+        .await
+        .expect("run returns with the HTTP side on");
+    let after = client.get(format!("http://{http}/healthz")).send().await;
+    assert!(after.is_err(), "nothing listens any more: {after:?}");
+}

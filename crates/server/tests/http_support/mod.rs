@@ -23,7 +23,17 @@ pub struct HttpServer {
     pub http: SocketAddr,
     /// An HTTP client.
     pub client: reqwest::Client,
-    history_dir: std::path::PathBuf,
+    /// Removes the history store's directory when dropped.
+    pub history_dir: DirGuard,
+}
+
+/// A directory removed when dropped.
+pub struct DirGuard(pub std::path::PathBuf);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl HttpServer {
@@ -60,7 +70,7 @@ impl HttpServer {
             ws,
             http,
             client: reqwest::Client::new(),
-            history_dir,
+            history_dir: DirGuard(history_dir),
         }
     }
 
@@ -129,10 +139,4 @@ pub fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &s
             | prometheus_parse::Value::Untyped(v) => v,
             _ => f64::NAN,
         })
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.history_dir);
-    }
 }
