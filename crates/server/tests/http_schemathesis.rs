@@ -57,6 +57,8 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_the_document() {
             .arg("--report-dir")
             .arg(&report)
             .env("NO_COLOR", "1")
+            // Its example database goes with the report, not into the repository.
+            .current_dir(&report)
             .output()
             .expect("run schemathesis")
     })
