@@ -5,3 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo nextest run --workspace --no-fail-fast
 cargo test --workspace --doc
+# The TypeScript SDK (sdk/js): unit tests and Node integration tests against the real
+# switchboard binary built here (npm ci needs node and npm; see sdk/js/README.md).
+cargo build -p switchboard-cli
+target_dir="${CARGO_TARGET_DIR:-target}"
+case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
+export SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$target_dir/debug/switchboard}"
+(cd sdk/js && npm ci --no-audit --no-fund && npm test)

@@ -106,9 +106,17 @@ fn with_env(cmd: clap::Command) -> clap::Command {
         let skip = matches!(arg.get_id().as_str(), "help" | "version")
             || arg.get_env().is_some()
             || arg.is_positional();
-        match arg.get_long().map(env_name) {
+        let arg = match arg.get_long().map(env_name) {
             Some(name) if !skip => arg.env(name),
             _ => arg,
+        };
+        // `--help` shows a set variable's value: never a token's or a certificate's.
+        let id = arg.get_id().as_str();
+        let secret = id.contains("token") || id.contains("cert");
+        if secret {
+            arg.hide_env_values(true)
+        } else {
+            arg
         }
     })
     .mut_subcommands(with_env)
@@ -212,5 +220,12 @@ mod tests {
             env_of(sub, "user_id").as_deref(),
             Some("SWITCHBOARD_USER_ID")
         );
+        for id in ["token", "app_cert", "rtc_token"] {
+            let arg = sub.get_arguments().find(|a| a.get_id() == id).expect(id);
+            assert!(
+                arg.is_hide_env_values_set(),
+                "{id}: its value stays out of --help"
+            );
+        }
     }
 }

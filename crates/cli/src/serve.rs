@@ -38,6 +38,18 @@ pub struct ServeArgs {
     /// Largest WebSocket message, bytes (default 1048576).
     #[arg(long, env = "SWITCHBOARD_MAX_FRAME_BYTES")]
     max_frame_bytes: Option<usize>,
+    /// Largest WebSocket message before login, bytes (default 65536).
+    #[arg(long, env = "SWITCHBOARD_MAX_FRAME_BYTES_BEFORE_LOGIN")]
+    max_frame_bytes_before_login: Option<usize>,
+    /// Most sockets in the WebSocket handshake at once (default 1024).
+    #[arg(long, env = "SWITCHBOARD_MAX_HANDSHAKES")]
+    max_handshakes: Option<usize>,
+    /// Time allowed for the WebSocket handshake, ms (default 5000).
+    #[arg(long, env = "SWITCHBOARD_HANDSHAKE_TIMEOUT_MS")]
+    handshake_timeout_ms: Option<u64>,
+    /// Most connections from one IP address (default 0: no limit).
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
     /// Outbound queue per connection, bytes (default 4194304).
     #[arg(long, env = "SWITCHBOARD_OUTBOUND_QUEUE_BYTES")]
     outbound_queue_bytes: Option<usize>,
@@ -77,6 +89,16 @@ pub struct ServeArgs {
     /// History age, seconds (default 604800 = 7 days).
     #[arg(long, env = "SWITCHBOARD_HISTORY_MAX_AGE_SECS")]
     history_max_age_secs: Option<u64>,
+    /// Where shared state lives: `memory` (this process, the default) or `redis`
+    /// (several nodes on one Redis; needs --redis-url).
+    #[arg(long, env = "SWITCHBOARD_ENGINE", value_parser = ["memory", "redis"])]
+    engine: Option<String>,
+    /// The Redis of `--engine redis`, as redis://HOST:PORT[/DB].
+    #[arg(long, env = "SWITCHBOARD_REDIS_URL")]
+    redis_url: Option<String>,
+    /// This node's id on Redis (default: random), in the log and the health report.
+    #[arg(long, env = "SWITCHBOARD_NODE_ID")]
+    node_id: Option<String>,
 }
 
 /// The TOML file: the same keys as the flags (snake_case) plus `[[apps]]` tables with
@@ -91,6 +113,10 @@ struct FileConfig {
     apps: Vec<AppConfig>,
     max_connections: Option<usize>,
     max_frame_bytes: Option<usize>,
+    max_frame_bytes_before_login: Option<usize>,
+    max_handshakes: Option<usize>,
+    handshake_timeout_ms: Option<u64>,
+    max_connections_per_ip: Option<usize>,
     outbound_queue_bytes: Option<usize>,
     outbound_queue_messages: Option<usize>,
     login_timeout_ms: Option<u64>,
@@ -104,6 +130,9 @@ struct FileConfig {
     token_will_expire_lead_secs: Option<u64>,
     shutdown_grace_ms: Option<u64>,
     recovery_hold_bytes: Option<usize>,
+    engine: Option<String>,
+    redis_url: Option<String>,
+    node_id: Option<String>,
 }
 
 /// The app created on first start, kept in `DATA_DIR/app.toml`.
@@ -221,7 +250,16 @@ fn first_start_app(data_dir: &Path) -> anyhow::Result<(AppConfig, bool)> {
         "# Created by `switchboard serve` on first start. Keep the certificate secret.\n{}",
         toml::to_string(&stored)?
     );
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    // The certificate signs every token of the app: only its owner may read the file.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok((AppConfig::new(stored.id, Some(stored.certificate)), true))
 }
 
@@ -289,6 +327,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .max_frame_bytes
             .or(file.max_frame_bytes)
             .unwrap_or(defaults.max_frame_bytes),
+        max_frame_bytes_before_login: args
+            .max_frame_bytes_before_login
+            .or(file.max_frame_bytes_before_login)
+            .unwrap_or(defaults.max_frame_bytes_before_login),
+        max_handshakes: args
+            .max_handshakes
+            .or(file.max_handshakes)
+            .unwrap_or(defaults.max_handshakes),
+        handshake_timeout: args
+            .handshake_timeout_ms
+            .or(file.handshake_timeout_ms)
+            .map_or(defaults.handshake_timeout, ms),
+        max_connections_per_ip: args
+            .max_connections_per_ip
+            .or(file.max_connections_per_ip)
+            .unwrap_or(defaults.max_connections_per_ip),
         outbound_queue_bytes: args
             .outbound_queue_bytes
             .or(file.outbound_queue_bytes)
@@ -339,16 +393,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     if let (Some(new), Some(app)) = (created, apps.first()) {
-        let cert = app.certificate.clone().unwrap_or_default();
-        let verb = if new { "created" } else { "loaded" };
-        println!("app {verb} in {}:", data_dir.join("app.toml").display());
-        println!("  app id:      {}", app.id);
-        println!("  certificate: {cert}");
-        println!(
-            "  make a token: {} token rtm --app-id {} --app-cert {cert} --user-id alice",
-            self_command(),
-            app.id
-        );
+        let stored = data_dir.join("app.toml");
+        if new {
+            // Printed once, when created; later starts point at the file (mode 0600).
+            let cert = app.certificate.clone().unwrap_or_default();
+            println!("app created in {}:", stored.display());
+            println!("  app id:      {}", app.id);
+            println!("  certificate: {cert}");
+            println!(
+                "  make a token: {} token rtm --app-id {} --app-cert {cert} --user-id alice",
+                self_command(),
+                app.id
+            );
+        } else {
+            println!("app loaded from {}:", stored.display());
+            println!("  app id:      {}", app.id);
+            println!(
+                "  certificate: in {} (printed when it was created)",
+                stored.display()
+            );
+        }
     }
     let mut retention = HistoryRetention::default();
     if let Some(n) = args
@@ -362,16 +426,60 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let history = SqliteHistory::open(&data_dir, retention)
-        .map_err(|e| anyhow::anyhow!("opening the history store in {}: {e}", data_dir.display()))?;
-    let storage = switchboard_engine_memory::SqliteStorage::open(&data_dir)
-        .map_err(|e| anyhow::anyhow!("opening the storage in {}: {e}", data_dir.display()))?;
-    let broker = Arc::new(MemoryBroker::new(memory));
-    let server = Server::new(config, broker)
-        .with_history(Arc::new(history))
-        .with_storage(Arc::new(storage))
-        .with_topics(Arc::new(switchboard_engine_memory::MemoryTopics::new()))
-        .with_presence(Arc::new(switchboard_engine_memory::MemoryPresence::new()));
+    let engine = args
+        .engine
+        .clone()
+        .or(file.engine.clone())
+        .unwrap_or_else(|| "memory".into());
+    let server = match engine.as_str() {
+        "memory" => {
+            let history = SqliteHistory::open(&data_dir, retention).map_err(|e| {
+                anyhow::anyhow!("opening the history store in {}: {e}", data_dir.display())
+            })?;
+            let storage =
+                switchboard_engine_memory::SqliteStorage::open(&data_dir).map_err(|e| {
+                    anyhow::anyhow!("opening the storage in {}: {e}", data_dir.display())
+                })?;
+            let broker = Arc::new(MemoryBroker::new(memory));
+            println!(
+                "engine: memory (this process; durable data in {})",
+                data_dir.display()
+            );
+            Server::new(config, broker)
+                .with_history(Arc::new(history))
+                .with_storage(Arc::new(storage))
+                .with_topics(Arc::new(switchboard_engine_memory::MemoryTopics::new()))
+                .with_presence(Arc::new(switchboard_engine_memory::MemoryPresence::new()))
+        }
+        "redis" => {
+            let Some(url) = args.redis_url.clone().or(file.redis_url.clone()) else {
+                bail!(
+                    "--engine redis needs --redis-url redis://HOST:PORT (or SWITCHBOARD_REDIS_URL)"
+                );
+            };
+            let node_id = args
+                .node_id
+                .clone()
+                .or(file.node_id.clone())
+                .unwrap_or_else(|| format!("{:08x}", rand::random::<u32>()));
+            let mut redis =
+                switchboard_engine_redis::RedisConfig::new(url.as_str(), node_id.as_str());
+            redis.retention = memory.retention;
+            redis.history = retention;
+            let engine = switchboard_engine_redis::RedisEngine::connect_with(redis)
+                .await
+                .map_err(|e| anyhow::anyhow!("connecting to Redis at {url}: {e}"))?;
+            let health = engine.health().await;
+            tracing::info!(node = %node_id, url = %url, ?health, "engine: redis");
+            println!("engine: redis at {url} (node {node_id})");
+            Server::new(config, engine.clone())
+                .with_history(engine.clone())
+                .with_storage(engine.clone())
+                .with_topics(engine.clone())
+                .with_presence(engine)
+        }
+        other => bail!("unknown engine {other:?}: use memory or redis"),
+    };
     println!("listening on ws://{addr}");
     println!(
         "  websocket:   ws://{addr}{} (the Rust SDK and the CLI add the path themselves)",

@@ -104,6 +104,8 @@ pub async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
         tokio::spawn(renewal.run(client.clone(), stream_handle));
     }
     login(&client, &args.conn).await?;
+    // Every field is set today; the update keeps this compiling when the SDK adds one.
+    #[allow(clippy::needless_update)]
     let options = SubscribeOptions {
         with_message: !args.no_message,
         with_presence: !args.no_presence,
@@ -329,7 +331,7 @@ impl Renewal {
             .await;
             let name = channel.clone().unwrap_or_default();
             match result {
-                Ok(()) => println!(
+                Ok(_) => println!(
                     "{}",
                     json!({"event": "renewTokenResponse", "channelName": name})
                 ),

@@ -423,7 +423,18 @@ fn sub_renews_its_token_and_outlives_it() {
     let env = s.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let short = ["--expire", "5"];
+    let rtc = |user: &str, extra: &[&str]| {
+        let mut args = vec!["token", "rtc", "--channel", "match", "--user-id", user];
+        args.extend_from_slice(extra);
+        let out = run(&args, &env);
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_string()
+    };
     let started = std::time::Instant::now();
+    // alice is also in stream channel "match" on a short RTC token, following carol.
     let alice = Proc::spawn(
         &[
             "sub",
@@ -434,6 +445,14 @@ fn sub_renews_its_token_and_outlives_it() {
             "--renew-expire",
             "5",
             "room",
+            "--stream",
+            "match",
+            "--rtc-token",
+            &rtc("alice", &short),
+            "--topic",
+            "moves",
+            "--from",
+            "carol",
         ],
         &env,
     );
@@ -487,4 +506,34 @@ fn sub_renews_its_token_and_outlives_it() {
         let r = p.expect_json("a renewal", |v| v["event"] == "renewTokenResponse");
         assert_eq!(r["channelName"], "");
     }
+    // The stream channel's RTC token was renewed too: alice still gets topic messages.
+    alice.expect_json("the RTC renewal", |v| {
+        v["event"] == "renewTokenResponse" && v["channelName"] == "match"
+    });
+    let out = run(
+        &[
+            "pub",
+            "--user-id",
+            "carol",
+            "--token",
+            &tc,
+            "--stream",
+            "match",
+            "--topic",
+            "moves",
+            "--rtc-token",
+            &rtc("carol", &[]),
+            "late move",
+        ],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = alice.expect_json("the topic message (or a failure)", |v| {
+        v["message"] == "late move" || failed(v)
+    });
+    assert_eq!(m["topicName"], "moves", "{m}");
 }

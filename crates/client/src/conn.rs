@@ -5,17 +5,21 @@
 //! for room: lossless). Every positioned push advances its channel's position (stream
 //! channels included; a lock EXPIRED the user's own inbox), and one the app already has
 //! is dropped; SNAPSHOTs are not publications and do neither, and user-metadata storage
-//! events carry no position.
+//! events carry no position. With end-to-end encryption on, message payloads are opened
+//! here; one that does not open is consumed and reported as an `ErrorEvent`.
 
-use crate::router::Router;
+use crate::crypto::Cipher;
+use crate::decode::{lock_event, message_event, presence_event, storage_event, topic_event};
+use crate::positions::{Positions, advance};
+use crate::router::{Extra, Router};
 use crate::types::{
-    ChannelType, Event, IntervalDetail, LockEventType, MessageEvent, Payload, PresenceEvent,
-    PresenceEventType, PublishInfo, RtmError, StorageEventType, StreamPosition, TopicDetail,
-    TopicEvent, TopicEventType, UserState,
+    ChannelType, ErrorEvent, Event, LockEventType, MessageEvent, PresenceEventType, RtmError,
+    StorageEventType, TopicEventType,
 };
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use switchboard_protocol::pb::{
     self, ClientMessage, ServerMessage, client_message, server_message,
@@ -26,6 +30,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// WebSocket settings of the SDK's connections: an 8 KiB read buffer. tungstenite's
+/// default of 128 KiB is zeroed again before every read, which cost a receiving client
+/// more CPU than everything else it did (bench fanout's load generator: 35 % in
+/// `memset`).
+pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024)
+}
 
 /// The reply a request waits for.
 pub(crate) type ReplyTx = oneshot::Sender<Result<server_message::Body, RtmError>>;
@@ -55,168 +67,49 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Called with a `ChannelLeft` push (the server left a stream channel for the client).
 pub(crate) type OnChannelLeft = Box<dyn Fn(pb::ChannelLeft) + Send + Sync>;
 
-pub(crate) fn position(p: Option<pb::StreamPosition>) -> StreamPosition {
-    p.map(|p| StreamPosition {
-        epoch: p.epoch,
-        offset: p.offset,
-    })
-    .unwrap_or_default()
+/// What a connection task works with besides its socket and request queue.
+pub(crate) struct Context {
+    /// Where pushes go.
+    pub router: Arc<Router>,
+    /// Heartbeat period.
+    pub heartbeat: Duration,
+    /// Last positions handed to the app.
+    pub positions: Positions,
+    /// This client's user id (the key of its USER inbox).
+    pub user_id: String,
+    /// Called with a `ChannelLeft` push.
+    pub on_channel_left: OnChannelLeft,
+    /// Opens received message payloads when end-to-end encryption is on.
+    pub cipher: Option<Arc<Cipher>>,
 }
 
-/// Converts a message push into the app's event.
-fn message_event(m: pb::MessagePush) -> MessageEvent {
-    let channel_type = match pb::ChannelType::try_from(m.channel_type) {
-        Ok(pb::ChannelType::User) => ChannelType::User,
-        Ok(pb::ChannelType::Stream) => ChannelType::Stream,
-        _ => ChannelType::Message,
-    };
-    let message = if m.message_type == pb::MessageType::String as i32 {
-        match String::from_utf8(m.payload.to_vec()) {
-            Ok(s) => Payload::Text(s),
-            Err(e) => Payload::Binary(e.into_bytes().into()),
-        }
-    } else {
-        Payload::Binary(m.payload)
-    };
-    MessageEvent {
-        channel_type,
-        channel_name: m.channel_name,
-        topic_name: m.topic_name,
-        message,
-        custom_type: m.custom_type,
-        publisher: m.publisher,
-        timestamp: m.timestamp,
-        position: position(m.position),
-        send_ts: m.send_ts,
+/// The error event of a received message whose payload did not decrypt (`why`).
+fn decrypt_failure(e: &MessageEvent, why: String) -> ErrorEvent {
+    ErrorEvent {
+        error: RtmError::new(
+            ErrorCode::ChannelEncryptMessageFailed,
+            "decrypt",
+            format!("a received payload did not decrypt: {why}"),
+        ),
+        channel_type: e.channel_type,
+        channel_name: e.channel_name.clone(),
+        topic_name: e.topic_name.clone(),
+        publisher: e.publisher.clone(),
+        timestamp: e.timestamp,
+        position: e.position,
     }
-}
-
-/// Converts a topic event push into the app's event; `None` for an unknown type.
-fn topic_event(t: pb::TopicEvent) -> Option<TopicEvent> {
-    let event_type = match pb::TopicEventType::try_from(t.event_type) {
-        Ok(pb::TopicEventType::Snapshot) => TopicEventType::Snapshot,
-        Ok(pb::TopicEventType::RemoteJoin) => TopicEventType::RemoteJoin,
-        Ok(pb::TopicEventType::RemoteLeave) => TopicEventType::RemoteLeave,
-        _ => return None,
-    };
-    let topic_infos: Vec<TopicDetail> = t
-        .topics
-        .into_iter()
-        .map(|info| {
-            let publishers: Vec<PublishInfo> = info
-                .publishers
-                .into_iter()
-                .map(|p| PublishInfo {
-                    publisher_user_id: p.user_id,
-                    publisher_meta: p.meta,
-                })
-                .collect();
-            TopicDetail {
-                topic_name: info.topic_name,
-                total_publisher: u32::try_from(publishers.len()).unwrap_or(u32::MAX),
-                publishers,
-            }
-        })
-        .collect();
-    Some(TopicEvent {
-        event_type,
-        channel_name: t.channel_name,
-        publisher: t.publisher,
-        total_topics: u32::try_from(topic_infos.len()).unwrap_or(u32::MAX),
-        topic_infos,
-        timestamp: t.timestamp,
-        position: position(t.position),
-    })
-}
-
-/// Converts a presence event push into the app's event; `None` for an unknown type or
-/// a channel type presence does not have.
-pub(crate) fn presence_event(p: pb::PresenceEvent) -> Option<PresenceEvent> {
-    let event_type = match pb::PresenceEventType::try_from(p.event_type) {
-        Ok(pb::PresenceEventType::Snapshot) => PresenceEventType::Snapshot,
-        Ok(pb::PresenceEventType::Interval) => PresenceEventType::Interval,
-        Ok(pb::PresenceEventType::RemoteJoin) => PresenceEventType::RemoteJoin,
-        Ok(pb::PresenceEventType::RemoteLeave) => PresenceEventType::RemoteLeave,
-        Ok(pb::PresenceEventType::RemoteTimeout) => PresenceEventType::RemoteTimeout,
-        Ok(pb::PresenceEventType::RemoteStateChanged) => PresenceEventType::RemoteStateChanged,
-        Ok(pb::PresenceEventType::ErrorOutOfService) => PresenceEventType::ErrorOutOfService,
-        _ => return None,
-    };
-    let channel_type = match pb::ChannelType::try_from(p.channel_type) {
-        Ok(pb::ChannelType::Message) => ChannelType::Message,
-        Ok(pb::ChannelType::Stream) => ChannelType::Stream,
-        _ => return None,
-    };
-    let states = |list: Vec<pb::UserState>| -> Vec<UserState> {
-        list.into_iter()
-            .map(|u| UserState::new(u.user_id, u.states))
-            .collect()
-    };
-    let interval = (event_type == PresenceEventType::Interval).then(|| {
-        let d = p.interval.unwrap_or_default();
-        IntervalDetail {
-            join: d.join.into(),
-            leave: d.leave.into(),
-            timeout: d.timeout.into(),
-            user_state_list: states(d.user_state_list),
-            total_occupancy: d.total_occupancy,
-        }
-    });
-    let snapshot = (event_type == PresenceEventType::Snapshot).then(|| states(p.snapshot));
-    Some(PresenceEvent {
-        event_type,
-        channel_type,
-        channel_name: p.channel_name,
-        publisher: p.publisher,
-        state_changed: p.state_changed.into_iter().collect(),
-        interval,
-        snapshot,
-        timestamp: p.timestamp,
-        position: position(p.position),
-    })
-}
-
-/// Last position handed to the app, per channel: (channel type, name) → position; the
-/// user's own inbox is under (User, own user id).
-pub(crate) type Positions =
-    std::sync::Arc<std::sync::Mutex<HashMap<(ChannelType, String), StreamPosition>>>;
-
-/// Records `pos` for `key` unless it is not newer than what the app already has (same
-/// epoch); returns whether the message is new. Duplicates are dropped here, so the app
-/// sees each message once even if a replay overlaps what it already got.
-pub(crate) fn advance(
-    positions: &Positions,
-    key: (ChannelType, String),
-    pos: StreamPosition,
-) -> bool {
-    let mut map = positions.lock().unwrap_or_else(|e| e.into_inner());
-    match map.get(&key) {
-        Some(last) if last.epoch == pos.epoch && pos.offset <= last.offset => false,
-        _ => {
-            map.insert(key, pos);
-            true
-        }
-    }
-}
-
-/// Sets the starting position of `key` if the app has none yet (from a login or
-/// subscribe reply). Never moves an existing position: replayed messages may still be on
-/// their way behind the reply.
-pub(crate) fn baseline(positions: &Positions, key: (ChannelType, String), pos: StreamPosition) {
-    let mut map = positions.lock().unwrap_or_else(|e| e.into_inner());
-    map.entry(key).or_insert(pos);
 }
 
 /// Runs the connection until it ends; returns why.
-pub(crate) async fn run(
-    ws: Ws,
-    mut requests: mpsc::Receiver<Request>,
-    router: std::sync::Arc<Router>,
-    heartbeat: Duration,
-    positions: Positions,
-    user_id: String,
-    on_channel_left: OnChannelLeft,
-) -> Ended {
+pub(crate) async fn run(ws: Ws, mut requests: mpsc::Receiver<Request>, ctx: Context) -> Ended {
+    let Context {
+        router,
+        heartbeat,
+        positions,
+        user_id,
+        on_channel_left,
+        cipher,
+    } = ctx;
     let (mut sink, mut stream) = ws.split();
     let mut pending: HashMap<u32, (ReplyTx, &'static str)> = HashMap::new();
     let mut next_id: u32 = 0;
@@ -284,11 +177,28 @@ pub(crate) async fn run(
                         continue;
                     }
                     match body {
-                        server_message::Body::Message(m) => {
+                        server_message::Body::Message(mut m) => {
+                            // Opened before decoding: the message type is the plaintext's.
+                            let failed = match cipher.as_deref().map(|c| c.open_payload(m.message_type, &m.payload)) {
+                                Some(Ok(plain)) => {
+                                    m.payload = plain;
+                                    None
+                                }
+                                Some(Err(why)) => Some(why),
+                                None => None,
+                            };
                             let e = message_event(m);
                             let name = if e.channel_type == ChannelType::User { user_id.clone() } else { e.channel_name.clone() };
                             if advance(&positions, (e.channel_type, name), e.position) {
-                                router.deliver(Event::Message(e)).await;
+                                match failed {
+                                    None => router.deliver(Event::Message(e)).await,
+                                    Some(why) => {
+                                        // Never delivered as garbage: consumed and reported.
+                                        let error = decrypt_failure(&e, why);
+                                        tracing::warn!(channel = %error.channel_name, publisher = %error.publisher, reason = %error.error.reason, "message not delivered");
+                                        router.notify_extra(Extra::Error(error));
+                                    }
+                                }
                             }
                         }
                         server_message::Body::Topic(t) => {
@@ -313,7 +223,7 @@ pub(crate) async fn run(
                             }
                         }
                         server_message::Body::Storage(s) => {
-                            let Some(e) = crate::storage::storage_event(s) else { continue };
+                            let Some(e) = storage_event(s) else { continue };
                             // Channel metadata events are in the channel's stream (a
                             // SNAPSHOT only says where it was taken); user metadata
                             // events have no position.
@@ -326,7 +236,7 @@ pub(crate) async fn run(
                             }
                         }
                         server_message::Body::Lock(l) => {
-                            let Some(e) = crate::lock::lock_event(l) else { continue };
+                            let Some(e) = lock_event(l) else { continue };
                             // EXPIRED is in this user's inbox, like a USER message; the
                             // others in the lock's channel; a SNAPSHOT moves nothing.
                             let positioned = e.event_type != LockEventType::Snapshot && e.position.offset > 0;
@@ -342,7 +252,7 @@ pub(crate) async fn run(
                         server_message::Body::ChannelLeft(c) => on_channel_left(c),
                         server_message::Body::TokenWillExpire(t) => {
                             let ch = (!t.channel_name.is_empty()).then_some(t.channel_name);
-                            router.notify(Event::TokenPrivilegeWillExpire(ch));
+                            router.will_expire(ch);
                         }
                         server_message::Body::Closing(c) => {
                             let code = DisconnectCode::from_u32(c.code).unwrap_or(DisconnectCode::ProtocolError);

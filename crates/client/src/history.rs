@@ -1,8 +1,9 @@
 //! `client.history()`: stored messages of a MESSAGE channel or of a conversation with a
 //! user, newest first, paged by `new_start` (api.md §8, R160–R164).
 
-use crate::Client;
-use crate::types::{ChannelType, Payload, RtmError};
+use crate::client::Client;
+use crate::decode::wire_type;
+use crate::types::{ChannelType, Payload, RtmError, unexpected};
 use switchboard_protocol::pb::{self, client_message, server_message};
 
 /// Options of `get_messages` (`GetHistoryMessageOptions`).
@@ -42,7 +43,18 @@ pub struct GetMessagesResponse {
     pub new_start: u64,
 }
 
-/// The history handle (`RTMHistory`).
+/// The history handle (`RTMHistory`), from [`Client::history`].
+///
+/// ```no_run
+/// # async fn demo(client: switchboard_client::Client) -> Result<(), switchboard_client::RtmError> {
+/// use switchboard_client::{ChannelType, GetHistoryMessageOptions};
+/// let options = GetHistoryMessageOptions { message_count: 50, ..Default::default() };
+/// let page = client.history().get_messages("room", ChannelType::Message, options).await?;
+/// for m in &page.message_list {
+///     println!("{} {}: {:?}", m.timestamp, m.publisher, m.message);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct History {
     pub(crate) client: Client,
@@ -50,19 +62,16 @@ pub struct History {
 
 impl History {
     /// Stored messages of `channel` (a MESSAGE channel, or the peer's user id for USER).
+    /// With end-to-end encryption on, stored payloads are opened with this client's key;
+    /// one that does not open is left out (with a warning in the log).
     pub async fn get_messages(
         &self,
         channel: &str,
         channel_type: ChannelType,
         options: GetHistoryMessageOptions,
     ) -> Result<GetMessagesResponse, RtmError> {
-        let channel_type = match channel_type {
-            ChannelType::Message => pb::ChannelType::Message,
-            ChannelType::User => pb::ChannelType::User,
-            ChannelType::Stream => pb::ChannelType::Stream,
-        };
         let req = pb::GetMessagesRequest {
-            channel_type: channel_type as i32,
+            channel_type: wire_type(channel_type),
             channel_name: channel.to_string(),
             message_count: options.message_count,
             start: options.start,
@@ -74,21 +83,23 @@ impl History {
             .await?
         {
             server_message::Body::GetMessages(r) => {
+                let inner = &self.client.inner;
                 let message_list: Vec<HistoryMessage> = r
                     .messages
                     .into_iter()
-                    .map(|m| HistoryMessage {
-                        message: if m.message_type == pb::MessageType::String as i32 {
-                            match String::from_utf8(m.payload.to_vec()) {
-                                Ok(s) => Payload::Text(s),
-                                Err(e) => Payload::Binary(e.into_bytes().into()),
-                            }
-                        } else {
-                            Payload::Binary(m.payload)
-                        },
-                        custom_type: m.custom_type,
-                        publisher: m.publisher,
-                        timestamp: m.timestamp,
+                    .filter_map(|m| {
+                        let Some(message) = inner.open_stored(m.message_type, m.payload) else {
+                            // Encrypted under another key (or not at all): left out,
+                            // never returned as garbage.
+                            tracing::warn!(publisher = %m.publisher, timestamp = m.timestamp, "a stored message did not decrypt; left out of getMessages");
+                            return None;
+                        };
+                        Some(HistoryMessage {
+                            message,
+                            custom_type: m.custom_type,
+                            publisher: m.publisher,
+                            timestamp: m.timestamp,
+                        })
                     })
                     .collect();
                 Ok(GetMessagesResponse {
@@ -98,7 +109,16 @@ impl History {
                     new_start: r.new_start,
                 })
             }
-            _ => Err(crate::unexpected("getMessages")),
+            _ => Err(unexpected("getMessages")),
+        }
+    }
+}
+
+impl Client {
+    /// The history handle (api.md §8).
+    pub fn history(&self) -> History {
+        History {
+            client: self.clone(),
         }
     }
 }

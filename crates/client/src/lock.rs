@@ -8,10 +8,10 @@
 //! only when the lock is handed over, which may take any time: it is sent without the
 //! request timeout and fails only when the server refuses it or the connection ends.
 
-use crate::storage::{channel_type_of, wire_type};
-use crate::types::{ChannelType, LockDetail, LockEvent, LockEventType, RtmError};
-use crate::unexpected;
-use crate::{Client, ErrorCode, conn};
+use crate::client::Client;
+use crate::decode::{channel_type_of, lock_detail, wire_type};
+use crate::types::{ChannelType, LockDetail, RtmError, unexpected};
+use switchboard_protocol::ErrorCode;
 use switchboard_protocol::pb::{self, client_message, server_message};
 
 /// Reply of `set_lock`, `remove_lock`, `acquire_lock`, `release_lock` and `revoke_lock`
@@ -28,7 +28,18 @@ pub struct LockResponse {
     pub lock_name: String,
 }
 
-/// The lock handle (`RTMLock`).
+/// The lock handle (`RTMLock`), from [`Client::lock`].
+///
+/// ```no_run
+/// # async fn demo(client: switchboard_client::Client) -> Result<(), switchboard_client::RtmError> {
+/// use switchboard_client::ChannelType;
+/// let lock = client.lock();
+/// lock.set_lock("room", ChannelType::Message, "referee", Some(30)).await?;
+/// lock.acquire_lock("room", ChannelType::Message, "referee", false).await?;
+/// // … work only the owner may do …
+/// lock.release_lock("room", ChannelType::Message, "referee").await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Lock {
     pub(crate) client: Client,
@@ -44,39 +55,6 @@ fn lock_type(channel_type: ChannelType, op: &str) -> Result<i32, RtmError> {
             "locks take channel type MESSAGE or STREAM",
         )),
     }
-}
-
-fn lock_detail(l: pb::LockDetail) -> LockDetail {
-    LockDetail {
-        lock_name: l.lock_name,
-        owner: l.owner,
-        ttl: l.ttl,
-    }
-}
-
-/// Converts a lock event push into the app's event; `None` for an unknown type.
-pub(crate) fn lock_event(l: pb::LockEvent) -> Option<LockEvent> {
-    let event_type = match pb::LockEventType::try_from(l.event_type) {
-        Ok(pb::LockEventType::Snapshot) => LockEventType::Snapshot,
-        Ok(pb::LockEventType::Set) => LockEventType::Set,
-        Ok(pb::LockEventType::Removed) => LockEventType::Removed,
-        Ok(pb::LockEventType::Acquired) => LockEventType::Acquired,
-        Ok(pb::LockEventType::Released) => LockEventType::Released,
-        Ok(pb::LockEventType::Expired) => LockEventType::Expired,
-        _ => return None,
-    };
-    Some(LockEvent {
-        channel_type: channel_type_of(l.channel_type)?,
-        channel_name: l.channel_name,
-        event_type,
-        lock_name: l.lock_name,
-        ttl: l.ttl,
-        publisher: l.publisher,
-        owner: l.owner,
-        snapshot: l.snapshot.into_iter().map(lock_detail).collect(),
-        timestamp: l.timestamp,
-        position: conn::position(l.position),
-    })
 }
 
 /// The reply of a lock operation, as the app's response.
@@ -241,6 +219,15 @@ impl Lock {
         {
             server_message::Body::GetLock(r) => Ok(r.locks.into_iter().map(lock_detail).collect()),
             _ => Err(unexpected(OP)),
+        }
+    }
+}
+
+impl Client {
+    /// The lock handle (api.md §7).
+    pub fn lock(&self) -> Lock {
+        Lock {
+            client: self.clone(),
         }
     }
 }

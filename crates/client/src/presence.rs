@@ -8,10 +8,10 @@
 //! (a timeout, R119) loses its state and a re-subscription into a new session does not
 //! bring it back.
 
-use crate::types::{ChannelType, RtmError, UserState};
-use crate::unexpected;
-use crate::{Client, ErrorCode};
+use crate::client::Client;
+use crate::types::{ChannelType, RtmError, UserState, unexpected};
 use std::collections::BTreeMap;
+use switchboard_protocol::ErrorCode;
 use switchboard_protocol::pb::{self, client_message, server_message};
 
 /// Options of `who_now` (`WhoNowOptions`, R122).
@@ -95,7 +95,22 @@ pub struct GetStateResponse {
     pub states_count: u32,
 }
 
-/// The presence handle (`RTMPresence`).
+/// The presence handle (`RTMPresence`), from [`Client::presence`].
+///
+/// ```no_run
+/// # async fn demo(client: switchboard_client::Client) -> Result<(), switchboard_client::RtmError> {
+/// use switchboard_client::{ChannelType, WhoNowOptions};
+/// let presence = client.presence();
+/// presence.set_state("lobby", ChannelType::Message, [("mood", "happy")]).await?;
+/// let who = presence
+///     .who_now("lobby", ChannelType::Message, WhoNowOptions { include_state: true, ..Default::default() })
+///     .await?;
+/// for member in who.occupants {
+///     println!("{} {:?}", member.user_id, member.states);
+/// }
+/// let _channels = presence.where_now("bob").await?.channels;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Presence {
     pub(crate) client: Client,
@@ -295,6 +310,15 @@ impl Presence {
                 timestamp: r.timestamp,
             }),
             _ => Err(unexpected(OP)),
+        }
+    }
+}
+
+impl Client {
+    /// The presence handle (api.md §5).
+    pub fn presence(&self) -> Presence {
+        Presence {
+            client: self.clone(),
         }
     }
 }

@@ -15,8 +15,14 @@
 //! nothing is missed in between; until the app claims such a *pending* queue it never
 //! holds delivery up: when full it counts what did not fit and yields `Lagged(n)` once
 //! claimed.
+//!
+//! [`stream_of`] turns a registered queue into the app's [`EventStream`].
 
-use crate::types::{ChannelType, Event};
+use crate::types::{
+    AffectedResources, ChannelType, ErrorEvent, Event, Lagged, MessageEvent, PresenceEvent,
+    TokenEvent, TokenEventType, TopicEvent,
+};
+use futures_util::stream::BoxStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
@@ -25,8 +31,21 @@ use tokio::sync::mpsc;
 pub(crate) enum Item {
     /// An event (boxed: events are large, lagged counts small).
     Event(Box<Event>),
+    /// A notice outside [`Event`] (its own streams only, never `events()`).
+    Extra(Box<Extra>),
     /// This many notices were dropped because the queue was full.
     Lagged(u64),
+}
+
+/// Notices that are not an [`Event`] variant (adding one would break apps that match
+/// `Event` exhaustively): they go to their own streams and never wait (like link
+/// states).
+#[derive(Debug, Clone)]
+pub(crate) enum Extra {
+    /// A received payload that did not decrypt (`error_events()`).
+    Error(ErrorEvent),
+    /// A `token` event (`token_notices()`).
+    Token(TokenEvent),
 }
 
 /// Which events a stream receives.
@@ -64,6 +83,10 @@ pub(crate) enum Route {
     Storage,
     /// Every lock event (`lock_events()`); survives logout.
     Locks,
+    /// Error events (`error_events()`); survives logout.
+    Errors,
+    /// `token` events (`token_notices()`); survives logout.
+    TokenNotices,
 }
 
 impl Route {
@@ -94,6 +117,13 @@ impl Route {
             (Route::Locks, Event::Lock(_)) => true,
             _ => false,
         }
+    }
+
+    fn takes_extra(&self, e: &Extra) -> bool {
+        matches!(
+            (self, e),
+            (Route::Errors, Extra::Error(_)) | (Route::TokenNotices, Extra::Token(_))
+        )
     }
 
     /// Whether this route belongs to stream channel `name`.
@@ -139,15 +169,16 @@ impl Sink {
 
     /// Queues `event` without waiting; counts it as lagged when there is no room.
     fn offer(&mut self, event: &Event) {
+        self.offer_item(|| Item::Event(Box::new(event.clone())));
+    }
+
+    /// Queues the item `make` gives without waiting; counts it as lagged when there is
+    /// no room.
+    fn offer_item(&mut self, make: impl FnOnce() -> Item) {
         if self.lagged > 0 && self.tx.try_send(Item::Lagged(self.lagged)).is_ok() {
             self.lagged = 0;
         }
-        if self.lagged > 0
-            || self
-                .tx
-                .try_send(Item::Event(Box::new(event.clone())))
-                .is_err()
-        {
+        if self.lagged > 0 || self.tx.try_send(make()).is_err() {
             self.lagged += 1;
         }
     }
@@ -285,6 +316,35 @@ impl Router {
         }
     }
 
+    /// Hands a notice outside [`Event`] to every stream that takes it, never waiting.
+    pub fn notify_extra(&self, extra: Extra) {
+        let mut sinks = self.lock();
+        sinks.retain(|s| !s.tx.is_closed());
+        for s in sinks.iter_mut().filter(|s| s.route.takes_extra(&extra)) {
+            s.offer_item(|| Item::Extra(Box::new(extra.clone())));
+        }
+    }
+
+    /// A credential expires soon (R38, R39): `tokenPrivilegeWillExpire` (`None` = the
+    /// login token, else the stream channel) and, with it, a `token` event WILL_EXPIRE.
+    pub fn will_expire(&self, channel: Option<String>) {
+        self.notify(Event::TokenPrivilegeWillExpire(channel.clone()));
+        self.token_event(channel, "The token is about to expire");
+    }
+
+    /// A `token` event WILL_EXPIRE alone (a session ended because its token expired,
+    /// api.md §9.8).
+    pub fn token_event(&self, channel: Option<String>, reason: &str) {
+        self.notify_extra(Extra::Token(TokenEvent {
+            event_type: TokenEventType::WillExpire,
+            reason: reason.to_string(),
+            affected_resources: AffectedResources {
+                message_channels: channel.into_iter().collect(),
+            },
+            timestamp: switchboard_protocol::now_ms(),
+        }));
+    }
+
     /// Ends the streams of one message channel (unsubscribe): messages and presence.
     pub fn end_channel(&self, name: &str) {
         self.lock().retain(|s| match &s.route {
@@ -305,5 +365,73 @@ impl Router {
     pub fn end_session(&self) {
         self.lock().retain(|s| !s.route.per_session());
         self.ended.send_modify(|n| *n += 1);
+    }
+}
+
+/// A stream of items, or `Lagged` when the consumer fell behind.
+pub type EventStream<T> = BoxStream<'static, Result<T, Lagged>>;
+
+/// A stream over one registered queue, keeping what `pick` returns.
+pub(crate) fn stream_of<T: Send + 'static>(
+    rx: mpsc::Receiver<Item>,
+    pick: fn(Event) -> Option<T>,
+) -> EventStream<T> {
+    Box::pin(futures_util::stream::unfold(rx, move |mut rx| async move {
+        loop {
+            match rx.recv().await? {
+                Item::Lagged(n) => return Some((Err(Lagged(n)), rx)),
+                Item::Event(e) => {
+                    if let Some(t) = pick(*e) {
+                        return Some((Ok(t), rx));
+                    }
+                }
+                Item::Extra(_) => {}
+            }
+        }
+    }))
+}
+
+/// A stream over one registered queue of notices outside [`Event`], keeping what
+/// `pick` returns.
+pub(crate) fn extra_stream_of<T: Send + 'static>(
+    rx: mpsc::Receiver<Item>,
+    pick: fn(Extra) -> Option<T>,
+) -> EventStream<T> {
+    Box::pin(futures_util::stream::unfold(rx, move |mut rx| async move {
+        loop {
+            match rx.recv().await? {
+                Item::Lagged(n) => return Some((Err(Lagged(n)), rx)),
+                Item::Extra(e) => {
+                    if let Some(t) = pick(*e) {
+                        return Some((Ok(t), rx));
+                    }
+                }
+                Item::Event(_) => {}
+            }
+        }
+    }))
+}
+
+/// Keeps the messages of a stream.
+pub(crate) fn message_of(e: Event) -> Option<MessageEvent> {
+    match e {
+        Event::Message(m) => Some(m),
+        _ => None,
+    }
+}
+
+/// Keeps the presence events of a stream.
+pub(crate) fn presence_of(e: Event) -> Option<PresenceEvent> {
+    match e {
+        Event::Presence(p) => Some(p),
+        _ => None,
+    }
+}
+
+/// Keeps the topic events of a stream.
+pub(crate) fn topic_of(e: Event) -> Option<TopicEvent> {
+    match e {
+        Event::Topic(t) => Some(t),
+        _ => None,
     }
 }

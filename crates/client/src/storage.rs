@@ -8,11 +8,10 @@
 //! it has to start a new session after a reconnect (a resumed session keeps them, and
 //! the server then sends a fresh SNAPSHOT).
 
-use crate::types::{
-    ChannelType, MetadataDetail, RtmError, StorageData, StorageEvent, StorageEventType, StorageType,
-};
-use crate::unexpected;
-use crate::{Client, ErrorCode, conn};
+use crate::client::Client;
+use crate::decode::{channel_type_of, storage_data, wire_type};
+use crate::types::{ChannelType, RtmError, StorageData, unexpected};
+use switchboard_protocol::ErrorCode;
 use switchboard_protocol::pb::{self, client_message, server_message};
 
 /// One item to write (`MetadataItem`).
@@ -151,7 +150,21 @@ pub struct UserMetadataSubscriptionResponse {
     pub user_id: String,
 }
 
-/// The storage handle (`RTMStorage`).
+/// The storage handle (`RTMStorage`), from [`Client::storage`].
+///
+/// ```no_run
+/// # async fn demo(client: switchboard_client::Client) -> Result<(), switchboard_client::RtmError> {
+/// use switchboard_client::{ChannelType, MetadataItem, MetadataOptions};
+/// let storage = client.storage();
+/// let ty = ChannelType::Message;
+/// storage.set_channel_metadata("room", ty, [MetadataItem::new("topic", "chess")], MetadataOptions::default()).await?;
+/// let data = storage.get_channel_metadata("room", ty).await?;
+/// let revision = data.items["topic"].revision;
+/// // Applies only if nobody changed the item since it was read.
+/// let item = MetadataItem::new("topic", "go").with_revision(revision);
+/// storage.update_channel_metadata("room", ty, [item], MetadataOptions::default()).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Storage {
     pub(crate) client: Client,
@@ -163,25 +176,6 @@ enum Write {
     Set,
     Update,
     Remove,
-}
-
-/// The SDK's channel type of a wire value; `None` for an unknown one.
-pub(crate) fn channel_type_of(wire: i32) -> Option<ChannelType> {
-    match pb::ChannelType::try_from(wire) {
-        Ok(pb::ChannelType::Message) => Some(ChannelType::Message),
-        Ok(pb::ChannelType::Stream) => Some(ChannelType::Stream),
-        Ok(pb::ChannelType::User) => Some(ChannelType::User),
-        _ => None,
-    }
-}
-
-/// The wire value of a channel type.
-pub(crate) fn wire_type(channel_type: ChannelType) -> i32 {
-    match channel_type {
-        ChannelType::Message => pb::ChannelType::Message as i32,
-        ChannelType::Stream => pb::ChannelType::Stream as i32,
-        ChannelType::User => pb::ChannelType::User as i32,
-    }
 }
 
 /// The wire type of a channel metadata call: MESSAGE or STREAM, else −10019.
@@ -210,61 +204,6 @@ fn wire_items(items: impl IntoIterator<Item = MetadataItem>) -> Vec<pb::Metadata
             revision: guard(i.revision),
         })
         .collect()
-}
-
-/// Converts a wire metadata object.
-pub(crate) fn storage_data(m: Option<pb::Metadata>) -> StorageData {
-    let Some(m) = m else {
-        return StorageData::default();
-    };
-    StorageData {
-        total_count: m.total_count,
-        major_revision: m.major_revision,
-        items: m
-            .items
-            .into_iter()
-            .map(|d| {
-                (
-                    d.key,
-                    MetadataDetail {
-                        value: d.value,
-                        revision: d.revision,
-                        updated: d.updated,
-                        author_uid: d.author_uid,
-                    },
-                )
-            })
-            .collect(),
-    }
-}
-
-/// Converts a storage event push into the app's event; `None` for an unknown type.
-pub(crate) fn storage_event(s: pb::StorageEvent) -> Option<StorageEvent> {
-    let event_type = match pb::StorageEventType::try_from(s.event_type) {
-        Ok(pb::StorageEventType::Set) => StorageEventType::Set,
-        Ok(pb::StorageEventType::Snapshot) => StorageEventType::Snapshot,
-        Ok(pb::StorageEventType::Remove) => StorageEventType::Remove,
-        Ok(pb::StorageEventType::Update) => StorageEventType::Update,
-        _ => return None,
-    };
-    let channel_type = channel_type_of(s.channel_type)?;
-    let storage_type = match pb::StorageType::try_from(s.storage_type) {
-        Ok(pb::StorageType::User) => StorageType::User,
-        Ok(pb::StorageType::Channel) => StorageType::Channel,
-        // Unset: the channel type says which.
-        _ if channel_type == ChannelType::User => StorageType::User,
-        _ => StorageType::Channel,
-    };
-    Some(StorageEvent {
-        channel_type,
-        channel_name: s.channel_name,
-        publisher: s.publisher,
-        storage_type,
-        event_type,
-        data: storage_data(s.data),
-        timestamp: s.timestamp,
-        position: conn::position(s.position),
-    })
 }
 
 impl Storage {
@@ -565,6 +504,15 @@ impl Storage {
                 })
             }
             _ => Err(unexpected(OP)),
+        }
+    }
+}
+
+impl Client {
+    /// The storage handle (api.md §6).
+    pub fn storage(&self) -> Storage {
+        Storage {
+            client: self.clone(),
         }
     }
 }

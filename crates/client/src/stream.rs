@@ -21,326 +21,24 @@
 //! streams end as after `leave`. Reconnections of the login link are not repeated per
 //! channel: a channel stays CONNECTED while the SDK resumes or rejoins it.
 
-use crate::router::{Pending, Route};
-use crate::session::Inner;
-use crate::types::{
-    Event, MessageEvent, Payload, PresenceEvent, RtmError, StreamPosition, TopicEvent,
+use crate::client::Client;
+use crate::decode::position;
+use crate::positions::baseline;
+use crate::router::{EventStream, Route, message_of, presence_of, stream_of, topic_of};
+use crate::session::{
+    ChannelState, Inner, SharedChannel, join_failure_reason, join_request, join_topic_request,
+    lock_channel, new_channel, precheck_token,
 };
-use crate::unexpected;
-use crate::{Client, EventStream, conn, message_of, presence_of, stream_of};
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use crate::types::{
+    ChannelType, JoinChannelResponse, JoinOptions, JoinTopicOptions, JoinTopicResponse,
+    LeaveChannelResponse, LeaveTopicResponse, MessageEvent, Payload, PresenceEvent,
+    PublishTopicMessageResponse, PublishTopicOptions, RenewTokenResponse, RtmError,
+    SubscribeTopicResponse, SubscribedFailedReason, TopicEvent, UnsubscribeTopicResponse,
+    unexpected, wire_custom_type,
+};
+use std::sync::MutexGuard;
 use switchboard_protocol::pb::{self, client_message, server_message};
-use switchboard_protocol::{ErrorCode, LinkOperation, LinkReason, LinkState, names, now_ms};
-
-/// Options of [`StreamChannel::join`] (`JoinOptions`, api.md §4.1; defaults R90).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JoinOptions {
-    /// RTC token of this channel with the join privilege; `None` or empty = no token
-    /// (the app id is sent, accepted only by apps without a certificate).
-    pub token: Option<String>,
-    /// Presence events of the channel (default true).
-    pub with_presence: bool,
-    /// Quiet mode (default false).
-    pub be_quiet: bool,
-    /// Storage events (default false).
-    pub with_metadata: bool,
-    /// Lock events (default false).
-    pub with_lock: bool,
-}
-
-impl Default for JoinOptions {
-    fn default() -> Self {
-        JoinOptions {
-            token: None,
-            with_presence: true,
-            be_quiet: false,
-            with_metadata: false,
-            with_lock: false,
-        }
-    }
-}
-
-/// Reply of a join (`JoinChannelResponse`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JoinChannelResponse {
-    /// Server time, ms.
-    pub timestamp: u64,
-    /// The stream channel.
-    pub channel_name: String,
-}
-
-/// Reply of a leave (`LeaveChannelResponse`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeaveChannelResponse {
-    /// Server time, ms.
-    pub timestamp: u64,
-    /// The stream channel.
-    pub channel_name: String,
-}
-
-/// Whether a publisher's messages must arrive in order (Go values; this service always
-/// delivers one publisher's messages in order, R72).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TopicQos {
-    /// `UNORDERED` (default).
-    #[default]
-    Unordered,
-    /// `ORDERED`.
-    Ordered,
-}
-
-/// Relative priority of a publisher's messages (Go values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TopicPriority {
-    /// `HIGHEST`.
-    Highest,
-    /// `HIGH`.
-    High,
-    /// `NORMAL` (default).
-    #[default]
-    Normal,
-    /// `LOW`.
-    Low,
-}
-
-/// Options of [`StreamChannel::join_topic`] (`joinTopicOptions`, api.md §4.3).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JoinTopicOptions {
-    /// Shown to others as `publisherMeta`.
-    pub meta: String,
-    /// Quality of service (default unordered).
-    pub qos: TopicQos,
-    /// Priority (default normal).
-    pub priority: TopicPriority,
-    /// Calibrate messages with media timestamps (`send_ts`).
-    pub sync_with_media: bool,
-}
-
-/// Reply of a join_topic (`JoinTopicResponse`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JoinTopicResponse {
-    /// Server time, ms.
-    pub timestamp: u64,
-    /// The topic.
-    pub topic_name: String,
-}
-
-/// Reply of a leave_topic (`LeaveTopicResponse`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeaveTopicResponse {
-    /// Server time, ms.
-    pub timestamp: u64,
-    /// The topic.
-    pub topic_name: String,
-}
-
-/// Options of [`StreamChannel::publish_topic_message`] (api.md §4.4).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PublishTopicOptions {
-    /// Application label, 1–32 bytes.
-    pub custom_type: Option<String>,
-    /// Media-calibration timestamp, ms (0 = none), delivered unchanged.
-    pub send_ts: u64,
-}
-
-/// Reply of a publish_topic_message (`PublishTopicMessageResponse`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishTopicMessageResponse {
-    /// Server time, ms.
-    pub timestamp: u64,
-    /// The stream channel.
-    pub channel_name: String,
-    /// The topic.
-    pub topic_name: String,
-    /// Where the message landed in the channel's stream.
-    pub position: StreamPosition,
-}
-
-/// One user a topic (un)subscription did not apply to (`SubscribedFailedReason`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubscribedFailedReason {
-    /// The user id.
-    pub user: String,
-    /// `SubscribeTopicErrorCode` (api.md §10.14), e.g. [`Self::ALREADY_SUBSCRIBED_USER`].
-    pub error_code: i32,
-    /// Why, in words.
-    pub reason: String,
-}
-
-impl SubscribedFailedReason {
-    /// An invalid user id (4).
-    pub const INVALID_PARAMS: i32 = 4;
-    /// The user is already followed (20001).
-    pub const ALREADY_SUBSCRIBED_USER: i32 = 20001;
-    /// Following the user would exceed the per-topic limit (20003).
-    pub const SUB_USER_EXCEED_LIMITATION: i32 = 20003;
-    /// (unsubscribe) The user was not followed (20004).
-    pub const NOT_SUBSCRIBED_USER: i32 = 20004;
-}
-
-/// Reply of a subscribe_topic (`SubscribeTopicResponse`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubscribeTopicResponse {
-    /// Server time, ms.
-    pub timestamp: u64,
-    /// The topic.
-    pub topic_name: String,
-    /// Users followed by this call (pre-subscribed non-publishers included, R109).
-    pub succeed_users: Vec<String>,
-    /// Users not followed.
-    pub failed_users: Vec<String>,
-    /// One entry per user not followed.
-    pub failed_details: Vec<SubscribedFailedReason>,
-}
-
-/// Reply of an unsubscribe_topic (`UnsubscribeTopicResponse`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnsubscribeTopicResponse {
-    /// Server time, ms.
-    pub timestamp: u64,
-    /// The topic.
-    pub topic_name: String,
-    /// Listed users that were not followed (`NOT_SUBSCRIBED_USER`).
-    pub failed_details: Vec<SubscribedFailedReason>,
-}
-
-/// What the client has in one stream channel: kept for recovery and local answers.
-pub(crate) struct ChannelState {
-    /// The channel's own link: IDLE, CONNECTING (a join in flight), CONNECTED (joined),
-    /// FAILED (join refused, or the server left the channel).
-    pub link: LinkState,
-    /// Bumped whenever the channel is reset (leave, logout, lost), so an operation in
-    /// flight across a reset does not write into the new state.
-    pub epoch: u64,
-    /// The options of the join in force.
-    pub options: JoinOptions,
-    /// The RTC token in force (as sent: the app id when none), renewals included.
-    pub token: String,
-    /// Topics the app publishes in (joined and not left), with their options.
-    pub topics: BTreeMap<String, JoinTopicOptions>,
-    /// Publishers followed per topic: succeeded subscriptions minus unsubscriptions.
-    pub followed: BTreeMap<String, BTreeSet<String>>,
-    /// The message queue registered at join, until `messages()` claims it.
-    pub messages: Option<Pending>,
-    /// The topic event queue registered at join, until `topic_events()` claims it.
-    pub topic_events: Option<Pending>,
-    /// The presence event queue registered at join, until `presence_events()` claims it.
-    pub presence_events: Option<Pending>,
-}
-
-impl ChannelState {
-    fn new() -> Self {
-        ChannelState {
-            link: LinkState::Idle,
-            epoch: 0,
-            options: JoinOptions::default(),
-            token: String::new(),
-            topics: BTreeMap::new(),
-            followed: BTreeMap::new(),
-            messages: None,
-            topic_events: None,
-            presence_events: None,
-        }
-    }
-
-    /// The request that restores this channel into a new session: the join in force,
-    /// from `since`, with every topic role and followed publisher.
-    pub fn rejoin_request(&self, name: &str, since: Option<StreamPosition>) -> pb::JoinRequest {
-        let mut req = join_request(name, &self.token, &self.options);
-        req.since = since.map(|p| pb::StreamPosition {
-            epoch: p.epoch,
-            offset: p.offset,
-        });
-        req.topics = self
-            .topics
-            .iter()
-            .map(|(topic, o)| join_topic_request(name, topic, o))
-            .collect();
-        req.subscriptions = self
-            .followed
-            .iter()
-            .filter(|(_, users)| !users.is_empty())
-            .map(|(topic, users)| pb::SubscribeTopicRequest {
-                channel_name: name.to_string(),
-                topic_name: topic.clone(),
-                users: users.iter().cloned().collect(),
-            })
-            .collect();
-        req
-    }
-}
-
-/// One channel's state, shared by every handle of its name.
-pub(crate) type SharedChannel = Arc<Mutex<ChannelState>>;
-
-/// A new, idle channel state.
-pub(crate) fn new_channel() -> SharedChannel {
-    Arc::new(Mutex::new(ChannelState::new()))
-}
-
-/// Locks a channel's state.
-pub(crate) fn lock(shared: &SharedChannel) -> MutexGuard<'_, ChannelState> {
-    shared.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn join_request(name: &str, token: &str, o: &JoinOptions) -> pb::JoinRequest {
-    pb::JoinRequest {
-        channel_name: name.to_string(),
-        token: token.to_string(),
-        with_presence: Some(o.with_presence),
-        be_quiet: Some(o.be_quiet),
-        with_metadata: Some(o.with_metadata),
-        with_lock: Some(o.with_lock),
-        since: None,
-        topics: Vec::new(),
-        subscriptions: Vec::new(),
-        state: Default::default(),
-    }
-}
-
-fn join_topic_request(name: &str, topic: &str, o: &JoinTopicOptions) -> pb::JoinTopicRequest {
-    pb::JoinTopicRequest {
-        channel_name: name.to_string(),
-        topic_name: topic.to_string(),
-        meta: o.meta.clone(),
-        qos: match o.qos {
-            TopicQos::Unordered => pb::TopicQos::Unordered,
-            TopicQos::Ordered => pb::TopicQos::Ordered,
-        } as i32,
-        priority: Some(match o.priority {
-            TopicPriority::Highest => pb::TopicPriority::Highest,
-            TopicPriority::High => pb::TopicPriority::High,
-            TopicPriority::Normal => pb::TopicPriority::Normal,
-            TopicPriority::Low => pb::TopicPriority::Low,
-        } as i32),
-        sync_with_media: o.sync_with_media,
-    }
-}
-
-/// The link reason of a refused join (or rejoin) with `code`.
-pub(crate) fn join_failure_reason(code: i32) -> LinkReason {
-    match ErrorCode::from_i32(code) {
-        Some(ErrorCode::TokenExpired) => LinkReason::TokenExpired,
-        Some(ErrorCode::InvalidToken) => LinkReason::InvalidToken,
-        Some(ErrorCode::InconsistentAppid) => LinkReason::InconsistentAppId,
-        Some(ErrorCode::InvalidChannelName) => LinkReason::InvalidChannelName,
-        Some(ErrorCode::ChannelInstanceExceedLimitation) => {
-            LinkReason::ChannelInstanceExceedLimitation
-        }
-        Some(ErrorCode::ChannelNotAvailable) => LinkReason::StreamChannelNotAvailable,
-        _ => LinkReason::JoinFailed,
-    }
-}
-
-/// The token to send for `token` (T61–T63): the app id when empty; a token of another
-/// app is refused locally.
-fn precheck(token: &str, app_id: &str, op: &str) -> Result<String, RtmError> {
-    switchboard_token::client_precheck(token, app_id).map_err(|e| {
-        let code = ErrorCode::from_i32(e.sdk_error_code()).unwrap_or(ErrorCode::InvalidToken);
-        RtmError::new(code, op, format!("{}: {}", e.identifier(), e.description()))
-    })
-}
+use switchboard_protocol::{ErrorCode, LinkOperation, LinkReason, LinkState, names};
 
 fn topic_name(topic: &str, op: &str) -> Result<(), RtmError> {
     names::validate_topic_name(topic).map_err(|e| RtmError::new(e.code, op, e.reason))
@@ -357,100 +55,26 @@ fn failures(failed: Vec<pb::TopicFailure>) -> Vec<SubscribedFailedReason> {
         .collect()
 }
 
-impl Inner {
-    /// Moves stream channel `name`'s link to `to` and reports it (`STREAM`).
-    pub(crate) fn channel_transition(
-        &self,
-        name: &str,
-        ch: &mut ChannelState,
-        to: LinkState,
-        op: LinkOperation,
-        reason: LinkReason,
-        text: Option<String>,
-    ) {
-        if ch.link == to {
-            return;
-        }
-        let event = crate::types::LinkStateEvent {
-            current_state: to,
-            previous_state: ch.link,
-            service_type: "STREAM",
-            operation: op,
-            reason_code: reason,
-            reason: match text {
-                Some(d) => format!("{}: {d}", reason.description()),
-                None => reason.description().to_string(),
-            },
-            affected_channels: vec![name.to_string()],
-            unrestored_channels: Vec::new(),
-            gap_channels: Vec::new(),
-            is_resumed: false,
-            timestamp: now_ms(),
-        };
-        ch.link = to;
-        self.router.notify(Event::LinkState(event));
-    }
-
-    /// Forgets what the client had in stream channel `name` (roles, followed publishers,
-    /// position), ends its streams, and moves its link to `to`.
-    pub(crate) fn reset_channel(
-        &self,
-        name: &str,
-        ch: &mut ChannelState,
-        to: LinkState,
-        op: LinkOperation,
-        reason: LinkReason,
-        text: Option<String>,
-    ) {
-        ch.epoch += 1;
-        ch.topics.clear();
-        ch.followed.clear();
-        ch.messages = None;
-        ch.topic_events = None;
-        ch.presence_events = None;
-        self.router.end_stream(name);
-        self.positions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(crate::ChannelType::Stream, name.to_string()));
-        self.channel_transition(name, ch, to, op, reason, text);
-    }
-
-    /// The server left stream channel `c.channel_name` for the client (`ChannelLeft`:
-    /// its RTC token expired, T55): the channel's link fails and its state is reset.
-    pub(crate) fn channel_left(&self, c: pb::ChannelLeft) {
-        if c.channel_type == pb::ChannelType::Message as i32
-            || c.channel_type == pb::ChannelType::User as i32
-        {
-            return;
-        }
-        let Some(shared) = self.lock().streams.get(&c.channel_name).cloned() else {
-            return;
-        };
-        let mut ch = lock(&shared);
-        if !matches!(ch.link, LinkState::Connected | LinkState::Connecting) {
-            return;
-        }
-        let reason = match ErrorCode::from_i32(c.code) {
-            Some(ErrorCode::TokenExpired) => LinkReason::TokenExpired,
-            Some(ErrorCode::InvalidToken) => LinkReason::InvalidToken,
-            _ => LinkReason::KickedOutByServer,
-        };
-        tracing::info!(channel = %c.channel_name, code = c.code, reason = %c.reason, "server left the stream channel");
-        self.reset_channel(
-            &c.channel_name,
-            &mut ch,
-            LinkState::Failed,
-            LinkOperation::ServerReject,
-            reason,
-            Some(c.reason),
-        );
-    }
-}
-
 /// A stream channel (`RTMStreamChannel`): a cheap handle on the channel's state, shared
 /// with every other handle of the same name (R88). Obtained from
 /// [`Client::stream_channel`].
+///
+/// ```no_run
+/// # async fn demo(client: switchboard_client::Client, rtc_token: String)
+/// #     -> Result<(), switchboard_client::RtmError> {
+/// use futures_util::StreamExt;
+/// use switchboard_client::{JoinOptions, JoinTopicOptions, PublishTopicOptions};
+/// let arena = client.stream_channel("arena")?;
+/// arena.join(JoinOptions { token: Some(rtc_token), ..Default::default() }).await?;
+/// arena.join_topic("moves", JoinTopicOptions::default()).await?; // publish here
+/// arena.publish_topic_message("moves", "e2e4", PublishTopicOptions::default()).await?;
+/// arena.subscribe_topic("moves", None).await?; // follow every current publisher
+/// let mut messages = arena.messages();
+/// while let Some(Ok(m)) = messages.next().await {
+///     println!("{} in {}: {:?}", m.publisher, m.topic_name, m.message);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct StreamChannel {
     client: Client,
@@ -472,7 +96,7 @@ impl StreamChannel {
     }
 
     fn lock(&self) -> MutexGuard<'_, ChannelState> {
-        lock(&self.shared)
+        lock_channel(&self.shared)
     }
 
     /// The channel's name.
@@ -506,7 +130,7 @@ impl StreamChannel {
     pub async fn join(&self, options: JoinOptions) -> Result<JoinChannelResponse, RtmError> {
         const OP: &str = "join";
         let inner = self.inner();
-        let token = precheck(options.token.as_deref().unwrap_or(""), &inner.app_id, OP)?;
+        let token = precheck_token(options.token.as_deref().unwrap_or(""), &inner.app_id, OP)?;
         self.client.connected(OP)?;
         let fresh = {
             let mut ch = self.lock();
@@ -592,10 +216,10 @@ impl StreamChannel {
                 ch.options = options;
                 ch.token = token;
                 if let Some(p) = r.position {
-                    conn::baseline(
+                    baseline(
                         &inner.positions,
-                        (crate::ChannelType::Stream, self.name.clone()),
-                        conn::position(Some(p)),
+                        (ChannelType::Stream, self.name.clone()),
+                        position(Some(p)),
                     );
                 }
                 inner.channel_transition(
@@ -738,16 +362,14 @@ impl StreamChannel {
         const OP: &str = "publishTopicMessage";
         topic_name(topic, OP)?;
         self.joined(OP)?;
-        let (message_type, payload) = match message.into() {
-            Payload::Text(s) => (pb::MessageType::String, bytes::Bytes::from(s)),
-            Payload::Binary(b) => (pb::MessageType::Binary, b),
-        };
+        let custom_type = wire_custom_type(options.custom_type, OP)?;
+        let (message_type, payload) = self.inner().seal(OP, message.into())?;
         let req = pb::PublishTopicMessageRequest {
             channel_name: self.name.clone(),
             topic_name: topic.to_string(),
             message_type: message_type as i32,
             payload,
-            custom_type: options.custom_type.unwrap_or_default(),
+            custom_type,
             send_ts: options.send_ts,
         };
         match self
@@ -759,7 +381,7 @@ impl StreamChannel {
                 timestamp: r.timestamp,
                 channel_name: r.channel_name,
                 topic_name: r.topic_name,
-                position: conn::position(r.position),
+                position: position(r.position),
             }),
             _ => Err(unexpected(OP)),
         }
@@ -871,22 +493,28 @@ impl StreamChannel {
 
     /// Replaces the channel's RTC token (api.md §3.7 with `channelName`); on failure the
     /// old one stays. A later rejoin uses the new one.
-    pub async fn renew_token(&self, token: &str) -> Result<(), RtmError> {
+    pub async fn renew_token(&self, token: &str) -> Result<RenewTokenResponse, RtmError> {
         const OP: &str = "renewToken";
-        let token = precheck(token, &self.inner().app_id, OP)?;
+        let token = precheck_token(token, &self.inner().app_id, OP)?;
         let epoch = self.lock().epoch;
         let req = pb::RenewTokenRequest {
             token: token.clone(),
             channel_name: self.name.clone(),
         };
-        self.client
+        let reply = self
+            .client
             .request(OP, client_message::Body::RenewToken(req))
             .await?;
         let mut ch = self.lock();
         if ch.epoch == epoch {
             ch.token = token;
         }
-        Ok(())
+        Ok(RenewTokenResponse {
+            timestamp: match reply {
+                server_message::Body::RenewToken(r) => r.timestamp,
+                _ => switchboard_protocol::now_ms(),
+            },
+        })
     }
 
     /// Messages of the channel (every topic, followed publishers only, R103): the first
@@ -945,10 +573,20 @@ impl StreamChannel {
     }
 }
 
-/// Keeps the topic events of a stream.
-pub(crate) fn topic_of(e: Event) -> Option<TopicEvent> {
-    match e {
-        Event::Topic(t) => Some(t),
-        _ => None,
+impl Client {
+    /// The stream channel `name` (api.md §3.6): local and synchronous, no network I/O;
+    /// every call with the same name gives a handle on the same state (R88). Fails with
+    /// −10008 for an invalid name.
+    pub fn stream_channel(&self, name: &str) -> Result<StreamChannel, RtmError> {
+        names::validate_channel_name(name, names::NameRules::default())
+            .map_err(|e| RtmError::new(e.code, "createStreamChannel", e.reason))?;
+        let shared = self
+            .inner
+            .lock()
+            .streams
+            .entry(name.to_string())
+            .or_insert_with(new_channel)
+            .clone();
+        Ok(StreamChannel::new(self.clone(), name.to_string(), shared))
     }
 }

@@ -23,3 +23,7 @@ end
 local function ukey(app, user, suffix) return P .. 'u{' .. #app .. ':' .. app .. user .. '}:' .. suffix end
 -- A lock reference: <len(cref)>:<cref><lock>.
 local function lref(cref, lock) return #cref .. ':' .. cref .. lock end
+-- The SET of memberships a node entered (for removing a dead node's members), and its
+-- member reference <len(cref)>:<cref><user>.
+local function nkey(node) return P .. 'node{' .. node .. '}:m' end
+local function mref(cref, user) return #cref .. ':' .. cref .. user end

@@ -134,6 +134,11 @@ impl BrokerState {
         }
     }
 
+    /// Changes when the engine shuts down.
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
     pub(crate) fn shutdown(&self) {
         self.shutdown.send_replace(true);
     }
@@ -338,14 +343,19 @@ async fn supervise(
                     }
                     if outstanding.is_none() {
                         nonce += 1;
-                        let cmd = redis::cmd("PUBLISH")
-                            .arg(&b.probe_channel)
-                            .arg(nonce)
-                            .clone();
-                        // A failed PUBLISH is the command connection's problem; the
-                        // probe then times out only if pub/sub is wedged too.
-                        let _ = inner.cmd::<i64>(&cmd).await;
                         outstanding = Some((nonce, Instant::now()));
+                        // Sent from its own task so that a slow command connection never
+                        // holds up (un)subscriptions. A PUBLISH that fails says nothing
+                        // about pub/sub (the command connection is the one in trouble),
+                        // so it counts as seen; the next probe tests again.
+                        let probe = inner.clone();
+                        tokio::spawn(async move {
+                            let b = &probe.broker;
+                            let cmd = redis::cmd("PUBLISH").arg(&b.probe_channel).arg(nonce).clone();
+                            if probe.cmd::<i64>(&cmd).await.is_err() {
+                                b.probe_seen.fetch_max(nonce, Ordering::AcqRel);
+                            }
+                        });
                     }
                 }
             }

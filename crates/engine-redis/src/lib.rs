@@ -71,6 +71,10 @@ pub struct RedisConfig {
     pub probe_timeout: Duration,
     /// Timeout of one command (default 5 s).
     pub command_timeout: Duration,
+    /// A node whose heartbeat is older than this is dead: any node's
+    /// [`Presence::expire_due`](switchboard_engine::Presence::expire_due) removes the
+    /// members it entered (default 15 s; heartbeats every fifth of it).
+    pub node_timeout: Duration,
     /// How long a publish waits for this node's own delivery of it when the node is
     /// subscribed to the channel (default 2 s), so a publish returns after the local
     /// handler saw it, as with the memory engine.
@@ -96,6 +100,7 @@ impl RedisConfig {
             probe_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(5),
             local_delivery_wait: Duration::from_secs(2),
+            node_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -165,6 +170,13 @@ impl RedisEngine {
         for s in scripts::SCRIPTS.all() {
             s.load_async(&mut conn).await.map_err(unavailable)?;
         }
+        scripts::SCRIPTS
+            .node_heartbeat
+            .arg(&config.prefix)
+            .arg(&config.node_id)
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map_err(unavailable)?;
         let broker = broker::BrokerState::new(&config);
         let inner = Arc::new(Inner {
             config,
@@ -173,6 +185,7 @@ impl RedisEngine {
             failures: AtomicU64::new(0),
         });
         broker::start(&inner, client).await?;
+        tokio::spawn(heartbeat(inner.clone()));
         tracing::info!(node = %inner.config.node_id, url = %inner.config.url, "redis engine connected");
         Ok(Arc::new(RedisEngine { inner }))
     }
@@ -243,6 +256,25 @@ impl Inner {
             self.failures.fetch_add(1, Ordering::Relaxed);
             unavailable(e)
         })
+    }
+}
+
+/// Refreshes this node's heartbeat until the engine is dropped.
+async fn heartbeat(inner: Arc<Inner>) {
+    let mut shutdown = inner.broker.shutdown_signal();
+    let mut tick =
+        tokio::time::interval((inner.config.node_timeout / 5).max(Duration::from_millis(10)));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let mut inv = scripts::SCRIPTS.node_heartbeat.arg(inner.prefix());
+                inv.arg(&inner.config.node_id);
+                if let Err(e) = inner.run(&inv).await {
+                    tracing::warn!(node = %inner.config.node_id, error = %e, "redis: heartbeat failed");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
     }
 }
 

@@ -3,6 +3,12 @@
 //! visible (`pw`, for whereNow) and all its memberships (`pa`). One sorted set of user
 //! deadlines (`pdue`) for expiry; the expiry script removes each member exactly once,
 //! whichever node runs it, so departures are reported once.
+//!
+//! Each record names the node that entered it, and each node keeps a SET of what it
+//! entered and a heartbeat (Redis time, in the ZSET `nodes`, every
+//! `RedisConfig::node_timeout / 5`). `expire_due` also removes — once, on whichever node
+//! sweeps — the members of nodes whose heartbeat is older than `node_timeout`: the
+//! members of a node that died.
 
 use crate::keys::{cref, len_prefixed, parse_cref};
 use crate::scripts::SCRIPTS;
@@ -70,7 +76,8 @@ impl Presence for RedisEngine {
                     .arg(cref(channel))
                     .arg(user)
                     .arg(u8::from(quiet))
-                    .arg(state_json(&state)),
+                    .arg(state_json(&state))
+                    .arg(&i.config.node_id),
             )
             .await?;
         Ok(match reply::int(&v) {
@@ -238,7 +245,8 @@ impl Presence for RedisEngine {
                         .presence_expire
                         .arg(i.prefix())
                         .arg(now_ms)
-                        .arg(EXPIRE_BATCH as u64),
+                        .arg(EXPIRE_BATCH as u64)
+                        .arg(u64::try_from(i.config.node_timeout.as_millis()).unwrap_or(u64::MAX)),
                 )
                 .await?;
             let items = reply::items(v);

@@ -31,11 +31,12 @@ pub(crate) struct Scripts {
     pub locks: Script,
     pub history_append: Script,
     pub history_query: Script,
+    pub node_heartbeat: Script,
 }
 
 impl Scripts {
     /// All of them, for SCRIPT LOAD.
-    pub fn all(&self) -> [&Script; 15] {
+    pub fn all(&self) -> [&Script; 16] {
         [
             &self.publish,
             &self.position,
@@ -52,6 +53,7 @@ impl Scripts {
             &self.locks,
             &self.history_append,
             &self.history_query,
+            &self.node_heartbeat,
         ]
     }
 }
@@ -73,4 +75,5 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     locks: script!("locks.lua"),
     history_append: script!("history_append.lua"),
     history_query: script!("history_query.lua"),
+    node_heartbeat: script!("node_heartbeat.lua"),
 });

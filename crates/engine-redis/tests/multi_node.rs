@@ -679,3 +679,83 @@ async fn concurrent_subscriptions_are_batched_and_all_take_effect() {
         "nothing after unsubscribe_node"
     );
 }
+
+/// A node that dies (its engine gone without a word, like a SIGKILLed process) stops its
+/// heartbeat; after the node timeout the members it entered are removed by another
+/// node's sweep, each reported exactly once, and the live node's members stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_members_of_a_dead_node_time_out_exactly_once() {
+    let server = RedisServer::start();
+    let mut ca = config(&server, "a");
+    ca.node_timeout = Duration::from_secs(2);
+    let mut cb = ca.clone();
+    cb.node_id = "b".into();
+    let mut cc = ca.clone();
+    cc.node_id = "c".into();
+    let (a, _) = node(ca).await;
+    let (b, _) = node(cb).await;
+    let (c, _) = node(cc).await;
+    let room = ch("room");
+    let other = ChannelKey::new("app", ChannelKind::Stream, "other");
+    for i in 0..20 {
+        a.enter(&room, &format!("a{i:02}"), false, State::new())
+            .await
+            .unwrap();
+        b.enter(&room, &format!("b{i:02}"), i % 5 == 0, State::new())
+            .await
+            .unwrap();
+    }
+    b.enter(&other, "b00", false, State::new()).await.unwrap();
+    // A member entered on b and then again on a belongs to a now.
+    b.enter(&room, "moved", false, State::new()).await.unwrap();
+    a.enter(&room, "moved", false, State::new()).await.unwrap();
+    assert_eq!(a.count(&room).await.unwrap(), 20 + 16 + 1);
+    // b01 (on node b) owns a lock that a00 (on node a) waits for.
+    a.set(&room, "l", 1, 8).await.unwrap().unwrap();
+    assert_eq!(
+        b.acquire(&room, "l", "b01", false).await.unwrap(),
+        Ok(Acquire::Acquired { ttl_s: 1 })
+    );
+    assert_eq!(
+        a.acquire(&room, "l", "a00", true).await.unwrap(),
+        Ok(Acquire::Queued)
+    );
+    drop(b);
+    // Both live nodes sweep, over and over, until b's members are gone.
+    let mut gone = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while gone.len() < 21 {
+        assert!(
+            Instant::now() < deadline,
+            "node b's members never timed out: {gone:?}"
+        );
+        let (x, y) = tokio::join!(Presence::expire_due(&*a, 0), Presence::expire_due(&*c, 0));
+        gone.extend(x.unwrap());
+        gone.extend(y.unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Further sweeps by both live nodes report nothing more.
+    for e in [&a, &c] {
+        gone.extend(Presence::expire_due(&**e, 0).await.unwrap());
+    }
+    let mut names: Vec<String> = gone
+        .iter()
+        .map(|e| format!("{}/{}", e.channel.name, e.user))
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = (0..20).map(|i| format!("room/b{i:02}")).collect();
+    want.push("other/b00".into());
+    want.sort();
+    assert_eq!(names, want, "each of b's memberships once, quiet ones too");
+    assert_eq!(
+        a.count(&room).await.unwrap(),
+        21,
+        "a's members (and the moved one) stay"
+    );
+    assert!(
+        Presence::channels_of(&*a, "app", "b00")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -1,6 +1,6 @@
 //! Message history over real sockets: storeInHistory, getMessages paging, USER
-//! conversations, validation, and durability across a restart (api.md §8, R74,
-//! R160–R164).
+//! conversations, validation, and durability across a killed server process (api.md
+//! §8, R74, R160–R164).
 
 mod common;
 
@@ -8,40 +8,11 @@ use common::*;
 use std::path::PathBuf;
 use std::sync::Arc;
 use switchboard_client::{
-    ChannelType, ErrorCode, GetHistoryMessageOptions, Payload, PublishOptions,
+    ChannelType, ClientConfig, ErrorCode, GetHistoryMessageOptions, Payload, PublishOptions,
 };
 use switchboard_engine::HistoryRetention;
 use switchboard_engine_memory::{MemoryBroker, MemoryConfig, SqliteHistory};
 use switchboard_server::Server;
-
-/// A fresh data directory, removed on drop.
-struct DataDir(PathBuf);
-
-impl DataDir {
-    fn new(tag: &str) -> DataDir {
-        let dir = std::env::temp_dir().join(format!(
-            "switchboard-history-{tag}-{}-{}",
-            std::process::id(),
-            rand_suffix()
-        ));
-        std::fs::create_dir_all(&dir).expect("create dir");
-        DataDir(dir)
-    }
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn rand_suffix() -> u64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
 
 async fn server_with_history(dir: &DataDir) -> TestServer {
     let mut config = base_config();
@@ -256,22 +227,69 @@ async fn user_conversation_history_is_shared_by_both_peers_and_offline_store_ans
     );
 }
 
+/// Set in the child process of [`acknowledged_history_survives_a_killed_server`]: the
+/// data directory its server keeps the history in.
+const CHILD_DIR: &str = "SWITCHBOARD_HISTORY_CHILD_DIR";
+
+/// The child's part: a server with history on `dir`, its address printed as
+/// `listening ADDR`, serving until it is killed.
+async fn serve_until_killed(dir: PathBuf) {
+    // Never removed here: the parent reads the directory after the kill.
+    let dir = std::mem::ManuallyDrop::new(DataDir(dir));
+    let server = server_with_history(&dir).await;
+    println!("listening {}", server.addr);
+    std::future::pending::<()>().await;
+}
+
+/// A real restart, not an in-process reopen: the server runs in a child process, 50
+/// messages are published with `storeInHistory` and acknowledged, the child is killed
+/// with SIGKILL (no shutdown, no close of the store), and a new server on the same
+/// directory returns every acknowledged message (R160).
 #[tokio::test]
-async fn acknowledged_history_survives_a_server_restart() {
-    let dir = DataDir::new("restart");
-    {
-        let server = server_with_history(&dir).await;
-        let alice = server.login("alice").await;
-        for i in 0..50 {
-            alice
-                .publish("durable", format!("d{i}"), stored())
-                .await
-                .expect("publish");
-        }
-        drop(alice);
-        drop(server);
+async fn acknowledged_history_survives_a_killed_server() {
+    use std::io::BufRead;
+    if let Ok(dir) = std::env::var(CHILD_DIR) {
+        serve_until_killed(dir.into()).await;
+        return;
     }
-    // The first server's store is dropped; a new one opens the same directory.
+    let dir = DataDir::new("killed");
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "acknowledged_history_survives_a_killed_server",
+            "--exact",
+            "--nocapture",
+        ])
+        .env(CHILD_DIR, &dir.0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the child");
+    let stdout = child.stdout.take().expect("child stdout");
+    let addr = tokio::task::spawn_blocking(move || {
+        let lines = std::io::BufReader::new(stdout).lines();
+        lines
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("listening ").map(str::to_string))
+    });
+    let addr = tokio::time::timeout(STEP * 2, addr)
+        .await
+        .expect("the child server starts in time")
+        .expect("reader")
+        .expect("the child prints its address");
+    let mut config = ClientConfig::new(format!("ws://{addr}"));
+    config.request_timeout = STEP;
+    config.login_timeout = STEP;
+    let alice = login_with("alice", config).await;
+    for i in 0..50 {
+        alice
+            .publish("durable", format!("d{i}"), stored())
+            .await
+            .expect("publish acknowledged");
+    }
+    child.kill().expect("SIGKILL the server");
+    child.wait().expect("reap the server");
+    drop(alice);
+
     let server = eventually_restart(&dir).await;
     let alice = server.login("alice").await;
     let page = alice
@@ -287,7 +305,7 @@ async fn acknowledged_history_survives_a_server_restart() {
     let want: Vec<String> = (0..50).rev().map(|i| format!("d{i}")).collect();
     assert_eq!(
         texts, want,
-        "every acknowledged write is there after the restart"
+        "every acknowledged write is there after the kill"
     );
 }
 

@@ -11,26 +11,19 @@ use common::*;
 use futures_util::StreamExt;
 use std::time::Duration;
 use switchboard_client::{
-    ChannelType, Client, ClientConfig, ErrorCode, EventStream, LinkOperation, LinkReason,
-    LinkState, LinkStateEvent, MessageEvent, PublishOptions, SubscribeOptions,
+    Client, ClientConfig, ErrorCode, EventStream, LinkOperation, LinkReason, LinkState,
+    LinkStateEvent, MessageEvent, PublishOptions,
 };
-use switchboard_protocol::pb::{self, client_message, server_message};
-use switchboard_server::ServerConfig;
+use switchboard_protocol::pb::{self, server_message};
 use tokio::time::{Instant, sleep, sleep_until};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// Server ranges that allow 1 s heartbeats and 1–3 s presence timeouts.
-fn short_timers(c: &mut ServerConfig) {
-    c.heartbeat_interval_range = (1, 1800);
-    c.presence_timeout_range = (1, 300);
-}
-
-/// A server with [`short_timers`].
+/// A server with [`short_timeouts`].
 async fn lifecycle_server() -> TestServer {
-    TestServer::with(short_timers).await
+    TestServer::with(short_timeouts).await
 }
 
 /// SDK settings that dial through `proxy`, with `heartbeat` and `presence` seconds, a
@@ -51,13 +44,6 @@ fn via_proxy(
     c
 }
 
-/// An SDK client of [`APP_ID`] logged in with `config`.
-async fn login_with(user: &str, config: ClientConfig) -> Client {
-    let c = Client::new(APP_ID, user, config).expect("valid client");
-    c.login(&token(user)).await.expect("login succeeds");
-    c
-}
-
 /// An SDK client logged in through `proxy`.
 async fn login_via(
     server: &TestServer,
@@ -67,14 +53,6 @@ async fn login_via(
     presence: u32,
 ) -> Client {
     login_with(user, via_proxy(server, proxy, heartbeat, presence)).await
-}
-
-/// Publish options for a USER message.
-fn to_user() -> PublishOptions {
-    PublishOptions {
-        channel_type: ChannelType::User,
-        ..Default::default()
-    }
 }
 
 /// Publishes `text` to MESSAGE channel `channel`; panics on failure.
@@ -126,20 +104,6 @@ async fn events_within(
     }
 }
 
-/// `(previous → current, operation, reason)` of an event, for messages.
-fn summary(e: &LinkStateEvent) -> String {
-    format!(
-        "{}→{} {} {} resumed={} gaps={:?} unrestored={:?}",
-        e.previous_state.as_str(),
-        e.current_state.as_str(),
-        e.operation.as_str(),
-        e.reason_code.as_str(),
-        e.is_resumed,
-        e.gap_channels,
-        e.unrestored_channels
-    )
-}
-
 /// Reads link events until CONNECTED, checking that everything before it is a step of
 /// automatic reconnection (R49): `CONNECTING / AUTO_RECONNECT`, a failed attempt
 /// `DISCONNECTED / SERVER_TIMEOUT / RECONNECT_TIMEOUT`, or `SUSPENDED` (R50). Returns
@@ -169,8 +133,8 @@ async fn reconnect_until_connected(
             }
             _ => panic!(
                 "unexpected link event while reconnecting: {} (after {:?})",
-                summary(&e),
-                steps.iter().map(summary).collect::<Vec<_>>()
+                link_summary(&e),
+                steps.iter().map(link_summary).collect::<Vec<_>>()
             ),
         }
     }
@@ -192,74 +156,18 @@ fn assert_reconnected(e: &LinkStateEvent, resumed: bool) {
             LinkReason::ReconnectSuccess
         ),
         "{}",
-        summary(e)
+        link_summary(e)
     );
-    assert_eq!(e.is_resumed, resumed, "{}", summary(e));
+    assert_eq!(e.is_resumed, resumed, "{}", link_summary(e));
     assert_eq!(e.service_type, "MESSAGE");
-}
-
-/// Polls until `proxy` has `n` open connections (so that `cut()` reaches them).
-async fn wait_proxied(proxy: &FaultProxy, n: usize) {
-    assert!(
-        eventually(STEP, || proxy.connections() == n).await,
-        "expected {n} proxied connections, have {}",
-        proxy.connections()
-    );
-}
-
-/// Logs in over `raw` as `user` (heartbeat 60 s so the server never times it out),
-/// optionally resuming `session_id` from `positions`.
-async fn raw_login(
-    raw: &mut RawClient,
-    user: &str,
-    session_id: &str,
-    positions: Vec<pb::ChannelPosition>,
-    presence: u32,
-) -> pb::LoginReply {
-    let body = raw
-        .request(client_message::Body::Login(pb::LoginRequest {
-            app_id: APP_ID.into(),
-            user_id: user.into(),
-            token: token(user),
-            heartbeat_interval: 60,
-            presence_timeout: presence,
-            session_id: session_id.into(),
-            positions,
-            sdk: "lifecycle-test".into(),
-        }))
-        .await;
-    match body {
-        server_message::Body::Login(r) => r,
-        other => panic!("raw login of {user} failed: {other:?}"),
-    }
-}
-
-/// A resume position.
-fn position(
-    ty: pb::ChannelType,
-    name: &str,
-    at: Option<pb::StreamPosition>,
-) -> pb::ChannelPosition {
-    pb::ChannelPosition {
-        channel_type: ty as i32,
-        channel_name: name.into(),
-        topic_name: String::new(),
-        position: Some(at.expect("a position from the server")),
-    }
-}
-
-/// A raw connection through `proxy`, so that the test can reset it (`cut`): the
-/// server sees the connection fail, as when a network path breaks.
-async fn raw_via(proxy: &FaultProxy) -> RawClient {
-    RawClient::connect(&format!("{}{}", proxy.url(), switchboard_server::WS_PATH)).await
 }
 
 /// Resets the one connection through `proxy` and drops the client's end.
 async fn cut_raw(proxy: &FaultProxy, raw: RawClient) {
-    wait_proxied(proxy, 1).await;
+    proxy.wait_connections(1).await;
     proxy.cut();
     drop(raw);
-    wait_proxied(proxy, 0).await;
+    proxy.wait_connections(0).await;
 }
 
 /// The next message push on `raw`, skipping other pushes.
@@ -314,10 +222,7 @@ async fn r46_freeze_shorter_than_keep_alive_changes_nothing() {
     let server = lifecycle_server().await;
     let proxy = FaultProxy::start(server.addr).await;
     let alice = login_via(&server, &proxy, "alice", 2, 30).await;
-    let mut room = alice
-        .subscribe("room", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let mut room = subscribed(&alice, "room").await;
     let mut msgs = room.messages();
     let mut inbox = alice.user_messages();
     let mut links = alice.link_state_events();
@@ -331,6 +236,8 @@ async fn r46_freeze_shorter_than_keep_alive_changes_nothing() {
         publish(&bob, "room", &format!("m{i}")).await;
         send_to(&bob, "alice", &format!("u{i}")).await;
     }
+    // The freeze lasts 1 s, shorter than the keep-alive timeout: the window is what is
+    // tested (nothing may change meanwhile), not a wait for a state.
     sleep_until(frozen_at + Duration::from_secs(1)).await;
     proxy.pass();
 
@@ -341,7 +248,7 @@ async fn r46_freeze_shorter_than_keep_alive_changes_nothing() {
     assert!(
         changes.is_empty(),
         "no link state change expected: {:?}",
-        changes.iter().map(summary).collect::<Vec<_>>()
+        changes.iter().map(link_summary).collect::<Vec<_>>()
     );
     assert_eq!(alice.link_state(), LinkState::Connected);
     publish(&bob, "room", "m4").await;
@@ -359,14 +266,8 @@ async fn r47_r49_r55_freeze_past_keep_alive_disconnects_and_resumes() {
     let server = lifecycle_server().await;
     let proxy = FaultProxy::start(server.addr).await;
     let alice = login_via(&server, &proxy, "alice", 1, 30).await;
-    let mut c1 = alice
-        .subscribe("c1", SubscribeOptions::default())
-        .await
-        .expect("subscribe c1");
-    let mut c2 = alice
-        .subscribe("c2", SubscribeOptions::default())
-        .await
-        .expect("subscribe c2");
+    let mut c1 = subscribed(&alice, "c1").await;
+    let mut c2 = subscribed(&alice, "c2").await;
     let (mut m1, mut m2) = (c1.messages(), c2.messages());
     let mut inbox = alice.user_messages();
     let mut links = alice.link_state_events();
@@ -389,7 +290,7 @@ async fn r47_r49_r55_freeze_past_keep_alive_disconnects_and_resumes() {
             LinkReason::KeepAliveTimeout
         ),
         "{}",
-        summary(&lost)
+        link_summary(&lost)
     );
     assert_eq!(lost.affected_channels, vec!["c1", "c2"], "R47");
     let attempt = next_within(&mut links, STEP, "first reconnect attempt")
@@ -410,7 +311,7 @@ async fn r47_r49_r55_freeze_past_keep_alive_disconnects_and_resumes() {
             LinkReason::AutoReconnect
         ),
         "{}",
-        summary(&attempt)
+        link_summary(&attempt)
     );
     // The user stays online while its session waits (R62): USER publishes are accepted.
     for i in 1..=3 {
@@ -418,14 +319,19 @@ async fn r47_r49_r55_freeze_past_keep_alive_disconnects_and_resumes() {
         publish(&bob, "c2", &format!("b{i}")).await;
         send_to(&bob, "alice", &format!("u{i}")).await;
     }
+    // The freeze lasts 3 s, past the keep-alive timeout (the fault under test).
     sleep_until(frozen_at + Duration::from_secs(3)).await;
     send_to(&bob, "alice", "u4").await;
     proxy.pass();
 
     let (back, _) = reconnect_until_connected(&mut links, Duration::from_secs(8)).await;
     assert_reconnected(&back, true);
-    assert!(back.gap_channels.is_empty(), "{}", summary(&back));
-    assert!(back.unrestored_channels.is_empty(), "{}", summary(&back));
+    assert!(back.gap_channels.is_empty(), "{}", link_summary(&back));
+    assert!(
+        back.unrestored_channels.is_empty(),
+        "{}",
+        link_summary(&back)
+    );
     assert_eq!(texts(&mut m1, 3, "c1").await, numbered("a", 1..=3));
     assert_eq!(texts(&mut m2, 3, "c2").await, numbered("b", 1..=3));
     assert_eq!(texts(&mut inbox, 4, "inbox").await, numbered("u", 1..=4));
@@ -447,15 +353,12 @@ async fn r50_refused_reconnects_become_suspended_then_connected() {
     let mut config = via_proxy(&server, &proxy, 1, 30);
     config.suspend_after = Duration::from_secs(1);
     let alice = login_with("alice", config).await;
-    let mut sub = alice
-        .subscribe("c", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let mut sub = subscribed(&alice, "c").await;
     let mut msgs = sub.messages();
     let mut links = alice.link_state_events();
 
     proxy.refuse();
-    wait_proxied(&proxy, 1).await;
+    proxy.wait_connections(1).await;
     proxy.cut();
     let lost = wait_link(&mut links, LinkState::Disconnected, STEP).await;
     assert_eq!(
@@ -466,7 +369,7 @@ async fn r50_refused_reconnects_become_suspended_then_connected() {
             LinkReason::KeepAliveTimeout
         ),
         "{}",
-        summary(&lost)
+        link_summary(&lost)
     );
     assert_eq!(lost.affected_channels, vec!["c"]);
 
@@ -484,10 +387,10 @@ async fn r50_refused_reconnects_become_suspended_then_connected() {
                 LinkState::Disconnected,
                 LinkOperation::ServerTimeout,
                 LinkReason::ReconnectTimeout,
-            ) => steps.push(summary(&e)),
+            ) => steps.push(link_summary(&e)),
             _ => panic!(
                 "unexpected before SUSPENDED: {} after {steps:?}",
-                summary(&e)
+                link_summary(&e)
             ),
         }
     };
@@ -503,7 +406,7 @@ async fn r50_refused_reconnects_become_suspended_then_connected() {
             LinkReason::ReconnectTimeout
         ),
         "{}",
-        summary(&suspended)
+        link_summary(&suspended)
     );
     assert!(
         steps.iter().any(|s| s.contains("→DISCONNECTED")),
@@ -515,7 +418,7 @@ async fn r50_refused_reconnects_become_suspended_then_connected() {
         retry.previous_state,
         LinkState::Suspended,
         "{}",
-        summary(&retry)
+        link_summary(&retry)
     );
     assert_eq!(retry.operation, LinkOperation::AutoReconnect);
 
@@ -537,10 +440,7 @@ async fn r53_r54_reconnect_after_presence_timeout_starts_new_session_and_recover
     let server = lifecycle_server().await;
     let proxy = FaultProxy::start(server.addr).await;
     let alice = login_via(&server, &proxy, "alice", 1, 1).await;
-    let mut news = alice
-        .subscribe("news", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let mut news = subscribed(&alice, "news").await;
     let mut msgs = news.messages();
     let mut inbox = alice.user_messages();
     let mut links = alice.link_state_events();
@@ -549,7 +449,7 @@ async fn r53_r54_reconnect_after_presence_timeout_starts_new_session_and_recover
     assert_eq!(next_text(&mut msgs, "before").await, "before");
 
     proxy.refuse();
-    wait_proxied(&proxy, 1).await;
+    proxy.wait_connections(1).await;
     proxy.cut();
     let away_since = Instant::now();
     let lost = wait_link(&mut links, LinkState::Disconnected, STEP).await;
@@ -560,16 +460,22 @@ async fn r53_r54_reconnect_after_presence_timeout_starts_new_session_and_recover
     for i in 1..=3 {
         publish(&bob, "news", &format!("away-{i}")).await;
     }
+    // The outage lasts 3 s (the fault under test); the state the test needs, the end of
+    // the session, was polled above.
     sleep_until(away_since + Duration::from_secs(3)).await;
     proxy.pass();
 
     let (back, _) = reconnect_until_connected(&mut links, Duration::from_secs(8)).await;
     assert_reconnected(&back, false);
-    assert!(back.unrestored_channels.is_empty(), "{}", summary(&back));
+    assert!(
+        back.unrestored_channels.is_empty(),
+        "{}",
+        link_summary(&back)
+    );
     assert!(
         back.gap_channels.is_empty(),
         "nothing was trimmed, so no gap: {}",
-        summary(&back)
+        link_summary(&back)
     );
     assert_eq!(
         texts(&mut msgs, 3, "news recovered by the re-subscribe").await,
@@ -598,10 +504,7 @@ async fn r28_r61_kicked_session_fails_and_never_reconnects() {
     let server = lifecycle_server().await;
     let proxy = FaultProxy::start(server.addr).await;
     let first = login_via(&server, &proxy, "alice", 1, 30).await;
-    let _sub = first
-        .subscribe("c", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let _sub = subscribed(&first, "c").await;
     let mut links = first.link_state_events();
 
     let second = server.login("alice").await;
@@ -614,13 +517,13 @@ async fn r28_r61_kicked_session_fails_and_never_reconnects() {
             LinkReason::SameUidLogin
         ),
         "{}",
-        summary(&failed)
+        link_summary(&failed)
     );
     let later = events_within(&mut links, Duration::from_secs(2)).await;
     assert!(
         later.is_empty(),
         "no reconnect after FAILED: {:?}",
-        later.iter().map(summary).collect::<Vec<_>>()
+        later.iter().map(link_summary).collect::<Vec<_>>()
     );
     assert_eq!(first.link_state(), LinkState::Failed);
     assert_eq!(
@@ -640,13 +543,10 @@ async fn r28_session_kicked_while_disconnected_does_not_come_back() {
     let server = lifecycle_server().await;
     let proxy = FaultProxy::start(server.addr).await;
     let first = login_via(&server, &proxy, "alice", 1, 30).await;
-    let _sub = first
-        .subscribe("c", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let _sub = subscribed(&first, "c").await;
     let mut first_links = first.link_state_events();
     proxy.refuse();
-    wait_proxied(&proxy, 1).await;
+    proxy.wait_connections(1).await;
     proxy.cut();
     wait_link(&mut first_links, LinkState::Disconnected, STEP).await;
 
@@ -662,7 +562,7 @@ async fn r28_session_kicked_while_disconnected_does_not_come_back() {
         match tokio::time::timeout(left, first_links.next()).await {
             Err(_) | Ok(None) => break None,
             Ok(Some(Ok(e))) => {
-                first_seen.push(summary(&e));
+                first_seen.push(link_summary(&e));
                 if matches!(e.current_state, LinkState::Connected | LinkState::Failed) {
                     break Some(e);
                 }
@@ -674,7 +574,7 @@ async fn r28_session_kicked_while_disconnected_does_not_come_back() {
     assert!(
         second_seen.is_empty(),
         "the newer login was disturbed: {:?} (old client: {first_seen:?})",
-        second_seen.iter().map(summary).collect::<Vec<_>>()
+        second_seen.iter().map(link_summary).collect::<Vec<_>>()
     );
     assert_eq!(second.link_state(), LinkState::Connected);
     let outcome = outcome.unwrap_or_else(|| panic!("old client never settled: {first_seen:?}"));
@@ -701,14 +601,11 @@ async fn r32_r48_logout_while_disconnected_stops_reconnecting() {
     let server = lifecycle_server().await;
     let proxy = FaultProxy::start(server.addr).await;
     let alice = login_via(&server, &proxy, "alice", 1, 30).await;
-    let _sub = alice
-        .subscribe("c", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let _sub = subscribed(&alice, "c").await;
     let mut links = alice.link_state_events();
 
     proxy.refuse();
-    wait_proxied(&proxy, 1).await;
+    proxy.wait_connections(1).await;
     proxy.cut();
     wait_link(&mut links, LinkState::Disconnected, STEP).await;
     alice.logout().await.expect("logout");
@@ -718,7 +615,7 @@ async fn r32_r48_logout_while_disconnected_stops_reconnecting() {
         (idle.operation, idle.reason_code),
         (LinkOperation::Logout, LinkReason::Logout),
         "{}",
-        summary(&idle)
+        link_summary(&idle)
     );
 
     proxy.pass();
@@ -726,7 +623,7 @@ async fn r32_r48_logout_while_disconnected_stops_reconnecting() {
     assert!(
         later.is_empty(),
         "no reconnect after logout: {:?}",
-        later.iter().map(summary).collect::<Vec<_>>()
+        later.iter().map(link_summary).collect::<Vec<_>>()
     );
     assert_eq!(alice.link_state(), LinkState::Idle);
     assert_eq!(proxy.connections(), 0, "no connection attempt after logout");
@@ -741,24 +638,18 @@ async fn r58_r82_resume_after_resubscribe_replays_nothing_from_while_unsubscribe
     let proxy = FaultProxy::start(server.addr).await;
     let alice = login_via(&server, &proxy, "alice", 1, 30).await;
     let bob = server.login("bob").await;
-    let mut first = alice
-        .subscribe("c", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let mut first = subscribed(&alice, "c").await;
     let mut msgs = first.messages();
     publish(&bob, "c", "m1").await;
     assert_eq!(next_text(&mut msgs, "m1").await, "m1");
     alice.unsubscribe("c").await.expect("unsubscribe");
     publish(&bob, "c", "while-unsubscribed-1").await;
     publish(&bob, "c", "while-unsubscribed-2").await;
-    let mut second = alice
-        .subscribe("c", SubscribeOptions::default())
-        .await
-        .expect("subscribe again");
+    let mut second = subscribed(&alice, "c").await;
     let mut msgs = second.messages();
     let mut links = alice.link_state_events();
 
-    wait_proxied(&proxy, 1).await;
+    proxy.wait_connections(1).await;
     proxy.cut();
     wait_link(&mut links, LinkState::Disconnected, STEP).await;
     let (back, _) = reconnect_until_connected(&mut links, Duration::from_secs(8)).await;
@@ -783,8 +674,10 @@ async fn r58_r82_resume_after_resubscribe_replays_nothing_from_while_unsubscribe
 async fn r52_r58_raw_resume_replays_missed_channel_and_user_messages_once() {
     let server = lifecycle_server().await;
     let proxy = FaultProxy::start(server.addr).await;
-    let mut alice = raw_via(&proxy).await;
-    let login = raw_login(&mut alice, "alice", "", Vec::new(), 30).await;
+    let mut alice = RawClient::connect(&proxy.ws_url()).await;
+    let login = alice
+        .login_resume("alice", "", Vec::new(), 30, "lifecycle-test")
+        .await;
     assert!(!login.resumed);
     let sub = alice.subscribe("room").await;
     cut_raw(&proxy, alice).await;
@@ -799,10 +692,12 @@ async fn r52_r58_raw_resume_replays_missed_channel_and_user_messages_once() {
 
     let mut alice = server.raw().await;
     let positions = vec![
-        position(pb::ChannelType::Message, "room", sub.position),
-        position(pb::ChannelType::User, "alice", login.user_position),
+        resume_position(pb::ChannelType::Message as i32, "room", sub.position),
+        resume_position(pb::ChannelType::User as i32, "alice", login.user_position),
     ];
-    let resumed = raw_login(&mut alice, "alice", &login.session_id, positions, 30).await;
+    let resumed = alice
+        .login_resume("alice", &login.session_id, positions, 30, "lifecycle-test")
+        .await;
     assert!(resumed.resumed, "{resumed:?}");
     assert_eq!(resumed.session_id, login.session_id);
     assert!(resumed.gap_channels.is_empty(), "{resumed:?}");
@@ -846,10 +741,12 @@ async fn r52_r58_raw_resume_replays_missed_channel_and_user_messages_once() {
 #[tokio::test]
 async fn r58_resume_with_trimmed_log_reports_gap_and_replays_the_rest() {
     let server =
-        TestServer::with_engine(retention(5, Duration::from_secs(300)), short_timers).await;
+        TestServer::with_engine(retention(5, Duration::from_secs(300)), short_timeouts).await;
     let proxy = FaultProxy::start(server.addr).await;
-    let mut alice = raw_via(&proxy).await;
-    let login = raw_login(&mut alice, "alice", "", Vec::new(), 30).await;
+    let mut alice = RawClient::connect(&proxy.ws_url()).await;
+    let login = alice
+        .login_resume("alice", "", Vec::new(), 30, "lifecycle-test")
+        .await;
     let sub = alice.subscribe("t").await;
     cut_raw(&proxy, alice).await;
 
@@ -860,10 +757,12 @@ async fn r58_resume_with_trimmed_log_reports_gap_and_replays_the_rest() {
 
     let mut alice = server.raw().await;
     let positions = vec![
-        position(pb::ChannelType::Message, "t", sub.position),
-        position(pb::ChannelType::User, "alice", login.user_position),
+        resume_position(pb::ChannelType::Message as i32, "t", sub.position),
+        resume_position(pb::ChannelType::User as i32, "alice", login.user_position),
     ];
-    let resumed = raw_login(&mut alice, "alice", &login.session_id, positions, 30).await;
+    let resumed = alice
+        .login_resume("alice", &login.session_id, positions, 30, "lifecycle-test")
+        .await;
     assert!(resumed.resumed, "{resumed:?}");
     assert_eq!(resumed.gap_channels, vec!["t"], "{resumed:?}");
     let mut got = Vec::new();
@@ -886,15 +785,19 @@ async fn r52_r53_resume_of_unknown_or_expired_session_starts_a_new_one() {
 
     let mut carol = server.raw().await;
     let unknown = "00000000000000000000000000000001";
-    let reply = raw_login(&mut carol, "carol", unknown, Vec::new(), 30).await;
+    let reply = carol
+        .login_resume("carol", unknown, Vec::new(), 30, "lifecycle-test")
+        .await;
     assert!(!reply.resumed, "{reply:?}");
     assert!(!reply.session_id.is_empty());
     assert_ne!(reply.session_id, unknown);
     carol.assert_alive().await;
 
     let proxy = FaultProxy::start(server.addr).await;
-    let mut alice = raw_via(&proxy).await;
-    let login = raw_login(&mut alice, "alice", "", Vec::new(), 1).await;
+    let mut alice = RawClient::connect(&proxy.ws_url()).await;
+    let login = alice
+        .login_resume("alice", "", Vec::new(), 1, "lifecycle-test")
+        .await;
     assert_eq!(
         login.presence_timeout, 1,
         "presence timeout clamped into (1, 300)"
@@ -906,8 +809,14 @@ async fn r52_r53_resume_of_unknown_or_expired_session_starts_a_new_one() {
     assert!(offline, "the session ends after presenceTimeout: {last}");
 
     let mut alice = server.raw().await;
-    let positions = vec![position(pb::ChannelType::Message, "c", sub.position)];
-    let reply = raw_login(&mut alice, "alice", &login.session_id, positions, 30).await;
+    let positions = vec![resume_position(
+        pb::ChannelType::Message as i32,
+        "c",
+        sub.position,
+    )];
+    let reply = alice
+        .login_resume("alice", &login.session_id, positions, 30, "lifecycle-test")
+        .await;
     assert!(!reply.resumed, "{reply:?}");
     assert_ne!(reply.session_id, login.session_id);
     // The new session holds no subscription: a channel message does not reach it, the
@@ -926,7 +835,9 @@ async fn r52_r53_resume_of_unknown_or_expired_session_starts_a_new_one() {
 async fn r52_r62_tcp_close_without_websocket_close_keeps_the_session() {
     let server = lifecycle_server().await;
     let mut alice = server.raw().await;
-    let login = raw_login(&mut alice, "alice", "", Vec::new(), 30).await;
+    let login = alice
+        .login_resume("alice", "", Vec::new(), 30, "lifecycle-test")
+        .await;
     let sub = alice.subscribe("room").await;
     // Dropping the client closes the socket (FIN) without a WebSocket close frame.
     drop(alice);
@@ -938,16 +849,19 @@ async fn r52_r62_tcp_close_without_websocket_close_keeps_the_session() {
         let text = format!("u{}", sent.len() + 1);
         send_to(&bob, "alice", &text).await;
         sent.push(text);
+        // Pacing: USER messages keep coming while the connection is cut (the scenario).
         sleep(Duration::from_millis(100)).await;
     }
     publish(&bob, "room", "r1").await;
 
     let mut alice = server.raw().await;
     let positions = vec![
-        position(pb::ChannelType::Message, "room", sub.position),
-        position(pb::ChannelType::User, "alice", login.user_position),
+        resume_position(pb::ChannelType::Message as i32, "room", sub.position),
+        resume_position(pb::ChannelType::User as i32, "alice", login.user_position),
     ];
-    let resumed = raw_login(&mut alice, "alice", &login.session_id, positions, 30).await;
+    let resumed = alice
+        .login_resume("alice", &login.session_id, positions, 30, "lifecycle-test")
+        .await;
     assert!(resumed.resumed, "{resumed:?}");
     let mut got = Vec::new();
     for i in 0..=sent.len() {

@@ -13,16 +13,6 @@ use switchboard_client::{
 };
 use switchboard_protocol::pb::{self, ClientMessage, server_message};
 
-/// A server without a publish rate limit, so only the limit under test applies.
-async fn unlimited() -> TestServer {
-    TestServer::with(|c| {
-        for app in &mut c.apps {
-            app.limits.publish_rate_per_channel = 0;
-        }
-    })
-    .await
-}
-
 /// Checks a refusal: code, operation and a reason containing `mentions`.
 fn assert_refused(err: &RtmError, code: ErrorCode, op: &str, mentions: &str) {
     assert_eq!(err.code, code.as_i32(), "{err:?}");
@@ -46,12 +36,9 @@ async fn assert_carries_on(client: &Client, sub: &mut Subscription, tag: &str) {
 
 #[tokio::test]
 async fn r63_payload_of_32768_bytes_passes_and_32769_fails() {
-    let server = unlimited().await;
+    let server = TestServer::with(no_publish_rate).await;
     let alice = server.login("alice").await;
-    let mut sub = alice
-        .subscribe("big", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let mut sub = subscribed(&alice, "big").await;
     let mut msgs = sub.messages();
 
     let max = "a".repeat(32_768);
@@ -104,12 +91,9 @@ async fn r63_payload_of_32768_bytes_passes_and_32769_fails() {
 
 #[tokio::test]
 async fn r66_custom_type_of_33_bytes_fails() {
-    let server = unlimited().await;
+    let server = TestServer::with(no_publish_rate).await;
     let alice = server.login("alice").await;
-    let mut sub = alice
-        .subscribe("typed", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let mut sub = subscribed(&alice, "typed").await;
     let mut msgs = sub.messages();
     let with_type = |t: String| PublishOptions {
         custom_type: Some(t),
@@ -143,12 +127,9 @@ async fn r66_custom_type_of_33_bytes_fails() {
 
 #[tokio::test]
 async fn r7_invalid_channel_names_fail_with_invalid_channel_name() {
-    let server = unlimited().await;
+    let server = TestServer::with(no_publish_rate).await;
     let alice = server.login("alice").await;
-    let mut sub = alice
-        .subscribe("fine", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let mut sub = subscribed(&alice, "fine").await;
     let long = "c".repeat(65);
     let cases = [
         ("", "empty"),
@@ -176,10 +157,7 @@ async fn r7_invalid_channel_names_fail_with_invalid_channel_name() {
     }
     // The longest allowed name, and every allowed punctuation character (R3).
     let max = "c".repeat(64);
-    alice
-        .subscribe(&max, SubscribeOptions::default())
-        .await
-        .expect("64 bytes is allowed");
+    subscribed(&alice, &max).await;
     alice
         .subscribe(
             "a.b c!#$%&()+-:;<=>?@[]^_{}|~,",
@@ -195,10 +173,7 @@ async fn r67_publishes_over_the_channel_rate_fail_and_are_not_delivered() {
     let server = TestServer::with(|c| c.apps[0].limits.publish_rate_per_channel = 10).await;
     let receiver = server.login("receiver").await;
     let mut events = receiver.events();
-    receiver
-        .subscribe("rated", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    subscribed(&receiver, "rated").await;
 
     // A burst of 30 publishes in one frame, so the server sees them at once.
     let mut raw = server.raw_login("burster").await;
@@ -276,18 +251,9 @@ async fn r67_publishes_over_the_channel_rate_fail_and_are_not_delivered() {
 async fn r77_subscriptions_over_the_limit_fail() {
     let server = TestServer::with(|c| c.apps[0].limits.max_subscriptions = 3).await;
     let alice = server.login("alice").await;
-    let mut first = alice
-        .subscribe("s1", SubscribeOptions::default())
-        .await
-        .expect("1");
-    alice
-        .subscribe("s2", SubscribeOptions::default())
-        .await
-        .expect("2");
-    alice
-        .subscribe("s3", SubscribeOptions::default())
-        .await
-        .expect("3");
+    let mut first = subscribed(&alice, "s1").await;
+    subscribed(&alice, "s2").await;
+    subscribed(&alice, "s3").await;
     let err = alice
         .subscribe("s4", SubscribeOptions::default())
         .await
@@ -300,10 +266,7 @@ async fn r77_subscriptions_over_the_limit_fail() {
         "3",
     );
     // Subscribing again to one already held is not a new subscription (R81).
-    alice
-        .subscribe("s2", SubscribeOptions::default())
-        .await
-        .expect("re-subscribe at the limit");
+    subscribed(&alice, "s2").await;
     // The refused subscribe changed nothing (R171): s4 gets no messages, s1 works.
     let err = alice
         .unsubscribe("s4")
@@ -313,20 +276,14 @@ async fn r77_subscriptions_over_the_limit_fail() {
     assert_carries_on(&alice, &mut first, "after R77").await;
     // Freeing one slot makes room.
     alice.unsubscribe("s3").await.expect("unsubscribe");
-    alice
-        .subscribe("s4", SubscribeOptions::default())
-        .await
-        .expect("room again");
+    subscribed(&alice, "s4").await;
 }
 
 #[tokio::test]
 async fn r74_store_in_history_without_history_fails() {
-    let server = unlimited().await;
+    let server = TestServer::with(no_publish_rate).await;
     let alice = server.login("alice").await;
-    let mut sub = alice
-        .subscribe("hist", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let mut sub = subscribed(&alice, "hist").await;
     let err = alice
         .publish(
             "hist",
@@ -345,12 +302,9 @@ async fn r74_store_in_history_without_history_fails() {
 
 #[tokio::test]
 async fn r75_publish_with_channel_type_stream_fails() {
-    let server = unlimited().await;
+    let server = TestServer::with(no_publish_rate).await;
     let alice = server.login("alice").await;
-    let mut sub = alice
-        .subscribe("streamy", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let mut sub = subscribed(&alice, "streamy").await;
     let err = alice
         .publish(
             "streamy",
@@ -368,7 +322,7 @@ async fn r75_publish_with_channel_type_stream_fails() {
 
 #[tokio::test]
 async fn r64_string_payload_that_is_not_utf8_fails() {
-    let server = unlimited().await;
+    let server = TestServer::with(no_publish_rate).await;
     let mut raw = server.raw_login("alice").await;
     raw.subscribe("bytes").await;
     let bad = Bytes::from_static(&[b'o', b'k', 0xff, 0xfe]);
@@ -433,10 +387,7 @@ async fn slow_consumer_is_closed_with_4004_and_nobody_else_notices() {
     slow.subscribe("firehose").await;
 
     let fast = server.login("fast").await;
-    let mut sub = fast
-        .subscribe("firehose", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let mut sub = subscribed(&fast, "firehose").await;
     let mut msgs = sub.messages();
     // The fast subscriber reports its progress; the publisher stays at most WINDOW
     // messages ahead of it, so the fast queue never holds more than 48 KiB even on a

@@ -30,10 +30,6 @@ const ROOM: &str = "room";
 /// The stream channel of the stream tests.
 const STAGE: &str = "stage";
 
-const MESSAGE: i32 = pb::ChannelType::Message as i32;
-const STREAM: i32 = pb::ChannelType::Stream as i32;
-const USER: i32 = pb::ChannelType::User as i32;
-
 /// A lock's channel: (channel type, channel name).
 type Ch<'a> = (i32, &'a str);
 /// The MESSAGE channel [`ROOM`].
@@ -49,8 +45,6 @@ const RELEASED: i32 = pb::LockEventType::Released as i32;
 const EXPIRED: i32 = pb::LockEventType::Expired as i32;
 
 // Error codes of the contract (api.md §12.2).
-const INVALID_CHANNEL_NAME: i32 = -10008;
-const INVALID_CHANNEL_TYPE: i32 = -10019;
 const LOCK_OPERATION_FAILED: i32 = -14001;
 const LOCK_OPERATION_PERFORMING: i32 = -14003;
 const LOCK_ALREADY_EXIST: i32 = -14004;
@@ -233,16 +227,6 @@ fn assert_lock_event(
     assert!(e.position.is_some(), "a lock event has a position: {e:?}");
 }
 
-/// A resume position.
-fn position(ty: i32, name: &str, at: Option<pb::StreamPosition>) -> pb::ChannelPosition {
-    pb::ChannelPosition {
-        channel_type: ty,
-        channel_name: name.into(),
-        topic_name: String::new(),
-        position: Some(at.expect("a position from the server")),
-    }
-}
-
 fn offset(p: &Option<pb::StreamPosition>) -> u64 {
     p.as_ref().expect("a position").offset
 }
@@ -266,15 +250,6 @@ fn limits(c: &mut ServerConfig, f: impl Fn(&mut switchboard_server::AppLimits)) 
 /// A raw connection through `proxy`, so that the test can reset it (`cut`).
 async fn raw_via(proxy: &FaultProxy) -> RawClient {
     RawClient::connect(&format!("{}{}", proxy.url(), switchboard_server::WS_PATH)).await
-}
-
-/// Polls until `proxy` has `n` open connections.
-async fn wait_proxied(proxy: &FaultProxy, n: usize) {
-    assert!(
-        eventually(STEP, || proxy.connections() == n).await,
-        "expected {n} proxied connections, have {}",
-        proxy.connections()
-    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -318,27 +293,13 @@ impl Peer {
         presence: u32,
     ) -> (Peer, pb::LoginReply) {
         let reply = raw
-            .request(Req::Login(pb::LoginRequest {
-                app_id: APP_ID.into(),
-                user_id: user.into(),
-                token: token(user),
-                heartbeat_interval: 60,
-                presence_timeout: presence,
-                session_id: session_id.into(),
-                positions,
-                sdk: "lock-test".into(),
-            }))
+            .login_resume(user, session_id, positions, presence, "lock-test")
             .await;
-        match reply {
-            Rep::Login(r) => (
-                Peer {
-                    raw,
-                    user: user.into(),
-                },
-                r,
-            ),
-            other => panic!("raw login of {user} failed: {other:?}"),
-        }
+        let peer = Peer {
+            raw,
+            user: user.into(),
+        };
+        (peer, reply)
     }
 
     async fn req(&mut self, body: Req) -> Rep {
@@ -992,8 +953,9 @@ async fn r152_waiters_that_lose_the_link_unsubscribe_or_log_out_are_skipped() {
     c.wait_in_line(IN_ROOM, "l").await;
     let e_wait = e.wait_in_line(IN_ROOM, "l").await;
 
-    // D's connection is lost (socket closed without logout; the session stays).
-    drop(d);
+    // D's connection is lost (socket closed without logout; the session stays): once
+    // the server has closed its side it has seen the loss and taken D out of the line.
+    d.raw.lose_connection().await;
 
     b.unsubscribe("elsewhere").await;
     b.assert_waiting(IN_ROOM, "l").await;
@@ -1007,9 +969,6 @@ async fn r152_waiters_that_lose_the_link_unsubscribe_or_log_out_are_skipped() {
         .await;
 
     c.logout().await;
-    // Nothing shows that the server has seen D's socket close; give it a moment (the
-    // steps above already took several round trips).
-    sleep(Duration::from_millis(200)).await;
 
     a.ok(release_req(IN_ROOM, "l")).await;
     e.acquired(e_wait, IN_ROOM, "l").await;
@@ -1041,7 +1000,7 @@ async fn r152_a_wait_ends_with_its_connection_when_a_resume_replaces_it() {
     old.wait_in_line(IN_ROOM, "l").await;
 
     // The client gives up on the old link (still open on the server) and resumes.
-    let positions = vec![position(USER, "bob", login.user_position)];
+    let positions = vec![resume_position(USER, "bob", login.user_position)];
     let (mut bob, again) =
         Peer::login_over(server.raw().await, "bob", &login.session_id, positions, 60).await;
     assert!(again.resumed, "{again:?}");
@@ -1109,11 +1068,11 @@ async fn r153_lost_owner_keeps_the_lock_for_its_ttl_then_expired_and_handed_on()
     let mut bob = Peer::login(&server, "bob").await;
     let waiting = bob.wait_in_line(IN_ROOM, "lease").await;
 
-    wait_proxied(&proxy, 1).await;
+    proxy.wait_connections(1).await;
     let lost_at = Instant::now();
     proxy.cut();
     drop(alice);
-    wait_proxied(&proxy, 0).await;
+    proxy.wait_connections(0).await;
 
     // Within the ttl the lock is alice's; then bob's.
     let ttl = Duration::from_secs(u64::from(TTL_MIN));
@@ -1156,7 +1115,7 @@ async fn r153_lost_owner_keeps_the_lock_for_its_ttl_then_expired_and_handed_on()
     assert_eq!(watcher.next_text("the sentinel").await, "after");
 
     // alice resumes from its USER position: EXPIRED is replayed from its inbox.
-    let positions = vec![position(USER, "alice", login.user_position)];
+    let positions = vec![resume_position(USER, "alice", login.user_position)];
     let (mut alice, again) = Peer::login_over(
         server.raw().await,
         "alice",
@@ -1207,11 +1166,11 @@ async fn r153_owner_back_within_the_ttl_keeps_the_lock() {
     let mut bob = Peer::login(&server, "bob").await;
     let waiting = bob.wait_in_line(IN_ROOM, "lease").await;
 
-    // The socket is closed without a logout: a lost connection.
-    drop(alice);
+    // The socket is closed without a logout: a lost connection, seen by the server
+    // (else the resume below would replace a live connection, and the ttl never start).
+    alice.raw.lose_connection().await;
     let lost_at = Instant::now();
-    sleep(Duration::from_millis(500)).await;
-    let positions = vec![position(USER, "alice", login.user_position)];
+    let positions = vec![resume_position(USER, "alice", login.user_position)];
     let (mut alice, again) = Peer::login_over(
         server.raw().await,
         "alice",

@@ -4,9 +4,7 @@
 mod common;
 
 use common::*;
-use switchboard_client::{
-    ErrorCode, LinkOperation, LinkReason, LinkState, PublishOptions, SubscribeOptions,
-};
+use switchboard_client::{ErrorCode, LinkOperation, LinkReason, LinkState, PublishOptions};
 use switchboard_protocol::pb::{self, client_message, server_message};
 
 /// Logs `user` in to `app` through the SDK with `token`, expecting a refusal; returns
@@ -97,10 +95,7 @@ async fn r32_r35_sdk_logout_goes_from_connected_to_idle_and_leaves_the_server() 
     let server = TestServer::start().await;
     let alice = server.login("alice").await;
     let mut links = alice.link_state_events();
-    alice
-        .subscribe("room", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    subscribed(&alice, "room").await;
     alice.logout().await.expect("logout");
     assert_eq!(alice.link_state(), LinkState::Idle);
 
@@ -260,10 +255,7 @@ async fn r28_second_login_kicks_the_first_session() {
     let server = TestServer::start().await;
     let first = server.login("dup").await;
     let mut first_links = first.link_state_events();
-    let mut first_sub = first
-        .subscribe("room", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let mut first_sub = subscribed(&first, "room").await;
     let mut first_msgs = first_sub.messages();
     let mut first_inbox = first.user_messages();
 
@@ -296,10 +288,7 @@ async fn r28_second_login_kicks_the_first_session() {
 
     // The second session works: USER messages and channels.
     let mut inbox = second.user_messages();
-    let mut sub = second
-        .subscribe("room", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let mut sub = subscribed(&second, "room").await;
     let mut msgs = sub.messages();
     let other = server.login("other").await;
     let to_dup = PublishOptions {

@@ -8,9 +8,7 @@ mod common;
 use common::*;
 use futures_util::StreamExt;
 use std::time::Duration;
-use switchboard_client::{
-    Client, LinkReason, LinkState, Payload, PublishOptions, SubscribeOptions,
-};
+use switchboard_client::{Client, LinkReason, LinkState, Payload, PublishOptions};
 
 const N: u32 = 5_000;
 const SIZE: usize = 4 * 1024;
@@ -32,10 +30,7 @@ async fn r58_slow_app_reader_loses_nothing_and_the_sdk_recovers_by_itself() {
     let slow = Client::new(APP_ID, "slow", config).expect("client");
     let mut links = slow.link_state_events();
     slow.login(&token("slow")).await.expect("login");
-    let mut sub = slow
-        .subscribe("firehose", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let mut sub = subscribed(&slow, "firehose").await;
     let mut msgs = sub.messages();
 
     let publisher = server.login("publisher").await;
@@ -63,6 +58,7 @@ async fn r58_slow_app_reader_loses_nothing_and_the_sdk_recovers_by_itself() {
         let got = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
         assert_eq!(got, i, "every message once, in order (R72)");
         if i % 20 == 0 {
+            // A slow reader on purpose (the back-pressure under test).
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -110,10 +106,7 @@ async fn r32_logout_is_not_held_up_by_a_full_unread_stream() {
     let idle = Client::new(APP_ID, "idle", config).expect("client");
     idle.login(&token("idle")).await.expect("login");
     // Held, never read: its queue fills after 4 messages and delivery waits on it.
-    let _held = idle
-        .subscribe("busy", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let _held = subscribed(&idle, "busy").await;
     let publisher = server.login("publisher").await;
     for i in 0..20 {
         publisher

@@ -11,23 +11,6 @@ use switchboard_client::{
 use switchboard_protocol::now_ms;
 use switchboard_protocol::pb::{self, ClientMessage, server_message};
 
-/// A server without a publish rate limit.
-async fn unlimited() -> TestServer {
-    TestServer::with(|c| {
-        for app in &mut c.apps {
-            app.limits.publish_rate_per_channel = 0;
-        }
-    })
-    .await
-}
-
-fn to_user() -> PublishOptions {
-    PublishOptions {
-        channel_type: ChannelType::User,
-        ..Default::default()
-    }
-}
-
 fn no_messages() -> SubscribeOptions {
     SubscribeOptions {
         with_message: false,
@@ -66,7 +49,7 @@ async fn send_marker(from: &Client, user: &str, marker: &str) {
 
 #[tokio::test]
 async fn r65_r66_r69_string_and_binary_reach_every_subscriber_with_all_fields() {
-    let server = unlimited().await;
+    let server = TestServer::with(no_publish_rate).await;
     let alice = server.login("alice").await;
     let bob = server.login("bob").await;
     let carol = server.login("carol").await;
@@ -74,10 +57,7 @@ async fn r65_r66_r69_string_and_binary_reach_every_subscriber_with_all_fields() 
     let mut dave_events = dave.events();
     let mut subs = Vec::new();
     for c in [&alice, &bob, &carol] {
-        let mut s = c
-            .subscribe("news", SubscribeOptions::default())
-            .await
-            .expect("subscribe");
+        let mut s = subscribed(c, "news").await;
         subs.push((c.user_id().to_string(), s.messages()));
     }
 
@@ -147,13 +127,10 @@ async fn r65_r66_r69_string_and_binary_reach_every_subscriber_with_all_fields() 
 
 #[tokio::test]
 async fn r68_publisher_need_not_be_subscribed() {
-    let server = unlimited().await;
+    let server = TestServer::with(no_publish_rate).await;
     let alice = server.login("alice").await;
     let bob = server.login("bob").await;
-    let mut sub = alice
-        .subscribe("open", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let mut sub = subscribed(&alice, "open").await;
     let mut msgs = sub.messages();
     bob.publish("open", "from outside", PublishOptions::default())
         .await
@@ -165,17 +142,14 @@ async fn r68_publisher_need_not_be_subscribed() {
 
 #[tokio::test]
 async fn r70_with_message_false_receives_no_messages() {
-    let server = unlimited().await;
+    let server = TestServer::with(no_publish_rate).await;
     let alice = server.login("alice").await;
     let bob = server.login("bob").await;
     let mut bob_events = bob.events();
     bob.subscribe("quiet", no_messages())
         .await
         .expect("subscribe");
-    let mut alice_sub = alice
-        .subscribe("quiet", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let mut alice_sub = subscribed(&alice, "quiet").await;
     let mut alice_msgs = alice_sub.messages();
 
     alice
@@ -193,13 +167,10 @@ async fn r70_with_message_false_receives_no_messages() {
 
 #[tokio::test]
 async fn r82_no_messages_after_unsubscribe() {
-    let server = unlimited().await;
+    let server = TestServer::with(no_publish_rate).await;
     let alice = server.login("alice").await;
     let bob = server.login("bob").await;
-    let mut sub = bob
-        .subscribe("room", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let mut sub = subscribed(&bob, "room").await;
     let mut msgs = sub.messages();
     alice
         .publish("room", "one", PublishOptions::default())
@@ -226,7 +197,7 @@ async fn r82_no_messages_after_unsubscribe() {
 
 #[tokio::test]
 async fn r83_unsubscribe_of_a_channel_not_subscribed_fails() {
-    let server = unlimited().await;
+    let server = TestServer::with(no_publish_rate).await;
     let bob = server.login("bob").await;
     let err = bob.unsubscribe("never").await.expect_err("not subscribed");
     assert_eq!(
@@ -237,9 +208,7 @@ async fn r83_unsubscribe_of_a_channel_not_subscribed_fails() {
     assert_eq!(err.operation, "unsubscribe");
     assert!(!err.reason.is_empty());
 
-    bob.subscribe("once", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    subscribed(&bob, "once").await;
     bob.unsubscribe("once").await.expect("first unsubscribe");
     let err = bob
         .unsubscribe("once")
@@ -251,21 +220,17 @@ async fn r83_unsubscribe_of_a_channel_not_subscribed_fails() {
         "{err:?}"
     );
     // R172: the session carries on.
-    bob.subscribe("once", SubscribeOptions::default())
-        .await
-        .expect("subscribe again");
+    subscribed(&bob, "once").await;
 }
 
 #[tokio::test]
 async fn r81_subscribing_again_replaces_the_options() {
-    let server = unlimited().await;
+    let server = TestServer::with(no_publish_rate).await;
     let alice = server.login("alice").await;
     let bob = server.login("bob").await;
     let mut events = bob.events();
 
-    bob.subscribe("room", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    subscribed(&bob, "room").await;
     bob.subscribe("room", no_messages())
         .await
         .expect("subscribe again resolves (R81)");
@@ -277,9 +242,7 @@ async fn r81_subscribing_again_replaces_the_options() {
     let got = messages_before_marker(&mut events, "barrier-1").await;
     assert!(got.is_empty(), "options not replaced: got {got:?}");
 
-    bob.subscribe("room", SubscribeOptions::default())
-        .await
-        .expect("subscribe a third time");
+    subscribed(&bob, "room").await;
     alice
         .publish("room", "audible", PublishOptions::default())
         .await
@@ -292,7 +255,7 @@ async fn r81_subscribing_again_replaces_the_options() {
 
 #[tokio::test]
 async fn r71_user_message_reaches_only_the_target_with_publisher_as_channel_name() {
-    let server = unlimited().await;
+    let server = TestServer::with(no_publish_rate).await;
     let alice = server.login("alice").await;
     let bob = server.login("bob").await;
     let carol = server.login("carol").await;
@@ -300,10 +263,7 @@ async fn r71_user_message_reaches_only_the_target_with_publisher_as_channel_name
     let mut bob_inbox = bob.user_messages();
     let mut carol_events = carol.events();
     // Even subscribed to a MESSAGE channel named like the target, carol gets nothing.
-    carol
-        .subscribe("bob", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    subscribed(&carol, "bob").await;
 
     let r = alice
         .publish(
@@ -344,7 +304,7 @@ async fn r71_user_message_reaches_only_the_target_with_publisher_as_channel_name
 
 #[tokio::test]
 async fn r71_r8_user_message_to_offline_or_invalid_user_fails() {
-    let server = unlimited().await;
+    let server = TestServer::with(no_publish_rate).await;
     let alice = server.login("alice").await;
     let err = alice
         .publish("nobody", "hello?", to_user())
@@ -391,12 +351,9 @@ async fn r71_r8_user_message_to_offline_or_invalid_user_fails() {
 #[tokio::test]
 async fn r72_per_publisher_order_of_200_messages() {
     const N: usize = 200;
-    let server = unlimited().await;
+    let server = TestServer::with(no_publish_rate).await;
     let receiver = server.login("receiver").await;
-    let mut sub = receiver
-        .subscribe("ordered", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let mut sub = subscribed(&receiver, "ordered").await;
     let mut msgs = sub.messages();
 
     // Publisher 1: raw, 200 publishes pipelined in frames of 50 (no waiting for replies).
@@ -454,7 +411,7 @@ async fn r72_per_publisher_order_of_200_messages() {
 
 #[tokio::test]
 async fn positions_share_the_epoch_and_offsets_increase_by_one() {
-    let server = unlimited().await;
+    let server = TestServer::with(no_publish_rate).await;
     let mut sub = server.raw_login("reader").await;
     let start = sub
         .subscribe("log")
@@ -470,10 +427,7 @@ async fn positions_share_the_epoch_and_offsets_increase_by_one() {
             .expect("publish");
         replies.push(r.position);
     }
-    let mut sdk_sub = alice
-        .subscribe("log", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let mut sdk_sub = subscribed(&alice, "log").await;
     let mut sdk_msgs = sdk_sub.messages();
     for (i, reply) in replies.iter().enumerate() {
         let push = sub.next_push(STEP).await.expect("message push");
@@ -505,13 +459,10 @@ async fn positions_share_the_epoch_and_offsets_increase_by_one() {
 
 #[tokio::test]
 async fn idempotent_retry_is_delivered_once_and_keys_belong_to_their_publisher() {
-    let server = unlimited().await;
+    let server = TestServer::with(no_publish_rate).await;
     let reader = server.login("reader").await;
     let mut events = reader.events();
-    reader
-        .subscribe("idem", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    subscribed(&reader, "idem").await;
     let alice = server.login("alice").await;
     let bob = server.login("bob").await;
     let keyed = |k: &str| PublishOptions {

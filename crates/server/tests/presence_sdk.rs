@@ -15,50 +15,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use switchboard_client::{
     ChannelType, Client, ClientConfig, ErrorCode, Event, EventStream, JoinOptions, LinkState,
-    PresenceEvent, PresenceEventType, StreamChannel, SubscribeOptions, UserState, WhoNowOptions,
+    PresenceEvent, PresenceEventType, SubscribeOptions, UserState, WhoNowOptions,
 };
 use switchboard_protocol::pb::{self, client_message, server_message};
-use switchboard_server::ServerConfig;
-use switchboard_token::RtcRole;
 use tokio::time::{Instant, sleep};
 
 use PresenceEventType::{
     Interval, RemoteJoin, RemoteLeave, RemoteStateChanged, RemoteTimeout, Snapshot,
 };
-
-/// Short presence timeouts allowed (1 s and up) and 1 s heartbeats.
-fn short_timeouts(c: &mut ServerConfig) {
-    c.heartbeat_interval_range = (1, 1800);
-    c.presence_timeout_range = (1, 300);
-}
-
-/// An RTC token of [`APP_ID`] to join `channel` as `user` for an hour.
-fn rtc_for(channel: &str, user: &str) -> String {
-    switchboard_token::build_rtc_token(
-        APP_ID,
-        CERT,
-        channel,
-        user,
-        RtcRole::Publisher,
-        3600,
-        3600,
-        now_secs(),
-    )
-    .expect("RTC token builds")
-}
-
-/// The stream channel `name` of `client`, joined with `options` (token filled in).
-async fn join(client: &Client, name: &str, options: JoinOptions) -> StreamChannel {
-    let ch = client.stream_channel(name).expect("valid channel name");
-    let options = JoinOptions {
-        token: Some(rtc_for(name, client.user_id())),
-        ..options
-    };
-    ch.join(options)
-        .await
-        .unwrap_or_else(|e| panic!("{} joins {name}: {e}", client.user_id()));
-    ch
-}
 
 fn quiet() -> SubscribeOptions {
     SubscribeOptions {
@@ -142,13 +106,6 @@ async fn expect_snapshot(
     )
 }
 
-/// Asserts that `stream` yields nothing within `wait`.
-async fn assert_quiet<T: std::fmt::Debug>(stream: &mut EventStream<T>, wait: Duration, what: &str) {
-    if let Ok(item) = tokio::time::timeout(wait, stream.next()).await {
-        panic!("{what}: expected nothing, got {item:?}");
-    }
-}
-
 /// Every member of a channel (all pages) with its state.
 async fn everyone(
     client: &Client,
@@ -176,13 +133,6 @@ async fn everyone(
     }
 }
 
-/// A raw login of `user` subscribed to `channel` visibly, without presence events.
-async fn raw_member(server: &TestServer, user: &str, channel: &str) -> RawClient {
-    let mut raw = server.raw_login(user).await;
-    raw.subscribe(channel).await;
-    raw
-}
-
 /// A raw request that must succeed.
 async fn raw_ok(raw: &mut RawClient, body: client_message::Body) {
     let reply = raw.request(body).await;
@@ -206,19 +156,6 @@ fn raw_unsubscribe(channel: &str) -> client_message::Body {
     })
 }
 
-/// SDK settings through `proxy`: 1 s heartbeats, presence timeout `presence` s, fast
-/// reconnects.
-fn proxied(server: &TestServer, proxy: &FaultProxy, presence: u32) -> ClientConfig {
-    let mut c = server.client_config();
-    c.endpoint = proxy.url();
-    c.heartbeat_interval = 1;
-    c.presence_timeout = presence;
-    c.login_timeout = Duration::from_secs(2);
-    c.reconnect_base_delay = Duration::from_millis(50);
-    c.reconnect_max_delay = Duration::from_millis(200);
-    c
-}
-
 /// §9.3 and R86: the SNAPSHOT that follows a subscribe (and a join, after the topic
 /// SNAPSHOT) lists every visible member with its state, the subscriber included, and
 /// no quiet member; it does not move the channel's position.
@@ -232,10 +169,7 @@ async fn snapshot_lists_visible_members_with_their_state() {
             server.login("q").await,
             server.login("carol").await,
         );
-        alice
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("alice");
+        subscribed(&alice, "room").await;
         alice
             .presence()
             .set_state(
@@ -245,18 +179,13 @@ async fn snapshot_lists_visible_members_with_their_state() {
             )
             .await
             .expect("alice sets state");
-        bob.subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("bob");
+        subscribed(&bob, "room").await;
         quiet_q
             .subscribe("room", quiet())
             .await
             .expect("q, quietly");
 
-        let mut sub = carol
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("carol subscribes");
+        let mut sub = subscribed(&carol, "room").await;
         let mut events = sub.presence();
         let members = expect_snapshot(&mut events, "carol's SNAPSHOT").await;
         let expected: BTreeMap<_, _> = [
@@ -279,24 +208,21 @@ async fn snapshot_lists_visible_members_with_their_state() {
         assert_eq!(e.state_changed, map(&[("seat", "4")]));
         // A repeated subscribe (R81) is answered with a SNAPSHOT again, taken at the
         // position carol already has: it is not dropped as a duplicate.
-        let mut again = carol
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("carol subscribes again");
+        let mut again = subscribed(&carol, "room").await;
         let members = expect_snapshot(&mut again.presence(), "the second SNAPSHOT").await;
         assert_eq!(members["bob"], map(&[("seat", "4")]));
         assert_eq!(members.len(), 3);
 
         // Stream channels: the presence SNAPSHOT follows the join (and its topic
         // SNAPSHOT), on the channel's presence stream and on the client's streams.
-        join(&alice, "arena", JoinOptions::default()).await;
+        join_stream(&alice, "arena", JoinOptions::default()).await;
         alice
             .presence()
             .set_state("arena", ChannelType::Stream, [("team", "red")])
             .await
             .expect("alice sets state in arena");
         let mut all = carol.events();
-        let arena = join(&carol, "arena", JoinOptions::default()).await;
+        let arena = join_stream(&carol, "arena", JoinOptions::default()).await;
         let mut topics = arena.topic_events();
         let mut arena_presence = arena.presence_events();
         let t = next_within(&mut topics, STEP, "topic SNAPSHOT").await;
@@ -342,19 +268,13 @@ async fn remote_events_reach_members_with_presence_but_not_the_actor() {
             server.login("carol").await,
             server.login("dave").await,
         );
-        let mut a = alice
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("alice");
+        let mut a = subscribed(&alice, "room").await;
         let mut a = {
             let mut s = a.presence();
             expect_snapshot(&mut s, "alice's SNAPSHOT").await;
             s
         };
-        let mut b_sub = bob
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("bob");
+        let mut b_sub = subscribed(&bob, "room").await;
         let mut b = b_sub.presence();
         expect_snapshot(&mut b, "bob's SNAPSHOT").await;
         expect_event(&mut a, RemoteJoin, "bob", "alice hears bob join").await;
@@ -365,10 +285,7 @@ async fn remote_events_reach_members_with_presence_but_not_the_actor() {
         expect_event(&mut a, RemoteJoin, "carol", "alice hears carol join").await;
         expect_event(&mut b, RemoteJoin, "carol", "bob hears carol join").await;
 
-        let mut d_sub = dave
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("dave");
+        let mut d_sub = subscribed(&dave, "room").await;
         let mut d = d_sub.presence();
         expect_snapshot(&mut d, "dave's SNAPSHOT").await;
         let presence = dave.presence();
@@ -442,10 +359,10 @@ async fn remote_events_reach_members_with_presence_but_not_the_actor() {
         assert_eq!(e.code, ErrorCode::PresenceUserNotExist.as_i32());
 
         // Stream channels: the same events on the channel's presence stream.
-        let arena_a = join(&alice, "arena", JoinOptions::default()).await;
+        let arena_a = join_stream(&alice, "arena", JoinOptions::default()).await;
         let mut sa = arena_a.presence_events();
         expect_snapshot(&mut sa, "alice's arena SNAPSHOT").await;
-        let arena_d = join(&dave, "arena", JoinOptions::default()).await;
+        let arena_d = join_stream(&dave, "arena", JoinOptions::default()).await;
         dave.presence()
             .set_state("arena", ChannelType::Stream, [("hp", "100")])
             .await
@@ -462,7 +379,7 @@ async fn remote_events_reach_members_with_presence_but_not_the_actor() {
         // Nothing of arena on room's stream and the other way round.
         assert_quiet(&mut a, Duration::from_millis(100), "room stream of alice").await;
         // Logout is a leave too.
-        let arena_b = join(&bob, "arena", JoinOptions::default()).await;
+        let arena_b = join_stream(&bob, "arena", JoinOptions::default()).await;
         drop(arena_b);
         expect_event(&mut sa, RemoteJoin, "bob", "bob joins arena").await;
         bob.logout().await.expect("bob logs out");
@@ -481,10 +398,7 @@ async fn quiet_member_hears_everything_and_is_never_seen() {
     tokio::time::timeout(Duration::from_secs(10), async {
         let server = TestServer::start().await;
         let (alice, q) = (server.login("alice").await, server.login("q").await);
-        let mut a_sub = alice
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("alice");
+        let mut a_sub = subscribed(&alice, "room").await;
         let mut a = a_sub.presence();
         expect_snapshot(&mut a, "alice's SNAPSHOT").await;
 
@@ -503,7 +417,7 @@ async fn quiet_member_hears_everything_and_is_never_seen() {
             .set_state("room", ChannelType::Message, [("k", "v")])
             .await
             .expect("q may set state");
-        let arena_q = join(
+        let arena_q = join_stream(
             &q,
             "arena",
             JoinOptions {
@@ -512,9 +426,7 @@ async fn quiet_member_hears_everything_and_is_never_seen() {
             },
         )
         .await;
-        q.subscribe("visible", SubscribeOptions::default())
-            .await
-            .expect("q, visibly elsewhere");
+        subscribed(&q, "visible").await;
 
         // R84: q hears alice.
         alice
@@ -579,7 +491,7 @@ async fn quiet_member_hears_everything_and_is_never_seen() {
                 .await
                 .is_empty()
         );
-        let arena_a = join(&alice, "arena", JoinOptions::default()).await;
+        let arena_a = join_stream(&alice, "arena", JoinOptions::default()).await;
         expect_event(&mut qa, RemoteJoin, "alice", "q hears alice join arena").await;
         let mut sa = arena_a.presence_events();
         let members = expect_snapshot(&mut sa, "alice's arena SNAPSHOT").await;
@@ -609,7 +521,7 @@ async fn who_now_pages_list_every_member_exactly_once() {
         let names: Vec<String> = (0..CROWD).map(|i| format!("u{i:04}")).collect();
         let mut crowd = Vec::with_capacity(CROWD);
         for chunk in names.chunks(100) {
-            let logins = chunk.iter().map(|u| raw_member(&server, u, "hall"));
+            let logins = chunk.iter().map(|u| server.raw_member(u, "hall"));
             crowd.extend(join_all(logins).await);
         }
         eprintln!("{CROWD} members in {:?}", started.elapsed());
@@ -669,8 +581,8 @@ async fn who_now_pages_list_every_member_exactly_once() {
             if pages == 5 {
                 raw_ok(&mut crowd[100], raw_unsubscribe("hall")).await;
                 raw_ok(&mut crowd[1500], raw_unsubscribe("hall")).await;
-                newcomers.push(raw_member(&server, "u0250a", "hall").await);
-                newcomers.push(raw_member(&server, "u1700a", "hall").await);
+                newcomers.push(server.raw_member("u0250a", "hall").await);
+                newcomers.push(server.raw_member("u1700a", "hall").await);
             }
             if r.next_page.is_empty() {
                 break;
@@ -718,16 +630,13 @@ async fn where_now_lists_message_and_stream_channels() {
     tokio::time::timeout(Duration::from_secs(10), async {
         let server = TestServer::start().await;
         let (alice, bob) = (server.login("alice").await, server.login("bob").await);
-        alice
-            .subscribe("m1", SubscribeOptions::default())
-            .await
-            .expect("m1");
+        subscribed(&alice, "m1").await;
         alice
             .subscribe("m2", no_presence())
             .await
             .expect("m2, still a member");
-        join(&alice, "s1", JoinOptions::default()).await;
-        join(
+        join_stream(&alice, "s1", JoinOptions::default()).await;
+        join_stream(
             &alice,
             "s2",
             JoinOptions {
@@ -797,10 +706,7 @@ async fn state_refusals_come_back_with_their_codes() {
     tokio::time::timeout(Duration::from_secs(10), async {
         let server = TestServer::start().await;
         let alice = server.login("alice").await;
-        alice
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("room");
+        subscribed(&alice, "room").await;
         let p = alice.presence();
         let no_keys: [(&str, &str); 0] = [];
         let e = p
@@ -872,10 +778,7 @@ async fn state_set_before_entering_applies_on_entering() {
     tokio::time::timeout(Duration::from_secs(10), async {
         let server = TestServer::start().await;
         let (alice, bob) = (server.login("alice").await, server.login("bob").await);
-        let mut b_sub = bob
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("bob");
+        let mut b_sub = subscribed(&bob, "room").await;
         let mut b = b_sub.presence();
         expect_snapshot(&mut b, "bob's SNAPSHOT").await;
 
@@ -900,10 +803,7 @@ async fn state_set_before_entering_applies_on_entering() {
             .await
             .expect("set before joining");
 
-        let mut a_sub = alice
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("alice");
+        let mut a_sub = subscribed(&alice, "room").await;
         expect_event(&mut b, RemoteJoin, "alice", "alice enters").await;
         let want = map(&[("mood", "ok"), ("seat", "3")]);
         let r = bob
@@ -919,8 +819,8 @@ async fn state_set_before_entering_applies_on_entering() {
         let members = expect_snapshot(&mut a_sub.presence(), "alice's SNAPSHOT").await;
         assert_eq!(members["alice"], want, "her own SNAPSHOT shows it");
 
-        join(&alice, "arena", JoinOptions::default()).await;
-        let arena_b = join(&bob, "arena", JoinOptions::default()).await;
+        join_stream(&alice, "arena", JoinOptions::default()).await;
+        let arena_b = join_stream(&bob, "arena", JoinOptions::default()).await;
         let members = expect_snapshot(&mut arena_b.presence_events(), "bob's arena SNAPSHOT").await;
         assert_eq!(members["alice"], map(&[("team", "blue")]));
     })
@@ -938,20 +838,14 @@ async fn resume_in_time_is_silent_and_keeps_the_state() {
         let alice = Client::new(APP_ID, "alice", proxied(&server, &proxy, 2)).expect("client");
         let mut links = alice.link_state_events();
         alice.login(&token("alice")).await.expect("login");
-        alice
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("alice");
+        subscribed(&alice, "room").await;
         alice
             .presence()
             .set_state("room", ChannelType::Message, [("seat", "1")])
             .await
             .expect("state");
         let bob = server.login("bob").await;
-        let mut b_sub = bob
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("bob");
+        let mut b_sub = subscribed(&bob, "room").await;
         let mut b = b_sub.presence();
         expect_snapshot(&mut b, "bob's SNAPSHOT").await;
 
@@ -990,10 +884,7 @@ async fn timeout_sends_remote_timeout_and_the_state_is_lost() {
         let alice = Client::new(APP_ID, "alice", proxied(&server, &proxy, 2)).expect("client");
         let mut links = alice.link_state_events();
         alice.login(&token("alice")).await.expect("login");
-        let mut a_sub = alice
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("alice");
+        let mut a_sub = subscribed(&alice, "room").await;
         let mut a = a_sub.presence();
         expect_snapshot(&mut a, "alice's SNAPSHOT").await;
         alice
@@ -1002,10 +893,7 @@ async fn timeout_sends_remote_timeout_and_the_state_is_lost() {
             .await
             .expect("state");
         let bob = server.login("bob").await;
-        let mut b_sub = bob
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("bob");
+        let mut b_sub = subscribed(&bob, "room").await;
         let mut b = b_sub.presence();
         expect_snapshot(&mut b, "bob's SNAPSHOT").await;
         expect_event(&mut a, RemoteJoin, "bob", "alice hears bob").await;
@@ -1064,17 +952,12 @@ async fn resume_replays_missed_presence_events_exactly_once() {
         let mut links = bob.link_state_events();
         bob.login(&token("bob")).await.expect("login");
         let mut all = bob.events();
-        bob.subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("room");
-        join(&bob, "arena", JoinOptions::default()).await;
+        subscribed(&bob, "room").await;
+        join_stream(&bob, "arena", JoinOptions::default()).await;
         let carol = server.login("carol").await;
         assert!(eventually(STEP, || proxy.connections() == 1).await);
         // Delivered live before the link drops: not to come again with the replay.
-        carol
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("carol room");
+        subscribed(&carol, "room").await;
         let mut live = Vec::new();
         while live.len() < 3 {
             if let Some(Ok(Event::Presence(p))) = next_within(&mut all, STEP, "live events").await {
@@ -1105,7 +988,7 @@ async fn resume_replays_missed_presence_events_exactly_once() {
             .publish("room", "m1", Default::default())
             .await
             .expect("publish");
-        let arena = join(&carol, "arena", JoinOptions::default()).await;
+        let arena = join_stream(&carol, "arena", JoinOptions::default()).await;
         carol
             .presence()
             .set_state("arena", ChannelType::Stream, [("k", "2")])
@@ -1187,35 +1070,24 @@ async fn interval_mode_aggregates_above_the_threshold_and_ends_below() {
         })
         .await;
         let alice = server.login("alice").await;
-        let mut sub = alice
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("alice");
+        let mut sub = subscribed(&alice, "room").await;
         let mut a = sub.presence();
         expect_snapshot(&mut a, "alice's SNAPSHOT").await;
         // alice + m1..m8 = 9 visible members: above 8, but not yet for the debounce.
         let mut members = Vec::new();
         for i in 1..=8 {
             let user = format!("m{i}");
-            members.push(raw_member(&server, &user, "room").await);
+            members.push(server.raw_member(&user, "room").await);
             expect_event(&mut a, RemoteJoin, &user, "single join before the switch").await;
         }
+        // The debounce (the mechanism under test) passes above the threshold: a window, not a
+        // wait for a state the client could see.
         sleep(Duration::from_millis(300)).await;
         // The first change after the debounce switches the mode.
-        let mut m9 = raw_member(&server, "m9", "room").await;
+        let mut m9 = server.raw_member("m9", "room").await;
         raw_ok(&mut members[0], raw_set_state("room", "k", "v")).await;
         let mut m10 = server.raw().await;
-        let login = m10
-            .request(client_message::Body::Login(pb::LoginRequest {
-                app_id: APP_ID.into(),
-                user_id: "m10".into(),
-                token: token("m10"),
-                heartbeat_interval: 60,
-                presence_timeout: 1,
-                ..Default::default()
-            }))
-            .await;
-        assert!(matches!(login, server_message::Body::Login(_)), "{login:?}");
+        m10.login_resume("m10", "", Vec::new(), 1, "").await;
         m10.subscribe("room").await;
 
         let e = next_presence(&mut a, "the first INTERVAL").await;
@@ -1266,6 +1138,7 @@ async fn interval_mode_aggregates_above_the_threshold_and_ends_below() {
             (vec!["m3".to_string(), "m9".to_string()], 7)
         );
         // One more interval at or below the threshold ends the mode.
+        // The debounce passes at or below the threshold (the mechanism under test).
         sleep(Duration::from_millis(700)).await;
         raw_ok(&mut members[3], raw_set_state("room", "k", "w")).await;
         let e = expect_event(&mut a, RemoteStateChanged, "m4", "single events again").await;
@@ -1294,7 +1167,7 @@ async fn large_states_do_not_close_the_connection() {
         let value = "v".repeat(16 * 1024);
         let mut members = Vec::new();
         for i in 0..9 {
-            let mut raw = raw_member(&server, &format!("big{i}"), "room").await;
+            let mut raw = server.raw_member(&format!("big{i}"), "room").await;
             // 32 keys of 16 KB, in requests under the 256 KiB frame limit.
             for part in 0..4 {
                 let states = (0..8)
@@ -1341,10 +1214,7 @@ async fn large_states_do_not_close_the_connection() {
         listed.sort();
         listed.dedup();
         assert_eq!(listed.len(), 9, "each member once");
-        let mut sub = alice
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("subscribe with presence");
+        let mut sub = subscribed(&alice, "room").await;
         let members = expect_snapshot(&mut sub.presence(), "the large SNAPSHOT").await;
         // The nine with their full state, and alice herself (state empty).
         assert_eq!(members.len(), 10);
@@ -1383,10 +1253,7 @@ async fn out_of_service_when_presence_is_unavailable() {
             .await
             .expect_err("no presence here");
         assert_eq!(e.code, ErrorCode::PresenceInactive.as_i32());
-        let mut sub = alice
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("subscribing works without presence");
+        let mut sub = subscribed(&alice, "room").await;
         let e = next_presence(&mut sub.presence(), "ERROR_OUT_OF_SERVICE").await;
         assert_eq!(e.event_type, PresenceEventType::ErrorOutOfService, "{e:?}");
         assert_eq!(e.channel_name, "room");
@@ -1404,16 +1271,10 @@ async fn turning_quiet_by_resubscribing_is_a_leave_and_back_a_join() {
     tokio::time::timeout(Duration::from_secs(10), async {
         let server = TestServer::start().await;
         let (alice, bob) = (server.login("alice").await, server.login("bob").await);
-        let mut a_sub = alice
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("alice");
+        let mut a_sub = subscribed(&alice, "room").await;
         let mut a = a_sub.presence();
         expect_snapshot(&mut a, "alice's SNAPSHOT").await;
-        let _b = bob
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("bob");
+        let _b = subscribed(&bob, "room").await;
         expect_event(&mut a, RemoteJoin, "bob", "bob joins").await;
         let _b = bob
             .subscribe("room", quiet())
@@ -1427,10 +1288,7 @@ async fn turning_quiet_by_resubscribing_is_a_leave_and_back_a_join() {
             .expect("whoNow");
         let users: Vec<_> = who.occupants.iter().map(|o| o.user_id.as_str()).collect();
         assert_eq!(users, ["alice"], "a quiet member is not listed (R86)");
-        let _b = bob
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("bob visible again");
+        let _b = subscribed(&bob, "room").await;
         expect_event(&mut a, RemoteJoin, "bob", "bob visible again").await;
     })
     .await

@@ -15,8 +15,8 @@ use futures_util::StreamExt;
 use std::collections::BTreeSet;
 use std::time::Duration;
 use switchboard_client::{
-    ChannelType, Client, ClientConfig, EventStream, LinkOperation, LinkReason, LinkState,
-    LinkStateEvent, MessageEvent, PublishOptions, SubscribeOptions,
+    Client, ClientConfig, EventStream, LinkOperation, LinkReason, LinkState, LinkStateEvent,
+    MessageEvent, PublishOptions,
 };
 use switchboard_server::ServerConfig;
 use tokio::time::{Instant, sleep, sleep_until};
@@ -39,46 +39,17 @@ const SUBSCRIBER: &str = "sub";
 
 /// 1 s heartbeats and short presence timeouts allowed; no publish rate limit.
 fn recovery_config(c: &mut ServerConfig) {
-    c.heartbeat_interval_range = (1, 1800);
-    c.presence_timeout_range = (1, 300);
-    for app in &mut c.apps {
-        app.limits.publish_rate_per_channel = 0;
-    }
+    short_timeouts(c);
+    no_publish_rate(c);
 }
 
 /// SDK settings through `proxy`: heartbeat 1 s, presence `presence` s, fast backoff, a
 /// bus large enough for everything.
 fn subscriber_config(server: &TestServer, proxy: &FaultProxy, presence: u32) -> ClientConfig {
-    let mut c = server.client_config();
-    c.endpoint = proxy.url();
-    c.heartbeat_interval = 1;
-    c.presence_timeout = presence;
-    c.login_timeout = Duration::from_secs(2);
-    c.reconnect_base_delay = Duration::from_millis(50);
+    let mut c = proxied(server, proxy, presence);
     c.reconnect_max_delay = Duration::from_millis(300);
     c.event_capacity = 65_536;
     c
-}
-
-fn to_user() -> PublishOptions {
-    PublishOptions {
-        channel_type: ChannelType::User,
-        ..Default::default()
-    }
-}
-
-/// `(previous → current, operation, reason)` of an event, for messages.
-fn summary(e: &LinkStateEvent) -> String {
-    format!(
-        "{}→{} {} {} resumed={} gaps={:?} unrestored={:?}",
-        e.previous_state.as_str(),
-        e.current_state.as_str(),
-        e.operation.as_str(),
-        e.reason_code.as_str(),
-        e.is_resumed,
-        e.gap_channels,
-        e.unrestored_channels
-    )
 }
 
 /// Link events up to and including the next CONNECTED.
@@ -216,10 +187,7 @@ async fn r58_every_message_exactly_once_in_order_across_freezes_and_a_cut() {
     let mut links = sub.link_state_events();
     let mut streams = Vec::new();
     for name in CHANNELS {
-        let mut s = sub
-            .subscribe(name, SubscribeOptions::default())
-            .await
-            .expect("subscribe");
+        let mut s = subscribed(&sub, name).await;
         streams.push((name, s.messages(), PER_CHANNEL));
         // The subscription value only hands out streams; they live on without it.
     }
@@ -257,6 +225,8 @@ async fn r58_every_message_exactly_once_in_order_across_freezes_and_a_cut() {
 
     // The faults, while the publisher runs.
     let mut events = Vec::new();
+    // Scenario timing, not a wait for a state: the faults are spread over the publish
+    // span, the first one after the publishers have been going for a while.
     sleep(Duration::from_millis(500)).await;
     for _ in 0..FREEZES {
         proxy.freeze();
@@ -269,12 +239,14 @@ async fn r58_every_message_exactly_once_in_order_across_freezes_and_a_cut() {
                 LinkReason::KeepAliveTimeout
             ),
             "{}",
-            summary(&lost)
+            link_summary(&lost)
         );
         events.push(lost);
+        // The freeze lasts FREEZE, past the keep-alive timeout (the fault under test).
         sleep_until(frozen_at + FREEZE).await;
         proxy.pass();
         events.extend(until_connected(&mut links, Duration::from_secs(8)).await);
+        // Scenario timing: traffic flows normally between two faults.
         sleep(Duration::from_millis(400)).await;
     }
     assert!(
@@ -310,16 +282,16 @@ async fn r58_every_message_exactly_once_in_order_across_freezes_and_a_cut() {
                 true
             ),
             "{}",
-            summary(e)
+            link_summary(e)
         );
-        assert!(e.gap_channels.is_empty(), "no gap: {}", summary(e));
-        assert!(e.unrestored_channels.is_empty(), "{}", summary(e));
+        assert!(e.gap_channels.is_empty(), "no gap: {}", link_summary(e));
+        assert!(e.unrestored_channels.is_empty(), "{}", link_summary(e));
     }
     assert!(
         failures.is_empty(),
         "delivery defects:\n{}\nlink events: {:#?}",
         failures.join("\n"),
-        events.iter().map(summary).collect::<Vec<_>>()
+        events.iter().map(link_summary).collect::<Vec<_>>()
     );
 }
 
@@ -334,14 +306,8 @@ async fn r58_gap_past_retention_is_reported_in_the_reconnect_event() {
     let sub =
         Client::new(APP_ID, SUBSCRIBER, subscriber_config(&server, &proxy, 30)).expect("client");
     sub.login(&token(SUBSCRIBER)).await.expect("login");
-    let mut g = sub
-        .subscribe("g", SubscribeOptions::default())
-        .await
-        .expect("subscribe g");
-    let mut ok = sub
-        .subscribe("ok", SubscribeOptions::default())
-        .await
-        .expect("subscribe ok");
+    let mut g = subscribed(&sub, "g").await;
+    let mut ok = subscribed(&sub, "ok").await;
     let (mut gm, mut okm) = (g.messages(), ok.messages());
     let mut links = sub.link_state_events();
     let publisher = server.login("pub").await;
@@ -377,9 +343,9 @@ async fn r58_gap_past_retention_is_reported_in_the_reconnect_event() {
             true
         ),
         "{}",
-        summary(back)
+        link_summary(back)
     );
-    assert_eq!(back.gap_channels, vec!["g"], "{}", summary(back));
+    assert_eq!(back.gap_channels, vec!["g"], "{}", link_summary(back));
     let mut got = Vec::new();
     for i in 16..=20 {
         got.push(text(&next_message(&mut gm, &format!("g:{i}")).await.message).to_string());
@@ -404,14 +370,8 @@ async fn r54_r58_gap_after_session_expiry_is_reported_in_the_reconnect_event() {
     let sub =
         Client::new(APP_ID, SUBSCRIBER, subscriber_config(&server, &proxy, 1)).expect("client");
     sub.login(&token(SUBSCRIBER)).await.expect("login");
-    let mut g = sub
-        .subscribe("g", SubscribeOptions::default())
-        .await
-        .expect("subscribe g");
-    let mut ok = sub
-        .subscribe("ok", SubscribeOptions::default())
-        .await
-        .expect("subscribe ok");
+    let mut g = subscribed(&sub, "g").await;
+    let mut ok = subscribed(&sub, "ok").await;
     let (mut gm, mut okm) = (g.messages(), ok.messages());
     let mut links = sub.link_state_events();
     let publisher = server.login("pub").await;
@@ -437,6 +397,8 @@ async fn r54_r58_gap_after_session_expiry_is_reported_in_the_reconnect_event() {
         .publish("ok", "ok:1", PublishOptions::default())
         .await
         .expect("publish");
+    // The outage lasts 3 s (the fault under test); the session's end, which the gap
+    // depends on, was polled above.
     sleep_until(away_since + Duration::from_secs(3)).await;
     proxy.pass();
 
@@ -450,9 +412,13 @@ async fn r54_r58_gap_after_session_expiry_is_reported_in_the_reconnect_event() {
             false
         ),
         "{}",
-        summary(back)
+        link_summary(back)
     );
-    assert!(back.unrestored_channels.is_empty(), "{}", summary(back));
+    assert!(
+        back.unrestored_channels.is_empty(),
+        "{}",
+        link_summary(back)
+    );
     // The inbox has the same retention: more than 5 USER probes accepted while the
     // session waited is a gap of the user's own channel too.
     let mut expected = vec!["g".to_string()];
@@ -461,7 +427,7 @@ async fn r54_r58_gap_after_session_expiry_is_reported_in_the_reconnect_event() {
     }
     let mut gaps = back.gap_channels.clone();
     gaps.sort();
-    assert_eq!(gaps, expected, "{} ({probes} probes)", summary(back));
+    assert_eq!(gaps, expected, "{} ({probes} probes)", link_summary(back));
     let mut got = Vec::new();
     for i in 16..=20 {
         got.push(text(&next_message(&mut gm, &format!("g:{i}")).await.message).to_string());
@@ -505,10 +471,7 @@ async fn r58_quiet_channel_is_not_a_gap_after_session_expiry() {
     let sub =
         Client::new(APP_ID, SUBSCRIBER, subscriber_config(&server, &proxy, 1)).expect("client");
     sub.login(&token(SUBSCRIBER)).await.expect("login");
-    let mut quiet = sub
-        .subscribe("quiet", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let mut quiet = subscribed(&sub, "quiet").await;
     let mut msgs = quiet.messages();
     let mut links = sub.link_state_events();
     let publisher = server.login("pub").await;
@@ -525,11 +488,11 @@ async fn r58_quiet_channel_is_not_a_gap_after_session_expiry() {
 
     let events = until_connected(&mut links, Duration::from_secs(8)).await;
     let back = events.last().expect("CONNECTED");
-    assert!(!back.is_resumed, "{}", summary(back));
+    assert!(!back.is_resumed, "{}", link_summary(back));
     assert!(
         back.gap_channels.is_empty(),
         "nothing was published, nothing missed: {}",
-        summary(back)
+        link_summary(back)
     );
     publisher
         .publish("quiet", "first", PublishOptions::default())
@@ -556,25 +519,13 @@ async fn r58_a_replaced_resume_never_releases_into_the_newer_connection() {
 
     // A: logs in, subscribes, then vanishes (session detached, kept).
     let mut a = server.raw().await;
-    let reply = a
-        .request(client_message::Body::Login(pb::LoginRequest {
-            app_id: APP_ID.into(),
-            user_id: "sub".into(),
-            token: token("sub"),
-            heartbeat_interval: 60,
-            presence_timeout: 120,
-            ..Default::default()
-        }))
-        .await;
-    let server_message::Body::Login(login) = reply else {
-        panic!("{reply:?}")
-    };
+    let login = a.login_resume("sub", "", Vec::new(), 120, "").await;
     let session_id = login.session_id.clone();
     let user_pos = login.user_position.expect("user position");
     let sub = a.subscribe("big").await;
     let big_pos = sub.position.expect("channel position");
-    drop(a);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Lost, and seen by the server: the session is detached before the backlog.
+    a.lose_connection().await;
 
     // Backlog: 990 x 30 KB on "big", 10 USER messages.
     let mut p = server.raw_login("pub").await;
@@ -617,17 +568,8 @@ async fn r58_a_replaced_resume_never_releases_into_the_newer_connection() {
             position: Some(user_pos),
         },
     ];
-    let resume = || {
-        client_message::Body::Login(pb::LoginRequest {
-            app_id: APP_ID.into(),
-            user_id: "sub".into(),
-            token: token("sub"),
-            heartbeat_interval: 60,
-            session_id: session_id.clone(),
-            positions: positions.clone(),
-            ..Default::default()
-        })
-    };
+    let resume =
+        || client_message::Body::Login(login_request("sub", &session_id, positions.clone(), 0, ""));
 
     // B: resumes, reads its reply, then reads nothing (half-open link).
     let mut b = server.raw().await;
@@ -636,6 +578,8 @@ async fn r58_a_replaced_resume_never_releases_into_the_newer_connection() {
         panic!("{r:?}")
     };
     assert!(rb.resumed);
+    // Scenario timing: the server pushes B's replay into a socket nobody reads; how much
+    // gets through does not matter (nothing on the client side shows that it is stuck).
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Live USER messages while B's replay is stuck: held for B.
@@ -670,6 +614,7 @@ async fn r58_a_replaced_resume_never_releases_into_the_newer_connection() {
                 last_big = off;
             }
         }
+        // A slow reader on purpose (the back-pressure under test).
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let want: Vec<String> = (0..15).map(|i| format!("u:{i}")).collect();
@@ -685,19 +630,7 @@ async fn r58_a_replaced_resume_never_releases_into_the_newer_connection() {
 async fn r56_resume_lists_channels_the_session_lacks_as_unrestored() {
     let server = TestServer::start().await;
     let mut a = server.raw().await;
-    let reply = a
-        .request(client_message::Body::Login(pb::LoginRequest {
-            app_id: APP_ID.into(),
-            user_id: "follower".into(),
-            token: token("follower"),
-            heartbeat_interval: 60,
-            presence_timeout: 120,
-            ..Default::default()
-        }))
-        .await;
-    let server_message::Body::Login(login) = reply else {
-        panic!("{reply:?}")
-    };
+    let login = a.login_resume("follower", "", Vec::new(), 120, "").await;
     let kept = a.subscribe("kept").await.position.expect("position");
     drop(a);
     let position = |name: &str, p: pb::StreamPosition| pb::ChannelPosition {
@@ -707,29 +640,19 @@ async fn r56_resume_lists_channels_the_session_lacks_as_unrestored() {
         position: Some(p),
     };
     let mut b = server.raw().await;
-    let reply = b
-        .request(client_message::Body::Login(pb::LoginRequest {
-            app_id: APP_ID.into(),
-            user_id: "follower".into(),
-            token: token("follower"),
-            heartbeat_interval: 60,
-            session_id: login.session_id.clone(),
-            positions: vec![
-                position("kept", kept),
-                position("lost", pb::StreamPosition::default()),
-                pb::ChannelPosition {
-                    channel_type: pb::ChannelType::User as i32,
-                    channel_name: "follower".into(),
-                    topic_name: String::new(),
-                    position: login.user_position,
-                },
-            ],
-            ..Default::default()
-        }))
+    let positions = vec![
+        position("kept", kept),
+        position("lost", pb::StreamPosition::default()),
+        pb::ChannelPosition {
+            channel_type: pb::ChannelType::User as i32,
+            channel_name: "follower".into(),
+            topic_name: String::new(),
+            position: login.user_position,
+        },
+    ];
+    let resumed = b
+        .login_resume("follower", &login.session_id, positions, 0, "")
         .await;
-    let server_message::Body::Login(resumed) = reply else {
-        panic!("{reply:?}")
-    };
     assert!(resumed.resumed);
     assert_eq!(resumed.unrestored_channels, ["lost"]);
     assert!(

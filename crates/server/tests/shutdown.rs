@@ -6,17 +6,14 @@ mod common;
 
 use common::*;
 use std::time::Duration;
-use switchboard_client::{LinkOperation, LinkState, SubscribeOptions};
+use switchboard_client::{LinkOperation, LinkState};
 
 #[tokio::test]
 async fn shutdown_disconnects_sessions_with_4006_and_run_returns() {
     let server = TestServer::start().await;
     let alice = server.login("alice").await;
     let mut links = alice.link_state_events();
-    let mut sub = alice
-        .subscribe("room", SubscribeOptions::default())
-        .await
-        .expect("subscribe");
+    let mut sub = subscribed(&alice, "room").await;
     let mut msgs = sub.messages();
     let mut raw = server.raw_login("bob").await;
     let reader = tokio::spawn(async move { raw.expect_closing(Duration::from_secs(6)).await });

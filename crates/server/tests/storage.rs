@@ -26,19 +26,12 @@ use switchboard_token::RtcRole;
 /// The channel name most tests use (as a MESSAGE and as a STREAM channel).
 const ROOM: &str = "room";
 
-const MESSAGE: i32 = pb::ChannelType::Message as i32;
-const STREAM: i32 = pb::ChannelType::Stream as i32;
-const USER: i32 = pb::ChannelType::User as i32;
-
 const SNAPSHOT: i32 = pb::StorageEventType::Snapshot as i32;
 const UPDATE: i32 = pb::StorageEventType::Update as i32;
 const CHANNEL_STORAGE: i32 = pb::StorageType::Channel as i32;
 const USER_STORAGE: i32 = pb::StorageType::User as i32;
 
 // Error codes of the contract (api.md §12.2).
-const INVALID_USER_ID: i32 = -10006;
-const INVALID_CHANNEL_NAME: i32 = -10008;
-const INVALID_CHANNEL_TYPE: i32 = -10019;
 const ITEM_LIMIT: i32 = -12002;
 const INVALID_ITEM: i32 = -12003;
 const INVALID_REVISION: i32 = -12005;

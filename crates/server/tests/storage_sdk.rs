@@ -11,48 +11,17 @@ mod common;
 
 use common::proxy::FaultProxy;
 use common::*;
-use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use switchboard_client::{
-    ChannelType, Client, ClientConfig, ErrorCode, Event, EventStream, JoinOptions, LinkState,
-    LockDetail, LockEvent, LockEventType, MetadataItem, MetadataOptions, PublishOptions,
-    RemoveMetadataOptions, RemoveUserMetadataOptions, StorageData, StorageEvent, StorageEventType,
-    StorageType, StreamChannel, SubscribeOptions, UserMetadataOptions,
+    ChannelType, Client, ErrorCode, Event, EventStream, JoinOptions, LinkState, LockDetail,
+    LockEvent, LockEventType, LockResponse, MetadataItem, MetadataOptions, PublishOptions,
+    RemoveMetadataOptions, RemoveUserMetadataOptions, RtmError, StorageData, StorageEvent,
+    StorageEventType, StorageType, SubscribeOptions, UserMetadataOptions,
 };
-use switchboard_server::ServerConfig;
-use switchboard_token::RtcRole;
 use tokio::time::Instant;
 
 use ChannelType::{Message, Stream, User};
-
-/// An RTC token of [`APP_ID`] to join `channel` as `user` for an hour.
-fn rtc_for(channel: &str, user: &str) -> String {
-    switchboard_token::build_rtc_token(
-        APP_ID,
-        CERT,
-        channel,
-        user,
-        RtcRole::Publisher,
-        3600,
-        3600,
-        now_secs(),
-    )
-    .expect("RTC token builds")
-}
-
-/// The stream channel `name` of `client`, joined with `options` (token filled in).
-async fn join(client: &Client, name: &str, options: JoinOptions) -> StreamChannel {
-    let ch = client.stream_channel(name).expect("valid channel name");
-    let options = JoinOptions {
-        token: Some(rtc_for(name, client.user_id())),
-        ..options
-    };
-    ch.join(options)
-        .await
-        .unwrap_or_else(|e| panic!("{} joins {name}: {e}", client.user_id()));
-    ch
-}
 
 /// Subscribe options: storage events (and lock events when `lock`), no presence.
 fn with_metadata(lock: bool) -> SubscribeOptions {
@@ -98,21 +67,13 @@ fn row(lock: &str, owner: &str, ttl: u32) -> (String, String, u32) {
     (lock.to_string(), owner.to_string(), ttl)
 }
 
-/// The next item of an event stream; panics on timeout, end or lag.
-async fn next<T>(stream: &mut EventStream<T>, what: &str) -> T {
-    next_within(stream, STEP, what)
-        .await
-        .unwrap_or_else(|| panic!("stream ended while waiting for {what}"))
-        .unwrap_or_else(|e| panic!("stream lagged while waiting for {what}: {e}"))
-}
-
 /// The next storage event, which must be `kind`.
 async fn expect_storage(
     stream: &mut EventStream<StorageEvent>,
     kind: StorageEventType,
     what: &str,
 ) -> StorageEvent {
-    let e = next(stream, what).await;
+    let e = next_event(stream, what).await;
     assert_eq!(e.event_type, kind, "{what}: got {e:?}");
     e
 }
@@ -125,39 +86,13 @@ async fn expect_lock(
     owner: &str,
     what: &str,
 ) -> LockEvent {
-    let e = next(stream, what).await;
+    let e = next_event(stream, what).await;
     assert_eq!(
         (e.event_type, e.lock_name.as_str(), e.owner.as_str()),
         (kind, lock, owner),
         "{what}: got {e:?}"
     );
     e
-}
-
-/// Asserts that `stream` yields nothing within `wait`.
-async fn assert_quiet<T: std::fmt::Debug>(stream: &mut EventStream<T>, wait: Duration, what: &str) {
-    if let Ok(item) = tokio::time::timeout(wait, stream.next()).await {
-        panic!("{what}: expected nothing, got {item:?}");
-    }
-}
-
-/// SDK settings through `proxy`: 1 s heartbeats, presence timeout `presence` s, fast
-/// reconnects.
-fn proxied(server: &TestServer, proxy: &FaultProxy, presence: u32) -> ClientConfig {
-    let mut c = server.client_config();
-    c.endpoint = proxy.url();
-    c.heartbeat_interval = 1;
-    c.presence_timeout = presence;
-    c.login_timeout = Duration::from_secs(2);
-    c.reconnect_base_delay = Duration::from_millis(50);
-    c.reconnect_max_delay = Duration::from_millis(200);
-    c
-}
-
-/// Short presence timeouts allowed (1 s and up) and 1 s heartbeats.
-fn short_timeouts(c: &mut ServerConfig) {
-    c.heartbeat_interval_range = (1, 1800);
-    c.presence_timeout_range = (1, 300);
 }
 
 /// R134–R142, R144: channel metadata through `client.storage()` without subscribing:
@@ -503,10 +438,7 @@ async fn storage_events_with_metadata_and_user_subscription() {
         bob.subscribe("room", with_metadata(false))
             .await
             .expect("bob subscribes");
-        carol
-            .subscribe("room", SubscribeOptions::default())
-            .await
-            .expect("carol subscribes without metadata");
+        subscribed(&carol, "room").await;
 
         let snap = expect_storage(&mut ev, StorageEventType::Snapshot, "bob's SNAPSHOT").await;
         assert_eq!(
@@ -547,7 +479,7 @@ async fn storage_events_with_metadata_and_user_subscription() {
         );
         // The same two on the client-wide stream.
         for kind in [StorageEventType::Snapshot, StorageEventType::Update] {
-            match next(&mut all, "events()").await {
+            match next_event(&mut all, "events()").await {
                 Event::Storage(s) => assert_eq!(s.event_type, kind),
                 other => panic!("expected a storage event, got {other:?}"),
             }
@@ -630,7 +562,7 @@ async fn storage_events_with_metadata_and_user_subscription() {
         st.set_channel_metadata("arena", Stream, [item("x", "1")], no_options())
             .await
             .expect("stream channel metadata");
-        let _arena = join(
+        let _arena = join_stream(
             &bob,
             "arena",
             JoinOptions {
@@ -680,7 +612,7 @@ async fn locks_and_lock_events_with_lock() {
         bob.subscribe("room", with_metadata(true))
             .await
             .expect("bob subscribes");
-        let snap = next(&mut ev, "bob's lock SNAPSHOT").await;
+        let snap = next_event(&mut ev, "bob's lock SNAPSHOT").await;
         assert_eq!(
             (
                 snap.event_type,
@@ -775,7 +707,7 @@ async fn locks_and_lock_events_with_lock() {
         a.set_lock("arena", Stream, "S", Some(20))
             .await
             .expect("set S");
-        let _arena = join(
+        let _arena = join_stream(
             &bob,
             "arena",
             JoinOptions {
@@ -785,7 +717,7 @@ async fn locks_and_lock_events_with_lock() {
             },
         )
         .await;
-        let snap = next(&mut ev, "stream lock SNAPSHOT").await;
+        let snap = next_event(&mut ev, "stream lock SNAPSHOT").await;
         assert_eq!(
             (
                 snap.event_type,
@@ -810,6 +742,29 @@ async fn locks_and_lock_events_with_lock() {
     })
     .await
     .expect("test within its time limit");
+}
+
+/// Starts `c` waiting for lock `L` of MESSAGE channel `room` (acquireLock with retry)
+/// and returns once the server has it in line: a second operation of its answers
+/// −14003 (R158).
+async fn wait_in_line(c: &Client) -> tokio::task::JoinHandle<Result<LockResponse, RtmError>> {
+    let waits = {
+        let lock = c.lock();
+        tokio::spawn(async move { lock.acquire_lock("room", Message, "L", true).await })
+    };
+    let in_line = eventually_async(STEP, || {
+        let lock = c.lock();
+        async move {
+            let err = lock
+                .release_lock("room", Message, "L")
+                .await
+                .expect_err("waiting");
+            err.code == ErrorCode::LockOperationPerforming.as_i32()
+        }
+    })
+    .await;
+    assert!(in_line, "{} never waited in line", c.user_id());
+    waits
 }
 
 /// R152, R157, R158: an `acquire_lock` with retry waits in line for longer than the
@@ -849,42 +804,10 @@ async fn acquire_with_retry_is_handed_over() {
         expect_lock(&mut ev, LockEventType::Set, "L", "", "SET").await;
         expect_lock(&mut ev, LockEventType::Acquired, "L", "alice", "ACQUIRED").await;
 
-        let carol_waits = {
-            let lock = carol.lock();
-            tokio::spawn(async move { lock.acquire_lock("room", Message, "L", true).await })
-        };
-        // Carol is in line before dave.
-        let in_line = |c: &Client| {
-            let lock = c.lock();
-            async move {
-                let err = lock
-                    .release_lock("room", Message, "L")
-                    .await
-                    .expect_err("waiting");
-                err.code
-            }
-        };
-        let deadline = Instant::now() + STEP;
-        while in_line(&carol).await != ErrorCode::LockOperationPerforming.as_i32() {
-            assert!(Instant::now() < deadline, "carol never waited in line");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let dave_waits = {
-            let lock = dave.lock();
-            tokio::spawn(async move { lock.acquire_lock("room", Message, "L", true).await })
-        };
-        while in_line(&dave).await != ErrorCode::LockOperationPerforming.as_i32() {
-            assert!(Instant::now() < deadline, "dave never waited in line");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let erin_waits = {
-            let lock = erin.lock();
-            tokio::spawn(async move { lock.acquire_lock("room", Message, "L", true).await })
-        };
-        while in_line(&erin).await != ErrorCode::LockOperationPerforming.as_i32() {
-            assert!(Instant::now() < deadline, "erin never waited in line");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        // Carol is in line before dave, dave before erin.
+        let carol_waits = wait_in_line(&carol).await;
+        let dave_waits = wait_in_line(&dave).await;
+        let erin_waits = wait_in_line(&erin).await;
 
         // Well past the 500 ms request timeout: still waiting, not failed.
         tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -1004,7 +927,7 @@ async fn storage_subscriptions_survive_reconnects() {
         assert!(back.is_resumed, "resumed: {back:?}");
         let (mut seen, mut user_snapshots) = (Vec::new(), 0);
         while seen.len() < 3 || user_snapshots < 1 {
-            let e = next(&mut ev, "replayed UPDATEs and the user SNAPSHOT").await;
+            let e = next_event(&mut ev, "replayed UPDATEs and the user SNAPSHOT").await;
             if e.storage_type == StorageType::User {
                 // The resumed session's fresh user SNAPSHOT (R148).
                 assert_eq!(e.event_type, StorageEventType::Snapshot, "{e:?}");
@@ -1037,7 +960,7 @@ async fn storage_subscriptions_survive_reconnects() {
         let mut kinds = Vec::new();
         let mut rest = Vec::new();
         while kinds.len() < 2 {
-            let e = next(&mut ev, "SNAPSHOTs of the new session").await;
+            let e = next_event(&mut ev, "SNAPSHOTs of the new session").await;
             if e.event_type == StorageEventType::Snapshot {
                 kinds.push(e.storage_type);
                 if e.storage_type == StorageType::Channel {
@@ -1115,7 +1038,7 @@ async fn expired_reaches_the_owner_once_through_its_inbox() {
             bob.publish("alice", format!("m{i}"), to_alice())
                 .await
                 .expect("to alice");
-            next(&mut inbox, "USER message before").await;
+            next_event(&mut inbox, "USER message before").await;
         }
 
         assert!(eventually(STEP, || proxy.connections() == 1).await);
@@ -1163,13 +1086,13 @@ async fn expired_reaches_the_owner_once_through_its_inbox() {
         bob.publish("alice", "after", to_alice())
             .await
             .expect("to alice");
-        let m = next(&mut inbox, "USER message after EXPIRED").await;
+        let m = next_event(&mut inbox, "USER message after EXPIRED").await;
         assert_eq!(text(&m.message), "after");
         assert!(m.position.offset > e.position.offset, "{m:?} after {e:?}");
         bob.publish("room", "in the room", PublishOptions::default())
             .await
             .expect("to the room");
-        let m = next(&mut room_messages, "room message after EXPIRED").await;
+        let m = next_event(&mut room_messages, "room message after EXPIRED").await;
         assert_eq!(text(&m.message), "in the room");
     })
     .await

@@ -33,7 +33,6 @@ const REMOTE_LEAVE: i32 = pb::TopicEventType::RemoteLeave as i32;
 const INVALID_TOKEN: i32 = -10005;
 const TOKEN_EXPIRED: i32 = -10009;
 const INCONSISTENT_APPID: i32 = -10016;
-const INVALID_CHANNEL_NAME: i32 = -10008;
 const NOT_JOINED: i32 = -11001;
 const TOPIC_USER_LIMIT: i32 = -11003;
 const CHANNEL_LIMIT: i32 = -11005;
@@ -484,47 +483,6 @@ fn expected_map(topics: &[(&str, &[(&str, &str)])]) -> BTreeMap<String, BTreeMap
             (t.to_string(), publishers)
         })
         .collect()
-}
-
-/// Logs in over `raw` as `user` with `presence` s, optionally resuming `session_id`
-/// from `positions`.
-async fn login_with(
-    raw: &mut RawClient,
-    user: &str,
-    session_id: &str,
-    positions: Vec<pb::ChannelPosition>,
-    presence: u32,
-) -> pb::LoginReply {
-    let body = raw
-        .request(Req::Login(pb::LoginRequest {
-            app_id: APP_ID.into(),
-            user_id: user.into(),
-            token: token(user),
-            heartbeat_interval: 60,
-            presence_timeout: presence,
-            session_id: session_id.into(),
-            positions,
-            sdk: "stream-test".into(),
-        }))
-        .await;
-    match body {
-        Rep::Login(r) => r,
-        other => panic!("raw login of {user} failed: {other:?}"),
-    }
-}
-
-/// A resume position.
-fn channel_position(
-    ty: pb::ChannelType,
-    name: &str,
-    at: &Option<pb::StreamPosition>,
-) -> pb::ChannelPosition {
-    pb::ChannelPosition {
-        channel_type: ty as i32,
-        channel_name: name.into(),
-        topic_name: String::new(),
-        position: Some(at.expect("a position from the server")),
-    }
 }
 
 /// Presence timeouts down to 1 s allowed.
@@ -1726,7 +1684,9 @@ async fn r53_r94_session_timeout_of_a_member_gives_others_remote_leave() {
     let server = TestServer::with(short_presence).await;
     let mut alice = Member::in_room(&server, "alice").await;
     let mut raw = server.raw().await;
-    let login = login_with(&mut raw, "bob", "", Vec::new(), 1).await;
+    let login = raw
+        .login_resume("bob", "", Vec::new(), 1, "stream-test")
+        .await;
     assert_eq!(login.presence_timeout, 1);
     let mut bob = Member {
         raw,
@@ -2094,7 +2054,9 @@ async fn t55_channel_token_lapsing_while_disconnected_still_ends_the_membership(
     let server = TestServer::start().await;
     let mut alice = Member::in_room(&server, "alice").await;
     let mut raw = server.raw().await;
-    let login = login_with(&mut raw, "bob", "", Vec::new(), 30).await;
+    let login = raw
+        .login_resume("bob", "", Vec::new(), 30, "stream-test")
+        .await;
     let mut bob = Member {
         raw,
         user: "bob".into(),
@@ -2129,10 +2091,12 @@ async fn t55_channel_token_lapsing_while_disconnected_still_ends_the_membership(
 
     let mut raw = server.raw().await;
     let positions = vec![
-        channel_position(pb::ChannelType::Stream, ROOM, &joined.position),
-        channel_position(pb::ChannelType::User, "bob", &login.user_position),
+        resume_position(pb::ChannelType::Stream as i32, ROOM, joined.position),
+        resume_position(pb::ChannelType::User as i32, "bob", login.user_position),
     ];
-    let resumed = login_with(&mut raw, "bob", &login.session_id, positions, 30).await;
+    let resumed = raw
+        .login_resume("bob", &login.session_id, positions, 30, "stream-test")
+        .await;
     assert!(resumed.resumed, "{resumed:?}");
     let mut bob = Member {
         raw,
@@ -2186,7 +2150,9 @@ async fn r42_login_token_expiry_of_a_member_gives_others_remote_leave() {
 async fn r58_resume_replays_missed_topic_messages_and_events_once_filtered() {
     let server = TestServer::start().await;
     let mut raw = server.raw().await;
-    let login = login_with(&mut raw, "alice", "", Vec::new(), 30).await;
+    let login = raw
+        .login_resume("alice", "", Vec::new(), 30, "stream-test")
+        .await;
     let mut alice = Member {
         raw,
         user: "alice".into(),
@@ -2219,11 +2185,13 @@ async fn r58_resume_replays_missed_topic_messages_and_events_once_filtered() {
 
     let mut raw = server.raw().await;
     let positions = vec![
-        channel_position(pb::ChannelType::Stream, ROOM, &seen.position),
-        channel_position(pb::ChannelType::Stream, "ghost", &seen.position),
-        channel_position(pb::ChannelType::User, "alice", &login.user_position),
+        resume_position(pb::ChannelType::Stream as i32, ROOM, seen.position),
+        resume_position(pb::ChannelType::Stream as i32, "ghost", seen.position),
+        resume_position(pb::ChannelType::User as i32, "alice", login.user_position),
     ];
-    let resumed = login_with(&mut raw, "alice", &login.session_id, positions, 30).await;
+    let resumed = raw
+        .login_resume("alice", &login.session_id, positions, 30, "stream-test")
+        .await;
     assert!(resumed.resumed, "{resumed:?}");
     assert_eq!(resumed.unrestored_channels, ["ghost"], "{resumed:?}");
     assert!(resumed.gap_channels.is_empty(), "{resumed:?}");
@@ -2256,6 +2224,10 @@ async fn r58_resume_replays_missed_topic_messages_and_events_once_filtered() {
     let e = alice.next_event().await;
     assert_topic_event(&e, REMOTE_LEAVE, "carol", "t1", None);
     step(&e.position);
+    // After the replay, a fresh topic SNAPSHOT at the replay's position (R60).
+    let snapshot = alice.next_event().await;
+    assert_eq!(snapshot.event_type, pb::TopicEventType::Snapshot as i32);
+    assert_eq!(offset(&snapshot.position), last, "as of the replay's end");
 
     // Then live, nothing twice; alice's role in ta lived on.
     bob.publish(ROOM, "t1", "live").await;

@@ -9,37 +9,18 @@ mod common;
 
 use common::proxy::FaultProxy;
 use common::*;
-use futures_util::StreamExt;
 use std::time::Duration;
 use switchboard_client::{
-    ChannelType, Client, ClientConfig, ErrorCode, Event, EventStream, JoinOptions,
-    JoinTopicOptions, LinkOperation, LinkReason, LinkState, LinkStateEvent, MessageEvent, Payload,
-    PublishOptions, PublishTopicOptions, StreamChannel, SubscribedFailedReason, TopicEvent,
-    TopicEventType,
+    ChannelType, Client, ErrorCode, Event, EventStream, JoinOptions, JoinTopicOptions,
+    LinkOperation, LinkReason, LinkState, MessageEvent, Payload, PublishTopicOptions,
+    StreamChannel, SubscribedFailedReason, TopicEvent, TopicEventType,
 };
-use switchboard_server::ServerConfig;
-use switchboard_token::RtcRole;
 use tokio::time::{Instant, sleep, sleep_until};
-
-/// An RTC token of [`APP_ID`] to join `channel` as `user`, valid `secs` seconds.
-fn rtc_for(channel: &str, user: &str, secs: u32) -> String {
-    switchboard_token::build_rtc_token(
-        APP_ID,
-        CERT,
-        channel,
-        user,
-        RtcRole::Publisher,
-        secs,
-        secs,
-        now_secs(),
-    )
-    .expect("RTC token builds")
-}
 
 /// Join options with a one-hour RTC token of `user` for `channel`.
 fn join_options(channel: &str, user: &str) -> JoinOptions {
     JoinOptions {
-        token: Some(rtc_for(channel, user, 3600)),
+        token: Some(rtc_for_secs(channel, user, 3600)),
         ..Default::default()
     }
 }
@@ -102,60 +83,6 @@ fn listed(e: &TopicEvent) -> Vec<(String, String, String)> {
 
 fn triple(topic: &str, user: &str, meta: &str) -> (String, String, String) {
     (topic.into(), user.into(), meta.into())
-}
-
-/// Asserts that `stream` yields nothing within `wait` (something that must not come).
-async fn assert_quiet<T: std::fmt::Debug>(stream: &mut EventStream<T>, wait: Duration, what: &str) {
-    if let Ok(item) = tokio::time::timeout(wait, stream.next()).await {
-        panic!("{what}: expected nothing, got {item:?}");
-    }
-}
-
-/// Asserts that `stream` ends (yields `None`) within [`STEP`].
-async fn assert_ends<T: std::fmt::Debug>(stream: &mut EventStream<T>, what: &str) {
-    let item = next_within(stream, STEP, what).await;
-    assert!(item.is_none(), "{what}: expected the end, got {item:?}");
-}
-
-fn summary(e: &LinkStateEvent) -> String {
-    format!(
-        "{} {:?} {}→{} {} {} resumed={} gaps={:?} unrestored={:?} ({})",
-        e.service_type,
-        e.affected_channels,
-        e.previous_state.as_str(),
-        e.current_state.as_str(),
-        e.operation.as_str(),
-        e.reason_code.as_str(),
-        e.is_resumed,
-        e.gap_channels,
-        e.unrestored_channels,
-        e.reason
-    )
-}
-
-/// Reads link events until one of `service` (`"MESSAGE"` or `"STREAM"`) reaches `state`.
-async fn wait_service(
-    links: &mut EventStream<LinkStateEvent>,
-    service: &str,
-    state: LinkState,
-    timeout: Duration,
-) -> LinkStateEvent {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let e = next_within(links, left, &format!("{service} link state {state:?}"))
-            .await
-            .expect("link state stream ended")
-            .expect("link state stream lagged");
-        if e.service_type == service && e.current_state == state {
-            return e;
-        }
-    }
-}
-
-/// The text of a message.
-fn body(m: &MessageEvent) -> String {
-    text(&m.message).to_string()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -256,14 +183,14 @@ async fn r92_join_snapshot_lists_topics_publishers_and_meta_and_leave_clears_eve
         ),
         (LinkState::Idle, LinkOperation::Join, LinkReason::Join),
         "{}",
-        summary(&connecting)
+        link_summary(&connecting)
     );
     let connected = wait_service(&mut links, "STREAM", LinkState::Connected, STEP).await;
     assert_eq!(
         (connected.reason_code, connected.affected_channels.clone()),
         (LinkReason::JoinSuccess, vec!["stage".to_string()]),
         "{}",
-        summary(&connected)
+        link_summary(&connected)
     );
 
     let mut events = b.topic_events();
@@ -307,7 +234,7 @@ async fn r92_join_snapshot_lists_topics_publishers_and_meta_and_leave_clears_eve
         (left.operation, left.reason_code),
         (LinkOperation::Leave, LinkReason::Leave),
         "{}",
-        summary(&left)
+        link_summary(&left)
     );
     assert!(
         b.get_subscribed_user_list("video").is_empty(),
@@ -561,7 +488,7 @@ async fn r103_topic_messages_carry_topic_send_ts_and_position() {
         .await
         .expect("publish");
     assert_eq!(
-        body(&next_message(&mut later, "topic_messages").await),
+        message_text(&next_message(&mut later, "topic_messages").await),
         "four"
     );
     assert_quiet(
@@ -612,7 +539,7 @@ async fn r103_only_followed_publishers_reach_a_member() {
         .expect("publish");
     let mut got = Vec::new();
     loop {
-        let m = body(&next_message(&mut msgs, "alice's messages in t").await);
+        let m = message_text(&next_message(&mut msgs, "alice's messages in t").await);
         let end = m == "a-t-end";
         got.push(m);
         if end {
@@ -640,7 +567,7 @@ async fn r103_only_followed_publishers_reach_a_member() {
         .expect("publish");
     let m = next_message(&mut msgs, "carol's message").await;
     assert_eq!(
-        (m.publisher.as_str(), body(&m).as_str()),
+        (m.publisher.as_str(), message_text(&m).as_str()),
         ("carol", "c-after"),
         "R107/R112: carol followed, alice no more"
     );
@@ -785,7 +712,7 @@ async fn t55_channel_token_expiry_fails_the_channel_link_and_renewal_keeps_it() 
     let kept = bob.stream_channel("kept").expect("handle");
     for ch in [&short, &kept] {
         ch.join(JoinOptions {
-            token: Some(rtc_for(ch.name(), "bob", 3)),
+            token: Some(rtc_for_secs(ch.name(), "bob", 3)),
             ..Default::default()
         })
         .await
@@ -810,7 +737,7 @@ async fn t55_channel_token_expiry_fails_the_channel_link_and_renewal_keeps_it() 
     }
     warned.sort();
     assert_eq!(warned, ["kept", "short"], "T54: named by channel");
-    kept.renew_token(&rtc_for("kept", "bob", 3600))
+    kept.renew_token(&rtc_for_secs("kept", "bob", 3600))
         .await
         .expect("renew kept's token");
 
@@ -833,7 +760,7 @@ async fn t55_channel_token_expiry_fails_the_channel_link_and_renewal_keeps_it() 
             LinkReason::TokenExpired
         ),
         "T55: {}",
-        summary(&failed)
+        link_summary(&failed)
     );
     assert_eq!(short.link_state(), LinkState::Failed);
     assert!(short.joined_topics().is_empty(), "local state cleared");
@@ -844,6 +771,8 @@ async fn t55_channel_token_expiry_fails_the_channel_link_and_renewal_keeps_it() 
         (TopicEventType::RemoteLeave, "bob")
     );
     // `kept` got the same 3 s token but was renewed.
+    // A window, not a wait for a state: past the moment the first token would have
+    // expired, nothing may happen to `kept`.
     sleep(Duration::from_millis(1_500)).await;
     assert_eq!(
         kept.link_state(),
@@ -859,7 +788,12 @@ async fn t55_channel_token_expiry_fails_the_channel_link_and_renewal_keeps_it() 
         .await
         .expect("join again with a fresh token");
     let again = wait_service(&mut links, "STREAM", LinkState::Connecting, STEP).await;
-    assert_eq!(again.reason_code, LinkReason::Rejoin, "{}", summary(&again));
+    assert_eq!(
+        again.reason_code,
+        LinkReason::Rejoin,
+        "{}",
+        link_summary(&again)
+    );
 }
 
 /// api.md §14.2: logout ends every stream of the session's stream channels and clears
@@ -882,7 +816,12 @@ async fn logout_clears_stream_channels_and_ends_their_streams() {
     let mut links = bob.link_state_events();
     bob.logout().await.expect("logout");
     let idle = wait_service(&mut links, "STREAM", LinkState::Idle, STEP).await;
-    assert_eq!(idle.reason_code, LinkReason::Logout, "{}", summary(&idle));
+    assert_eq!(
+        idle.reason_code,
+        LinkReason::Logout,
+        "{}",
+        link_summary(&idle)
+    );
     assert_eq!(b.link_state(), LinkState::Idle);
     assert!(b.get_subscribed_user_list("t").is_empty());
     assert_ends(&mut msgs, "messages end at logout").await;
@@ -908,52 +847,12 @@ async fn logout_clears_stream_channels_and_ends_their_streams() {
 /// The subscriber's user id in the recovery tests.
 const SUB: &str = "sub";
 
-/// 1 s heartbeats and short presence timeouts allowed.
-fn recovery_config(c: &mut ServerConfig) {
-    c.heartbeat_interval_range = (1, 1800);
-    c.presence_timeout_range = (1, 300);
-}
-
-/// SDK settings through `proxy`: heartbeat 1 s, presence `presence` s, fast backoff.
-fn through(server: &TestServer, proxy: &FaultProxy, presence: u32) -> ClientConfig {
-    let mut c = server.client_config();
-    c.endpoint = proxy.url();
-    c.heartbeat_interval = 1;
-    c.presence_timeout = presence;
-    c.login_timeout = Duration::from_secs(2);
-    c.reconnect_base_delay = Duration::from_millis(50);
-    c.reconnect_max_delay = Duration::from_millis(300);
-    c
-}
-
-/// Publishes USER probes from `from` to `user` until one is refused with −11033 (its
-/// session ended, R53).
-async fn wait_session_gone(from: &Client, user: &str) {
-    let opts = PublishOptions {
-        channel_type: ChannelType::User,
-        ..Default::default()
-    };
-    let deadline = Instant::now() + STEP;
-    loop {
-        match from.publish(user, "probe", opts.clone()).await {
-            Ok(_) => {}
-            Err(e) if e.code == ErrorCode::ChannelReceiverOffline.as_i32() => return,
-            Err(e) => panic!("USER probe to {user}: {e}"),
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{user}'s session still alive after {STEP:?}"
-        );
-        sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Reads `stream` until `end` arrives; returns the texts before it.
 async fn read_until(stream: &mut EventStream<MessageEvent>, end: &str) -> Vec<String> {
     let mut got = Vec::new();
     loop {
         let m = next_message(stream, end).await;
-        let t = body(&m);
+        let t = message_text(&m);
         if t == end {
             return got;
         }
@@ -966,9 +865,9 @@ async fn read_until(stream: &mut EventStream<MessageEvent>, end: &str) -> Vec<St
 /// the topic messages published meanwhile arrive exactly once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r58_resume_replays_missed_topic_messages_exactly_once_in_order() {
-    let server = TestServer::with(recovery_config).await;
+    let server = TestServer::with(short_timeouts).await;
     let proxy = FaultProxy::start(server.addr).await;
-    let sub = Client::new(APP_ID, SUB, through(&server, &proxy, 30)).expect("client");
+    let sub = Client::new(APP_ID, SUB, proxied(&server, &proxy, 30)).expect("client");
     sub.login(&token(SUB)).await.expect("login");
     let publisher = server.login("pub").await;
     let p = joined(&publisher, "live").await;
@@ -1003,7 +902,7 @@ async fn r58_resume_replays_missed_topic_messages_exactly_once_in_order() {
         lost.reason_code,
         LinkReason::KeepAliveTimeout,
         "{}",
-        summary(&lost)
+        link_summary(&lost)
     );
     publish(20).await;
     proxy.pass();
@@ -1014,11 +913,11 @@ async fn r58_resume_replays_missed_topic_messages_exactly_once_in_order() {
         Duration::from_secs(8),
     )
     .await;
-    assert!(back.is_resumed, "R56: resumed: {}", summary(&back));
+    assert!(back.is_resumed, "R56: resumed: {}", link_summary(&back));
     assert!(
         back.gap_channels.is_empty() && back.unrestored_channels.is_empty(),
         "{}",
-        summary(&back)
+        link_summary(&back)
     );
     publish(5).await;
 
@@ -1032,11 +931,11 @@ async fn r58_resume_replays_missed_topic_messages_exactly_once_in_order() {
         Duration::from_secs(8),
     )
     .await;
-    assert!(back.is_resumed, "R56: resumed: {}", summary(&back));
+    assert!(back.is_resumed, "R56: resumed: {}", link_summary(&back));
     assert!(
         back.gap_channels.is_empty() && back.unrestored_channels.is_empty(),
         "{}",
-        summary(&back)
+        link_summary(&back)
     );
     publish(5).await;
     p.publish_topic_message("t", "end", o())
@@ -1061,9 +960,9 @@ async fn r58_resume_replays_missed_topic_messages_exactly_once_in_order() {
 /// followers again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r58_rejoin_after_session_loss_restores_roles_subscriptions_and_missed_messages() {
-    let server = TestServer::with(recovery_config).await;
+    let server = TestServer::with(short_timeouts).await;
     let proxy = FaultProxy::start(server.addr).await;
-    let sub = Client::new(APP_ID, SUB, through(&server, &proxy, 1)).expect("client");
+    let sub = Client::new(APP_ID, SUB, proxied(&server, &proxy, 1)).expect("client");
     sub.login(&token(SUB)).await.expect("login");
     let publisher = server.login("pub").await;
     let carol = server.login("carol").await;
@@ -1094,7 +993,7 @@ async fn r58_rejoin_after_session_loss_restores_roles_subscriptions_and_missed_m
     p.publish_topic_message("t", "t:0", o())
         .await
         .expect("publish");
-    assert_eq!(body(&next_message(&mut msgs, "t:0").await), "t:0");
+    assert_eq!(message_text(&next_message(&mut msgs, "t:0").await), "t:0");
 
     proxy.refuse();
     assert!(eventually(STEP, || proxy.connections() == 1).await);
@@ -1121,6 +1020,7 @@ async fn r58_rejoin_after_session_loss_restores_roles_subscriptions_and_missed_m
             .await
             .expect("carol publishes too");
     }
+    // The outage lasts 3 s (the fault under test); the session's end was polled above.
     sleep_until(away_since + Duration::from_secs(3)).await;
     proxy.pass();
 
@@ -1139,12 +1039,12 @@ async fn r58_rejoin_after_session_loss_restores_roles_subscriptions_and_missed_m
             false
         ),
         "R54: a new session: {}",
-        summary(&back)
+        link_summary(&back)
     );
     assert!(
         back.gap_channels.is_empty() && back.unrestored_channels.is_empty(),
         "everything restored, nothing lost: {}",
-        summary(&back)
+        link_summary(&back)
     );
     assert_eq!(
         s.link_state(),
@@ -1206,7 +1106,7 @@ async fn r58_rejoin_after_session_loss_restores_roles_subscriptions_and_missed_m
         (
             m.publisher.as_str(),
             m.topic_name.as_str(),
-            body(&m).as_str()
+            message_text(&m).as_str()
         ),
         (SUB, "mine", "from sub")
     );

@@ -16,6 +16,41 @@ use switchboard_engine::{ChannelKey, StreamPosition};
 use switchboard_protocol::pb::{self, server_message::Body};
 use switchboard_protocol::{DisconnectCode, ErrorCode, names, now_ms};
 
+/// (app, user) → (when its current minute began, logins in it).
+type RateMap = HashMap<(Arc<str>, Arc<str>), (std::time::Instant, u32)>;
+
+/// New logins per app and user id in the current minute (R31), per node.
+#[derive(Default)]
+pub(crate) struct LoginRates {
+    map: std::sync::Mutex<RateMap>,
+}
+
+impl LoginRates {
+    /// Counts a login of `user` of `app`; false when it is one too many this minute.
+    fn allow(&self, app: &AppConfig, user: &str) -> bool {
+        let max = app.limits.max_logins_per_user_per_minute;
+        if max == 0 {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        let minute = Duration::from_secs(60);
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        // Windows that ended are dropped now and then, so the map holds only the users
+        // who logged in within the last minute or so.
+        if map.len() >= 1024 && map.len().is_power_of_two() {
+            map.retain(|_, (start, _)| now.duration_since(*start) < minute);
+        }
+        let entry = map
+            .entry((app.id.as_str().into(), user.into()))
+            .or_insert((now, 0));
+        if now.duration_since(entry.0) >= minute {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= max
+    }
+}
+
 /// Applies the spec's default for 0 and clamps into the configured range (R16, R17).
 fn clamp(value: u32, default: u32, range: (u32, u32)) -> u32 {
     let v = if value == 0 { default } else { value };
@@ -96,6 +131,22 @@ pub(crate) async fn login(
                 "this session was replaced by a newer login of the same user id (SAME_UID_LOGIN, R28)",
             ));
         }
+    }
+    // R31: a user id that logs in too often (several instances fighting over it,
+    // say) is refused; resumes do not count.
+    if !client
+        .node
+        .ext
+        .get::<LoginRates>()
+        .allow(&app, &req.user_id)
+    {
+        return Err(Failure::new(
+            ErrorCode::OperationRateExceedLimitation,
+            format!(
+                "user id {} logged in more than {} times in a minute (LOGIN_TOO_FREQUENT, R31)",
+                req.user_id, app.limits.max_logins_per_user_per_minute
+            ),
+        ));
     }
     let session = Session::new(
         &client.node,
@@ -342,6 +393,13 @@ async fn resume(
         }
         // Held live pushes newer than the replay follow; then the channel is live.
         let last = last.or_else(|| recovery.as_ref().map(|r| r.position));
+        let at = match last {
+            Some(p) => p,
+            None => client.node.broker.position(&key).await.unwrap_or_default(),
+        };
+        for s in hooks::resumed_into(&client.node, &key, at).await {
+            client.push_wait(s).await;
+        }
         session.outlet.release(&client.out, &key, last);
     }
     hooks::resumed(client, &session).await;

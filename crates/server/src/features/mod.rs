@@ -32,6 +32,7 @@ pub(crate) fn hooks() -> Vec<Arc<dyn Hooks>> {
 pub(crate) fn install(ext: &mut Extensions) {
     ext.insert(presence::Modes::default());
     ext.insert(lock::Waits::default());
+    ext.insert(login::LoginRates::default());
 }
 
 /// Starts the features' background tasks (they end when the node shuts down).

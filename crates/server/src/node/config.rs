@@ -175,6 +175,10 @@ pub struct AppLimits {
     /// Most locks one client waits for at once (`acquireLock` with `retry`, 64; the
     /// spec gives none); past it −14001 `LOCK_OPERATION_FAILED` with the reason.
     pub max_lock_waits: usize,
+    /// New logins of one user id per minute on a node (120; R31's threshold, which the
+    /// spec leaves configurable); past it −10021 and the SDK's `LOGIN_TOO_FREQUENT`.
+    /// 0 = no limit. Resumes do not count.
+    pub max_logins_per_user_per_minute: u32,
 }
 
 impl Default for AppLimits {
@@ -206,6 +210,7 @@ impl Default for AppLimits {
             max_user_metadata_subscriptions: 100,
             max_locks_per_channel: 32,
             max_lock_waits: 64,
+            max_logins_per_user_per_minute: 120,
         }
     }
 }

@@ -80,6 +80,17 @@ pub(crate) trait Hooks: Send + Sync + 'static {
         None
     }
 
+    /// The SNAPSHOT push this feature owes a member whose session resumed into `key`,
+    /// after the channel's replay, as of `position` (R60: a fresh topic SNAPSHOT).
+    async fn resumed_into(
+        &self,
+        _node: &Node,
+        _key: &ChannelKey,
+        _position: StreamPosition,
+    ) -> Option<Body> {
+        None
+    }
+
     /// The session left `key` (unsubscribe, leave, token expiry, session end); its
     /// local delivery has stopped already.
     async fn left(
@@ -154,6 +165,22 @@ pub(crate) async fn snapshots(
     let mut out = Vec::new();
     for h in HookList::of(node) {
         if let Some(body) = h.snapshot(node, key, position, wants).await {
+            out.push(body);
+        }
+    }
+    out
+}
+
+/// The SNAPSHOT pushes owed to a member whose session resumed into `key`, as of
+/// `position`.
+pub(crate) async fn resumed_into(
+    node: &Node,
+    key: &ChannelKey,
+    position: StreamPosition,
+) -> Vec<Body> {
+    let mut out = Vec::new();
+    for h in HookList::of(node) {
+        if let Some(body) = h.resumed_into(node, key, position).await {
             out.push(body);
         }
     }

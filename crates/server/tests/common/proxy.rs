@@ -142,6 +142,25 @@ impl FaultProxy {
     pub fn connections(&self) -> usize {
         self.open.load(Ordering::SeqCst)
     }
+
+    /// Polls until exactly `n` proxied connections are open (so that [`cut`](Self::cut)
+    /// reaches them, or a closed one is known to be gone); panics after 5 s.
+    pub async fn wait_connections(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.connections() != n {
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} proxied connections, have {}",
+                self.connections()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The full WebSocket URL of the server through the proxy.
+    pub fn ws_url(&self) -> String {
+        format!("{}{}", self.url(), switchboard_server::WS_PATH)
+    }
 }
 
 impl Drop for FaultProxy {

@@ -124,3 +124,22 @@ pub(super) fn member(session: &Session, channel: &str) -> Result<Arc<StreamFilte
         .map(|m| m.filter.clone())
         .ok_or_else(|| not_joined(channel))
 }
+
+/// The topic SNAPSHOT of stream channel `key` (every topic with its publishers), as
+/// of `position`; `None` without a topics engine or when it cannot be read.
+pub(super) async fn topic_snapshot(
+    node: &Node,
+    key: &ChannelKey,
+    position: switchboard_engine::StreamPosition,
+) -> Option<pb::server_message::Body> {
+    let topics = node.topics.as_ref()?;
+    let infos = topics.topics(key).await.ok()?;
+    Some(pb::server_message::Body::Topic(pb::TopicEvent {
+        event_type: pb::TopicEventType::Snapshot as i32,
+        channel_name: key.name.to_string(),
+        publisher: String::new(),
+        topics: wire_topics(&infos),
+        timestamp: now_ms(),
+        position: crate::wire::wire_position(position),
+    }))
+}

@@ -140,6 +140,18 @@ pub(super) async fn take_role(
             ),
         ));
     }
+    // qos is UNORDERED (0) or ORDERED (1), priority HIGHEST (0) … LOW (3) (section
+    // 4.3, from the Go SDK); anything else is refused before anything changes.
+    if !(0..=1).contains(&req.qos) || req.priority.is_some_and(|p| !(0..=3).contains(&p)) {
+        return Err(Failure::new(
+            ErrorCode::InvalidParameter,
+            format!(
+                "qos must be 0 or 1 and priority 0 to 3 (section 4.3); got qos {} and priority {}",
+                req.qos,
+                req.priority.unwrap_or(pb::TopicPriority::Normal as i32)
+            ),
+        ));
+    }
     let topic: Arc<str> = req.topic_name.as_str().into();
     {
         let st = session.lock();

@@ -1,220 +1,9 @@
-//! Public types of the SDK: configuration, options, responses, events and errors, named
-//! after Agora RTM 2.x (api.md §3, §9, §12) in Rust style (api.md §14.2).
+//! The events the app receives (api.md §9): messages, topic, presence, storage and
+//! lock events, link state changes and token notices, and `Lagged`.
 
-use bytes::Bytes;
+use super::common::{ChannelType, Payload, RtmError, StreamPosition};
 use std::collections::BTreeMap;
-use std::time::Duration;
-use switchboard_protocol::{ErrorCode, LinkOperation, LinkReason, LinkState};
-
-/// Client settings (`RTMConfig`, api.md §2.2).
-#[derive(Debug, Clone)]
-pub struct ClientConfig {
-    /// Server address, e.g. `ws://127.0.0.1:7400`; the path `/v1/ws` is added when absent.
-    pub endpoint: String,
-    /// Keep-alive period in seconds (default 5, clamped by the server to 5–1800, R17).
-    pub heartbeat_interval: u32,
-    /// Seconds the server keeps a dropped session (default 300, clamped to 5–300, R16).
-    pub presence_timeout: u32,
-    /// Time allowed for one request (default 10 s, api.md §12.3).
-    pub request_timeout: Duration,
-    /// Time allowed for connecting and logging in (default 12 s, R27).
-    pub login_timeout: Duration,
-    /// Capacity of the event bus; a consumer further behind gets a `Lagged` item.
-    pub event_capacity: usize,
-    /// First reconnect backoff ceiling (default 500 ms); each attempt waits a random
-    /// time up to min(max, base × 2^attempt) ("full jitter").
-    pub reconnect_base_delay: Duration,
-    /// Largest reconnect backoff (default 10 s).
-    pub reconnect_max_delay: Duration,
-    /// After reconnecting has failed this long, the link reports SUSPENDED and keeps
-    /// retrying (default 115 s, api.md R50).
-    pub suspend_after: Duration,
-}
-
-impl ClientConfig {
-    /// Defaults with the given endpoint.
-    pub fn new(endpoint: impl Into<String>) -> Self {
-        ClientConfig {
-            endpoint: endpoint.into(),
-            heartbeat_interval: 5,
-            presence_timeout: 300,
-            request_timeout: Duration::from_secs(10),
-            login_timeout: Duration::from_secs(12),
-            event_capacity: 4096,
-            reconnect_base_delay: Duration::from_millis(500),
-            reconnect_max_delay: Duration::from_secs(10),
-            suspend_after: Duration::from_secs(115),
-        }
-    }
-
-    /// The WebSocket URL to dial.
-    pub(crate) fn url(&self) -> String {
-        let e = self.endpoint.trim_end_matches('/');
-        let after_scheme = e.split_once("://").map_or(e, |(_, rest)| rest);
-        if after_scheme.contains('/') {
-            e.to_string()
-        } else {
-            format!("{e}{}", switchboard_protocol::WS_PATH)
-        }
-    }
-}
-
-/// A failed call: the server's (or the SDK's) code, reason and operation (api.md §12.1).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{operation} failed with {code}: {reason}")]
-pub struct RtmError {
-    /// Error code (api.md §12.2).
-    pub code: i32,
-    /// Why, in words.
-    pub reason: String,
-    /// The API that failed, e.g. `"publish"`.
-    pub operation: String,
-}
-
-impl RtmError {
-    /// A local error.
-    pub(crate) fn new(code: ErrorCode, operation: &str, reason: impl Into<String>) -> Self {
-        RtmError {
-            code: code.as_i32(),
-            reason: reason.into(),
-            operation: operation.to_string(),
-        }
-    }
-
-    /// The code as a known [`ErrorCode`], if it is one.
-    pub fn error_code(&self) -> Option<ErrorCode> {
-        ErrorCode::from_i32(self.code)
-    }
-}
-
-/// Channel types (api.md §10.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum ChannelType {
-    /// Pub/sub message channel.
-    #[default]
-    Message,
-    /// Stream channel.
-    Stream,
-    /// A user's own channel (peer to peer).
-    User,
-}
-
-impl ChannelType {
-    /// The spec's literal.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChannelType::Message => "MESSAGE",
-            ChannelType::Stream => "STREAM",
-            ChannelType::User => "USER",
-        }
-    }
-}
-
-/// A message payload: text is delivered as `STRING`, bytes as `BINARY` (R65).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Payload {
-    /// UTF-8 text.
-    Text(String),
-    /// Raw bytes.
-    Binary(Bytes),
-}
-
-impl From<&str> for Payload {
-    fn from(s: &str) -> Self {
-        Payload::Text(s.to_string())
-    }
-}
-
-impl From<String> for Payload {
-    fn from(s: String) -> Self {
-        Payload::Text(s)
-    }
-}
-
-impl From<Vec<u8>> for Payload {
-    fn from(b: Vec<u8>) -> Self {
-        Payload::Binary(b.into())
-    }
-}
-
-impl From<Bytes> for Payload {
-    fn from(b: Bytes) -> Self {
-        Payload::Binary(b)
-    }
-}
-
-/// A position in a channel's stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct StreamPosition {
-    /// Stream epoch.
-    pub epoch: u64,
-    /// Offset under the epoch.
-    pub offset: u64,
-}
-
-/// Options of [`crate::Client::publish`] (api.md §3.3).
-#[derive(Debug, Clone, Default)]
-pub struct PublishOptions {
-    /// `Message` (default) or `User`.
-    pub channel_type: ChannelType,
-    /// Application label, 1–32 bytes.
-    pub custom_type: Option<String>,
-    /// Also store for history.
-    pub store_in_history: bool,
-    /// Retries with the same key are delivered once.
-    pub idempotency_key: Option<String>,
-}
-
-/// Reply of a publish.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishResponse {
-    /// Server time, ms.
-    pub timestamp: u64,
-    /// Channel or target user.
-    pub channel_name: String,
-    /// Where the message landed.
-    pub position: StreamPosition,
-}
-
-/// Options of [`crate::Client::subscribe`] (api.md §3.4, defaults R78).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SubscribeOptions {
-    /// Receive messages (default true).
-    pub with_message: bool,
-    /// Receive presence events (default true).
-    pub with_presence: bool,
-    /// Quiet mode (default false).
-    pub be_quiet: bool,
-    /// Receive storage events (default false).
-    pub with_metadata: bool,
-    /// Receive lock events (default false).
-    pub with_lock: bool,
-}
-
-impl Default for SubscribeOptions {
-    fn default() -> Self {
-        SubscribeOptions {
-            with_message: true,
-            with_presence: true,
-            be_quiet: false,
-            with_metadata: false,
-            with_lock: false,
-        }
-    }
-}
-
-/// Reply of a login.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoginResponse {
-    /// Server time, ms.
-    pub timestamp: u64,
-    /// Session id (for resume).
-    pub session_id: String,
-    /// Effective heartbeat interval, seconds.
-    pub heartbeat_interval: u32,
-    /// Effective presence timeout, seconds.
-    pub presence_timeout: u32,
-}
+use switchboard_protocol::{LinkOperation, LinkReason, LinkState};
 
 /// A message (api.md §9.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -638,6 +427,75 @@ pub enum Event {
     LinkState(LinkStateEvent),
     /// A credential expires in 30 s; `None` = the login token.
     TokenPrivilegeWillExpire(Option<String>),
+}
+
+/// Switchboard's `error` event (`client.error_events()`): a problem that is no call's
+/// failure. Today one kind: a received channel, USER or topic message whose payload did
+/// not decrypt under this client's key (api.md §2.2 `[decision]`). Such a message is
+/// never delivered (not as a message, not as garbage); it is consumed (its position
+/// counts as handed over, so a resume does not bring it back) and reported here with
+/// `error.code` −11023 `RTM_ERROR_CHANNEL_ENCRYPT_MESSAGE_FAILED` and `error.operation`
+/// `"decrypt"`: api.md §12.2 has no decryption code, and −11023 is the encryption
+/// code of the table (the TypeScript SDK reports the same).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorEvent {
+    /// What failed: code, reason, operation.
+    pub error: RtmError,
+    /// The message's channel type.
+    pub channel_type: ChannelType,
+    /// The message's channel (for USER messages the publisher's user id).
+    pub channel_name: String,
+    /// The topic of a STREAM message, else empty.
+    pub topic_name: String,
+    /// Who sent the message.
+    pub publisher: String,
+    /// Server time of the message, ms.
+    pub timestamp: u64,
+    /// Position of the message in its channel's stream.
+    pub position: StreamPosition,
+}
+
+/// Token event types (`TokenEventType`, api.md §10.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenEventType {
+    /// `WILL_EXPIRE`: the token is about to expire (or expired); renew it.
+    WillExpire,
+    /// `READ_PERMISSION_REVOKED`: read permission for some resources was revoked.
+    ReadPermissionRevoked,
+}
+
+impl TokenEventType {
+    /// The spec's literal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenEventType::WillExpire => "WILL_EXPIRE",
+            TokenEventType::ReadPermissionRevoked => "READ_PERMISSION_REVOKED",
+        }
+    }
+}
+
+/// What a token event is about (`affectedResources`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AffectedResources {
+    /// Channels concerned: the stream channel of an RTC token; empty for the login
+    /// token.
+    pub message_channels: Vec<String>,
+}
+
+/// The `token` event (`TokenEvent`, api.md §9.8, R38), on `client.token_notices()`:
+/// `WILL_EXPIRE` with every `tokenPrivilegeWillExpire` (the login token's, and — this
+/// service's `[decision]` — a stream channel's, with the channel in
+/// `affected_resources`), and when a session ends because its token expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenEvent {
+    /// What happened.
+    pub event_type: TokenEventType,
+    /// `TokenEventReason` text.
+    pub reason: String,
+    /// The resources concerned.
+    pub affected_resources: AffectedResources,
+    /// Local time, ms.
+    pub timestamp: u64,
 }
 
 /// The consumer fell this many events behind; they were skipped (api.md §9.11).
