@@ -23,6 +23,9 @@ pub struct ServeArgs {
     /// Address to listen on (default 127.0.0.1:7400).
     #[arg(long, env = "SWITCHBOARD_LISTEN")]
     listen: Option<String>,
+    /// Address of the HTTP side: health, metrics, server API (default: off).
+    #[arg(long, env = "SWITCHBOARD_HTTP_LISTEN")]
+    http_listen: Option<String>,
     /// Directory for durable data (default ./data).
     #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -104,6 +107,7 @@ pub struct ServeArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<String>,
+    http_listen: Option<String>,
     data_dir: Option<PathBuf>,
     #[serde(default)]
     apps: Vec<AppConfig>,
@@ -481,6 +485,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "  websocket:   ws://{addr}{} (the Rust SDK and the CLI add the path themselves)",
         switchboard_protocol::WS_PATH
     );
+    let server = match args.http_listen.or(file.http_listen) {
+        Some(at) => {
+            let http = tokio::net::TcpListener::bind(&at)
+                .await
+                .with_context(|| format!("cannot listen on {at}"))?;
+            println!("  http api:    http://{}", http.local_addr()?);
+            server.with_http(http)
+        }
+        None => server,
+    };
     server.run(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -95,6 +95,7 @@ where
     }
     let user = session.attached.as_ref().map(|a| a.session.user.clone());
     let why = out.close_reason();
+    node.metrics.disconnected(why.as_ref().and_then(|c| c.code));
     tracing::debug!(
         %peer,
         user = user.as_deref().unwrap_or(""),

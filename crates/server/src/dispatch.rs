@@ -110,8 +110,12 @@ pub(crate) async fn handle(client: &mut Client, msg: ClientMessage) -> ControlFl
         B::Login(req) => {
             let (app, user) = (clip(&req.app_id), clip(&req.user_id));
             match login::login(client, id, req).await {
-                Ok(()) => Ok(()),
+                Ok(()) => {
+                    client.node.metrics.logged_in();
+                    Ok(())
+                }
                 Err(f) if client.attached.is_none() => {
+                    client.node.metrics.login_failed(f.code);
                     // Never the token: the app, the user and why.
                     tracing::info!(%app, %user, code = f.code.as_i32(), reason = %f.reason, "login failed");
                     let reason = f.reason.clone();

@@ -80,6 +80,9 @@ pub(crate) async fn accept(node: Arc<Node>, stream: TcpStream, peer: SocketAddr)
         return;
     };
     tracing::debug!(%peer, "connection opened");
+    node.metrics
+        .connections_opened
+        .fetch_add(1, Ordering::Relaxed);
     connection::serve(node.clone(), ws, peer).await;
     node.connections.fetch_sub(1, Ordering::Relaxed);
 }

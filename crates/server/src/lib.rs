@@ -7,7 +7,7 @@
 //!
 //! | layer | modules |
 //! | --- | --- |
-//! | top | `lib` (this), `gateway`, `connection`, `dispatch` |
+//! | top | `lib` (this), `gateway`, `connection`, `dispatch`, `http` (the HTTP side) |
 //! | features | `features::{login, messaging, stream, presence, storage, lock, history}` |
 //! | session | `session` (sessions, client, registry, hooks, lifecycle, replay, tokens) |
 //! | node | `node` (node, config, hub, outbound, outlet) |
@@ -17,6 +17,7 @@ mod connection;
 mod dispatch;
 mod features;
 mod gateway;
+mod http;
 mod node;
 mod session;
 mod wire;
@@ -36,6 +37,7 @@ pub struct Server {
     config: ServerConfig,
     broker: Arc<dyn Broker>,
     engines: node::Engines,
+    http: Option<TcpListener>,
 }
 
 impl Server {
@@ -45,6 +47,7 @@ impl Server {
             config,
             broker,
             engines: node::Engines::default(),
+            http: None,
         }
     }
 
@@ -75,6 +78,13 @@ impl Server {
         self
     }
 
+    /// Also serves the HTTP side (health, `/metrics`, `/openapi.json`, the per-app
+    /// server API; docs/operations.md) on `listener`, apart from the WebSocket port.
+    pub fn with_http(mut self, listener: TcpListener) -> Self {
+        self.http = Some(listener);
+        self
+    }
+
     /// Accepts connections until `shutdown` completes, then closes every session with
     /// `SHUTDOWN` and waits up to `shutdown_grace` for the connections to finish.
     pub async fn run(
@@ -88,6 +98,9 @@ impl Server {
         let node = Node::new(self.config, self.broker, self.engines, ext);
         let mut tasks = JoinSet::new();
         features::spawn(&node);
+        let http = self
+            .http
+            .map(|l| tokio::spawn(http::serve(node.clone(), l)));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -114,6 +127,13 @@ impl Server {
         if drained.is_err() {
             tracing::warn!("connections still open after the shutdown grace period; aborting them");
             tasks.abort_all();
+        }
+        if let Some(mut http) = http {
+            // It stopped accepting when the node began to shut down; open requests
+            // get the grace period too.
+            if tokio::time::timeout(grace, &mut http).await.is_err() {
+                http.abort();
+            }
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! store; USER conversations live under the pair key of the two users
 //! (`node::history_key`), so both peers page through the same history.
 
-use crate::node::history_key;
+use crate::node::{Actor, Node, history_key};
 use crate::session::client::Client;
 use crate::wire::Failure;
 use switchboard_engine::{ChannelKind, MessageKind};
@@ -22,7 +22,19 @@ pub(crate) async fn get_messages(
     req: pb::GetMessagesRequest,
 ) -> Result<(), Failure> {
     let session = client.session()?;
-    let store = client.node.history_store()?;
+    let reply = get_messages_as(&client.node, &session.actor(), req).await?;
+    client.send(id, Body::GetMessages(reply));
+    Ok(())
+}
+
+/// The rules of `getMessages` (R161–R164) for `actor` (a USER history is the pair of
+/// the actor and the named user).
+pub(crate) async fn get_messages_as(
+    node: &Node,
+    actor: &Actor,
+    req: pb::GetMessagesRequest,
+) -> Result<pb::GetMessagesReply, Failure> {
+    let store = node.history_store()?;
     let kind = match pb::ChannelType::try_from(req.channel_type) {
         Ok(pb::ChannelType::Message | pb::ChannelType::Unspecified) => ChannelKind::Message,
         Ok(pb::ChannelType::User) => ChannelKind::User,
@@ -33,7 +45,7 @@ pub(crate) async fn get_messages(
             ));
         }
     };
-    names::validate_channel_name(&req.channel_name, session.app.limits.name_rules())?;
+    names::validate_channel_name(&req.channel_name, actor.app.limits.name_rules())?;
     if req.start != 0 && req.end != 0 && (req.start <= req.end || req.start - req.end > MAX_SPAN_MS)
     {
         return Err(Failure::new(
@@ -46,7 +58,7 @@ pub(crate) async fn get_messages(
     } else {
         req.message_count
     };
-    let key = history_key(&session.app_id, kind, &req.channel_name, &session.user);
+    let key = history_key(&actor.app_id, kind, &req.channel_name, &actor.user);
     let page = store
         .query(&key, req.start, req.end, count as usize)
         .await
@@ -65,13 +77,9 @@ pub(crate) async fn get_messages(
             timestamp: m.timestamp_ms,
         })
         .collect();
-    client.send(
-        id,
-        Body::GetMessages(pb::GetMessagesReply {
-            timestamp: now_ms(),
-            messages,
-            new_start: page.new_start,
-        }),
-    );
-    Ok(())
+    Ok(pb::GetMessagesReply {
+        timestamp: now_ms(),
+        messages,
+        new_start: page.new_start,
+    })
 }

@@ -358,6 +358,7 @@ async fn resume(
         .position(&session.user_key())
         .await
         .unwrap_or_default();
+    client.node.metrics.resumed(recovered.len(), gaps.len());
     client.send(
         id,
         Body::Login(pb::LoginReply {

@@ -2,8 +2,8 @@
 //! unsubscribe and publish (api.md §3.3–3.5, R63–R83). Validation happens before any
 //! state changes, so a refused request leaves everything as it was (R171).
 
-use crate::node::history_key;
 use crate::node::hub::{Filter, SubOptions, Subscriber};
+use crate::node::{Actor, Node, history_key};
 use crate::session::client::Client;
 use crate::session::hooks::{self, Departure, Wants};
 use crate::session::lifecycle;
@@ -163,7 +163,20 @@ pub(crate) async fn publish(
     req: pb::PublishRequest,
 ) -> Result<(), Failure> {
     let session = client.session()?;
-    let limits = session.app.limits;
+    let actor = session.actor();
+    let reply = publish_as(&client.node, &actor, req).await?;
+    client.send(id, Body::Publish(reply));
+    Ok(())
+}
+
+/// The rules of a publish (R63–R75) for `actor`, a client's session or the server
+/// API: validates, publishes, stores in history when asked, and returns the reply.
+pub(crate) async fn publish_as(
+    node: &Arc<Node>,
+    actor: &Actor,
+    req: pb::PublishRequest,
+) -> Result<pb::PublishReply, Failure> {
+    let limits = actor.app.limits;
     let kind = match pb::ChannelType::try_from(req.channel_type) {
         Ok(pb::ChannelType::Unspecified | pb::ChannelType::Message) => ChannelKind::Message,
         Ok(pb::ChannelType::User) => ChannelKind::User,
@@ -185,17 +198,17 @@ pub(crate) async fn publish(
     check_payload(limits.max_payload_bytes, &req.payload)?;
     names::validate_custom_type(&req.custom_type)?;
     let history = if req.store_in_history {
-        Some(client.node.history_store()?)
+        Some(node.history_store()?)
     } else {
         None
     };
-    let key = ChannelKey::new(session.app_id.clone(), kind, req.channel_name.as_str());
+    let key = ChannelKey::new(actor.app_id.clone(), kind, req.channel_name.as_str());
     let options = PublishOptions {
         require_receiver: kind == ChannelKind::User,
         // Keys are scoped to the publisher, so nobody can suppress another user's
         // messages by reusing their key.
         idempotency_key: (!req.idempotency_key.is_empty())
-            .then(|| format!("{}\0{}", session.user, req.idempotency_key).into()),
+            .then(|| format!("{}\0{}", actor.user, req.idempotency_key).into()),
         rate_limit: (limits.publish_rate_per_channel > 0).then(|| RateLimit {
             per_second: limits.publish_rate_per_channel,
             burst: limits
@@ -206,7 +219,7 @@ pub(crate) async fn publish(
     // One clock read for the publication and its reply.
     let now = now_ms();
     let publication = Publication {
-        publisher: session.user.clone(),
+        publisher: actor.user.clone(),
         kind: message_kind,
         custom_type: switchboard_engine::shared_str(&req.custom_type),
         // Copied out of the frame: a slice would keep the connection's whole read
@@ -220,14 +233,10 @@ pub(crate) async fn publish(
     };
     // Only a message stored in history needs its copy and its history key.
     let stored = history.as_ref().map(|_| {
-        let hkey = history_key(&session.app_id, kind, &req.channel_name, &session.user);
+        let hkey = history_key(&actor.app_id, kind, &req.channel_name, &actor.user);
         (hkey, publication.clone())
     });
-    let result = client
-        .node
-        .broker
-        .publish(&key, publication, &options)
-        .await;
+    let result = node.broker.publish(&key, publication, &options).await;
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(EngineError::NoReceiver) => {
@@ -270,13 +279,10 @@ pub(crate) async fn publish(
             }
         }
     }
-    client.send(
-        id,
-        Body::Publish(pb::PublishReply {
-            timestamp: now,
-            channel_name: req.channel_name,
-            position: wire_position(outcome.position),
-        }),
-    );
-    Ok(())
+    node.metrics.published(kind);
+    Ok(pb::PublishReply {
+        timestamp: now,
+        channel_name: req.channel_name,
+        position: wire_position(outcome.position),
+    })
 }

@@ -6,6 +6,7 @@
 //! the SNAPSHOTs a member entering a channel or resuming is owed, and stops an ended
 //! session's user-metadata subscriptions.
 
+use crate::node::Actor;
 use crate::node::Node;
 use crate::node::hub::{Filter, Subscriber};
 use crate::session::Session;
@@ -66,19 +67,19 @@ fn engine(node: &Node) -> Result<Arc<dyn MetadataStore>, Failure> {
 }
 
 /// Resolves a channel type and name (USER: a user id, empty = the caller, R146).
-fn target(session: &Session, channel_type: i32, name: &str) -> Result<Target, Failure> {
-    let rules = session.app.limits.name_rules();
+fn target(actor: &Actor, channel_type: i32, name: &str) -> Result<Target, Failure> {
+    let rules = actor.app.limits.name_rules();
     let (kind, channel_type) = match pb::ChannelType::try_from(channel_type) {
         Ok(pb::ChannelType::Message) => (ChannelKind::Message, pb::ChannelType::Message),
         Ok(pb::ChannelType::Stream) => (ChannelKind::Stream, pb::ChannelType::Stream),
         Ok(pb::ChannelType::User) => {
             let user = if name.is_empty() {
-                session.user.to_string()
+                actor.user.to_string()
             } else {
                 names::validate_user_id(name, rules)?;
                 name.to_string()
             };
-            let app = session.app_id.clone();
+            let app = actor.app_id.clone();
             return Ok(Target {
                 object: ChannelKey::new(app.clone(), ChannelKind::User, user.as_str()),
                 events: ChannelKey::new(app, ChannelKind::UserMetadata, user.as_str()),
@@ -94,7 +95,7 @@ fn target(session: &Session, channel_type: i32, name: &str) -> Result<Target, Fa
         }
     };
     names::validate_channel_name(name, rules)?;
-    let key = ChannelKey::new(session.app_id.clone(), kind, name);
+    let key = ChannelKey::new(actor.app_id.clone(), kind, name);
     Ok(Target {
         object: key.clone(),
         events: key,
@@ -119,11 +120,11 @@ fn check_guard(value: i64, op: WriteOp, what: &str) -> Result<(), Failure> {
 
 /// Validates a write's items and options (R11, R140, R145) before anything changes.
 fn validate(
-    session: &Session,
+    actor: &Actor,
     op: WriteOp,
     req: &pb::MetadataWriteRequest,
 ) -> Result<Vec<WriteItem>, Failure> {
-    let limits = &session.app.limits;
+    let limits = &actor.app.limits;
     if req.items.len() > limits.max_metadata_items {
         return Err(Failure::new(
             ErrorCode::StorageMetadataItemExceedLimitation,
@@ -240,7 +241,7 @@ async fn channel_snapshot(node: &Node, key: &ChannelKey, position: StreamPositio
 /// The SNAPSHOT of a user's metadata.
 async fn user_snapshot(node: &Node, session: &Session, user: &str) -> Option<Body> {
     let store = node.metadata.clone()?;
-    let target = target(session, pb::ChannelType::User as i32, user).ok()?;
+    let target = target(&session.actor(), pb::ChannelType::User as i32, user).ok()?;
     let obj = store.get(&target.object).await.ok()?;
     Some(Body::Storage(event(
         &target,
@@ -258,21 +259,41 @@ pub(crate) async fn write_metadata(
     req: pb::MetadataWriteRequest,
 ) -> Result<(), Failure> {
     let session = client.session()?;
-    let store = engine(&client.node)?;
-    let target = target(&session, req.channel_type, &req.channel_name)?;
-    let items = validate(&session, op, &req)?;
+    let reply = write_metadata_as(&client.node, &session.actor(), op, req).await?;
+    client.send(
+        id,
+        match op {
+            WriteOp::Set => Body::SetMetadata(reply),
+            WriteOp::Update => Body::UpdateMetadata(reply),
+            WriteOp::Remove => Body::RemoveMetadata(reply),
+        },
+    );
+    Ok(())
+}
+
+/// The rules of a metadata write (R134–R146) for `actor`, a client's session or the
+/// server API: validates, writes under the object's turn, publishes the event.
+pub(crate) async fn write_metadata_as(
+    node: &Node,
+    actor: &Actor,
+    op: WriteOp,
+    req: pb::MetadataWriteRequest,
+) -> Result<pb::MetadataWriteReply, Failure> {
+    let store = engine(node)?;
+    let target = target(actor, req.channel_type, &req.channel_name)?;
+    let items = validate(actor, op, &req)?;
     let now = now_ms();
     let write = MetadataWrite {
         op,
         items,
         major_revision: req.major_revision.unwrap_or(NO_CHECK),
         lock_gate: (!req.lock_name.is_empty())
-            .then(|| (req.lock_name.as_str().into(), session.user.clone())),
+            .then(|| (req.lock_name.as_str().into(), actor.user.clone())),
         timestamp_ms: req.add_timestamp.then_some(now),
-        author: req.add_user_id.then(|| session.user.clone()),
+        author: req.add_user_id.then(|| actor.user.clone()),
     };
     // The write and its event under the object's turn: events in write order.
-    let _turn = client.node.turns.take(&target.object).await;
+    let _turn = node.turns.take(&target.object).await;
     let obj = match store.write(&target.object, write).await {
         Ok(Ok(obj)) => obj,
         Ok(Err(Rejection::Outdated(reason))) => {
@@ -294,33 +315,24 @@ pub(crate) async fn write_metadata(
     let publisher = if target.channel_type == pb::ChannelType::User {
         target.name.as_str()
     } else {
-        &session.user
+        &actor.user
     };
     let ev = event(&target, pb::StorageEventType::Update, publisher, &obj);
     crate::node::hub::publish_event(
-        &*client.node.broker,
+        &*node.broker,
         &target.events,
         EventKind::Storage,
-        &session.user,
+        &actor.user,
         prost::Message::encode_to_vec(&ev),
     )
     .await;
-    let reply = pb::MetadataWriteReply {
+    Ok(pb::MetadataWriteReply {
         timestamp: now_ms(),
         channel_type: target.channel_type as i32,
         channel_name: target.name,
         total_count: u32::try_from(obj.items.len()).unwrap_or(u32::MAX),
         major_revision: obj.major_revision,
-    };
-    client.send(
-        id,
-        match op {
-            WriteOp::Set => Body::SetMetadata(reply),
-            WriteOp::Update => Body::UpdateMetadata(reply),
-            WriteOp::Remove => Body::RemoveMetadata(reply),
-        },
-    );
-    Ok(())
+    })
 }
 
 /// `get…Metadata`: the complete object; never written → empty, revision −1.
@@ -330,22 +342,29 @@ pub(crate) async fn get_metadata(
     req: pb::GetMetadataRequest,
 ) -> Result<(), Failure> {
     let session = client.session()?;
-    let store = engine(&client.node)?;
-    let target = target(&session, req.channel_type, &req.channel_name)?;
+    let reply = get_metadata_as(&client.node, &session.actor(), req).await?;
+    client.send(id, Body::GetMetadata(reply));
+    Ok(())
+}
+
+/// The rules of `get…Metadata` in `actor`'s app (an empty USER name = the actor).
+pub(crate) async fn get_metadata_as(
+    node: &Node,
+    actor: &Actor,
+    req: pb::GetMetadataRequest,
+) -> Result<pb::GetMetadataReply, Failure> {
+    let store = engine(node)?;
+    let target = target(actor, req.channel_type, &req.channel_name)?;
     let obj = store
         .get(&target.object)
         .await
         .map_err(|e| storage_failure(&e))?;
-    client.send(
-        id,
-        Body::GetMetadata(pb::GetMetadataReply {
-            timestamp: now_ms(),
-            channel_type: target.channel_type as i32,
-            channel_name: target.name,
-            data: Some(to_pb(&obj)),
-        }),
-    );
-    Ok(())
+    Ok(pb::GetMetadataReply {
+        timestamp: now_ms(),
+        channel_type: target.channel_type as i32,
+        channel_name: target.name,
+        data: Some(to_pb(&obj)),
+    })
 }
 
 /// `subscribeUserMetadata`: a SNAPSHOT, then an UPDATE per change (R147, R148).

@@ -80,7 +80,7 @@ impl Default for ServerConfig {
     }
 }
 
-/// One app (tenant). Its `Debug` never shows the certificate.
+/// One app (tenant). Its `Debug` never shows the certificate or the API secret.
 #[derive(Clone, Deserialize)]
 pub struct AppConfig {
     /// 32 alphanumeric characters.
@@ -88,6 +88,12 @@ pub struct AppConfig {
     /// 32 hex characters; `None` turns token checking off for the app (development only).
     #[serde(default)]
     pub certificate: Option<String>,
+    /// The server API key of this app (HTTP Basic user name); `None` = no server API.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// The server API secret of this app (HTTP Basic password).
+    #[serde(default)]
+    pub api_secret: Option<String>,
     /// Limits of this app.
     #[serde(default)]
     pub limits: AppLimits,
@@ -101,6 +107,8 @@ impl std::fmt::Debug for AppConfig {
                 "certificate",
                 &self.certificate.as_ref().map(|_| "<secret>"),
             )
+            .field("api_key", &self.api_key)
+            .field("api_secret", &self.api_secret.as_ref().map(|_| "<secret>"))
             .field("limits", &self.limits)
             .finish()
     }
@@ -223,6 +231,8 @@ impl AppConfig {
         AppConfig {
             id: id.into(),
             certificate,
+            api_key: None,
+            api_secret: None,
             limits: AppLimits::default(),
         }
     }
@@ -232,18 +242,22 @@ impl AppConfig {
 mod tests {
     use super::AppConfig;
 
-    /// Issue 20: a secret never reaches a log through `Debug`.
+    /// Issue 20: a secret (certificate, API secret) never reaches a log through `Debug`.
     #[test]
     fn debug_never_shows_the_certificate() {
-        let app = AppConfig::new(
+        let mut app = AppConfig::new(
             "a1b2c3d4e5f60718293a4b5c6d7e8f90",
             Some("f0e1d2c3b4a5968778695a4b3c2d1e0f".into()),
         );
+        app.api_key = Some("backend-key".into());
+        app.api_secret = Some("s3cr3t-api-secret-value".into());
         let shown = format!("{app:?} {:?}", vec![app.clone()]);
         assert!(
             !shown.contains("f0e1d2c3b4a5968778695a4b3c2d1e0f"),
             "{shown}"
         );
+        assert!(!shown.contains("s3cr3t-api-secret-value"), "{shown}");
+        assert!(shown.contains("backend-key"), "{shown}");
         assert!(shown.contains("<secret>"), "{shown}");
         assert!(
             shown.contains("a1b2c3d4e5f60718293a4b5c6d7e8f90"),

@@ -208,6 +208,7 @@ struct Shard {
 /// Local subscribers by channel.
 pub(crate) struct Hub {
     shards: Vec<Shard>,
+    metrics: Arc<super::metrics::Metrics>,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -219,9 +220,10 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl Hub {
-    /// An empty hub.
-    pub fn new() -> Self {
+    /// An empty hub counting into `metrics`.
+    pub fn new(metrics: Arc<super::metrics::Metrics>) -> Self {
         Hub {
+            metrics,
             shards: (0..SHARDS)
                 .map(|_| Shard {
                     subs: RwLock::new(KeyMap::default()),
@@ -252,7 +254,10 @@ impl Hub {
             let mut list: Vec<Subscriber> = current.to_vec();
             match list.iter_mut().find(|s| s.session == sub.session) {
                 Some(existing) => *existing = sub,
-                None => list.push(sub),
+                None => {
+                    list.push(sub);
+                    self.metrics.subscriptions.add(key.kind, 1);
+                }
             }
             map.insert(key.clone(), list.into());
             first
@@ -261,6 +266,7 @@ impl Hub {
             if let Err(e) = broker.subscribe_node(key).await {
                 let mut map = write(&shard.subs);
                 map.remove(key);
+                self.metrics.subscriptions.add(key.kind, -1);
                 return Err(e);
             }
         }
@@ -283,6 +289,9 @@ impl Hub {
                 .cloned()
                 .collect();
             let found = list.len() != current.len();
+            if found {
+                self.metrics.subscriptions.add(key.kind, -1);
+            }
             let empty = list.is_empty();
             if empty {
                 map.remove(key);
@@ -416,12 +425,15 @@ impl PublicationHandler for Hub {
         // Encode once, for the first subscriber that takes it; every other gets a clone
         // of the same bytes.
         let mut bytes = None;
+        let mut delivered = 0;
         for sub in list.iter().filter(|s| s.filter.accepts(publication)) {
             if bytes.is_none() {
                 bytes = push_bytes(channel, publication);
             }
             let Some(bytes) = &bytes else { return };
             sub.outlet.push(channel, publication.position, bytes);
+            delivered += 1;
         }
+        self.metrics.deliveries.add(channel.kind, delivered);
     }
 }

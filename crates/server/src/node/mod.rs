@@ -6,12 +6,14 @@
 
 pub(crate) mod config;
 pub(crate) mod hub;
+pub(crate) mod metrics;
 pub(crate) mod outbound;
 pub(crate) mod outlet;
 
 use crate::wire::Failure;
 use config::{AppConfig, ServerConfig};
 use hub::Hub;
+use metrics::Metrics;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -132,6 +134,8 @@ pub(crate) struct Node {
     pub hub: Arc<Hub>,
     /// The upper layers' per-node state.
     pub ext: Extensions,
+    /// This node's counters and gauges (rendered at the HTTP side's `/metrics`).
+    pub metrics: Arc<Metrics>,
     next_session: AtomicU64,
     /// Open connections.
     pub connections: AtomicUsize,
@@ -158,7 +162,8 @@ impl Node {
             metadata,
             locks,
         } = engines;
-        let hub = Arc::new(Hub::new());
+        let metrics = Arc::new(Metrics::default());
+        let hub = Arc::new(Hub::new(metrics.clone()));
         broker.set_handler(hub.clone());
         let apps = config
             .apps
@@ -178,6 +183,7 @@ impl Node {
             turns: Default::default(),
             hub,
             ext,
+            metrics,
             next_session: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             handshakes,
@@ -199,6 +205,29 @@ impl Node {
                 "history is not enabled on this server (R74)",
             )
         })
+    }
+}
+
+/// Who a request acts as: a client's session (its app and user), or the server API
+/// acting for an app under a user id it names. Feature cores take it, so that the
+/// WebSocket path and the HTTP side apply the same rules.
+pub(crate) struct Actor {
+    /// The app.
+    pub app: Arc<AppConfig>,
+    /// The app's id, shared.
+    pub app_id: Arc<str>,
+    /// The acting user id.
+    pub user: Arc<str>,
+}
+
+impl Actor {
+    /// An actor of `app` as `user`.
+    pub fn new(app: &Arc<AppConfig>, app_id: &Arc<str>, user: &Arc<str>) -> Self {
+        Actor {
+            app: app.clone(),
+            app_id: app_id.clone(),
+            user: user.clone(),
+        }
     }
 }
 

@@ -116,6 +116,11 @@ impl Session {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// This session as the acting app and user of a feature core.
+    pub fn actor(&self) -> crate::node::Actor {
+        crate::node::Actor::new(&self.app, &self.app_id, &self.user)
+    }
+
     /// The key of this user's own USER channel (its inbox).
     pub fn user_key(&self) -> ChannelKey {
         ChannelKey::new(self.app_id.clone(), ChannelKind::User, self.user.clone())

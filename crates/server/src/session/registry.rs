@@ -19,6 +19,8 @@ pub(crate) struct Registry {
     shards: Vec<RegistryShard>,
     /// Session ids replaced by a newer login, until when they are remembered.
     replaced: Mutex<HashMap<String, std::time::Instant>>,
+    /// Registered sessions (the `switchboard_sessions` gauge).
+    count: std::sync::atomic::AtomicUsize,
 }
 
 impl Registry {
@@ -32,6 +34,7 @@ impl Registry {
         Registry {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             replaced: Mutex::new(HashMap::new()),
+            count: Default::default(),
         }
     }
 
@@ -49,7 +52,17 @@ impl Registry {
             .shard(&key.0, &key.1)
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        map.insert(key, session)
+        let old = map.insert(key, session);
+        if old.is_none() {
+            self.count
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        old
+    }
+
+    /// How many sessions are registered.
+    pub fn sessions(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Remembers that `session` was replaced by a newer login, for `for_how_long`, so
@@ -86,6 +99,8 @@ impl Registry {
         let key = (app.clone(), user.clone());
         if map.get(&key).is_some_and(|r| r.id == session) {
             map.remove(&key);
+            self.count
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }

@@ -5,7 +5,7 @@
 //! and return, release at the session's end, and the expiry sweep (R153).
 
 use super::waits::Waits;
-use crate::node::Node;
+use crate::node::{Actor, Node};
 use crate::session::Session;
 use crate::wire::{Failure, wire_position};
 use std::sync::Arc;
@@ -42,11 +42,7 @@ pub(crate) fn waits(node: &Node) -> &Waits {
 }
 
 /// The channel of a lock call: MESSAGE or STREAM (USER fails with −10019).
-pub(crate) fn channel(
-    session: &Session,
-    channel_type: i32,
-    name: &str,
-) -> Result<ChannelKey, Failure> {
+pub(crate) fn channel(actor: &Actor, channel_type: i32, name: &str) -> Result<ChannelKey, Failure> {
     let kind = match pb::ChannelType::try_from(channel_type) {
         Ok(pb::ChannelType::Message) => ChannelKind::Message,
         Ok(pb::ChannelType::Stream) => ChannelKind::Stream,
@@ -57,8 +53,8 @@ pub(crate) fn channel(
             ));
         }
     };
-    names::validate_channel_name(name, session.app.limits.name_rules())?;
-    Ok(ChannelKey::new(session.app_id.clone(), kind, name))
+    names::validate_channel_name(name, actor.app.limits.name_rules())?;
+    Ok(ChannelKey::new(actor.app_id.clone(), kind, name))
 }
 
 pub(crate) fn rejection(r: LockRejection, lock: &str) -> Failure {

@@ -14,7 +14,8 @@ pub(crate) mod waits;
 
 pub(crate) use events::sweep;
 pub(crate) use requests::{
-    acquire_lock, get_lock, release_lock, remove_lock, revoke_lock, set_lock,
+    acquire_lock, get_lock, get_lock_as, release_lock, remove_lock, revoke_lock, revoke_lock_as,
+    set_lock,
 };
 pub(crate) use waits::Waits;
 

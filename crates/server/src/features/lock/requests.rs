@@ -5,6 +5,7 @@ use super::events::{
     channel, engine, event, freed, lock_failure, publish, rejection, waits, wire_type,
 };
 use super::waits::Waiter;
+use crate::node::{Actor, Node};
 use crate::session::Session;
 use crate::session::client::Client;
 use crate::wire::Failure;
@@ -30,7 +31,7 @@ fn lock_call(
 ) -> Result<LockCall, Failure> {
     let session = client.session()?;
     let locks = engine(&client.node)?;
-    let key = channel(&session, channel_type, channel_name)?;
+    let key = channel(&session.actor(), channel_type, channel_name)?;
     names::validate_lock_name(lock, false)?;
     if waits(&client.node).pending(&key, lock, &session.user) {
         return Err(Failure::new(
@@ -213,18 +214,45 @@ pub(crate) async fn revoke_lock(
     id: u32,
     req: pb::RevokeLockRequest,
 ) -> Result<(), Failure> {
-    let (session, key, locks) =
-        lock_call(client, req.channel_type, &req.channel_name, &req.lock_name)?;
-    names::validate_user_id(&req.owner, session.app.limits.name_rules())?;
-    let _turn = client.node.turns.take(&key).await;
+    let session = client.session()?;
+    let reply = revoke_lock_as(&client.node, &session.actor(), req).await?;
+    client.send(id, Body::RevokeLock(reply));
+    Ok(())
+}
+
+/// The rules of `revokeLock` (R155, R158) for `actor`, a client's session or the
+/// server API.
+pub(crate) async fn revoke_lock_as(
+    node: &Node,
+    actor: &Actor,
+    req: pb::RevokeLockRequest,
+) -> Result<pb::LockReply, Failure> {
+    let locks = engine(node)?;
+    let key = channel(actor, req.channel_type, &req.channel_name)?;
+    names::validate_lock_name(&req.lock_name, false)?;
+    if waits(node).pending(&key, &req.lock_name, &actor.user) {
+        return Err(Failure::new(
+            ErrorCode::LockOperationPerforming,
+            format!(
+                "an acquireLock of {:?} is still waiting (R158)",
+                req.lock_name
+            ),
+        ));
+    }
+    names::validate_user_id(&req.owner, actor.app.limits.name_rules())?;
+    let _turn = node.turns.take(&key).await;
     let f = locks
         .revoke(&key, &req.lock_name, &req.owner)
         .await
         .map_err(|e| lock_failure(&e))?
         .map_err(|r| rejection(r, &req.lock_name))?;
-    freed(&client.node, f, session.user.clone(), false).await;
-    lock_reply(client, id, &key, req.lock_name, Body::RevokeLock);
-    Ok(())
+    freed(node, f, actor.user.clone(), false).await;
+    Ok(pb::LockReply {
+        timestamp: now_ms(),
+        channel_type: wire_type(&key),
+        channel_name: key.name.to_string(),
+        lock_name: req.lock_name,
+    })
 }
 
 /// `getLock`: every lock of the channel.
@@ -234,24 +262,31 @@ pub(crate) async fn get_lock(
     req: pb::GetLockRequest,
 ) -> Result<(), Failure> {
     let session = client.session()?;
-    let locks = engine(&client.node)?;
-    let key = channel(&session, req.channel_type, &req.channel_name)?;
-    let list = locks.list(&key).await.map_err(|e| lock_failure(&e))?;
-    client.send(
-        id,
-        Body::GetLock(pb::GetLockReply {
-            timestamp: now_ms(),
-            channel_type: wire_type(&key),
-            channel_name: key.name.to_string(),
-            locks: list
-                .into_iter()
-                .map(|l| pb::LockDetail {
-                    lock_name: l.name.to_string(),
-                    owner: l.owner.as_deref().unwrap_or("").to_string(),
-                    ttl: l.ttl_s,
-                })
-                .collect(),
-        }),
-    );
+    let reply = get_lock_as(&client.node, &session.actor(), req).await?;
+    client.send(id, Body::GetLock(reply));
     Ok(())
+}
+
+/// The rules of `getLock` in `actor`'s app: every lock of the channel.
+pub(crate) async fn get_lock_as(
+    node: &Node,
+    actor: &Actor,
+    req: pb::GetLockRequest,
+) -> Result<pb::GetLockReply, Failure> {
+    let locks = engine(node)?;
+    let key = channel(actor, req.channel_type, &req.channel_name)?;
+    let list = locks.list(&key).await.map_err(|e| lock_failure(&e))?;
+    Ok(pb::GetLockReply {
+        timestamp: now_ms(),
+        channel_type: wire_type(&key),
+        channel_name: key.name.to_string(),
+        locks: list
+            .into_iter()
+            .map(|l| pb::LockDetail {
+                lock_name: l.name.to_string(),
+                owner: l.owner.as_deref().unwrap_or("").to_string(),
+                ttl: l.ttl_s,
+            })
+            .collect(),
+    })
 }

@@ -9,7 +9,9 @@ pub(crate) mod requests;
 pub(crate) mod state;
 
 pub(crate) use events::{Modes, sweep};
-pub(crate) use requests::{get_state, remove_state, set_state, where_now, who_now};
+pub(crate) use requests::{
+    get_state, remove_state, set_state, where_now, where_now_as, who_now, who_now_as,
+};
 
 use crate::node::Node;
 use crate::session::Session;

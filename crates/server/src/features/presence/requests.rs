@@ -3,6 +3,8 @@
 
 use super::events::{Change, report, user_state};
 use super::state::{check_items, too_many_keys};
+use crate::node::config::AppConfig;
+use crate::node::{Actor, Node};
 use crate::session::Session;
 use crate::session::client::Client;
 use crate::wire::{Failure, state_map, wire_type};
@@ -21,10 +23,21 @@ fn engine_failure(e: &EngineError) -> Failure {
 
 /// A presence call's channel: MESSAGE or STREAM (R125).
 fn channel_key(session: &Session, channel_type: i32, name: &str) -> Result<ChannelKey, Failure> {
-    names::validate_channel_name(name, session.app.limits.name_rules())?;
+    key_in(&session.app, &session.app_id, channel_type, name)
+}
+
+/// [`channel_key`] in `app`, for a session or the server API.
+fn key_in(
+    app: &AppConfig,
+    app_id: &Arc<str>,
+    channel_type: i32,
+    name: &str,
+) -> Result<ChannelKey, Failure> {
+    names::validate_channel_name(name, app.limits.name_rules())?;
+    let key = |kind| ChannelKey::new(app_id.clone(), kind, name);
     match pb::ChannelType::try_from(channel_type) {
-        Ok(pb::ChannelType::Message) => Ok(session.message_key(name)),
-        Ok(pb::ChannelType::Stream) => Ok(session.stream_key(name)),
+        Ok(pb::ChannelType::Message) => Ok(key(ChannelKind::Message)),
+        Ok(pb::ChannelType::Stream) => Ok(key(ChannelKind::Stream)),
         _ => Err(Failure::new(
             ErrorCode::InvalidChannelType,
             "presence takes channel type MESSAGE or STREAM (R125)",
@@ -43,7 +56,11 @@ fn membership(session: &Session, key: &ChannelKey) -> Option<bool> {
 }
 
 fn presence_engine(client: &Client) -> Result<Arc<dyn Presence>, Failure> {
-    client.node.presence.clone().ok_or_else(|| {
+    engine_of(&client.node)
+}
+
+fn engine_of(node: &Node) -> Result<Arc<dyn Presence>, Failure> {
+    node.presence.clone().ok_or_else(|| {
         Failure::new(
             ErrorCode::PresenceInactive,
             "presence is not available on this server",
@@ -58,11 +75,28 @@ pub(crate) async fn who_now(
     req: pb::WhoNowRequest,
 ) -> Result<(), Failure> {
     let session = client.session()?;
-    let key = channel_key(&session, req.channel_type, &req.channel_name)?;
-    let presence = presence_engine(client)?;
+    let actor = session.actor();
+    let reply = who_now_as(&client.node, &actor, req).await?;
+    client.send(id, Body::WhoNow(reply));
+    Ok(())
+}
+
+/// The rules of `whoNow` (R122–R124) in `actor`'s app: the reply.
+pub(crate) async fn who_now_as(
+    node: &Node,
+    actor: &Actor,
+    req: pb::WhoNowRequest,
+) -> Result<pb::WhoNowReply, Failure> {
+    let key = key_in(
+        &actor.app,
+        &actor.app_id,
+        req.channel_type,
+        &req.channel_name,
+    )?;
+    let presence = engine_of(node)?;
     let reply = if req.include_user_id.unwrap_or(true) {
         let after = (!req.page.is_empty()).then_some(req.page.as_str());
-        let size = session.app.limits.who_now_page_size.max(1);
+        let size = actor.app.limits.who_now_page_size.max(1);
         let mut page = presence
             .list(&key, after, size)
             .await
@@ -116,8 +150,7 @@ pub(crate) async fn who_now(
             next_page: String::new(),
         }
     };
-    client.send(id, Body::WhoNow(reply));
-    Ok(())
+    Ok(reply)
 }
 
 /// `whereNow` (R126).
@@ -127,26 +160,34 @@ pub(crate) async fn where_now(
     req: pb::WhereNowRequest,
 ) -> Result<(), Failure> {
     let session = client.session()?;
-    names::validate_user_id(&req.user_id, session.app.limits.name_rules())?;
-    let presence = presence_engine(client)?;
+    let actor = session.actor();
+    let reply = where_now_as(&client.node, &actor, req).await?;
+    client.send(id, Body::WhereNow(reply));
+    Ok(())
+}
+
+/// The rules of `whereNow` (R126) in `actor`'s app: the reply.
+pub(crate) async fn where_now_as(
+    node: &Node,
+    actor: &Actor,
+    req: pb::WhereNowRequest,
+) -> Result<pb::WhereNowReply, Failure> {
+    names::validate_user_id(&req.user_id, actor.app.limits.name_rules())?;
+    let presence = engine_of(node)?;
     let channels = presence
-        .channels_of(&session.app_id, &req.user_id)
+        .channels_of(&actor.app_id, &req.user_id)
         .await
         .map_err(|e| engine_failure(&e))?;
-    client.send(
-        id,
-        Body::WhereNow(pb::WhereNowReply {
-            timestamp: now_ms(),
-            channels: channels
-                .iter()
-                .map(|k| pb::ChannelRef {
-                    channel_type: wire_type(k.kind),
-                    channel_name: k.name.to_string(),
-                })
-                .collect(),
-        }),
-    );
-    Ok(())
+    Ok(pb::WhereNowReply {
+        timestamp: now_ms(),
+        channels: channels
+            .iter()
+            .map(|k| pb::ChannelRef {
+                channel_type: wire_type(k.kind),
+                channel_name: k.name.to_string(),
+            })
+            .collect(),
+    })
 }
 
 /// `getState` (R131).

@@ -14,7 +14,7 @@ use crate::wire::{Failure, check_payload, message_kind, wire_position};
 use std::collections::HashSet;
 use std::sync::Arc;
 use switchboard_engine::{
-    ChannelKey, EngineError, Publication, PublishOptions, RateLimit, StreamPosition,
+    ChannelKey, ChannelKind, EngineError, Publication, PublishOptions, RateLimit, StreamPosition,
 };
 use switchboard_protocol::pb::{self, server_message::Body};
 use switchboard_protocol::{ErrorCode, names, now_ms};
@@ -348,6 +348,7 @@ pub(crate) async fn publish_topic_message(
         }
         Err(e) => return Err(engine_failure(ErrorCode::ChannelPublishMessageFailed, &e)),
     };
+    client.node.metrics.published(ChannelKind::Stream);
     client.send(
         id,
         Body::PublishTopicMessage(pb::PublishTopicMessageReply {

@@ -1,0 +1,96 @@
+//! The HTTP side (top layer): a separate listener for operators and app backends,
+//! so the WebSocket hot path stays untouched. Routes: health (`/healthz`, `/readyz`),
+//! `/metrics`, `/openapi.json`, and the per-app server API under `/v1/apps/{app_id}/`
+//! (HTTP Basic with the app's API key and secret), whose thin handlers call the same
+//! feature cores as the WebSocket requests.
+
+mod api;
+mod auth;
+mod error;
+mod health;
+mod metrics;
+mod openapi;
+
+use crate::node::Node;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Every route of the HTTP side.
+pub(crate) fn router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi::document))
+        .route("/v1/apps/{app_id}/publish", post(api::messages::publish))
+        .route(
+            "/v1/apps/{app_id}/publish/batch",
+            post(api::messages::publish_batch),
+        )
+        .route(
+            "/v1/apps/{app_id}/users/{user_id}/kick",
+            post(api::users::kick),
+        )
+        .route("/v1/apps/{app_id}/tokens/rtm", post(api::tokens::rtm_token))
+        .route("/v1/apps/{app_id}/tokens/rtc", post(api::tokens::rtc_token))
+        .route(
+            "/v1/apps/{app_id}/users/{user_id}/channels",
+            get(api::presence::where_now),
+        )
+        .route(
+            "/v1/apps/{app_id}/presence/{channel_type}/{channel}",
+            get(api::presence::who_now),
+        )
+        .route(
+            "/v1/apps/{app_id}/metadata/{channel_type}/{name}",
+            get(api::metadata::get),
+        )
+        .route(
+            "/v1/apps/{app_id}/metadata/{channel_type}/{name}/{op}",
+            post(api::metadata::write),
+        )
+        .route(
+            "/v1/apps/{app_id}/locks/{channel_type}/{channel}",
+            get(api::locks::list),
+        )
+        .route(
+            "/v1/apps/{app_id}/locks/{channel_type}/{channel}/{lock_name}/revoke",
+            post(api::locks::revoke),
+        )
+        .route(
+            "/v1/apps/{app_id}/history/{channel_type}/{channel}",
+            get(api::history::get_messages),
+        )
+        .fallback(api::not_found)
+        .layer(axum::middleware::from_fn_with_state(node.clone(), count))
+        .with_state(node)
+}
+
+/// Counts each answer by status class.
+async fn count(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let class = match resp.status().as_u16() {
+        200..=299 => "2xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    };
+    node.metrics.http_requests.inc(class);
+    resp
+}
+
+/// Serves the HTTP side on `listener` until the node shuts down.
+pub(crate) async fn serve(node: Arc<Node>, listener: TcpListener) -> std::io::Result<()> {
+    let mut shutdown = node.shutdown.subscribe();
+    let app = router(node);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|down| *down).await;
+        })
+        .await
+}
