@@ -7,7 +7,7 @@ Reads the module graph that scripts/module-deps.py prints (--full: every module 
 for crates/server/src and fails when
 - the graph between modules at any level has a loop;
 - an edge goes up a layer: leaf `wire` < `node` < `session` < `features` < the top
-  (`dispatch`, `connection`, `gateway`, the crate root);
+  (`dispatch`, `connection`, `gateway` and `http`, the crate root);
 - a feature depends on another feature (`features::a` -> `features::b`); only the
   features' list, `features` (features/mod.rs), names them all.
 Then runs module-deps.py's own top-level loop check on the server, the SDK and the CLI.
@@ -19,7 +19,7 @@ import sys
 from collections import defaultdict
 
 RANK = {"wire": 0, "node": 1, "session": 2, "features": 3,
-        "dispatch": 4, "connection": 5, "gateway": 6, "crate": 7}
+        "dispatch": 4, "connection": 5, "gateway": 6, "http": 6, "crate": 7}
 
 
 def edges(src):
