@@ -12,6 +12,8 @@ cargo test --workspace --doc
 # The TypeScript SDK (sdk/js): unit tests and Node integration tests against the real
 # switchboard binary built here (npm ci needs node and npm; see sdk/js/README.md).
 cargo build -p switchboard-cli
+# the Rust peer of the TypeScript SDK's encryption interop test (sdk/js/test/node/interop.test.mjs)
+cargo build -p switchboard-client --example chat
 target_dir="${CARGO_TARGET_DIR:-target}"
 case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
 export SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$target_dir/debug/switchboard}"
