@@ -4,9 +4,10 @@
 //! server's AOF policy makes it (docs/scaling.md: `appendonly yes`, `appendfsync always`
 //! for the contract's guarantee, `everysec` to trade up to a second of writes for speed).
 
+use crate::broker::{RedisEngine, bad_reply};
+use crate::config::reply;
 use crate::keys::{decode_body, split_num};
 use crate::scripts::SCRIPTS;
-use crate::{RedisEngine, bad_reply, reply};
 use switchboard_engine::{
     ChannelKey, EngineError, HistoryPage, HistoryStore, Publication, StoredMessage,
 };

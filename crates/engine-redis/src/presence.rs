@@ -10,9 +10,10 @@
 //! sweeps — the members of nodes whose heartbeat is older than `node_timeout`: the
 //! members of a node that died.
 
+use crate::broker::{RedisEngine, bad_reply};
+use crate::config::reply;
 use crate::keys::{cref, len_prefixed, parse_cref};
 use crate::scripts::SCRIPTS;
-use crate::{RedisEngine, bad_reply, reply};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use switchboard_engine::{

@@ -6,9 +6,10 @@
 //! deadlines one sorted set; each user has a SET of the locks it owns and waits for, so
 //! `owner_lost`, `release_all` and `owned_by` do not scan.
 
+use crate::broker::{RedisEngine, bad_reply};
+use crate::config::reply;
 use crate::keys::{cref, parse_cref};
 use crate::scripts::SCRIPTS;
-use crate::{RedisEngine, bad_reply, reply};
 use redis::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,9 +1,10 @@
 //! [`Topics`] on Redis: one HASH per stream channel, field `<len(topic)>:<topic><user>`
 //! → meta (`:tp`), and a HASH user → number of topics (`:tc`) for the per-member limit.
 
+use crate::broker::{RedisEngine, bad_reply};
+use crate::config::reply;
 use crate::keys::{len_prefixed, split_len};
 use crate::scripts::SCRIPTS;
-use crate::{RedisEngine, bad_reply, reply};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use switchboard_engine::{ChannelKey, EngineError, TopicInfo, TopicPublisher, Topics};

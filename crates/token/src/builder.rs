@@ -5,7 +5,7 @@ use rand::Rng;
 
 use crate::codec::Writer;
 use crate::error::BuildError;
-use crate::is_hex32;
+use crate::ids::is_hex32;
 use crate::service::{RtcPrivilegeExpiry, RtcRole, Service};
 use crate::token::{MAX_PAYLOAD_LEN, encode, payload, sign};
 

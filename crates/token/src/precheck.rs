@@ -25,7 +25,7 @@ pub fn client_precheck(token: &str, app_id: &str) -> Result<String, TokenError> 
             .get(3..3 + APP_ID_LEN)
             .ok_or(TokenError::Malformed)?
             .to_owned()
-    } else if token.starts_with(crate::VERSION) {
+    } else if token.starts_with(crate::ids::VERSION) {
         AccessToken::parse(token)?.app_id
     } else if token == app_id {
         return Ok(token.to_owned());

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::codec::{Reader, Writer};
 use crate::error::{BuildError, TokenError};
-use crate::{privilege, service_type};
+use crate::ids::{privilege, service_type};
 
 /// RTC role for builders (token.md §8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -176,7 +176,7 @@ impl Service {
 
     /// The lower-case service name (`"rtc"`, `"rtm"`, `"rtm2"`, …; `"unknown"` otherwise).
     pub fn name(&self) -> &'static str {
-        crate::service_type_name(self.service_type()).unwrap_or("unknown")
+        crate::ids::service_type_name(self.service_type()).unwrap_or("unknown")
     }
 
     /// The privilege map: id → lifetime in seconds from `issue_ts` (0 = no own limit).

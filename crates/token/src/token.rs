@@ -9,9 +9,9 @@ use base64::engine::{DecodePaddingMode, general_purpose};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::VERSION;
 use crate::codec::{Reader, Writer};
 use crate::error::TokenError;
+use crate::ids::VERSION;
 use crate::service::Service;
 
 /// The largest decompressed payload a parser accepts (T37: 64 KiB).

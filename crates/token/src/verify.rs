@@ -2,7 +2,7 @@
 //! login (T43–T46) and stream channel join (T47–T50), yielding the effective expiry (T53).
 
 use crate::error::TokenError;
-use crate::privilege;
+use crate::ids::privilege;
 use crate::service::Service;
 use crate::token::AccessToken;
 
