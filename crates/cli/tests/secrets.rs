@@ -44,3 +44,99 @@ fn the_certificate_is_printed_once_and_its_file_is_private() {
     drop(second);
     drop(first);
 }
+
+/// Issue 19's logs and issue 20's secrets: with `SWITCHBOARD_LOG=debug` the server logs
+/// connections opening and closing and every login, failed ones with the reason — and
+/// never a token or the certificate.
+#[test]
+fn logins_and_connections_are_logged_without_secrets() {
+    let dir = std::env::temp_dir().join(format!("switchboard-logs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let log = dir.join("serve.log");
+    let data = dir.join("data").to_string_lossy().to_string();
+    let server = Proc::spawn_logged(
+        &["serve", "--listen", "127.0.0.1:0", "--data-dir", &data],
+        &[("SWITCHBOARD_LOG", "debug")],
+        &log,
+    );
+    let app_id = server.expect("the app id", |l| field(l, "app id:"));
+    let cert = server.expect("the certificate", |l| field(l, "certificate:"));
+    let url = server.expect("listening on", |l| field(l, "listening on"));
+    let env = [
+        ("SWITCHBOARD_URL", url.as_str()),
+        ("SWITCHBOARD_APP_ID", app_id.as_str()),
+    ];
+    let good = run(
+        &[
+            "token",
+            "rtm",
+            "--app-id",
+            &app_id,
+            "--app-cert",
+            &cert,
+            "--user-id",
+            "logged",
+        ],
+        &[],
+    );
+    let token = String::from_utf8(good.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string();
+    let ok = run(
+        &[
+            "pub",
+            "--user-id",
+            "logged",
+            "--token",
+            &token,
+            "room",
+            "hi",
+        ],
+        &env,
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    // A token of the right shape for another user: refused with a reason.
+    let bad = run(
+        &[
+            "pub",
+            "--user-id",
+            "intruder",
+            "--token",
+            &token,
+            "room",
+            "hi",
+        ],
+        &env,
+    );
+    assert!(!bad.status.success());
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !(read().contains("login failed") && read().matches("connection closed").count() >= 2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server logged logins and closes: {}",
+            read()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let text = read();
+    assert!(text.contains("connection opened"), "{text}");
+    assert!(
+        text.contains("logged in") && text.contains("logged"),
+        "{text}"
+    );
+    assert!(
+        text.contains("login failed") && text.contains("intruder"),
+        "{text}"
+    );
+    assert!(!text.contains(&token), "the log never holds a token");
+    assert!(!text.contains(&cert), "the log never holds the certificate");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
