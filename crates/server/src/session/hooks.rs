@@ -164,9 +164,7 @@ pub(crate) async fn snapshots(
 ) -> Vec<Body> {
     let mut out = Vec::new();
     for h in HookList::of(node) {
-        if let Some(body) = h.snapshot(node, key, position, wants).await {
-            out.push(body);
-        }
+        out.extend(h.snapshot(node, key, position, wants).await);
     }
     out
 }
@@ -180,9 +178,7 @@ pub(crate) async fn resumed_into(
 ) -> Vec<Body> {
     let mut out = Vec::new();
     for h in HookList::of(node) {
-        if let Some(body) = h.resumed_into(node, key, position).await {
-            out.push(body);
-        }
+        out.extend(h.resumed_into(node, key, position).await);
     }
     out
 }
