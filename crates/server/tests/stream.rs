@@ -112,6 +112,7 @@ fn topic_message(
         payload: payload.into(),
         custom_type: String::new(),
         send_ts: 0,
+        idempotency_key: String::new(),
     }
 }
 
@@ -1065,6 +1066,64 @@ async fn r102_publish_without_joining_the_topic_answers_11016() {
             .texts_until(REMOTE_JOIN, "bob", "sentinel")
             .await
             .is_empty()
+    );
+}
+
+/// R59, R58: a topic publish retried with the same idempotency key (as an SDK does after
+/// a cut that lost the reply) is delivered once and answers the first attempt's
+/// position; the same key from another publisher is not a retry and is delivered; a
+/// key longer than `max_topic_idempotency_key_bytes` is refused with −10014.
+#[tokio::test]
+async fn r59_r58_topic_publish_retried_with_its_key_is_delivered_once() {
+    let server = TestServer::start().await;
+    let mut alice = Member::in_room(&server, "alice").await;
+    let mut bob = Member::in_room(&server, "bob").await;
+    let mut carol = Member::in_room(&server, "carol").await;
+    bob.join_topic(ROOM, "t1", "").await;
+    carol.join_topic(ROOM, "t1", "").await;
+    alice.subscribe(ROOM, "t1", &["bob", "carol"]).await;
+    let keyed = |text: &str, key: &str| pb::PublishTopicMessageRequest {
+        idempotency_key: key.into(),
+        ..topic_message(ROOM, "t1", Bytes::copy_from_slice(text.as_bytes()))
+    };
+    let Rep::PublishTopicMessage(first) = bob.try_publish(keyed("once", "k1")).await else {
+        panic!("keyed publish refused");
+    };
+    let Rep::PublishTopicMessage(again) = bob.try_publish(keyed("once", "k1")).await else {
+        panic!("retry refused");
+    };
+    assert_eq!(
+        again.position, first.position,
+        "the retry gets the first position"
+    );
+    let Rep::PublishTopicMessage(other) = carol.try_publish(keyed("carol's", "k1")).await else {
+        panic!("carol's publish refused");
+    };
+    assert_ne!(
+        other.position, first.position,
+        "another publisher's key is its own"
+    );
+    let Rep::PublishTopicMessage(next) = bob.try_publish(keyed("twice", "k2")).await else {
+        panic!("second key refused");
+    };
+    assert!(offset(&next.position) > offset(&other.position));
+
+    let long = "k".repeat(65);
+    let reply = bob.try_publish(keyed("long", &long)).await;
+    assert_error(reply, -10014, "publishTopicMessage", &["65"]);
+    let Rep::PublishTopicMessage(_) = bob.try_publish(keyed("max", &"k".repeat(64))).await else {
+        panic!("a 64-byte key is refused");
+    };
+
+    bob.join_topic(ROOM, "sentinel", "").await;
+    let e = alice.next_event().await;
+    assert_topic_event(&e, REMOTE_JOIN, "bob", "t1", Some(""));
+    let e = alice.next_event().await;
+    assert_topic_event(&e, REMOTE_JOIN, "carol", "t1", Some(""));
+    assert_eq!(
+        alice.texts_until(REMOTE_JOIN, "bob", "sentinel").await,
+        ["once", "carol's", "twice", "max"],
+        "the retry is not delivered again"
     );
 }
 

@@ -147,6 +147,11 @@ pub struct AppLimits {
     /// Topic messages per second per stream channel, every topic and publisher together
     /// (1,000; the spec gives none); 0 = unlimited.
     pub topic_publish_rate_per_channel: u32,
+    /// Longest idempotency key of a topic publish, bytes (64; the spec gives none); past
+    /// it −10014. With `topic_publish_rate_per_channel` and the recovery log's age it
+    /// bounds the keys the broker keeps per stream channel (rate × age keys, each at most
+    /// this long plus the publisher's id).
+    pub max_topic_idempotency_key_bytes: usize,
     /// Presence switches a channel to interval mode above this many visible members
     /// (50; Agora allows 8–128, R121).
     pub presence_interval_threshold: usize,
@@ -198,6 +203,7 @@ impl Default for AppLimits {
             max_topic_publishers: 64,
             max_topic_meta_bytes: 1024,
             topic_publish_rate_per_channel: 1000,
+            max_topic_idempotency_key_bytes: 64,
             presence_interval_threshold: 50,
             presence_interval_ms: 30_000,
             presence_interval_debounce_ms: 2_000,

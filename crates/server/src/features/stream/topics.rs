@@ -293,6 +293,16 @@ pub(crate) async fn publish_topic_message(
     let kind = message_kind(req.message_type, &req.payload)?;
     check_payload(limits.max_payload_bytes, &req.payload)?;
     names::validate_custom_type(&req.custom_type)?;
+    if req.idempotency_key.len() > limits.max_topic_idempotency_key_bytes {
+        return Err(Failure::new(
+            ErrorCode::InvalidParameter,
+            format!(
+                "idempotency key of {} bytes is longer than {} bytes",
+                req.idempotency_key.len(),
+                limits.max_topic_idempotency_key_bytes
+            ),
+        ));
+    }
     {
         let st = session.lock();
         let m = st
@@ -313,7 +323,12 @@ pub(crate) async fn publish_topic_message(
     let rate = limits.topic_publish_rate_per_channel;
     let options = PublishOptions {
         require_receiver: false,
-        idempotency_key: None,
+        // The broker's idempotency, as for message-channel publishes: scoped to the
+        // publisher, kept for the recovery log's age. Only accepted publishes leave a
+        // key, so a channel holds at most rate × age of them, each at most
+        // `max_topic_idempotency_key_bytes` plus the user id.
+        idempotency_key: (!req.idempotency_key.is_empty())
+            .then(|| format!("{}\0{}", session.user, req.idempotency_key).into()),
         rate_limit: (rate > 0).then_some(RateLimit {
             per_second: rate,
             burst: rate,
