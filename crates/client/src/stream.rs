@@ -353,6 +353,11 @@ impl StreamChannel {
 
     /// Publishes in a topic the client has joined (api.md §4.4, R102, R103): delivered
     /// to the members that follow this client in the topic.
+    ///
+    /// Every publish carries a fresh idempotency key. While the link is reconnecting the
+    /// publish is kept and sent once it is back (R59), within the request timeout; if
+    /// the connection is lost after it went out it is sent again with the same key, so
+    /// it is delivered exactly once.
     pub async fn publish_topic_message(
         &self,
         topic: &str,
@@ -371,10 +376,17 @@ impl StreamChannel {
             payload,
             custom_type,
             send_ts: options.send_ts,
+            idempotency_key: idempotency_key(),
         };
+        let timeout = self.inner().config.request_timeout;
         match self
             .client
-            .request(OP, client_message::Body::PublishTopicMessage(req))
+            .request_kept(
+                OP,
+                client_message::Body::PublishTopicMessage(req),
+                timeout,
+                true,
+            )
             .await?
         {
             server_message::Body::PublishTopicMessage(r) => Ok(PublishTopicMessageResponse {
@@ -589,4 +601,13 @@ impl Client {
             .clone();
         Ok(StreamChannel::new(self.clone(), name.to_string(), shared))
     }
+}
+
+/// A fresh idempotency key for one topic publish: 24 random hex digits (the server
+/// accepts up to 64 bytes).
+fn idempotency_key() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 12];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

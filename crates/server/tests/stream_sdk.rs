@@ -951,6 +951,60 @@ async fn r58_resume_replays_missed_topic_messages_exactly_once_in_order() {
     );
 }
 
+/// R59, R58 (stream channels): a topic publish reaches the server, which delivers it,
+/// but its reply is held and the connection cut under it. The SDK cannot know whether
+/// it was delivered: it resends the request with the same idempotency key on the next
+/// connection, gets its reply, and the message arrives exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r59_topic_publish_cut_mid_flight_is_resent_with_its_key_and_delivered_once() {
+    let server = TestServer::with(short_timeouts).await;
+    let proxy = FaultProxy::start(server.addr).await;
+    let publisher = Client::new(APP_ID, "pub", proxied(&server, &proxy, 30)).expect("client");
+    publisher.login(&token("pub")).await.expect("login");
+    let p = joined(&publisher, "keyed").await;
+    p.join_topic("t", JoinTopicOptions::default())
+        .await
+        .expect("role");
+    let sub = server.login(SUB).await;
+    let s = joined(&sub, "keyed").await;
+    s.subscribe_topic("t", users(&["pub"]))
+        .await
+        .expect("follow");
+    let mut msgs = s.messages();
+    let mut links = publisher.link_state_events();
+
+    proxy.hold_replies();
+    let sending = tokio::spawn({
+        let p = p.clone();
+        async move {
+            p.publish_topic_message("t", "once", PublishTopicOptions::default())
+                .await
+        }
+    });
+    let first = next_message(&mut msgs, "the publish, delivered before the cut").await;
+    assert_eq!(message_text(&first), "once");
+    proxy.cut();
+    proxy.pass();
+    // Without the resend this fails with −10025; without the key it arrives twice.
+    let reply = sending.await.expect("task").expect("the publish completes");
+    assert_eq!(
+        reply.position, first.position,
+        "the reply of the first attempt"
+    );
+    let back = wait_service(&mut links, "MESSAGE", LinkState::Connected, STEP).await;
+    assert_eq!(
+        back.reason_code,
+        LinkReason::ReconnectSuccess,
+        "{}",
+        link_summary(&back)
+    );
+    p.publish_topic_message("t", "end", PublishTopicOptions::default())
+        .await
+        .expect("publish");
+    let got = read_until(&mut msgs, "end").await;
+    assert!(got.is_empty(), "R58: delivered once, not again: {got:?}");
+}
+
 /// R54, R58 with R94–R107 (stream channels): the subscriber's session expires while it
 /// is away (presence 1 s, connections refused). The SDK starts a new session and rejoins
 /// the channel in one request with its token, its topic role (with meta), the

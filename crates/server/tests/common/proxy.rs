@@ -10,6 +10,8 @@
 //!   nothing is forwarded either way; bytes read meanwhile are held (at most
 //!   [`HOLD_LIMIT`] per direction, past which the connection is reset) and delivered
 //!   in order once forwarding resumes.
+//! - [`hold_replies`](FaultProxy::hold_replies): freeze only what the server sends, so
+//!   a request gets through and its reply is held (a reply lost in flight, once cut).
 //! - [`throttle`](FaultProxy::throttle): forward at most a given number of bytes per
 //!   second, per direction, per connection.
 //! - [`cut`](FaultProxy::cut): a one-shot event, not a mode: every current connection
@@ -52,6 +54,8 @@ const READ_CHUNK: usize = 16 * 1024;
 enum Forward {
     Pass,
     Freeze,
+    /// Freeze toward the client, pass toward the server.
+    HoldReplies,
     Throttle(u64),
 }
 
@@ -119,6 +123,12 @@ impl FaultProxy {
     /// Stops forwarding both ways, holding the bytes read until forwarding resumes.
     pub fn freeze(&self) {
         self.state.send_modify(|s| s.forward = Forward::Freeze);
+    }
+
+    /// Holds the bytes the server sends (as [`freeze`](Self::freeze) does) and forwards
+    /// the client's normally, until [`pass`](Self::pass).
+    pub fn hold_replies(&self) {
+        self.state.send_modify(|s| s.forward = Forward::HoldReplies);
     }
 
     /// Resets every current connection (both sides); later ones are accepted as usual.
@@ -235,8 +245,8 @@ async fn connection(
     let outcome = {
         let (client_read, client_write) = client.split();
         let (server_read, server_write) = server.split();
-        let up = pump(client_read, server_write, rx.clone(), cut_gen);
-        let down = pump(server_read, client_write, rx, cut_gen);
+        let up = pump(client_read, server_write, rx.clone(), cut_gen, false);
+        let down = pump(server_read, client_write, rx, cut_gen, true);
         tokio::try_join!(up, down)
     };
     if outcome.is_err() {
@@ -245,12 +255,14 @@ async fn connection(
     }
 }
 
-/// Forwards one direction as the shared state says; `Ok` on a clean end-of-stream.
+/// Forwards one direction (`toward_client` or toward the server) as the shared state
+/// says; `Ok` on a clean end-of-stream.
 async fn pump<R, W>(
     mut from: R,
     mut to: W,
     mut rx: watch::Receiver<State>,
     cut_gen: u64,
+    toward_client: bool,
 ) -> Result<(), Abort>
 where
     R: AsyncRead + Unpin,
@@ -262,12 +274,20 @@ where
     // Earliest moment a throttled write may happen.
     let mut next_write = Instant::now();
     loop {
-        let state = *rx.borrow_and_update();
+        let mut state = *rx.borrow_and_update();
+        if state.forward == Forward::HoldReplies {
+            state.forward = if toward_client {
+                Forward::Freeze
+            } else {
+                Forward::Pass
+            };
+        }
         if state.cut_gen != cut_gen || held.len() > HOLD_LIMIT {
             return Err(Abort);
         }
         let (can_read, can_write, quantum) = match state.forward {
-            Forward::Freeze => (true, false, 0),
+            // (HoldReplies was resolved to Freeze or Pass above.)
+            Forward::Freeze | Forward::HoldReplies => (true, false, 0),
             Forward::Pass => (held.len() < FORWARD_BUFFER, true, held.len()),
             Forward::Throttle(rate) => {
                 // Writes of about 50 ms worth of bytes, so pacing stays smooth.
