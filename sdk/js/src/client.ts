@@ -758,20 +758,19 @@ export class RTMClient extends EventBase<RTMEvents.RTMClientEventMapWithError> {
   }
 
   /**
-   * @internal One request with the request timeout. With `retry` (publishes, which carry
-   * an idempotency key) it waits for a reconnect and resends until the deadline (R59);
-   * with `waitForLink` it waits for the link before sending but never resends (topic
-   * publishes: the protocol has no idempotency key for them).
+   * @internal One request with the request timeout. With `retry` (channel, user and
+   * topic publishes, which carry an idempotency key) it waits for a reconnect and resends
+   * the same request, key included, until the deadline (R59).
    */
   async request(
     op: string,
     body: RequestBody,
-    opts: { timeoutMs?: number | null; retry?: boolean; waitForLink?: boolean } = {},
+    opts: { timeoutMs?: number | null; retry?: boolean } = {},
   ): Promise<ReplyBody> {
     const timeoutMs = opts.timeoutMs === undefined ? num("REQUEST_TIMEOUT_MS", 10000) : opts.timeoutMs;
     const deadline = timeoutMs === null ? Infinity : Date.now() + timeoutMs;
     for (;;) {
-      if ((opts.retry || opts.waitForLink) && !(this.conn && this.link === "CONNECTED") && this.link !== "IDLE" && this.link !== "FAILED") {
+      if (opts.retry && !(this.conn && this.link === "CONNECTED") && this.link !== "IDLE" && this.link !== "FAILED") {
         if (Date.now() >= deadline) throw rtmError(op, timeoutCode(op), "no reply within the request timeout");
         await this.waitConnected(deadline);
         continue;
@@ -994,7 +993,8 @@ export function withTimeout<T>(p: Promise<T>, ms: number, op: string): Promise<T
   return Promise.race([p, timeout]).finally(() => clearTimeout(t));
 }
 
-function idempotencyKey(): string {
+/** @internal A fresh idempotency key for one publish (24 hex digits, random). */
+export function idempotencyKey(): string {
   const b = globalThis.crypto.getRandomValues(new Uint8Array(12));
   let s = "";
   for (const x of b) s += x.toString(16).padStart(2, "0");

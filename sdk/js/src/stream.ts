@@ -33,7 +33,8 @@ import {
 import type { Connection } from "./conn";
 import { checkCustomType, checkTopicName, checkUserId } from "./names";
 import type { RTMClient } from "./client";
-import { unexpected, withTimeout } from "./client";
+import { idempotencyKey, unexpected, withTimeout } from "./client";
+import { num } from "./params";
 import { linkEvent, pos } from "./session";
 import { precheckToken } from "./token";
 import type {
@@ -110,6 +111,8 @@ export class RTMStreamChannel {
   private topics = new Map<string, JoinTopicRequest>();
   private followed = new Map<string, Set<string>>();
   private publishers = new Map<string, Map<string, string>>();
+  /** Resolvers of joins waiting for the topic SNAPSHOT that follows their reply (R92). */
+  private snapshotWaiters: Array<() => void> = [];
 
   /** @internal */
   constructor(
@@ -128,6 +131,7 @@ export class RTMStreamChannel {
   /** @internal Forgets the channel's session state and moves its link. */
   reset(to: LinkState, op: Op, reason: Reason, text?: string): void {
     this.epoch++;
+    for (const done of this.snapshotWaiters.splice(0)) done();
     this.topics.clear();
     this.followed.clear();
     this.publishers.clear();
@@ -139,6 +143,27 @@ export class RTMStreamChannel {
     if (this.link !== "CONNECTED")
       throw rtmError(op, "RTM_ERROR_CHANNEL_NOT_JOINED", `stream channel ${this.name} is not joined (R96)`);
     return this.epoch;
+  }
+
+  /** A wait for this channel's next topic SNAPSHOT, armed now. */
+  private nextSnapshot(): { arrived(ms: number): Promise<void>; cancel(): void } {
+    let done!: () => void;
+    const seen = new Promise<void>((resolve) => (done = resolve));
+    this.snapshotWaiters.push(done);
+    const cancel = () => {
+      const i = this.snapshotWaiters.indexOf(done);
+      if (i >= 0) this.snapshotWaiters.splice(i, 1);
+      done();
+    };
+    return {
+      cancel,
+      async arrived(ms: number) {
+        let t: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([seen, new Promise<void>((resolve) => (t = setTimeout(resolve, ms)))]);
+        clearTimeout(t);
+        cancel();
+      },
+    };
   }
 
   private joinRequest(): JoinRequest {
@@ -183,6 +208,9 @@ export class RTMStreamChannel {
   /** @internal Keeps the topic publisher model current. */
   onTopicEvent(e: RTMEvents.TopicEvent): void {
     if (e.eventType === "SNAPSHOT") {
+      // Resolved now, run after this event is emitted (a microtask): `join` resolves
+      // after the app's topic listener saw the SNAPSHOT.
+      for (const done of this.snapshotWaiters.splice(0)) done();
       this.publishers.clear();
       for (const t of e.topicInfos)
         this.publishers.set(t.topicName, new Map(t.publishers.map((p) => [p.publisherUserId, p.publisherMeta])));
@@ -226,18 +254,25 @@ export class RTMStreamChannel {
       epoch = this.epoch;
     }
     const req = create(JoinRequestSchema, { channelName: this.name, token, ...o });
+    // Armed before the request: the SNAPSHOT may be handled in the same tick as the reply.
+    const snapshot = fresh ? this.nextSnapshot() : undefined;
     let r;
     try {
       r = await this.client.request(op, { case: "join", value: req });
       if (r.case !== "join") throw unexpected(op);
     } catch (e) {
+      snapshot?.cancel();
       if (fresh && this.epoch === epoch) {
         const err = e as RTMBaseError;
         this.reset("FAILED", "JOIN", joinFailureReason(err.errorCode), err.reason);
       }
       throw e;
     }
-    if (!fresh) return { timestamp: Number(r.value.timestamp), channelName: this.name };
+    if (!fresh || !snapshot) return { timestamp: Number(r.value.timestamp), channelName: this.name };
+    // R92: the reply is followed by the topic SNAPSHOT; `join` resolves after it was
+    // emitted, so an app that registers its listener first sees the snapshot before it
+    // uses the channel (bounded: a connection lost in between does not hang the join).
+    await snapshot.arrived(num("REQUEST_TIMEOUT_MS", 10000));
     if (this.epoch !== epoch) throw rtmError(op, "RTM_ERROR_CHANNEL_JOIN_CANCELED", "cancelled by leave or logout");
     this.options = o;
     this.token = token;
@@ -326,10 +361,11 @@ export class RTMStreamChannel {
       payload: wire.payload,
       customType: options?.customType ?? "",
       sendTs: BigInt(Math.max(0, Math.floor(options?.sendTs ?? 0))),
+      idempotencyKey: idempotencyKey(),
     });
-    // Waits for a reconnect in progress; a message whose connection is lost after it was
-    // sent fails with -10025 (it may have been delivered: no idempotency key for topics).
-    const r = await this.client.request(op, { case: "publishTopicMessage", value: req }, { waitForLink: true });
+    // Kept while reconnecting and resent with the same key after a cut that lost the
+    // reply (R59): the server delivers a key once, so the message arrives exactly once.
+    const r = await this.client.request(op, { case: "publishTopicMessage", value: req }, { retry: true });
     if (r.case !== "publishTopicMessage") throw unexpected(op);
     return { timestamp: Number(r.value.timestamp), topicName };
   }

@@ -1,7 +1,9 @@
 // A fault-injection TCP proxy for the resume tests (the JS twin of the Rust tests'
 // crates/server/tests/common/proxy.rs): forwards every connection to the server;
 // `freeze()` holds every byte both ways with the sockets open (a stalled network) until
-// `pass()`, which delivers what was held in order; `cut()` closes every current
+// `pass()`, which delivers what was held in order; `holdReplies()` holds only what the
+// server sends (so a request gets through and its reply does not, until `pass()`);
+// `cut()` closes every current
 // connection at once. `seen` collects the bytes the server sent through it (for checks on what
 // the wire carried).
 import net from "node:net";
@@ -11,6 +13,7 @@ export async function startProxy(upstreamAddr) {
   const pairs = new Set();
   const sockets = new Set();
   let frozen = false;
+  let holdingReplies = false;
   const track = (sock) => {
     sockets.add(sock);
     sock.on("close", () => sockets.delete(sock));
@@ -24,7 +27,7 @@ export async function startProxy(upstreamAddr) {
     const forward = (from, to, dir) =>
       from.on("data", (d) => {
         if (dir === "up->down") proxy.seen.push(d);
-        if (frozen) pair.held.push([to, d]);
+        if (frozen || (holdingReplies && dir === "up->down")) pair.held.push([to, d]);
         else to.write(d);
       });
     forward(down, up, "down->up");
@@ -48,8 +51,12 @@ export async function startProxy(upstreamAddr) {
     freeze() {
       frozen = true;
     },
+    holdReplies() {
+      holdingReplies = true;
+    },
     pass() {
       frozen = false;
+      holdingReplies = false;
       for (const p of pairs) {
         for (const [to, d] of p.held) if (!to.destroyed) to.write(d);
         p.held = [];

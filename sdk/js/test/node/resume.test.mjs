@@ -195,6 +195,40 @@ test("R59: publish and publishTopicMessage called while the link is down go out 
   assert.deepEqual(er.message.map((m) => m.message).sort(), ["queued", "queued-topic"]);
 });
 
+test("R59, R58: a topic publish whose reply is lost with a cut connection is resent with its key and delivered exactly once", async () => {
+  const tx = client(proxy.url, uid("ktx"), { presenceTimeout: 60 });
+  const rx = client(server.url, uid("krx"));
+  const et = record(tx);
+  const er = record(rx);
+  await Promise.all([tx.login(), rx.login()]);
+  const st = tx.createStreamChannel("keyed-st");
+  const sr = rx.createStreamChannel("keyed-st");
+  await st.join({ withPresence: false });
+  await st.joinTopic("t");
+  await sr.join({ withPresence: false });
+  await sr.subscribeTopic("t", { users: [tx.userId] });
+  // The request reaches the server, which delivers it; its reply is held, then the
+  // connection is cut under it: the SDK cannot know whether it was delivered.
+  proxy.holdReplies();
+  const sent = st.publishTopicMessage("t", "cut-once");
+  await eventually(() => er.message.length === 1, { what: "delivered before the cut" });
+  proxy.cut();
+  proxy.pass();
+  // Without the resend this rejects with -10025; without the key it arrives twice.
+  await sent;
+  assert.ok(
+    et.linkState.some((e) => e.currentState === "CONNECTED" && e.reasonCode === "RECONNECT_SUCCESS"),
+    "the publish completed over a new connection",
+  );
+  await st.publishTopicMessage("t", "after");
+  await eventually(() => er.message.some((m) => m.message === "after"), { what: "sentinel" });
+  assert.deepEqual(
+    er.message.map((m) => m.message),
+    ["cut-once", "after"],
+  );
+  await Promise.all([st.leave(), sr.leave()]);
+});
+
 test("R153, R157: an owner away longer than the lock's ttl loses it — RELEASED to subscribers, EXPIRED to the owner on its resume", async () => {
   const owner = client(proxy.url, uid("own"), { presenceTimeout: 60 });
   const watcher = client(server.url, uid("wat"));
