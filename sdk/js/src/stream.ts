@@ -272,11 +272,12 @@ export class RTMStreamChannel {
     // R92: the reply is followed by the topic SNAPSHOT; `join` resolves after it was
     // emitted, so an app that registers its listener first sees the snapshot before it
     // uses the channel (bounded: a connection lost in between does not hang the join).
+    // The reply's position is the baseline of what follows it, the snapshot included.
+    if (this.epoch === epoch && r.value.position) this.client.positions.baseline(PbChannelType.STREAM, this.name, pos(r.value.position));
     await snapshot.arrived(num("REQUEST_TIMEOUT_MS", 10000));
     if (this.epoch !== epoch) throw rtmError(op, "RTM_ERROR_CHANNEL_JOIN_CANCELED", "cancelled by leave or logout");
     this.options = o;
     this.token = token;
-    if (r.value.position) this.client.positions.baseline(PbChannelType.STREAM, this.name, pos(r.value.position));
     this.transition("CONNECTED", "JOIN", "JOIN_SUCCESS");
     return { timestamp: Number(r.value.timestamp), channelName: this.name };
   }
