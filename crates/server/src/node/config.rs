@@ -179,6 +179,27 @@ pub struct AppLimits {
     /// spec leaves configurable); past it −10021 and the SDK's `LOGIN_TOO_FREQUENT`.
     /// 0 = no limit. Resumes do not count.
     pub max_logins_per_user_per_minute: u32,
+    /// Bytes (payload, custom type, topic, publisher) in the recovery logs of all the
+    /// app's channels together (128 MiB; the spec gives none). A channel over it drops
+    /// its own oldest publications first; a publish that still does not fit fails with
+    /// −19002 `OVERLOADED` and the reason (server events are delivered unlogged). 0 = no
+    /// limit.
+    pub max_recovery_log_bytes: usize,
+    /// Bytes of keys and values of one metadata object (256 KiB; R145 bounds one call,
+    /// not the object); a write that would grow an object past it fails with −12006.
+    /// 0 = no limit.
+    pub max_metadata_object_bytes: usize,
+    /// Lock definitions across all the app's channels (10,000); past it `setLock` fails
+    /// with −14001 and the reason. 0 = no limit.
+    pub max_lock_definitions: usize,
+    /// Idempotency keys remembered across all the app's channels (100,000; each kept
+    /// for the recovery log's age); past it a publish with a key fails with −19002 and
+    /// the reason, one without a key still goes. 0 = no limit.
+    pub max_idempotency_keys: usize,
+    /// Positions of idle channels swept from memory kept for the app (100,000); past it
+    /// a swept channel's position is forgotten, so a client resuming in it is told of
+    /// a gap. 0 = no limit.
+    pub max_swept_positions: usize,
 }
 
 impl Default for AppLimits {
@@ -211,11 +232,27 @@ impl Default for AppLimits {
             max_locks_per_channel: 32,
             max_lock_waits: 64,
             max_logins_per_user_per_minute: 120,
+            max_recovery_log_bytes: 128 * 1024 * 1024,
+            max_metadata_object_bytes: 256 * 1024,
+            max_lock_definitions: 10_000,
+            max_idempotency_keys: 100_000,
+            max_swept_positions: 100_000,
         }
     }
 }
 
 impl AppLimits {
+    /// The engine budgets these limits imply.
+    pub fn budgets(&self) -> switchboard_engine::AppBudgets {
+        switchboard_engine::AppBudgets {
+            recovery_log_bytes: self.max_recovery_log_bytes,
+            idempotency_keys: self.max_idempotency_keys,
+            swept_positions: self.max_swept_positions,
+            metadata_object_bytes: self.max_metadata_object_bytes,
+            lock_definitions: self.max_lock_definitions,
+        }
+    }
+
     /// The name rules these limits imply.
     pub fn name_rules(&self) -> NameRules {
         NameRules {
