@@ -121,6 +121,8 @@ struct Inner {
     failed: Arc<AtomicBool>,
     transactions: Arc<AtomicU64>,
     budgets: OnceLock<Budgets>,
+    /// `PRAGMA synchronous` of the writer's connection, read when it was opened.
+    synchronous: i64,
 }
 
 /// Durable metadata and locks on SQLite. Cheap to clone; clones share the store.
@@ -135,6 +137,7 @@ impl SqliteStorage {
     pub fn open(dir: &Path) -> Result<Self, EngineError> {
         let (conn, path) = crate::sqlite::open(dir, FILE_NAME, SCHEMA, SCHEMA_VERSION, "storage")?;
         let state = load(&conn).map_err(db_err)?;
+        let synchronous = crate::sqlite::synchronous(&conn).map_err(db_err)?;
 
         let (queue, rx) = std::sync::mpsc::channel();
         let (committed_tx, committed) = watch::channel(0u64);
@@ -159,6 +162,7 @@ impl SqliteStorage {
                 failed,
                 transactions,
                 budgets: OnceLock::new(),
+                synchronous,
             }),
         })
     }
@@ -166,6 +170,13 @@ impl SqliteStorage {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// `PRAGMA synchronous` of the connection the writer thread commits on, read from
+    /// it when the store was opened (2 = FULL: a commit is on disk when it returns);
+    /// nothing changes it later.
+    pub fn writer_synchronous(&self) -> i64 {
+        self.inner.synchronous
     }
 
     /// Transactions committed so far (each one fsync); writes per transaction shows
