@@ -64,34 +64,3 @@ pub(crate) fn open(
         .map_err(err)?;
     Ok((conn, path))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::SYNCHRONOUS_FULL;
-    use crate::{SqliteHistory, SqliteStorage};
-    use switchboard_engine::HistoryRetention;
-
-    /// Issue 20: the connections the writer threads commit on run with
-    /// `synchronous = FULL`, read back from each (a commit is on disk when it returns;
-    /// with NORMAL a WAL commit could be lost on power loss).
-    #[test]
-    fn the_writers_commit_with_synchronous_full() {
-        let dir = std::env::temp_dir().join(format!(
-            "switchboard-sync-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        let storage = SqliteStorage::open(&dir).expect("storage");
-        assert_eq!(storage.writer_synchronous(), SYNCHRONOUS_FULL);
-        let history = SqliteHistory::open(&dir, HistoryRetention::default()).expect("history");
-        assert_eq!(history.writer_synchronous(), SYNCHRONOUS_FULL);
-        // And a connection left at the default of a fresh one reads differently when
-        // set otherwise: the check reads the real value, not a constant.
-        let conn = rusqlite::Connection::open(dir.join("storage.sqlite3")).expect("open");
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .expect("set");
-        assert_eq!(super::synchronous(&conn).expect("read"), 1);
-        drop((storage, history, conn));
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-}
