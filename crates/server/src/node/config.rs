@@ -97,6 +97,37 @@ pub struct AppConfig {
     /// Limits of this app.
     #[serde(default)]
     pub limits: AppLimits,
+    /// The token checks token.md lets a deployment turn on (`[apps.tokens]`).
+    #[serde(default)]
+    pub tokens: TokenOptions,
+}
+
+/// Token checks of an app beyond the defaults of token.md (section 16); each off by
+/// default.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenOptions {
+    /// Most seconds a token's `issue_ts` may lie ahead of the server's clock (T34);
+    /// `None` = any (the default). Past it `ISSUED_IN_FUTURE`, −10005.
+    pub max_clock_skew_secs: Option<u32>,
+    /// Accept an RTM2 service (type 8) for login in place of an RTM one (T46; default
+    /// false: such a token is refused with `SERVICE_MISSING`, −10005). Its permission
+    /// tree is parsed but not enforced.
+    pub accept_rtm2: bool,
+    /// Publisher authentication (T51): `joinTopic` and `publishTopicMessage` need the
+    /// stream channel's RTC token to carry publishDataStream (privilege 4), unlapsed;
+    /// else −10005 (missing) or −10009 (lapsed). Default false.
+    pub publisher_authentication: bool,
+}
+
+impl TokenOptions {
+    /// The verifier options these imply.
+    pub fn verify_options(&self) -> switchboard_token::VerifyOptions {
+        switchboard_token::VerifyOptions {
+            max_clock_skew: self.max_clock_skew_secs,
+            accept_rtm2: self.accept_rtm2,
+        }
+    }
 }
 
 impl std::fmt::Debug for AppConfig {
@@ -110,6 +141,7 @@ impl std::fmt::Debug for AppConfig {
             .field("api_key", &self.api_key)
             .field("api_secret", &self.api_secret.as_ref().map(|_| "<secret>"))
             .field("limits", &self.limits)
+            .field("tokens", &self.tokens)
             .finish()
     }
 }
@@ -271,6 +303,7 @@ impl AppConfig {
             api_key: None,
             api_secret: None,
             limits: AppLimits::default(),
+            tokens: TokenOptions::default(),
         }
     }
 }
