@@ -38,7 +38,7 @@ pub(crate) fn verify_join_token(
         (code, format!("{}: {}", e.identifier(), e.description()))
     };
     let parsed = switchboard_token::verify_token(token, &session.app.id, cert);
-    let joined = parsed.as_ref().map_err(|e| e.clone()).and_then(|t| {
+    let joined = parsed.as_ref().map_err(|e| *e).and_then(|t| {
         t.check_rtc_privilege(
             channel,
             &session.user,
