@@ -298,6 +298,17 @@ impl MemoryBroker {
     /// its mutex: only one publisher at a time does it, the others leave theirs in the
     /// queue for it (so a big fan-out never blocks the channel's other operations).
     fn deliver(&self, channel: &ChannelKey, ch: &Mutex<Channel>) {
+        /// Clears `delivering` if a handler panics, so that the next publisher delivers
+        /// what is still queued instead of the channel going silent.
+        struct Unwinding<'a>(&'a Mutex<Channel>);
+        impl Drop for Unwinding<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    lock(self.0).delivering = false;
+                }
+            }
+        }
+        let _unwinding = Unwinding(ch);
         let handler = self.inner.handler.get();
         loop {
             let batch: Vec<Arc<Publication>> = {
