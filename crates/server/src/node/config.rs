@@ -310,7 +310,7 @@ impl AppConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::AppConfig;
+    use super::{AppConfig, TokenOptions};
 
     /// Issue 20: a secret (certificate, API secret) never reaches a log through `Debug`.
     #[test]
@@ -333,5 +333,49 @@ mod tests {
             shown.contains("a1b2c3d4e5f60718293a4b5c6d7e8f90"),
             "{shown}"
         );
+    }
+
+    /// The budgets and token options read from an app's settings under the names
+    /// docs/configuration.md gives; unknown names are refused.
+    #[test]
+    fn budgets_and_token_options_parse_under_their_documented_names() {
+        let app: AppConfig = serde_json::from_value(serde_json::json!({
+            "id": "a1b2c3d4e5f60718293a4b5c6d7e8f90",
+            "limits": {
+                "max_recovery_log_bytes": 1,
+                "max_metadata_object_bytes": 2,
+                "max_lock_definitions": 3,
+                "max_idempotency_keys": 4,
+                "max_swept_positions": 5
+            },
+            "tokens": {
+                "max_clock_skew_secs": 300,
+                "accept_rtm2": true,
+                "publisher_authentication": true
+            }
+        }))
+        .expect("parses");
+        let b = app.limits.budgets();
+        assert_eq!(
+            (
+                b.recovery_log_bytes,
+                b.metadata_object_bytes,
+                b.lock_definitions,
+                b.idempotency_keys,
+                b.swept_positions
+            ),
+            (1, 2, 3, 4, 5)
+        );
+        let v = app.tokens.verify_options();
+        assert_eq!(v.max_clock_skew, Some(300));
+        assert!(v.accept_rtm2 && app.tokens.publisher_authentication);
+        let defaults = TokenOptions::default();
+        assert_eq!(defaults.max_clock_skew_secs, None);
+        assert!(!defaults.accept_rtm2 && !defaults.publisher_authentication);
+        let typo = serde_json::from_value::<AppConfig>(serde_json::json!({
+            "id": "a1b2c3d4e5f60718293a4b5c6d7e8f90",
+            "tokens": { "accept_rtm": true }
+        }));
+        assert!(typo.is_err(), "an unknown token option is refused");
     }
 }
