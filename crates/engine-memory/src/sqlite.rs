@@ -7,11 +7,25 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use switchboard_engine::EngineError;
 
-/// Sets the pragmas every connection uses.
+/// `PRAGMA synchronous` value of FULL: every commit is fsynced before it returns.
+pub const SYNCHRONOUS_FULL: i64 = 2;
+
+/// Sets the pragmas every connection uses, and checks that `synchronous` took.
 pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    let set = synchronous(conn)?;
+    if set != SYNCHRONOUS_FULL {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "PRAGMA synchronous is {set} after setting FULL ({SYNCHRONOUS_FULL})"
+        )));
+    }
     Ok(())
+}
+
+/// The connection's `PRAGMA synchronous` (0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA).
+pub(crate) fn synchronous(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "synchronous", |row| row.get(0))
 }
 
 /// Opens (creating if needed) `dir/file` in WAL mode and applies `schema` of `version`;

@@ -26,8 +26,9 @@ pub use metadata::{
 pub use presence::{Departed, Expired, Member, MemberPage, Presence, State};
 pub use topics::{TopicInfo, TopicPublisher, Topics};
 pub use types::{
-    ChannelKey, ChannelKind, EngineError, EventKind, KeyHasher, KeyMap, MessageKind, Publication,
-    PublishOptions, PublishOutcome, RateLimit, Recovery, Retention, StreamPosition, shared_str,
+    AppBudgets, Budgets, ChannelKey, ChannelKind, EngineError, EventKind, KeyHasher, KeyMap,
+    MessageKind, Publication, PublishOptions, PublishOutcome, RateLimit, Recovery, Retention,
+    StreamPosition, shared_str,
 };
 
 pub use history::{
@@ -62,6 +63,10 @@ pub trait Broker: Send + Sync + 'static {
     /// Installs the handler that receives this node's publications. Called once, before
     /// any subscription.
     fn set_handler(&self, handler: Arc<dyn PublicationHandler>);
+
+    /// Installs the per-app budgets (recovery-log bytes, idempotency keys, swept
+    /// positions). Called once, before any publish; the default keeps no budget.
+    fn set_budgets(&self, _budgets: Budgets) {}
 
     /// Publishes to `channel` (see the trait contract).
     async fn publish(

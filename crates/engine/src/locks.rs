@@ -85,6 +85,10 @@ pub struct Freed {
 ///   `expire_due`, for callers that order each change with its events).
 #[async_trait::async_trait]
 pub trait Locks: Send + Sync + 'static {
+    /// Installs the per-app budgets; past [`crate::AppBudgets::lock_definitions`] a
+    /// `set` fails with [`EngineError::OverBudget`]. The default keeps no budget.
+    fn set_budgets(&self, _budgets: crate::Budgets) {}
+
     /// Defines a lock.
     async fn set(
         &self,

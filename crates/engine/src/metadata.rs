@@ -109,6 +109,11 @@ pub enum Rejection {
 /// - `get` returns the object; a never-written one is empty with major revision −1.
 #[async_trait::async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
+    /// Installs the per-app budgets; a write that would make an object larger than
+    /// [`crate::AppBudgets::metadata_object_bytes`] (keys and values) fails with
+    /// [`EngineError::OverBudget`] and changes nothing. The default keeps no budget.
+    fn set_budgets(&self, _budgets: crate::Budgets) {}
+
     /// Applies one write (see the trait contract).
     async fn write(
         &self,

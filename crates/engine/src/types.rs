@@ -212,7 +212,33 @@ pub enum EngineError {
     /// The engine's backing store did not answer.
     #[error("engine unavailable: {0}")]
     Unavailable(String),
+    /// A per-app budget ([`AppBudgets`]) would be exceeded; the text names it and its
+    /// limit. The operation changed nothing.
+    #[error("{0}")]
+    OverBudget(String),
 }
+
+/// Per-app totals an engine keeps within, so that no client can grow its memory
+/// without bound (issue 20); 0 = unlimited. Engines that do not keep a structure
+/// ignore its budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppBudgets {
+    /// Bytes of payload (and custom type, topic) in the recovery logs of all the app's
+    /// channels together.
+    pub recovery_log_bytes: usize,
+    /// Idempotency keys remembered across all the app's channels.
+    pub idempotency_keys: usize,
+    /// Positions of idle channels swept from memory, kept so that a quiet channel is
+    /// not a gap when it comes back.
+    pub swept_positions: usize,
+    /// Bytes of keys and values of one metadata object.
+    pub metadata_object_bytes: usize,
+    /// Lock definitions across all the app's channels.
+    pub lock_definitions: usize,
+}
+
+/// Gives the budgets of an app by its id; installed once by the server.
+pub type Budgets = Arc<dyn Fn(&str) -> AppBudgets + Send + Sync>;
 
 /// How long an engine keeps recovery data; engines take it in their own config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,7 +22,7 @@ mod node;
 mod session;
 mod wire;
 
-pub use node::config::{AppConfig, AppLimits, ServerConfig};
+pub use node::config::{AppConfig, AppLimits, ServerConfig, TokenOptions};
 pub use switchboard_protocol::WS_PATH;
 
 use node::{Extensions, Node};

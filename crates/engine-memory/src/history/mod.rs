@@ -122,6 +122,8 @@ struct Inner {
     queue: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
     counters: Arc<Counters>,
+    /// `PRAGMA synchronous` of the writer's connection, read when it was opened.
+    synchronous: i64,
 }
 
 /// The embedded durable history store. Cheap to clone; clones share one database.
@@ -187,6 +189,7 @@ impl SqliteHistory {
     pub fn open(dir: &Path, retention: HistoryRetention) -> Result<Self, EngineError> {
         let (conn, path) =
             crate::sqlite::open(dir, FILE_NAME, SCHEMA, SCHEMA_VERSION, "history store")?;
+        let synchronous = crate::sqlite::synchronous(&conn).map_err(db_err)?;
 
         let (queue, rx) = mpsc::channel(QUEUE);
         let counters = Arc::new(Counters::default());
@@ -208,6 +211,7 @@ impl SqliteHistory {
                 queue,
                 readers: Mutex::new(Vec::new()),
                 counters,
+                synchronous,
             }),
         })
     }
@@ -215,6 +219,12 @@ impl SqliteHistory {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// `PRAGMA synchronous` of the connection the writer thread commits on, read from
+    /// it when the store was opened (2 = FULL); nothing changes it later.
+    pub fn writer_synchronous(&self) -> i64 {
+        self.inner.synchronous
     }
 
     /// The writer thread's counters so far.

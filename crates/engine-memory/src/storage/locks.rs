@@ -19,6 +19,10 @@ fn free(channel: &ChannelKey, name: &Arc<str>, lock: &mut LockState) -> Freed {
 
 #[async_trait::async_trait]
 impl Locks for SqliteStorage {
+    fn set_budgets(&self, budgets: Budgets) {
+        let _ = self.inner.budgets.set(budgets);
+    }
+
     async fn set(
         &self,
         channel: &ChannelKey,
@@ -29,13 +33,23 @@ impl Locks for SqliteStorage {
         self.inner.check_up()?;
         let answer = {
             let mut st = self.inner.lock();
-            let locks = st.locks.entry(channel.clone()).or_default();
-            if locks.contains_key(lock) {
+            let existing = st.locks.get(channel);
+            if existing.is_some_and(|l| l.contains_key(lock)) {
                 return Ok(Err(LockRejection::AlreadyExists));
             }
-            if locks.len() >= max_locks {
+            if existing.map_or(0, BTreeMap::len) >= max_locks {
                 return Ok(Err(LockRejection::TooMany(max_locks)));
             }
+            let budget = self.inner.budgets(&channel.app).lock_definitions;
+            let count = st.lock_counts.get(&channel.app).copied().unwrap_or(0);
+            if budget > 0 && count >= budget {
+                return Err(EngineError::OverBudget(format!(
+                    "the app has {count} locks defined, its limit across all channels \
+                     (limits.max_lock_definitions)"
+                )));
+            }
+            *st.lock_counts.entry(channel.app.clone()).or_default() += 1;
+            let locks = st.locks.entry(channel.clone()).or_default();
             let name: Arc<str> = lock.into();
             locks.insert(
                 name.clone(),
@@ -69,6 +83,9 @@ impl Locks for SqliteStorage {
             };
             if locks.is_empty() {
                 st.locks.remove(channel);
+            }
+            if let Some(n) = st.lock_counts.get_mut(&channel.app) {
+                *n = n.saturating_sub(1);
             }
             let freed = Freed {
                 channel: channel.clone(),

@@ -18,10 +18,11 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use switchboard_engine::{
-    Acquire, ChannelKey, ChannelKind, EngineError, Freed, Item, LockInfo, LockRejection, Locks,
-    MetadataObject, MetadataStore, MetadataWrite, NO_CHECK, Rejection, WriteOp,
+    Acquire, AppBudgets, Budgets, ChannelKey, ChannelKind, EngineError, Freed, Item, LockInfo,
+    LockRejection, Locks, MetadataObject, MetadataStore, MetadataWrite, NO_CHECK, Rejection,
+    WriteOp,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -102,7 +103,11 @@ struct LockState {
 #[derive(Default)]
 struct State {
     objects: HashMap<ChannelKey, Arc<MetadataObject>>,
+    /// Bytes of keys and values of each object in `objects` (its budget's measure).
+    object_bytes: HashMap<ChannelKey, usize>,
     locks: HashMap<ChannelKey, BTreeMap<Arc<str>, LockState>>,
+    /// Lock definitions per app (against its `lock_definitions` budget).
+    lock_counts: HashMap<Arc<str>, usize>,
     /// Sequence number of the last write queued to the writer.
     queued: u64,
 }
@@ -115,6 +120,9 @@ struct Inner {
     committed: watch::Receiver<u64>,
     failed: Arc<AtomicBool>,
     transactions: Arc<AtomicU64>,
+    budgets: OnceLock<Budgets>,
+    /// `PRAGMA synchronous` of the writer's connection, read when it was opened.
+    synchronous: i64,
 }
 
 /// Durable metadata and locks on SQLite. Cheap to clone; clones share the store.
@@ -129,6 +137,7 @@ impl SqliteStorage {
     pub fn open(dir: &Path) -> Result<Self, EngineError> {
         let (conn, path) = crate::sqlite::open(dir, FILE_NAME, SCHEMA, SCHEMA_VERSION, "storage")?;
         let state = load(&conn).map_err(db_err)?;
+        let synchronous = crate::sqlite::synchronous(&conn).map_err(db_err)?;
 
         let (queue, rx) = std::sync::mpsc::channel();
         let (committed_tx, committed) = watch::channel(0u64);
@@ -152,6 +161,8 @@ impl SqliteStorage {
                 committed,
                 failed,
                 transactions,
+                budgets: OnceLock::new(),
+                synchronous,
             }),
         })
     }
@@ -159,6 +170,13 @@ impl SqliteStorage {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// `PRAGMA synchronous` of the connection the writer thread commits on, read from
+    /// it when the store was opened (2 = FULL: a commit is on disk when it returns);
+    /// nothing changes it later.
+    pub fn writer_synchronous(&self) -> i64 {
+        self.inner.synchronous
     }
 
     /// Transactions committed so far (each one fsync); writes per transaction shows
@@ -171,6 +189,11 @@ impl SqliteStorage {
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The budgets of `app` (none until the server installs them).
+    fn budgets(&self, app: &str) -> AppBudgets {
+        self.budgets.get().map(|b| b(app)).unwrap_or_default()
     }
 
     /// Gives every lock `user` of `app` owns the deadline "its ttl after `lost_at`", or
@@ -295,6 +318,7 @@ fn load(conn: &Connection) -> rusqlite::Result<State> {
     for row in rows {
         let ((app, kind, name), lock, ttl_s) = row?;
         if let Some(channel) = key(app, kind, name) {
+            *st.lock_counts.entry(channel.app.clone()).or_default() += 1;
             st.locks.entry(channel).or_default().insert(
                 lock.into(),
                 LockState {
@@ -306,7 +330,38 @@ fn load(conn: &Connection) -> rusqlite::Result<State> {
             );
         }
     }
+    st.object_bytes = st
+        .objects
+        .iter()
+        .map(|(k, o)| (k.clone(), object_bytes(o)))
+        .collect();
     Ok(st)
+}
+
+/// The bytes of one item against the object budget: its key and value.
+fn item_bytes(key: &str, value: &str) -> usize {
+    key.len() + value.len()
+}
+
+/// The bytes of an object against its budget.
+fn object_bytes(obj: &MetadataObject) -> usize {
+    obj.items.iter().map(|(k, i)| item_bytes(k, &i.value)).sum()
+}
+
+/// The bytes `obj` would have after `write` (set and update; a remove only shrinks).
+fn bytes_after(obj: &MetadataObject, now: usize, write: &MetadataWrite) -> usize {
+    if write.op == WriteOp::Remove {
+        return now;
+    }
+    // A key listed twice counts once, as the write leaves one item for it.
+    let mut written: HashMap<&str, &str> = HashMap::new();
+    for it in &write.items {
+        written.insert(&it.key, &it.value);
+    }
+    written.iter().fold(now, |total, (k, v)| {
+        let old = obj.items.get(*k).map_or(0, |i| item_bytes(k, &i.value));
+        total - old + item_bytes(k, v)
+    })
 }
 
 /// The engine crate does not depend on a logger: a failed commit is reported to every
@@ -400,6 +455,10 @@ fn apply(key: &ChannelKey, next: &mut MetadataObject, write: &MetadataWrite) -> 
 
 #[async_trait::async_trait]
 impl MetadataStore for SqliteStorage {
+    fn set_budgets(&self, budgets: Budgets) {
+        let _ = self.inner.budgets.set(budgets);
+    }
+
     async fn write(
         &self,
         object: &ChannelKey,
@@ -420,11 +479,25 @@ impl MetadataStore for SqliteStorage {
             if let Err(rejected) = checked {
                 return Ok(Err(rejected));
             }
+            let budget = self.inner.budgets(&object.app).metadata_object_bytes;
+            let now_bytes = st.object_bytes.get(object).copied().unwrap_or(0);
+            let after_bytes = match st.objects.get(object) {
+                Some(current) => bytes_after(current, now_bytes, &write),
+                None => bytes_after(&MetadataObject::default(), 0, &write),
+            };
+            if budget > 0 && after_bytes > now_bytes && after_bytes > budget {
+                return Err(EngineError::OverBudget(format!(
+                    "the metadata would hold {after_bytes} bytes of keys and values, over \
+                     the app's limit of {budget} per object (limits.max_metadata_object_bytes)"
+                )));
+            }
             // In place unless a reader still holds the previous version (copy on
             // write): a write costs no copy of the whole object.
             let current = st.objects.entry(object.clone()).or_default();
             let rows = apply(object, Arc::make_mut(current), &write);
             let after = current.clone();
+            let size = object_bytes(&after);
+            st.object_bytes.insert(object.clone(), size);
             (self.inner.enqueue(&mut st, rows), after)
         };
         self.inner.committed(answer).await?;

@@ -18,7 +18,10 @@ use switchboard_protocol::pb::{self, server_message::Body};
 use switchboard_protocol::{ErrorCode, names, now_ms};
 
 fn engine_failure(e: &EngineError) -> Failure {
-    Failure::new(ErrorCode::EngineUnavailable, e.to_string())
+    match e {
+        EngineError::OverBudget(reason) => Failure::new(ErrorCode::Overloaded, reason.clone()),
+        _ => Failure::new(ErrorCode::EngineUnavailable, e.to_string()),
+    }
 }
 
 /// `subscribe` (R76–R81); with `since`, first replays what came after it.

@@ -54,7 +54,12 @@ pub(crate) fn to_pb(obj: &MetadataObject) -> pb::Metadata {
 }
 
 fn storage_failure(e: &switchboard_engine::EngineError) -> Failure {
-    Failure::new(ErrorCode::StorageOperationFailed, e.to_string())
+    match e {
+        switchboard_engine::EngineError::OverBudget(reason) => {
+            Failure::new(ErrorCode::StorageMetadataLengthOverflow, reason.clone())
+        }
+        _ => Failure::new(ErrorCode::StorageOperationFailed, e.to_string()),
+    }
 }
 
 fn engine(node: &Node) -> Result<Arc<dyn MetadataStore>, Failure> {

@@ -97,6 +97,37 @@ pub struct AppConfig {
     /// Limits of this app.
     #[serde(default)]
     pub limits: AppLimits,
+    /// The token checks token.md lets a deployment turn on (`[apps.tokens]`).
+    #[serde(default)]
+    pub tokens: TokenOptions,
+}
+
+/// Token checks of an app beyond the defaults of token.md (section 16); each off by
+/// default.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenOptions {
+    /// Most seconds a token's `issue_ts` may lie ahead of the server's clock (T34);
+    /// `None` = any (the default). Past it `ISSUED_IN_FUTURE`, −10005.
+    pub max_clock_skew_secs: Option<u32>,
+    /// Accept an RTM2 service (type 8) for login in place of an RTM one (T46; default
+    /// false: such a token is refused with `SERVICE_MISSING`, −10005). Its permission
+    /// tree is parsed but not enforced.
+    pub accept_rtm2: bool,
+    /// Publisher authentication (T51): `joinTopic` and `publishTopicMessage` need the
+    /// stream channel's RTC token to carry publishDataStream (privilege 4), unlapsed;
+    /// else −10005 (missing) or −10009 (lapsed). Default false.
+    pub publisher_authentication: bool,
+}
+
+impl TokenOptions {
+    /// The verifier options these imply.
+    pub fn verify_options(&self) -> switchboard_token::VerifyOptions {
+        switchboard_token::VerifyOptions {
+            max_clock_skew: self.max_clock_skew_secs,
+            accept_rtm2: self.accept_rtm2,
+        }
+    }
 }
 
 impl std::fmt::Debug for AppConfig {
@@ -110,6 +141,7 @@ impl std::fmt::Debug for AppConfig {
             .field("api_key", &self.api_key)
             .field("api_secret", &self.api_secret.as_ref().map(|_| "<secret>"))
             .field("limits", &self.limits)
+            .field("tokens", &self.tokens)
             .finish()
     }
 }
@@ -184,6 +216,27 @@ pub struct AppLimits {
     /// spec leaves configurable); past it −10021 and the SDK's `LOGIN_TOO_FREQUENT`.
     /// 0 = no limit. Resumes do not count.
     pub max_logins_per_user_per_minute: u32,
+    /// Bytes (payload, custom type, topic, publisher) in the recovery logs of all the
+    /// app's channels together (128 MiB; the spec gives none). A channel over it drops
+    /// its own oldest publications first; a publish that still does not fit fails with
+    /// −19002 `OVERLOADED` and the reason (server events are delivered unlogged). 0 = no
+    /// limit.
+    pub max_recovery_log_bytes: usize,
+    /// Bytes of keys and values of one metadata object (256 KiB; R145 bounds one call,
+    /// not the object); a write that would grow an object past it fails with −12006.
+    /// 0 = no limit.
+    pub max_metadata_object_bytes: usize,
+    /// Lock definitions across all the app's channels (10,000); past it `setLock` fails
+    /// with −14001 and the reason. 0 = no limit.
+    pub max_lock_definitions: usize,
+    /// Idempotency keys remembered across all the app's channels (100,000; each kept
+    /// for the recovery log's age); past it a publish with a key fails with −19002 and
+    /// the reason, one without a key still goes. 0 = no limit.
+    pub max_idempotency_keys: usize,
+    /// Positions of idle channels swept from memory kept for the app (100,000); past it
+    /// a swept channel's position is forgotten, so a client resuming in it is told of
+    /// a gap. 0 = no limit.
+    pub max_swept_positions: usize,
 }
 
 impl Default for AppLimits {
@@ -217,11 +270,27 @@ impl Default for AppLimits {
             max_locks_per_channel: 32,
             max_lock_waits: 64,
             max_logins_per_user_per_minute: 120,
+            max_recovery_log_bytes: 128 * 1024 * 1024,
+            max_metadata_object_bytes: 256 * 1024,
+            max_lock_definitions: 10_000,
+            max_idempotency_keys: 100_000,
+            max_swept_positions: 100_000,
         }
     }
 }
 
 impl AppLimits {
+    /// The engine budgets these limits imply.
+    pub fn budgets(&self) -> switchboard_engine::AppBudgets {
+        switchboard_engine::AppBudgets {
+            recovery_log_bytes: self.max_recovery_log_bytes,
+            idempotency_keys: self.max_idempotency_keys,
+            swept_positions: self.max_swept_positions,
+            metadata_object_bytes: self.max_metadata_object_bytes,
+            lock_definitions: self.max_lock_definitions,
+        }
+    }
+
     /// The name rules these limits imply.
     pub fn name_rules(&self) -> NameRules {
         NameRules {
@@ -240,13 +309,14 @@ impl AppConfig {
             api_key: None,
             api_secret: None,
             limits: AppLimits::default(),
+            tokens: TokenOptions::default(),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::AppConfig;
+    use super::{AppConfig, TokenOptions};
 
     /// Issue 20: a secret (certificate, API secret) never reaches a log through `Debug`.
     #[test]
@@ -269,5 +339,49 @@ mod tests {
             shown.contains("a1b2c3d4e5f60718293a4b5c6d7e8f90"),
             "{shown}"
         );
+    }
+
+    /// The budgets and token options read from an app's settings under the names
+    /// docs/configuration.md gives; unknown names are refused.
+    #[test]
+    fn budgets_and_token_options_parse_under_their_documented_names() {
+        let app: AppConfig = serde_json::from_value(serde_json::json!({
+            "id": "a1b2c3d4e5f60718293a4b5c6d7e8f90",
+            "limits": {
+                "max_recovery_log_bytes": 1,
+                "max_metadata_object_bytes": 2,
+                "max_lock_definitions": 3,
+                "max_idempotency_keys": 4,
+                "max_swept_positions": 5
+            },
+            "tokens": {
+                "max_clock_skew_secs": 300,
+                "accept_rtm2": true,
+                "publisher_authentication": true
+            }
+        }))
+        .expect("parses");
+        let b = app.limits.budgets();
+        assert_eq!(
+            (
+                b.recovery_log_bytes,
+                b.metadata_object_bytes,
+                b.lock_definitions,
+                b.idempotency_keys,
+                b.swept_positions
+            ),
+            (1, 2, 3, 4, 5)
+        );
+        let v = app.tokens.verify_options();
+        assert_eq!(v.max_clock_skew, Some(300));
+        assert!(v.accept_rtm2 && app.tokens.publisher_authentication);
+        let defaults = TokenOptions::default();
+        assert_eq!(defaults.max_clock_skew_secs, None);
+        assert!(!defaults.accept_rtm2 && !defaults.publisher_authentication);
+        let typo = serde_json::from_value::<AppConfig>(serde_json::json!({
+            "id": "a1b2c3d4e5f60718293a4b5c6d7e8f90",
+            "tokens": { "accept_rtm": true }
+        }));
+        assert!(typo.is_err(), "an unknown token option is refused");
     }
 }

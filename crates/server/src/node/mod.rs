@@ -165,11 +165,24 @@ impl Node {
         let metrics = Arc::new(Metrics::default());
         let hub = Arc::new(Hub::new(metrics.clone()));
         broker.set_handler(hub.clone());
-        let apps = config
+        let apps: HashMap<String, Arc<AppConfig>> = config
             .apps
             .iter()
             .map(|a| (a.id.clone(), Arc::new(a.clone())))
             .collect();
+        let budgets: HashMap<String, switchboard_engine::AppBudgets> = apps
+            .iter()
+            .map(|(id, a)| (id.clone(), a.limits.budgets()))
+            .collect();
+        let budgets: switchboard_engine::Budgets =
+            Arc::new(move |app: &str| budgets.get(app).copied().unwrap_or_default());
+        broker.set_budgets(budgets.clone());
+        if let Some(m) = &metadata {
+            m.set_budgets(budgets.clone());
+        }
+        if let Some(l) = &locks {
+            l.set_budgets(budgets);
+        }
         let handshakes = Arc::new(tokio::sync::Semaphore::new(config.max_handshakes.max(1)));
         Arc::new(Node {
             config,

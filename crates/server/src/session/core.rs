@@ -36,6 +36,20 @@ pub(crate) struct StreamMembership {
     pub token_expires_at: Option<u64>,
     /// Whether the will-expire push for the current token went out.
     pub will_expire_sent: bool,
+    /// What the channel's RTC token grants for publisher authentication (T51).
+    pub publish_grant: PublishGrant,
+}
+
+/// Publisher authentication (T51) of one stream channel membership, from its RTC token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum PublishGrant {
+    /// Not required (the app does not turn it on, or has no certificate).
+    #[default]
+    NotRequired,
+    /// publishDataStream granted until this time, seconds since the epoch.
+    Until(u64),
+    /// Not granted: the code and reason a topic role or message is refused with.
+    Refused(i32, String),
 }
 
 /// Mutable part of a session, under one small lock (never held across `.await`).

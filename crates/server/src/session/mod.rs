@@ -17,7 +17,7 @@ pub(crate) mod registry;
 pub(crate) mod replay;
 pub(crate) mod tokens;
 
-pub(crate) use core::{Session, StreamMembership, TopicRole};
+pub(crate) use core::{PublishGrant, Session, StreamMembership, TopicRole};
 
 use crate::node::Extensions;
 use std::sync::Arc;

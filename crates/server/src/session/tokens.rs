@@ -1,12 +1,14 @@
 //! The credentials' clock of a connection's session: the will-expire push ahead of the
 //! login token's or a stream channel's RTC token's expiry (T54), and the expiry itself
 //! (T55): an expired login token ends the session, an expired RTC token takes the
-//! member out of that channel.
+//! member out of that channel. Also publisher authentication (T51): whether a member's
+//! RTC token lets it take a topic role or publish in a topic.
 
 use super::client::Client;
-use super::core::Session;
+use super::core::{PublishGrant, Session};
 use super::hooks::Departure;
 use super::lifecycle;
+use crate::wire::Failure;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_protocol::pb::{self, server_message::Body};
@@ -17,6 +19,33 @@ fn instant_at(epoch_secs: u64) -> Instant {
     let now = now_ms();
     let target = epoch_secs.saturating_mul(1000);
     Instant::now() + Duration::from_millis(target.saturating_sub(now))
+}
+
+impl Session {
+    /// Publisher authentication (T51): succeeds unless the app turns it on and the
+    /// stream channel's RTC token lacks publishDataStream or it has lapsed. A channel
+    /// not joined passes here (the caller refuses it with its own code).
+    pub(crate) fn check_publisher(&self, channel: &str) -> Result<(), Failure> {
+        let grant = match self.lock().streams.get(channel) {
+            Some(m) => m.publish_grant.clone(),
+            None => return Ok(()),
+        };
+        match grant {
+            PublishGrant::NotRequired => Ok(()),
+            PublishGrant::Until(end) if now_ms() / 1000 < end => Ok(()),
+            PublishGrant::Until(_) => Err(Failure::new(
+                ErrorCode::TokenExpired,
+                format!(
+                    "publisher authentication is on and publishDataStream of the RTC \
+                     token of stream channel {channel} has lapsed (T51): renew the token"
+                ),
+            )),
+            PublishGrant::Refused(code, reason) => Err(Failure::new(
+                ErrorCode::from_i32(code).unwrap_or(ErrorCode::InvalidToken),
+                reason,
+            )),
+        }
+    }
 }
 
 impl Client {

@@ -13,7 +13,7 @@ use crate::node::hub::{Filter, JoinOptions, StreamFilter, Subscriber};
 use crate::session::client::Client;
 use crate::session::hooks::{self, Departure, Wants};
 use crate::session::replay::{RECOVERY_PAGE, replay};
-use crate::session::{Session, StreamMembership, lifecycle};
+use crate::session::{PublishGrant, Session, StreamMembership, lifecycle};
 use crate::wire::{Failure, wire_position};
 use std::sync::Arc;
 use switchboard_engine::StreamPosition;
@@ -21,39 +21,65 @@ use switchboard_protocol::pb::{self, server_message::Body};
 use switchboard_protocol::{ErrorCode, names, now_ms};
 
 /// Verifies an RTC token for joining `channel` as `user` (T47–T50); `None` expiry for
-/// an app without a certificate.
+/// an app without a certificate. Also what the token grants for publisher
+/// authentication (T51), when the app turns it on.
 pub(crate) fn verify_join_token(
     session: &Session,
     channel: &str,
     token: &str,
-) -> Result<Option<u64>, Failure> {
+) -> Result<(Option<u64>, PublishGrant), Failure> {
     let Some(cert) = &session.app.certificate else {
-        return Ok(None);
+        return Ok((None, PublishGrant::NotRequired));
     };
-    let opts = switchboard_token::VerifyOptions::default();
+    let opts = session.app.tokens.verify_options();
     let now = now_ms() / 1000;
-    match switchboard_token::verify_stream_join(
-        token,
-        &session.app.id,
-        cert,
-        &session.user,
-        channel,
-        now,
-        &opts,
-    ) {
-        Ok(c) => Ok(Some(c.expires_at)),
+    let described = |e: &switchboard_token::TokenError| {
+        let code = ErrorCode::from_i32(e.sdk_error_code()).unwrap_or(ErrorCode::InvalidToken);
+        (code, format!("{}: {}", e.identifier(), e.description()))
+    };
+    let parsed = switchboard_token::verify_token(token, &session.app.id, cert);
+    let joined = parsed.as_ref().map_err(|e| *e).and_then(|t| {
+        t.check_rtc_privilege(
+            channel,
+            &session.user,
+            switchboard_token::privilege::JOIN_CHANNEL,
+            now,
+            &opts,
+        )
+    });
+    let credential = match joined {
+        Ok(c) => c,
         Err(e) => {
-            let code = ErrorCode::from_i32(e.sdk_error_code()).unwrap_or(ErrorCode::InvalidToken);
-            Err(Failure::new(
+            let (code, text) = described(&e);
+            return Err(Failure::new(
                 code,
-                format!(
-                    "RTC token for stream channel {channel}: {}: {}",
-                    e.identifier(),
-                    e.description()
-                ),
-            ))
+                format!("RTC token for stream channel {channel}: {text}"),
+            ));
         }
-    }
+    };
+    let grant = match &parsed {
+        Ok(t) if session.app.tokens.publisher_authentication => match t.check_rtc_privilege(
+            channel,
+            &session.user,
+            switchboard_token::privilege::PUBLISH_DATA_STREAM,
+            now,
+            &opts,
+        ) {
+            Ok(c) => PublishGrant::Until(c.expires_at),
+            Err(e) => {
+                let (code, text) = described(&e);
+                PublishGrant::Refused(
+                    code.as_i32(),
+                    format!(
+                        "publisher authentication is on and the RTC token of stream \
+                         channel {channel} does not grant publishDataStream (T51): {text}"
+                    ),
+                )
+            }
+        },
+        _ => PublishGrant::NotRequired,
+    };
+    Ok((Some(credential.expires_at), grant))
 }
 
 /// `join` of a stream channel (R88–R96), also the SDK's rejoin into a new session.
@@ -101,7 +127,7 @@ pub(crate) async fn join(
             ));
         }
     }
-    let token_expires_at = verify_join_token(&session, &name, &req.token)?;
+    let (token_expires_at, publish_grant) = verify_join_token(&session, &name, &req.token)?;
     hooks::check_enter(&client.node, &session, &key, &req.state)?;
     // Validate the restore lists up front as far as they can be.
     for t in &req.topics {
@@ -161,6 +187,7 @@ pub(crate) async fn join(
                     filter: filter.clone(),
                     token_expires_at,
                     will_expire_sent: false,
+                    publish_grant: publish_grant.clone(),
                 },
             );
         }
@@ -295,7 +322,7 @@ pub(crate) fn renew_token(
     {
         return Err(not_joined(&req.channel_name));
     }
-    let expires = verify_join_token(&session, &req.channel_name, &req.token)?;
+    let (expires, grant) = verify_join_token(&session, &req.channel_name, &req.token)?;
     {
         let mut st = session.lock();
         let m = st
@@ -304,6 +331,7 @@ pub(crate) fn renew_token(
             .ok_or_else(|| not_joined(&req.channel_name))?;
         m.token_expires_at = expires;
         m.will_expire_sent = false;
+        m.publish_grant = grant;
     }
     client.send(
         id,
