@@ -18,8 +18,13 @@ pub(super) const ALREADY_SUBSCRIBED_USER: i32 = 20001;
 pub(super) const SUB_USER_EXCEED_LIMITATION: i32 = 20003;
 pub(super) const NOT_SUBSCRIBED_USER: i32 = 20004;
 
+/// An engine error as `code`, except a budget refusal, which answers as a message
+/// publish's does (−19002 with the budget's reason).
 pub(super) fn engine_failure(code: ErrorCode, e: &EngineError) -> Failure {
-    Failure::new(code, format!("engine: {e}"))
+    match e {
+        EngineError::OverBudget(reason) => Failure::new(ErrorCode::Overloaded, reason.clone()),
+        _ => Failure::new(code, format!("engine: {e}")),
+    }
 }
 
 pub(super) fn not_joined(channel: &str) -> Failure {
