@@ -73,6 +73,22 @@ function fill(id, ...nodes) {
   if (el) el.replaceChildren(...nodes);
 }
 
+/** @type {WeakMap<Element, string>} what each element last showed */
+const shown = new WeakMap();
+
+/**
+ * Renders `data` into the element with id `id` only when it changed since the last
+ * poll, so that links and buttons stay put (and keep the focus) between polls.
+ */
+function show(id, data, render) {
+  const el = document.getElementById(id);
+  if (!el) return;
+  const key = JSON.stringify(data);
+  if (shown.get(el) === key) return;
+  shown.set(el, key);
+  el.replaceChildren(...[render()].flat());
+}
+
 // ---- login ----
 
 function loginPage() {
@@ -170,7 +186,7 @@ function channelsPage() {
     prev.disabled = back.length === 0;
     next.disabled = !nextPage;
     fill('channel-total', `${r.total} channel${r.total === 1 ? '' : 's'}`);
-    fill('channel-list', table('channels', [
+    show('channel-list', r.channels, () => table('channels', [
       ['Name', (c) => h('a', { href: `#/channel/${c.channel_type}/${seg(c.channel)}` }, c.channel)],
       ['Type', (c) => c.channel_type],
       ['Members', (c) => (c.members ?? '–')],
@@ -206,35 +222,35 @@ function channelPage(type, name) {
     try {
       await fn();
     } catch (e) {
-      fill(id, h('p', { class: 'empty' }, e.message));
+      show(id, { error: e.message }, () => h('p', { class: 'empty' }, e.message));
     }
   };
   const slow = every(2000, async () => {
     await section('members', async () => {
       const m = await api(`presence/${path}?include_state=true`);
-      fill('members', table('members', [
+      show('members', m, () => [table('members', [
         ['User', (u) => h('a', { href: `#/users/${seg(u.user_id)}`, 'data-member': u.user_id }, u.user_id)],
         ['State', (u) => (Object.keys(u.states).length === 0 ? '–'
           : h('dl', { class: 'kv' }, ...Object.entries(u.states).flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])))],
-      ], m.members, 'Nobody present.'), h('p', { class: 'hint' }, `${m.total_occupancy} present`));
+      ], m.members, 'Nobody present.'), h('p', { class: 'hint' }, `${m.total_occupancy} present`)]);
     });
     await section('locks', async () => {
       const l = await api(`locks/${path}`);
-      fill('locks', table('locks', [
+      show('locks', l.locks, () => table('locks', [
         ['Lock', (x) => x.lock_name], ['Owner', (x) => x.owner || '–'], ['TTL s', (x) => x.ttl],
       ], l.locks, 'No locks.'));
     });
     await section('metadata', async () => {
       const m = await api(`metadata/${path}`);
-      fill('metadata', table('metadata', [
+      show('metadata', m, () => [table('metadata', [
         ['Key', (i) => i.key], ['Value', (i) => i.value], ['Revision', (i) => i.revision],
         ['Author', (i) => i.author], ['Updated', (i) => time(i.updated)],
-      ], m.items, 'No metadata.'), h('p', { class: 'hint' }, `major revision ${m.major_revision}`));
+      ], m.items, 'No metadata.'), h('p', { class: 'hint' }, `major revision ${m.major_revision}`)]);
     });
     if (type === 'message') {
       await section('history', async () => {
         const r = await api(`history/${path}?count=20`);
-        fill('history', table('history', [
+        show('history', r.messages, () => table('history', [
           ['Time', (x) => time(x.timestamp)], ['Publisher', (x) => x.publisher],
           ['Type', (x) => x.custom_type], ['Message', (x) => x.message ?? '(binary)'],
         ], r.messages, 'No stored messages.'));
@@ -306,7 +322,7 @@ function usersPage(selected) {
     h('div', { id: 'user-detail' }));
   let current = selected ?? '';
   const detail = async () => {
-    if (!current) { fill('user-detail'); return; }
+    if (!current) { show('user-detail', null, () => []); return; }
     const u = seg(current);
     let channels = [];
     let where = '';
@@ -315,6 +331,7 @@ function usersPage(selected) {
     } catch (e) { where = e.message; }
     let meta = null;
     try { meta = await api(`metadata/user/${u}`); } catch { meta = null; }
+    show('user-detail', { current, channels, where, meta }, () => {
     const kick = h('button', { type: 'button', class: 'danger', id: 'kick' }, `Kick ${current}`);
     kick.addEventListener('click', async () => {
       if (!window.confirm(`Kick ${current}? Its client is disconnected.`)) return;
@@ -324,7 +341,7 @@ function usersPage(selected) {
         load();
       } catch (e) { say(`Kick failed: ${e.message}`, true); }
     });
-    fill('user-detail', h('section', { class: 'card', 'aria-labelledby': 'h-user' },
+    return h('section', { class: 'card', 'aria-labelledby': 'h-user' },
       h('h2', { id: 'h-user' }, current),
       h('h3', {}, 'Channels (whereNow)'),
       where ? h('p', { class: 'empty' }, where) : table('channels of the user', [
@@ -333,12 +350,13 @@ function usersPage(selected) {
       h('h3', {}, 'User metadata'),
       meta ? table('user metadata', [['Key', (i) => i.key], ['Value', (i) => i.value], ['Revision', (i) => i.revision]], meta.items, 'No metadata.')
         : h('p', { class: 'empty' }, 'No metadata.'),
-      kick));
+      kick);
+    });
   };
   const load = async () => {
     const r = await api(`users?${new URLSearchParams({ search: search.value, limit: '50' })}`);
     fill('user-total', `${r.total} session${r.total === 1 ? '' : 's'}`);
-    fill('user-list', table('users', [
+    show('user-list', r.users, () => table('users', [
       ['User', (s) => h('a', { href: `#/users/${seg(s.user_id)}`, 'data-user': s.user_id }, s.user_id)],
       ['Connection', (s) => (s.attached ? 'attached' : 'waiting for resume')],
       ['Subscriptions', (s) => s.subscriptions],
@@ -366,12 +384,12 @@ function configPage() {
   return every(5000, async () => {
     const n = await api('node');
     const { limits, ...app } = n.app;
-    fill('config',
+    show('config', n, () => [
       h('section', { class: 'card', 'aria-labelledby': 'h-nodes' }, h('h2', { id: 'h-nodes' }, 'Nodes'),
         table('nodes', [['Node', () => 'this node'], ['Version', () => n.version], ['Started', () => new Date(n.started_ms).toLocaleString()],
           ['Services', () => Object.entries(n.services).filter(([, on]) => on).map(([k]) => k).join(', ')], ['Apps', () => n.apps]], [n])),
       h('section', { class: 'card', 'aria-labelledby': 'h-app' }, h('h2', { id: 'h-app' }, 'This app (secrets masked)'), kv(app), h('h3', {}, 'Limits'), kv(limits)),
-      h('section', { class: 'card', 'aria-labelledby': 'h-node' }, h('h2', { id: 'h-node' }, 'Node settings'), kv(n.settings)));
+      h('section', { class: 'card', 'aria-labelledby': 'h-node' }, h('h2', { id: 'h-node' }, 'Node settings'), kv(n.settings))]);
   });
 }
 
