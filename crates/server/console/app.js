@@ -148,10 +148,14 @@ function overviewPage() {
     fill('stat-out', fmt(last?.deliveries_per_s ?? 0));
     fill('stat-uptime', `${s.uptime_s} s`);
     const series = (k) => s.series.map((x) => x[k]);
-    fill('chart-connections', lineChart(series('connections'), 'connections, last two minutes'));
-    fill('chart-sessions', lineChart(series('sessions'), 'sessions, last two minutes'));
-    fill('chart-in', lineChart(series('publishes_per_s'), 'publishes per second'));
-    fill('chart-out', lineChart(series('deliveries_per_s'), 'deliveries per second'));
+    const chart = (id, k, label) => {
+      const v = series(k);
+      fill(id, lineChart(v, label), h('span', { class: 'peak' }, `peak ${fmt(Math.max(0, ...v))}`));
+    };
+    chart('chart-connections', 'connections', 'connections, last two minutes');
+    chart('chart-sessions', 'sessions', 'sessions, last two minutes');
+    chart('chart-in', 'publishes_per_s', 'publishes per second, last two minutes');
+    chart('chart-out', 'deliveries_per_s', 'deliveries per second, last two minutes');
     const kinds = Object.keys(s.publishes_total);
     fill('totals', table('totals by channel type', [
       ['Channel type', (k) => k],
@@ -332,25 +336,25 @@ function usersPage(selected) {
     let meta = null;
     try { meta = await api(`metadata/user/${u}`); } catch { meta = null; }
     show('user-detail', { current, channels, where, meta }, () => {
-    const kick = h('button', { type: 'button', class: 'danger', id: 'kick' }, `Kick ${current}`);
-    kick.addEventListener('click', async () => {
-      if (!window.confirm(`Kick ${current}? Its client is disconnected.`)) return;
-      try {
-        await api(`users/${u}/kick`, { method: 'POST', body: { reason: 'kicked from the console' } });
-        say(`${current} kicked`);
-        load();
-      } catch (e) { say(`Kick failed: ${e.message}`, true); }
-    });
-    return h('section', { class: 'card', 'aria-labelledby': 'h-user' },
-      h('h2', { id: 'h-user' }, current),
-      h('h3', {}, 'Channels (whereNow)'),
-      where ? h('p', { class: 'empty' }, where) : table('channels of the user', [
-        ['Channel', (c) => h('a', { href: `#/channel/${c.channel_type}/${seg(c.channel)}` }, c.channel)],
-        ['Type', (c) => c.channel_type]], channels, 'In no channel.'),
-      h('h3', {}, 'User metadata'),
-      meta ? table('user metadata', [['Key', (i) => i.key], ['Value', (i) => i.value], ['Revision', (i) => i.revision]], meta.items, 'No metadata.')
-        : h('p', { class: 'empty' }, 'No metadata.'),
-      kick);
+      const kick = h('button', { type: 'button', class: 'danger', id: 'kick' }, `Kick ${current}`);
+      kick.addEventListener('click', async () => {
+        if (!window.confirm(`Kick ${current}? Its client is disconnected.`)) return;
+        try {
+          await api(`users/${u}/kick`, { method: 'POST', body: { reason: 'kicked from the console' } });
+          say(`${current} kicked`);
+          load();
+        } catch (e) { say(`Kick failed: ${e.message}`, true); }
+      });
+      return h('section', { class: 'card', 'aria-labelledby': 'h-user' },
+        h('h2', { id: 'h-user' }, current),
+        h('h3', {}, 'Channels (whereNow)'),
+        where ? h('p', { class: 'empty' }, where) : table('channels of the user', [
+          ['Channel', (c) => h('a', { href: `#/channel/${c.channel_type}/${seg(c.channel)}` }, c.channel)],
+          ['Type', (c) => c.channel_type]], channels, 'In no channel.'),
+        h('h3', {}, 'User metadata'),
+        meta ? table('user metadata', [['Key', (i) => i.key], ['Value', (i) => i.value], ['Revision', (i) => i.revision]], meta.items, 'No metadata.')
+          : h('p', { class: 'empty' }, 'No metadata.'),
+        kick);
     });
   };
   const load = async () => {
