@@ -11,9 +11,11 @@ const statusEl = /** @type {HTMLElement} */ (document.getElementById('status'));
 
 /**
  * Builds an element: h('a', { href: '#' }, 'text', child…).
- * @param {string} tag
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
  * @param {Record<string, any>} [attrs]
  * @param {...(Node | string | number | null | undefined | false)} children
+ * @returns {HTMLElementTagNameMap[K]}
  */
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
