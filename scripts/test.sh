@@ -18,3 +18,6 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
 export SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$target_dir/debug/switchboard}"
 (cd sdk/js && npm ci --no-audit --no-fund && npm test)
+# The web console's JavaScript (crates/server/console/, no build step), type-checked
+# from its JSDoc with the SDK's TypeScript; its browser test is in sdk/js/test/browser/.
+(cd sdk/js && npx tsc -p ../../crates/server/console/tsconfig.json)

@@ -30,6 +30,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/apps/{app_id}/history/{channel_type}/{channel}"),
     ("post", "/v1/apps/{app_id}/tokens/rtm"),
     ("post", "/v1/apps/{app_id}/tokens/rtc"),
+    // The console's reads (issue 17).
+    ("get", "/v1/apps/{app_id}/stats"),
+    ("get", "/v1/apps/{app_id}/node"),
+    ("get", "/v1/apps/{app_id}/channels"),
+    ("get", "/v1/apps/{app_id}/tail/{channel_type}/{channel}"),
+    ("get", "/v1/apps/{app_id}/users"),
 ];
 
 #[tokio::test]

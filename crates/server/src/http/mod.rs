@@ -2,10 +2,12 @@
 //! so the WebSocket hot path stays untouched. Routes: health (`/healthz`, `/readyz`),
 //! `/metrics`, `/openapi.json`, and the per-app server API under `/v1/apps/{app_id}/`
 //! (HTTP Basic with the app's API key and secret), whose thin handlers call the same
-//! feature cores as the WebSocket requests.
+//! feature cores as the WebSocket requests, and the web console at `/console`, a
+//! client of that API.
 
 mod api;
 mod auth;
+mod console;
 mod error;
 mod health;
 mod metrics;
@@ -21,8 +23,19 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// Every route of the HTTP side.
-pub(crate) fn router(node: Arc<Node>) -> Router {
+pub(crate) fn router(node: Arc<Node>, sampler: Arc<api::overview::Sampler>) -> Router {
     Router::new()
+        .route("/console", get(console::index))
+        .route("/console/", get(console::index))
+        .route("/console/{file}", get(console::asset))
+        .route("/v1/apps/{app_id}/stats", get(api::overview::stats))
+        .route("/v1/apps/{app_id}/node", get(api::overview::node_info))
+        .route("/v1/apps/{app_id}/channels", get(api::channels::list))
+        .route(
+            "/v1/apps/{app_id}/tail/{channel_type}/{channel}",
+            get(api::channels::tail),
+        )
+        .route("/v1/apps/{app_id}/users", get(api::users::list))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
@@ -67,6 +80,10 @@ pub(crate) fn router(node: Arc<Node>) -> Router {
             get(api::history::get_messages),
         )
         .fallback(api::not_found)
+        .layer(axum::Extension(sampler))
+        .layer(axum::Extension(Arc::new(
+            api::channels::ChannelRates::default(),
+        )))
         .layer(axum::middleware::from_fn_with_state(node.clone(), count))
         .with_state(node)
 }
@@ -87,7 +104,9 @@ async fn count(State(node): State<Arc<Node>>, req: Request, next: Next) -> Respo
 /// Serves the HTTP side on `listener` until the node shuts down.
 pub(crate) async fn serve(node: Arc<Node>, listener: TcpListener) -> std::io::Result<()> {
     let mut shutdown = node.shutdown.subscribe();
-    let app = router(node);
+    let sampler = api::overview::Sampler::new();
+    tokio::spawn(sampler.clone().run(node.clone()));
+    let app = router(node, sampler);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|down| *down).await;

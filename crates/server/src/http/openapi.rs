@@ -1,7 +1,9 @@
 //! The OpenAPI 3 document of the HTTP side, generated from the handlers' and types'
 //! `utoipa` annotations and served at `GET /openapi.json`.
 
-use super::api::{self, history, locks, messages, metadata, presence, tokens, users};
+use super::api::{
+    self, channels, history, locks, messages, metadata, overview, presence, tokens, users,
+};
 use super::{error, health, metrics};
 use axum::Json;
 use utoipa::OpenApi;
@@ -14,7 +16,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
     paths(
         health::healthz, health::readyz, metrics::metrics,
         messages::publish, messages::publish_batch,
-        users::kick,
+        users::kick, users::list,
+        overview::stats, overview::node_info,
+        channels::list, channels::tail,
         presence::who_now, presence::where_now,
         metadata::get, metadata::write,
         locks::list, locks::revoke,

@@ -147,7 +147,7 @@ impl std::fmt::Debug for AppConfig {
 }
 
 /// Per-app limits; defaults are the spec's.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AppLimits {
     /// Largest message payload, bytes (32,768, R63).

@@ -273,6 +273,21 @@ impl Hub {
         Ok(())
     }
 
+    /// The channels of `app` with local subscribers and how many each has (for the
+    /// HTTP side's channel list; takes each shard's read lock in turn, briefly).
+    pub fn channels_of(&self, app: &str) -> Vec<(ChannelKey, usize)> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let map = read(&shard.subs);
+            out.extend(
+                map.iter()
+                    .filter(|(k, l)| &*k.app == app && !l.is_empty())
+                    .map(|(k, l)| (k.clone(), l.len())),
+            );
+        }
+        out
+    }
+
     /// Removes `session` from `key`; unsubscribes the node after the last one. Returns
     /// whether the session was subscribed.
     pub async fn unsubscribe(&self, broker: &dyn Broker, key: &ChannelKey, session: u64) -> bool {

@@ -90,6 +90,20 @@ impl Registry {
         map.get(&(Arc::from(app), Arc::from(user))).cloned()
     }
 
+    /// Every session of `app` on this node (for the HTTP side's user list).
+    pub fn sessions_of(&self, app: &str) -> Vec<Arc<Session>> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let map = shard.lock().unwrap_or_else(|e| e.into_inner());
+            out.extend(
+                map.iter()
+                    .filter(|((a, _), _)| &**a == app)
+                    .map(|(_, s)| s.clone()),
+            );
+        }
+        out
+    }
+
     /// Removes the entry if it still belongs to `session`.
     pub fn unregister(&self, app: &Arc<str>, user: &Arc<str>, session: u64) {
         let mut map = self

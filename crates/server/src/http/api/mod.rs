@@ -1,10 +1,12 @@
 //! The per-app server API: one module per resource; each handler authorizes the app,
 //! turns the JSON body into the WebSocket API's request and calls the feature core.
 
+pub(crate) mod channels;
 pub(crate) mod history;
 pub(crate) mod locks;
 pub(crate) mod messages;
 pub(crate) mod metadata;
+pub(crate) mod overview;
 pub(crate) mod presence;
 pub(crate) mod tokens;
 pub(crate) mod users;

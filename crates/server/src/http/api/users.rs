@@ -1,6 +1,7 @@
 //! `POST /v1/apps/{app_id}/users/{user_id}/kick`: ends the user's session on this node
 //! (`session::lifecycle::end`), which closes its connection with `KICKED` (4003) and
-//! the reason given, and leaves every channel as a logout would.
+//! the reason given, and leaves every channel as a logout would. `GET …/users`: the
+//! app's sessions on this node, for the console.
 
 use crate::http::auth::authorize;
 use crate::http::error::{ApiError, ErrorBody, parse_json};
@@ -83,5 +84,100 @@ pub(crate) async fn kick(
     Ok(Json(Kicked {
         user_id,
         sessions: 1,
+    }))
+}
+
+/// One session of the user list.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct UserRow {
+    /// The user id.
+    pub user_id: String,
+    /// The session id its client resumes with.
+    pub session_id: String,
+    /// Whether a connection is attached (false: waiting for a resume).
+    pub attached: bool,
+    /// Message channels it subscribed to.
+    pub subscriptions: usize,
+    /// Stream channels it joined.
+    pub streams: usize,
+}
+
+/// A page of the user list.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct UserList {
+    /// Sessions matching the search (all pages).
+    pub total: usize,
+    /// This page, by user id.
+    pub users: Vec<UserRow>,
+    /// Pass as `page` for the next page; empty on the last.
+    pub next_page: String,
+}
+
+/// `GET /v1/apps/{app_id}/users`: the app's sessions on this node, searched by user id
+/// and paged.
+#[utoipa::path(get, path = "/v1/apps/{app_id}/users", tag = "users",
+    params(("app_id" = String, Path, description = "the app id"),
+           ("search" = Option<String>, Query, description = "only user ids containing this (case-insensitive)"),
+           ("page" = Option<String>, Query, description = "next_page of the previous page"),
+           ("limit" = Option<u32>, Query, description = "users per page (1..=200, default 50)")),
+    responses((status = 200, body = UserList),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("basic" = [])))]
+pub(crate) async fn list(
+    State(node): State<Arc<Node>>,
+    Path(app_id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Json<UserList>, ApiError> {
+    const OP: &str = "listUsers";
+    let app = authorize(&node, &app_id, &headers, OP)?;
+    let limit = super::query::<usize>(&q, "limit", OP)?.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::bad_request(
+            format!("limit {limit}: use 1 to 200"),
+            OP,
+        ));
+    }
+    let start = match q.get("page").map(String::as_str) {
+        None | Some("") => 0,
+        Some(p) => p.parse::<usize>().map_err(|_| {
+            ApiError::bad_request(format!("page {p:?} is not a next_page value"), OP)
+        })?,
+    };
+    let search = q
+        .get("search")
+        .map(|s| s.to_lowercase())
+        .unwrap_or_default();
+    let mut all: Vec<_> = Registry::of(&node)
+        .sessions_of(&app.id)
+        .into_iter()
+        .filter(|s| search.is_empty() || s.user.to_lowercase().contains(&search))
+        .collect();
+    all.sort_by(|a, b| a.user.cmp(&b.user));
+    let total = all.len();
+    let users = all
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|s| {
+            let st = s.lock();
+            UserRow {
+                user_id: s.user.to_string(),
+                session_id: s.public_id.clone(),
+                attached: st.attached && !st.ended,
+                subscriptions: st.subscriptions.len(),
+                streams: st.streams.len(),
+            }
+        })
+        .collect();
+    let next = start.saturating_add(limit);
+    Ok(Json(UserList {
+        total,
+        users,
+        next_page: if next < total {
+            next.to_string()
+        } else {
+            String::new()
+        },
     }))
 }
