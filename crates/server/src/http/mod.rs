@@ -2,7 +2,8 @@
 //! so the WebSocket hot path stays untouched. Routes: health (`/healthz`, `/readyz`),
 //! `/metrics`, `/openapi.json`, and the per-app server API under `/v1/apps/{app_id}/`
 //! (HTTP Basic with the app's API key and secret), whose thin handlers call the same
-//! feature cores as the WebSocket requests.
+//! feature cores as the WebSocket requests. With TLS configured it answers `https://`
+//! only.
 
 mod api;
 mod auth;
@@ -10,8 +11,10 @@ mod error;
 mod health;
 mod metrics;
 mod openapi;
+mod tls_listener;
 
 use crate::node::Node;
+use crate::tls::Tls;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -84,13 +87,29 @@ async fn count(State(node): State<Arc<Node>>, req: Request, next: Next) -> Respo
     resp
 }
 
-/// Serves the HTTP side on `listener` until the node shuts down.
-pub(crate) async fn serve(node: Arc<Node>, listener: TcpListener) -> std::io::Result<()> {
+/// Serves the HTTP side on `listener` (over TLS when `tls` is set) until the node
+/// shuts down.
+pub(crate) async fn serve(
+    node: Arc<Node>,
+    listener: TcpListener,
+    tls: Option<Tls>,
+) -> std::io::Result<()> {
     let mut shutdown = node.shutdown.subscribe();
+    let down = async move {
+        let _ = shutdown.wait_for(|down| *down).await;
+    };
     let app = router(node);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|down| *down).await;
-        })
-        .await
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(down)
+                .await
+        }
+        Some(tls) => {
+            let listener = tls_listener::TlsListener::new(listener, tls)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(down)
+                .await
+        }
+    }
 }
