@@ -110,6 +110,16 @@ pub struct ServeArgs {
     /// 403 at the handshake. Comma-separated; default: any.
     #[arg(long, env = "SWITCHBOARD_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Vec<String>,
+    /// URL that gets the webhook events (signed JSON POSTs; needs --webhook-secret).
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_URL", requires = "webhook_secret")]
+    webhook_url: Option<String>,
+    /// Secret that signs the webhook events (HMAC-SHA256).
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// Webhook events to send, comma-separated (user.online, user.offline,
+    /// channel.joined, channel.left); default: all.
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_EVENTS", value_delimiter = ',')]
+    webhook_events: Vec<String>,
 }
 
 /// The TOML file: the same keys as the flags (snake_case) plus `[[apps]]` tables with
@@ -147,6 +157,9 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     allowed_origins: Option<Vec<String>>,
+    webhook_url: Option<String>,
+    webhook_secret: Option<String>,
+    webhook_events: Option<Vec<String>>,
 }
 
 /// The app created on first start, kept in `DATA_DIR/app.toml`.
@@ -423,6 +436,36 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             bail!("--allowed-origins: {o:?} is not an origin (scheme://host[:port], or *)");
         }
     }
+    let webhooks = match (
+        args.webhook_url.clone().or(file.webhook_url.clone()),
+        args.webhook_secret.clone().or(file.webhook_secret.clone()),
+    ) {
+        (None, _) => None,
+        (Some(_), None) => bail!("--webhook-url needs --webhook-secret (or webhook_secret)"),
+        (Some(url), Some(secret)) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("--webhook-url: {url:?} is not an http:// or https:// URL");
+            }
+            if secret.is_empty() {
+                bail!("--webhook-secret is empty");
+            }
+            let mut hooks = switchboard_server::WebhookConfig::new(url, secret);
+            hooks.events = if args.webhook_events.is_empty() {
+                file.webhook_events.clone().unwrap_or_default()
+            } else {
+                args.webhook_events.clone()
+            };
+            for e in &hooks.events {
+                if !switchboard_server::WEBHOOK_EVENTS.contains(&e.as_str()) {
+                    bail!(
+                        "--webhook-events: unknown event {e:?}; known: {}",
+                        switchboard_server::WEBHOOK_EVENTS.join(", ")
+                    );
+                }
+            }
+            Some(hooks)
+        }
+    };
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -529,6 +572,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         println!("  origins:     {}", allowed_origins.join(", "));
     }
     let server = server.with_allowed_origins(allowed_origins);
+    let server = match webhooks {
+        Some(hooks) => {
+            println!("  webhooks:    {}", hooks.url);
+            server.with_webhooks(hooks)
+        }
+        None => server,
+    };
     let server = match tls {
         Some(tls) => server.with_tls(tls),
         None => server,

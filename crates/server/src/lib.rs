@@ -23,6 +23,9 @@ mod session;
 mod tls;
 mod wire;
 
+pub use features::webhooks::{
+    EVENT_ID_HEADER, EVENTS as WEBHOOK_EVENTS, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookConfig,
+};
 pub use node::config::{AppConfig, AppLimits, ServerConfig};
 pub use switchboard_protocol::WS_PATH;
 pub use tls::{Tls, TlsError};
@@ -41,6 +44,7 @@ pub struct Server {
     engines: node::Engines,
     http: Option<TcpListener>,
     gate: gateway::Gate,
+    webhooks: Option<WebhookConfig>,
 }
 
 impl Server {
@@ -52,6 +56,7 @@ impl Server {
             engines: node::Engines::default(),
             http: None,
             gate: gateway::Gate::default(),
+            webhooks: None,
         }
     }
 
@@ -103,6 +108,13 @@ impl Server {
         self
     }
 
+    /// POSTs signed webhook events (users online / offline, channel joins / leaves)
+    /// to `config.url` (docs/operations.md).
+    pub fn with_webhooks(mut self, config: WebhookConfig) -> Self {
+        self.webhooks = Some(config);
+        self
+    }
+
     /// Accepts connections until `shutdown` completes, then closes every session with
     /// `SHUTDOWN` and waits up to `shutdown_grace` for the connections to finish.
     pub async fn run(
@@ -113,6 +125,9 @@ impl Server {
         let mut ext = Extensions::default();
         session::install(&mut ext, features::hooks());
         features::install(&mut ext);
+        if let Some(config) = self.webhooks {
+            ext.insert(features::webhooks::Webhooks::start(config));
+        }
         let node = Node::new(self.config, self.broker, self.engines, ext);
         let mut tasks = JoinSet::new();
         features::spawn(&node);
