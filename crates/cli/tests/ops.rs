@@ -1,6 +1,7 @@
 //! Issue 16, operations through `switchboard serve`: JSON logs (`--log-format json`)
 //! parse line by line and carry the events' fields; the TLS, origin and webhook flags
-//! refuse bad values with a clear reason before the server starts.
+//! refuse bad values with a clear reason before the server starts; `/readyz` answers
+//! 503 while the Redis engine is down.
 
 mod common;
 
@@ -146,5 +147,138 @@ fn bad_tls_origin_and_webhook_flags_are_refused_with_a_reason() {
     ]);
     assert!(!status.success());
     assert!(err.contains("unknown event \"message.sent\""), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A free loopback port (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A `redis-server` on `port` without persistence; `None` when it did not start.
+fn redis_on(port: u16, dir: &std::path::Path) -> Option<std::process::Child> {
+    let mut child = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server (apt-get install redis-server)");
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return None;
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(child);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    None
+}
+
+/// `GET path` over plain HTTP/1.1: (status, body).
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return (0, String::new());
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or_default();
+    (status, body.to_string())
+}
+
+/// Polls `/readyz` until it answers `want`; returns the last body.
+fn readyz_becomes(http: &str, want: u16) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (status, body) = http_get(http, "/readyz");
+        if status == want {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/readyz did not become {want}: {status} {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `/readyz` follows the engine: 200 while Redis answers, 503 naming the broker once
+/// redis-server is stopped (while `/healthz` stays 200), 200 again once it is back.
+#[test]
+fn readyz_answers_503_while_redis_is_down() {
+    let dir = std::env::temp_dir().join(format!("switchboard-readyz-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (mut redis, port) = (0..5)
+        .find_map(|_| {
+            let port = free_port();
+            redis_on(port, &dir).map(|c| (c, port))
+        })
+        .expect("redis-server starts");
+    let data = dir.join("data").to_string_lossy().to_string();
+    let url = format!("redis://127.0.0.1:{port}");
+    let server = Proc::spawn(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data,
+            "--engine",
+            "redis",
+            "--redis-url",
+            &url,
+        ],
+        &[],
+    );
+    let http = server.expect("the http address", |l| field(l, "http api:"));
+    let http = http.trim_start_matches("http://").to_string();
+    readyz_becomes(&http, 200);
+
+    let _ = redis.kill();
+    let _ = redis.wait();
+    let body = readyz_becomes(&http, 503);
+    let json: Value = serde_json::from_str(&body).expect("a JSON body");
+    assert_eq!(json["status"], "unavailable", "{json}");
+    assert!(
+        json["failed"].as_array().is_some_and(|f| f
+            .iter()
+            .any(|x| x.as_str().unwrap_or("").contains("broker"))),
+        "it names the broker: {json}"
+    );
+    assert_eq!(
+        http_get(&http, "/healthz").0,
+        200,
+        "the process is still up"
+    );
+
+    let mut back = redis_on(port, &dir).expect("redis-server restarts on its port");
+    readyz_becomes(&http, 200);
+    let _ = back.kill();
+    let _ = back.wait();
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
