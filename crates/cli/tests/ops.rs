@@ -182,6 +182,7 @@ fn redis_on(port: u16, dir: &std::path::Path) -> Option<std::process::Child> {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let _ = child.kill();
+    let _ = child.wait();
     None
 }
 
