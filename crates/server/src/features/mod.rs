@@ -35,6 +35,7 @@ pub(crate) fn install(ext: &mut Extensions) {
     ext.insert(presence::Modes::default());
     ext.insert(lock::Waits::default());
     ext.insert(login::LoginRates::default());
+    ext.insert(login::Bans::default());
     ext.insert(webhooks::Webhooks::default());
 }
 

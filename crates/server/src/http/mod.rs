@@ -39,6 +39,14 @@ pub(crate) fn router(node: Arc<Node>) -> Router {
             "/v1/apps/{app_id}/users/{user_id}/kick",
             post(api::users::kick),
         )
+        .route(
+            "/v1/apps/{app_id}/users/{user_id}/ban",
+            post(api::users::ban),
+        )
+        .route(
+            "/v1/apps/{app_id}/users/{user_id}/unban",
+            post(api::users::unban),
+        )
         .route("/v1/apps/{app_id}/tokens/rtm", post(api::tokens::rtm_token))
         .route("/v1/apps/{app_id}/tokens/rtc", post(api::tokens::rtc_token))
         .route(

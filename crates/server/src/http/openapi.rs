@@ -14,7 +14,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
     paths(
         health::healthz, health::readyz, metrics::metrics,
         messages::publish, messages::publish_batch,
-        users::kick,
+        users::kick, users::ban, users::unban,
         presence::who_now, presence::where_now,
         metadata::get, metadata::write,
         locks::list, locks::revoke,
