@@ -1,7 +1,8 @@
 //! Issue 16, operations through `switchboard serve`: JSON logs (`--log-format json`)
 //! parse line by line and carry the events' fields; the TLS, origin and webhook flags
 //! refuse bad values with a clear reason before the server starts; `/readyz` answers
-//! 503 while the Redis engine is down.
+//! 503 while the Redis engine is down; `--tls-cert`/`--tls-key` serve `https://` and
+//! `wss://`.
 
 mod common;
 
@@ -280,6 +281,108 @@ fn readyz_answers_503_while_redis_is_down() {
     readyz_becomes(&http, 200);
     let _ = back.kill();
     let _ = back.wait();
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `serve --tls-cert --tls-key` with a certificate the test makes (rcgen): the banner
+/// says `wss://` and `https://`, and a client trusting the certificate gets `/healthz`
+/// over TLS and a WebSocket upgrade on `/v1/ws`.
+#[test]
+fn serve_with_tls_files_answers_https_and_wss() {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+
+    let dir = std::env::temp_dir().join(format!("switchboard-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, ck.cert.pem()).unwrap();
+    std::fs::write(&key_path, ck.signing_key.serialize_pem()).unwrap();
+    let data = dir.join("data").to_string_lossy().to_string();
+    let (cert_arg, key_arg) = (
+        cert_path.to_string_lossy().to_string(),
+        key_path.to_string_lossy().to_string(),
+    );
+    let server = Proc::spawn(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data,
+            "--tls-cert",
+            &cert_arg,
+            "--tls-key",
+            &key_arg,
+        ],
+        &[],
+    );
+    let ws = server.expect("listening on", |l| field(l, "listening on"));
+    assert!(ws.starts_with("wss://"), "{ws}");
+    let http = server.expect("the http address", |l| field(l, "http api:"));
+    assert!(http.starts_with("https://"), "{http}");
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ck.cert.pem().as_bytes()).unwrap())
+        .unwrap();
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    // A blocking TLS request: `request` sent, everything until the server closes read.
+    let ask = |addr: &str, request: String| -> String {
+        let mut tcp = std::net::TcpStream::connect(addr).expect("tcp");
+        tcp.set_read_timeout(Some(WAIT)).unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut conn = rustls::ClientConnection::new(config.clone(), name).expect("client");
+        let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+        tls.write_all(request.as_bytes()).expect("TLS write");
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Until the server closes, or (the WebSocket upgrade) the headers are in.
+        while let Ok(n) = tls.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+            if out.windows(4).any(|w| w == b"\r\n\r\n") && out.starts_with(b"HTTP/1.1 101") {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&out).to_string()
+    };
+    let http_addr = http.trim_start_matches("https://").to_string();
+    let answer = ask(
+        &http_addr,
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_string(),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"status\":\"ok\""), "{answer}");
+
+    let ws_addr = ws.trim_start_matches("wss://").to_string();
+    let answer = ask(
+        &ws_addr,
+        "GET /v1/ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            .to_string(),
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 101"),
+        "the upgrade over TLS: {answer}"
+    );
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
