@@ -39,6 +39,10 @@ shows it as [env: …]. A flag given on the command line wins. Logs go to stderr
 by SWITCHBOARD_LOG (e.g. SWITCHBOARD_LOG=debug)."
 )]
 struct Cli {
+    /// Log lines on stderr as `text` (the default) or `json` (one JSON object a line,
+    /// for log collectors).
+    #[arg(long, global = true, env = "SWITCHBOARD_LOG_FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -134,12 +138,23 @@ fn main() -> std::process::ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour only for a terminal: a log file or a pipe gets plain text.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    if cli.log_format.as_deref() == Some("json") {
+        // One object a line: timestamp, level, target, fields (message included) and
+        // the spans; never coloured.
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_current_span(false)
+            .with_writer(std::io::stderr)
+            .init();
+    } else {
+        // Colour only for a terminal: a log file or a pipe gets plain text.
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let result = match cli.command {
         Command::Token(cmd) => token_cmd::run(cmd),
         other => {

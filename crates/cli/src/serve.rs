@@ -99,6 +99,27 @@ pub struct ServeArgs {
     /// This node's id on Redis (default: random), in the log and the health report.
     #[arg(long, env = "SWITCHBOARD_NODE_ID")]
     node_id: Option<String>,
+    /// TLS certificate chain, PEM (with --tls-key): both listeners serve wss:// and
+    /// https:// only.
+    #[arg(long, env = "SWITCHBOARD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key, PEM (PKCS#8, PKCS#1 or SEC1), with --tls-cert.
+    #[arg(long, env = "SWITCHBOARD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Origins a browser may open a WebSocket from, as scheme://host[:port]; others get
+    /// 403 at the handshake. Comma-separated; default: any.
+    #[arg(long, env = "SWITCHBOARD_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
+    /// URL that gets the webhook events (signed JSON POSTs; needs --webhook-secret).
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_URL", requires = "webhook_secret")]
+    webhook_url: Option<String>,
+    /// Secret that signs the webhook events (HMAC-SHA256).
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// Webhook events to send, comma-separated (user.online, user.offline,
+    /// channel.joined, channel.left); default: all.
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_EVENTS", value_delimiter = ',')]
+    webhook_events: Vec<String>,
 }
 
 /// The TOML file: the same keys as the flags (snake_case) plus `[[apps]]` tables with
@@ -133,6 +154,12 @@ struct FileConfig {
     engine: Option<String>,
     redis_url: Option<String>,
     node_id: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    allowed_origins: Option<Vec<String>>,
+    webhook_url: Option<String>,
+    webhook_secret: Option<String>,
+    webhook_events: Option<Vec<String>>,
 }
 
 /// The app created on first start, kept in `DATA_DIR/app.toml`.
@@ -388,6 +415,57 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(s) = args.recovery_max_age_secs.or(file.recovery_max_age_secs) {
         memory.retention.max_age = Duration::from_secs(s);
     }
+    let tls = match (
+        args.tls_cert.clone().or(file.tls_cert.clone()),
+        args.tls_key.clone().or(file.tls_key.clone()),
+    ) {
+        (Some(cert), Some(key)) => Some(
+            switchboard_server::Tls::from_pem_files(&cert, &key)
+                .map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key: {e}"))?,
+        ),
+        (None, None) => None,
+        _ => bail!("TLS needs both a certificate (tls_cert) and a key (tls_key)"),
+    };
+    let allowed_origins = if args.allowed_origins.is_empty() {
+        file.allowed_origins.clone().unwrap_or_default()
+    } else {
+        args.allowed_origins.clone()
+    };
+    for o in &allowed_origins {
+        if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
+            bail!("--allowed-origins: {o:?} is not an origin (scheme://host[:port], or *)");
+        }
+    }
+    let webhooks = match (
+        args.webhook_url.clone().or(file.webhook_url.clone()),
+        args.webhook_secret.clone().or(file.webhook_secret.clone()),
+    ) {
+        (None, _) => None,
+        (Some(_), None) => bail!("--webhook-url needs --webhook-secret (or webhook_secret)"),
+        (Some(url), Some(secret)) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("--webhook-url: {url:?} is not an http:// or https:// URL");
+            }
+            if secret.is_empty() {
+                bail!("--webhook-secret is empty");
+            }
+            let mut hooks = switchboard_server::WebhookConfig::new(url, secret);
+            hooks.events = if args.webhook_events.is_empty() {
+                file.webhook_events.clone().unwrap_or_default()
+            } else {
+                args.webhook_events.clone()
+            };
+            for e in &hooks.events {
+                if !switchboard_server::WEBHOOK_EVENTS.contains(&e.as_str()) {
+                    bail!(
+                        "--webhook-events: unknown event {e:?}; known: {}",
+                        switchboard_server::WEBHOOK_EVENTS.join(", ")
+                    );
+                }
+            }
+            Some(hooks)
+        }
+    };
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -480,17 +558,37 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         other => bail!("unknown engine {other:?}: use memory or redis"),
     };
-    println!("listening on ws://{addr}");
+    let (ws, http_scheme) = if tls.is_some() {
+        ("wss", "https")
+    } else {
+        ("ws", "http")
+    };
+    println!("listening on {ws}://{addr}");
     println!(
-        "  websocket:   ws://{addr}{} (the Rust SDK and the CLI add the path themselves)",
+        "  websocket:   {ws}://{addr}{} (the Rust SDK and the CLI add the path themselves)",
         switchboard_protocol::WS_PATH
     );
+    if !allowed_origins.is_empty() {
+        println!("  origins:     {}", allowed_origins.join(", "));
+    }
+    let server = server.with_allowed_origins(allowed_origins);
+    let server = match webhooks {
+        Some(hooks) => {
+            println!("  webhooks:    {}", hooks.url);
+            server.with_webhooks(hooks)
+        }
+        None => server,
+    };
+    let server = match tls {
+        Some(tls) => server.with_tls(tls),
+        None => server,
+    };
     let server = match args.http_listen.or(file.http_listen) {
         Some(at) => {
             let http = tokio::net::TcpListener::bind(&at)
                 .await
                 .with_context(|| format!("cannot listen on {at}"))?;
-            println!("  http api:    http://{}", http.local_addr()?);
+            println!("  http api:    {http_scheme}://{}", http.local_addr()?);
             server.with_http(http)
         }
         None => server,

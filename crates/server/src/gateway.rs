@@ -1,15 +1,20 @@
-//! The gateway: accepts a TCP connection, upgrades it to a WebSocket on [`WS_PATH`]
-//! within the handshake deadline (at most `max_handshakes` at once), applies the
-//! connection limits (in all and per IP address), and hands it to `connection::serve`.
+//! The gateway: accepts a TCP connection, wraps it in TLS when configured, upgrades it
+//! to a WebSocket on [`WS_PATH`] (refusing browsers from origins off the allow-list
+//! with 403) within the handshake deadline (at most `max_handshakes` at once), applies
+//! the connection limits (in all and per IP address), and hands it to
+//! `connection::serve`.
 
 use crate::connection;
 use crate::node::Node;
 use crate::node::outbound::{Outbound, run_writer};
+use crate::tls::Tls;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use switchboard_protocol::{DisconnectCode, WS_PATH};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -17,8 +22,36 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 /// Initial WebSocket read buffer per connection.
 const READ_BUFFER_BYTES: usize = 1024;
 
-/// Upgrades one TCP connection and serves it.
-pub(crate) async fn accept(node: Arc<Node>, stream: TcpStream, peer: SocketAddr) {
+/// What the gateway checks at the accept and handshake steps besides the node's
+/// limits: TLS and the browsers' origins.
+#[derive(Clone, Default)]
+pub(crate) struct Gate {
+    /// Wraps every accepted socket in TLS (`wss://`) when set.
+    pub tls: Option<Tls>,
+    /// `Origin` values a browser's handshake may carry; empty: any. A handshake with
+    /// no `Origin` header (not a browser) is let through.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Gate {
+    /// Whether a handshake with this `Origin` header may go on.
+    fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        match origin {
+            _ if self.allowed_origins.is_empty() => true,
+            None => true,
+            Some(o) => {
+                let o = o.trim_end_matches('/');
+                self.allowed_origins
+                    .iter()
+                    .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(o))
+            }
+        }
+    }
+}
+
+/// Accepts one TCP connection: TLS first when configured, then the WebSocket upgrade,
+/// both within the handshake deadline, then serves it.
+pub(crate) async fn accept(node: Arc<Node>, stream: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
     // A peer that opens sockets and never finishes the handshake holds a permit for at
     // most the handshake timeout; past the limit a socket is closed unread.
     let Ok(permit) = node.handshakes.clone().try_acquire_owned() else {
@@ -26,6 +59,39 @@ pub(crate) async fn accept(node: Arc<Node>, stream: TcpStream, peer: SocketAddr)
         return;
     };
     let _ = stream.set_nodelay(true);
+    let deadline = tokio::time::Instant::now() + node.config.handshake_timeout;
+    match &gate.tls {
+        None => Box::pin(upgrade(node, stream, peer, permit, deadline, &gate)).await,
+        Some(tls) => {
+            let tls_stream =
+                match tokio::time::timeout_at(deadline, tls.acceptor().accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            Box::pin(upgrade(node, tls_stream, peer, permit, deadline, &gate)).await
+        }
+    }
+}
+
+/// Upgrades a (plain or TLS) stream to a WebSocket by `deadline`, applies the
+/// connection limits and serves it.
+async fn upgrade<S>(
+    node: Arc<Node>,
+    stream: S,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    deadline: tokio::time::Instant,
+    gate: &Gate,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let cfg = &node.config;
     // tungstenite's default read buffer is 128 KiB per connection, allocated up front:
     // most of an idle connection's memory. Frames here are small; a larger one grows
@@ -35,20 +101,31 @@ pub(crate) async fn accept(node: Arc<Node>, stream: TcpStream, peer: SocketAddr)
         .max_message_size(Some(cfg.max_frame_bytes))
         .max_frame_size(Some(cfg.max_frame_bytes));
     #[allow(clippy::result_large_err)]
-    let check_path = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        if req.uri().path() == WS_PATH {
-            Ok(resp)
-        } else {
+    let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        if req.uri().path() != WS_PATH {
             let mut err = ErrorResponse::new(Some(format!("not found; connect to {WS_PATH}\n")));
             *err.status_mut() = StatusCode::NOT_FOUND;
-            Err(err)
+            return Err(err);
         }
+        let origin = req
+            .headers()
+            .get("origin")
+            .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+        if !gate.origin_allowed(origin) {
+            tracing::debug!(%peer, origin = ?origin, "handshake refused: origin not allowed");
+            let mut err = ErrorResponse::new(Some(format!(
+                "origin {} is not allowed on this server\n",
+                origin.unwrap_or_default()
+            )));
+            *err.status_mut() = StatusCode::FORBIDDEN;
+            return Err(err);
+        }
+        Ok(resp)
     };
-    let handshake =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(ws_config));
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config));
     // Boxed so that the handshake's state is freed once it is done instead of sizing
     // the connection's task for its whole life.
-    let ws = match Box::pin(tokio::time::timeout(cfg.handshake_timeout, handshake)).await {
+    let ws = match Box::pin(tokio::time::timeout_at(deadline, handshake)).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "handshake failed");
@@ -129,7 +206,10 @@ impl Drop for IpSlot<'_> {
 }
 
 /// Tells a connection over a connection limit why it is closed.
-async fn reject_overloaded(ws: tokio_tungstenite::WebSocketStream<TcpStream>, reason: String) {
+async fn reject_overloaded<S>(ws: tokio_tungstenite::WebSocketStream<S>, reason: String)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     use futures_util::StreamExt;
     let (sink, _stream) = ws.split();
     let (out, rx) = Outbound::new(4, 4096);

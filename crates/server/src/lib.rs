@@ -20,10 +20,15 @@ mod gateway;
 mod http;
 mod node;
 mod session;
+mod tls;
 mod wire;
 
+pub use features::webhooks::{
+    EVENT_ID_HEADER, EVENTS as WEBHOOK_EVENTS, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookConfig,
+};
 pub use node::config::{AppConfig, AppLimits, ServerConfig, TokenOptions};
 pub use switchboard_protocol::WS_PATH;
+pub use tls::{Tls, TlsError};
 
 use node::{Extensions, Node};
 use std::future::Future;
@@ -38,6 +43,8 @@ pub struct Server {
     broker: Arc<dyn Broker>,
     engines: node::Engines,
     http: Option<TcpListener>,
+    gate: gateway::Gate,
+    webhooks: Option<WebhookConfig>,
 }
 
 impl Server {
@@ -48,6 +55,8 @@ impl Server {
             broker,
             engines: node::Engines::default(),
             http: None,
+            gate: gateway::Gate::default(),
+            webhooks: None,
         }
     }
 
@@ -85,6 +94,27 @@ impl Server {
         self
     }
 
+    /// Serves TLS on both listeners (`wss://`, `https://`) with this certificate.
+    pub fn with_tls(mut self, tls: Tls) -> Self {
+        self.gate.tls = Some(tls);
+        self
+    }
+
+    /// Refuses WebSocket handshakes (403) whose `Origin` header is not one of
+    /// `origins` (`scheme://host[:port]`, or `*`); empty: any origin. A handshake with
+    /// no `Origin` (not a browser) is let through.
+    pub fn with_allowed_origins(mut self, origins: Vec<String>) -> Self {
+        self.gate.allowed_origins = origins;
+        self
+    }
+
+    /// POSTs signed webhook events (users online / offline, channel joins / leaves)
+    /// to `config.url` (docs/operations.md).
+    pub fn with_webhooks(mut self, config: WebhookConfig) -> Self {
+        self.webhooks = Some(config);
+        self
+    }
+
     /// Accepts connections until `shutdown` completes, then closes every session with
     /// `SHUTDOWN` and waits up to `shutdown_grace` for the connections to finish.
     pub async fn run(
@@ -95,19 +125,23 @@ impl Server {
         let mut ext = Extensions::default();
         session::install(&mut ext, features::hooks());
         features::install(&mut ext);
+        if let Some(config) = self.webhooks {
+            ext.insert(features::webhooks::Webhooks::start(config));
+        }
         let node = Node::new(self.config, self.broker, self.engines, ext);
         let mut tasks = JoinSet::new();
         features::spawn(&node);
+        let gate = Arc::new(self.gate);
         let http = self
             .http
-            .map(|l| tokio::spawn(http::serve(node.clone(), l)));
+            .map(|l| tokio::spawn(http::serve(node.clone(), l, gate.tls.clone())));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        tasks.spawn(gateway::accept(node.clone(), stream, peer));
+                        tasks.spawn(gateway::accept(node.clone(), stream, peer, gate.clone()));
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: log, pause, go on.

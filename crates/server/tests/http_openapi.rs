@@ -30,6 +30,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/apps/{app_id}/history/{channel_type}/{channel}"),
     ("post", "/v1/apps/{app_id}/tokens/rtm"),
     ("post", "/v1/apps/{app_id}/tokens/rtc"),
+    ("post", "/v1/apps/{app_id}/users/{user_id}/ban"),
+    ("post", "/v1/apps/{app_id}/users/{user_id}/unban"),
     // The console's reads (issue 17).
     ("get", "/v1/apps/{app_id}/stats"),
     ("get", "/v1/apps/{app_id}/node"),

@@ -51,6 +51,50 @@ impl LoginRates {
     }
 }
 
+/// (app, user) → (until when, why).
+type BanMap = HashMap<(Arc<str>, Arc<str>), (std::time::Instant, String)>;
+
+/// Users banned through the server API until a moment, per node: their logins and
+/// resumes are refused with `LOGIN_REJECTED` and the reason until the ban expires.
+#[derive(Default)]
+pub(crate) struct Bans {
+    map: std::sync::Mutex<BanMap>,
+}
+
+impl Bans {
+    /// Bans `user` of `app` for `duration` (replacing an earlier ban).
+    pub fn ban(&self, app: &str, user: &str, duration: Duration, reason: String) {
+        let now = std::time::Instant::now();
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (until, _)| *until > now);
+        map.insert((app.into(), user.into()), (now + duration, reason));
+    }
+
+    /// Lifts the ban of `user` of `app`; whether there was one in force.
+    pub fn lift(&self, app: &str, user: &str) -> bool {
+        let now = std::time::Instant::now();
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&(Arc::from(app), Arc::from(user)))
+            .is_some_and(|(until, _)| until > now)
+    }
+
+    /// Refuses a login of a banned user, with the ban's reason and time left.
+    fn check(&self, app: &str, user: &str) -> Result<(), Failure> {
+        let now = std::time::Instant::now();
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(&(Arc::from(app), Arc::from(user))) {
+            Some((until, reason)) if *until > now => Err(Failure::new(
+                ErrorCode::LoginRejected,
+                format!(
+                    "user id {user} is banned for {} more seconds: {reason}",
+                    (*until - now).as_secs_f64().ceil() as u64
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Applies the spec's default for 0 and clamps into the configured range (R16, R17).
 fn clamp(value: u32, default: u32, range: (u32, u32)) -> u32 {
     let v = if value == 0 { default } else { value };
@@ -108,6 +152,8 @@ pub(crate) async fn login(
     };
     names::validate_user_id(&req.user_id, app.limits.name_rules())?;
     let token_expires_at = verify_login_token(&app, &req.user_id, &req.token)?;
+    // A banned user is refused, new login or resume alike.
+    client.node.ext.get::<Bans>().check(&app.id, &req.user_id)?;
     let cfg = &client.node.config;
     let hb_range = app
         .limits

@@ -12,6 +12,7 @@ pub(crate) mod messaging;
 pub(crate) mod presence;
 pub(crate) mod storage;
 pub(crate) mod stream;
+pub(crate) mod webhooks;
 
 use crate::node::{Extensions, Node};
 use crate::session::hooks::Hooks;
@@ -25,6 +26,7 @@ pub(crate) fn hooks() -> Vec<Arc<dyn Hooks>> {
         Arc::new(storage::StorageHooks),
         Arc::new(lock::LockHooks),
         Arc::new(stream::StreamHooks),
+        Arc::new(webhooks::WebhookHooks),
     ]
 }
 
@@ -33,6 +35,8 @@ pub(crate) fn install(ext: &mut Extensions) {
     ext.insert(presence::Modes::default());
     ext.insert(lock::Waits::default());
     ext.insert(login::LoginRates::default());
+    ext.insert(login::Bans::default());
+    ext.insert(webhooks::Webhooks::default());
 }
 
 /// Starts the features' background tasks (they end when the node shuts down).

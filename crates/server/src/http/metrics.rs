@@ -2,6 +2,7 @@
 //! session registry, the connection count) in the Prometheus text format, version
 //! 0.0.4. Names and labels are listed in docs/operations.md.
 
+use crate::features::webhooks::Webhooks;
 use crate::node::Node;
 use crate::node::metrics::{ByName, GaugePerKind, KINDS, PerKind, kind_label};
 use crate::session::registry::Registry;
@@ -136,6 +137,33 @@ pub(crate) fn render(node: &Node) -> String {
         "status",
         &m.http_requests,
     );
+    if let Some(hooks) = node.ext.get::<Webhooks>().stats() {
+        for (name, help, value) in [
+            (
+                "delivered",
+                "Webhook events delivered (2xx).",
+                &hooks.delivered,
+            ),
+            (
+                "retries",
+                "Webhook delivery attempts that failed and were retried.",
+                &hooks.retries,
+            ),
+            (
+                "dropped",
+                "Webhook events dropped: the queue was full.",
+                &hooks.dropped,
+            ),
+            (
+                "failed",
+                "Webhook events given up after the last attempt.",
+                &hooks.failed,
+            ),
+        ] {
+            let metric = format!("switchboard_webhook_{name}_total");
+            single(w, &metric, "counter", help, load(value));
+        }
+    }
     out
 }
 

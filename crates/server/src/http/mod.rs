@@ -3,7 +3,7 @@
 //! `/metrics`, `/openapi.json`, and the per-app server API under `/v1/apps/{app_id}/`
 //! (HTTP Basic with the app's API key and secret), whose thin handlers call the same
 //! feature cores as the WebSocket requests, and the web console at `/console`, a
-//! client of that API.
+//! client of that API. With TLS configured it answers `https://` only.
 
 mod api;
 mod auth;
@@ -12,8 +12,10 @@ mod error;
 mod health;
 mod metrics;
 mod openapi;
+mod tls_listener;
 
 use crate::node::Node;
+use crate::tls::Tls;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -48,6 +50,14 @@ pub(crate) fn router(node: Arc<Node>, sampler: Arc<api::overview::Sampler>) -> R
         .route(
             "/v1/apps/{app_id}/users/{user_id}/kick",
             post(api::users::kick),
+        )
+        .route(
+            "/v1/apps/{app_id}/users/{user_id}/ban",
+            post(api::users::ban),
+        )
+        .route(
+            "/v1/apps/{app_id}/users/{user_id}/unban",
+            post(api::users::unban),
         )
         .route("/v1/apps/{app_id}/tokens/rtm", post(api::tokens::rtm_token))
         .route("/v1/apps/{app_id}/tokens/rtc", post(api::tokens::rtc_token))
@@ -101,15 +111,31 @@ async fn count(State(node): State<Arc<Node>>, req: Request, next: Next) -> Respo
     resp
 }
 
-/// Serves the HTTP side on `listener` until the node shuts down.
-pub(crate) async fn serve(node: Arc<Node>, listener: TcpListener) -> std::io::Result<()> {
+/// Serves the HTTP side on `listener` (over TLS when `tls` is set) until the node
+/// shuts down.
+pub(crate) async fn serve(
+    node: Arc<Node>,
+    listener: TcpListener,
+    tls: Option<Tls>,
+) -> std::io::Result<()> {
     let mut shutdown = node.shutdown.subscribe();
     let sampler = api::overview::Sampler::new();
     tokio::spawn(sampler.clone().run(node.clone()));
+    let down = async move {
+        let _ = shutdown.wait_for(|down| *down).await;
+    };
     let app = router(node, sampler);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|down| *down).await;
-        })
-        .await
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(down)
+                .await
+        }
+        Some(tls) => {
+            let listener = tls_listener::TlsListener::new(listener, tls)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(down)
+                .await
+        }
+    }
 }

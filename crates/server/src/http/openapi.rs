@@ -16,7 +16,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
     paths(
         health::healthz, health::readyz, metrics::metrics,
         messages::publish, messages::publish_batch,
-        users::kick, users::list,
+        users::kick, users::list, users::ban, users::unban,
         overview::stats, overview::node_info,
         channels::list, channels::tail,
         presence::who_now, presence::where_now,

@@ -1,8 +1,11 @@
 //! `POST /v1/apps/{app_id}/users/{user_id}/kick`: ends the user's session on this node
 //! (`session::lifecycle::end`), which closes its connection with `KICKED` (4003) and
 //! the reason given, and leaves every channel as a logout would. `GET …/users`: the
-//! app's sessions on this node, for the console.
+//! app's sessions on this node, for the console. `.../ban` does the same as kick and
+//! refuses the user's logins for a duration (`features::login::Bans`); `.../unban`
+//! lifts it.
 
+use crate::features::login::Bans;
 use crate::http::auth::authorize;
 use crate::http::error::{ApiError, ErrorBody, parse_json};
 use crate::node::Node;
@@ -179,5 +182,118 @@ pub(crate) async fn list(
         } else {
             String::new()
         },
+    }))
+}
+
+/// Longest ban, seconds (a year).
+const MAX_BAN_SECS: u64 = 365 * 24 * 3600;
+
+/// A ban.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BanBody {
+    /// How long logins are refused, seconds (1 to 31536000).
+    pub duration_secs: u64,
+    /// Shown to the client when it is kicked and when a login is refused (at most 256
+    /// bytes; default "banned by the server").
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A ban in force.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct Banned {
+    /// The user id.
+    pub user_id: String,
+    /// When the ban ends, ms since the epoch.
+    pub until_ms: u64,
+    /// Sessions ended by it (0 when the user was not logged in on this node).
+    pub sessions: u32,
+}
+
+/// A ban lifted.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct Unbanned {
+    /// The user id.
+    pub user_id: String,
+    /// Whether a ban was in force.
+    pub was_banned: bool,
+}
+
+/// `POST /v1/apps/{app_id}/users/{user_id}/ban`: kicks the user's session (if any)
+/// and refuses its logins with `LOGIN_REJECTED` until the ban expires.
+#[utoipa::path(post, path = "/v1/apps/{app_id}/users/{user_id}/ban", tag = "users",
+    params(("app_id" = String, Path, description = "the app id"),
+           ("user_id" = String, Path, description = "the user to ban")),
+    request_body(content = BanBody, content_type = "application/json"),
+    responses((status = 200, body = Banned),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("basic" = [])))]
+pub(crate) async fn ban(
+    State(node): State<Arc<Node>>,
+    Path((app_id, user_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Banned>, ApiError> {
+    const OP: &str = "ban";
+    let app = authorize(&node, &app_id, &headers, OP)?;
+    let body: BanBody = parse_json(&body, OP)?;
+    switchboard_protocol::names::validate_user_id(&user_id, app.limits.name_rules())
+        .map_err(|i| ApiError::new(i.code, i.reason, OP))?;
+    if body.duration_secs == 0 || body.duration_secs > MAX_BAN_SECS {
+        return Err(ApiError::bad_request(
+            format!(
+                "duration_secs is {}; it must be 1 to {MAX_BAN_SECS}",
+                body.duration_secs
+            ),
+            OP,
+        ));
+    }
+    let reason = body.reason.unwrap_or_else(|| "banned by the server".into());
+    if reason.len() > MAX_REASON_BYTES {
+        return Err(ApiError::bad_request(
+            format!("reason is {} bytes, over {MAX_REASON_BYTES}", reason.len()),
+            OP,
+        ));
+    }
+    let duration = std::time::Duration::from_secs(body.duration_secs);
+    // Banned first, so that the kicked client's reconnect is already refused.
+    node.ext
+        .get::<Bans>()
+        .ban(&app.id, &user_id, duration, reason.clone());
+    let mut sessions = 0;
+    if let Some(session) = Registry::of(&node).get(&app.id, &user_id) {
+        let close = format!("banned for {} s: {reason}", body.duration_secs);
+        lifecycle::end(&node, &session, Some((DisconnectCode::Kicked, close))).await;
+        node.metrics.kicks.fetch_add(1, Ordering::Relaxed);
+        sessions = 1;
+    }
+    Ok(Json(Banned {
+        user_id,
+        until_ms: switchboard_protocol::now_ms() + body.duration_secs * 1000,
+        sessions,
+    }))
+}
+
+/// `POST /v1/apps/{app_id}/users/{user_id}/unban`: lifts a ban.
+#[utoipa::path(post, path = "/v1/apps/{app_id}/users/{user_id}/unban", tag = "users",
+    params(("app_id" = String, Path, description = "the app id"),
+           ("user_id" = String, Path, description = "the user to let in again")),
+    responses((status = 200, body = Unbanned),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("basic" = [])))]
+pub(crate) async fn unban(
+    State(node): State<Arc<Node>>,
+    Path((app_id, user_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Unbanned>, ApiError> {
+    const OP: &str = "unban";
+    let app = authorize(&node, &app_id, &headers, OP)?;
+    switchboard_protocol::names::validate_user_id(&user_id, app.limits.name_rules())
+        .map_err(|i| ApiError::new(i.code, i.reason, OP))?;
+    let was_banned = node.ext.get::<Bans>().lift(&app.id, &user_id);
+    Ok(Json(Unbanned {
+        user_id,
+        was_banned,
     }))
 }
