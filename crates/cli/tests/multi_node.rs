@@ -39,6 +39,8 @@ const APP_ID: &str = "0123456789abcdef0123456789abcdef";
 const CERT: &str = "fedcba9876543210fedcba9876543210";
 /// How long one expected event may take (the machine is shared and slow).
 const STEP: Duration = Duration::from_secs(20);
+/// The Redis engine's default node timeout: a SIGKILLed node counts as dead after it.
+const NODE_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -734,8 +736,6 @@ fn waiters(redis: &Redis, name: &str) -> i64 {
 /// each release on one node hands it to the next waiter on another, and every node's
 /// members see the same lock events.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server bug: a hand-over to a waiter on another node is taken for a dead waiter \
-            and passed on (features/lock/events.rs `freed`: `waits(node)` is per node)"]
 async fn lock_is_handed_over_across_nodes_in_fifo_order() {
     let cluster = Cluster::start(3);
     let ty = ChannelType::Message;
@@ -1143,8 +1143,6 @@ async fn a_killed_node_leaves_the_others_unaffected() {
 /// A lock owned by a member of a node that is SIGKILLed is freed after its ttl and
 /// handed to a waiter on another node (R153 across nodes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server bug: owner_lost is only called when a connection is lost on a live \
-            node, so a killed node's locks are never freed"]
 async fn a_killed_nodes_lock_expires_to_a_waiter_elsewhere() {
     let mut cluster = Cluster::start(2);
     let ty = ChannelType::Message;
@@ -1172,7 +1170,9 @@ async fn a_killed_nodes_lock_expires_to_a_waiter_elsewhere() {
         waiters(&cluster.redis, "pen") == 1
     });
     cluster.nodes[1].kill();
-    tokio::time::timeout(STEP, wait)
+    // The live node finds node 1 dead after the engine's node timeout, then the lock's
+    // ttl runs.
+    tokio::time::timeout(NODE_TIMEOUT + STEP, wait)
         .await
         .expect("alice gets the lock after its ttl")
         .expect("task")

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use support::{RedisServer, config};
 use switchboard_engine::conformance::publication;
 use switchboard_engine::{
-    Acquire, Broker, ChannelKey, ChannelKind, Locks, MetadataStore, MetadataWrite, NO_CHECK,
-    Presence, Publication, PublicationHandler, PublishOptions, Rejection, State, StreamPosition,
-    WriteItem, WriteOp,
+    Acquire, Broker, ChannelKey, ChannelKind, HandoverHandler, Locks, MetadataStore, MetadataWrite,
+    NO_CHECK, Presence, Publication, PublicationHandler, PublishOptions, Rejection, State,
+    StreamPosition, WriteItem, WriteOp,
 };
 use switchboard_engine_redis::{RedisConfig, RedisEngine};
 
@@ -77,6 +77,23 @@ async fn two_nodes(
     let mut b = a.clone();
     b.node_id = "b".into();
     (node(a).await, node(b).await)
+}
+
+/// Records the lock hand-over notices a node hears.
+#[derive(Default)]
+struct Handovers(Mutex<Vec<(ChannelKey, String, String)>>);
+
+impl HandoverHandler for Handovers {
+    fn on_handover(&self, channel: &ChannelKey, lock: &str, user: &str) {
+        let mut v = self.0.lock().unwrap();
+        v.push((channel.clone(), lock.into(), user.into()));
+    }
+}
+
+impl Handovers {
+    fn got(&self) -> Vec<(ChannelKey, String, String)> {
+        self.0.lock().unwrap().clone()
+    }
 }
 
 fn ch(name: &str) -> ChannelKey {
@@ -226,6 +243,15 @@ async fn presence_is_shared_and_expiry_reports_each_member_once() {
 async fn a_lock_is_handed_over_across_nodes() {
     let server = RedisServer::start();
     let ((a, _), (b, _)) = two_nodes(&server).await;
+    let (ha, hb) = (
+        Arc::new(Handovers::default()),
+        Arc::new(Handovers::default()),
+    );
+    assert!(
+        a.set_handover_handler(ha.clone()),
+        "a shared engine tells of hand-overs"
+    );
+    assert!(b.set_handover_handler(hb.clone()));
     let c = ch("locks");
     a.set(&c, "l", 10, 8).await.unwrap().unwrap();
     assert_eq!(
@@ -265,6 +291,18 @@ async fn a_lock_is_handed_over_across_nodes() {
     );
     assert_eq!(all[0].former.as_deref(), Some("bob"));
     assert_eq!(all[0].next.as_deref(), Some("alice"));
+    // Every node heard of both hand-overs, once each and in order, whichever node made
+    // them (the node holding the waiting request answers it).
+    let want = vec![
+        (c.clone(), "l".to_string(), "bob".to_string()),
+        (c.clone(), "l".to_string(), "alice".to_string()),
+    ];
+    eventually("both nodes to hear both hand-overs", || {
+        ha.got().len() >= 2 && hb.got().len() >= 2
+    })
+    .await;
+    assert_eq!(ha.got(), want);
+    assert_eq!(hb.got(), want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
