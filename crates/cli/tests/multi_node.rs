@@ -965,8 +965,6 @@ async fn client_moved_mid_stream_to_another_node_gets_every_message_once() {
 /// 0's old session times out: the others see no REMOTE_TIMEOUT for it, and whoNow still
 /// lists it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug (per-node session registry, issue 15): the old session on node 0 times out \
-            and removes the one shared member record: REMOTE_TIMEOUT of a connected member"]
 async fn a_moved_member_survives_the_timeout_of_its_old_session() {
     let cluster = Cluster::start(3);
     let bob = cluster.login(2, "bob").await;
@@ -1184,8 +1182,6 @@ async fn a_killed_nodes_lock_expires_to_a_waiter_elsewhere() {
 /// connected are members again once the nodes are back, as seen by whoNow from another
 /// node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not built: after Redis lost its data (restart without persistence) no node \
-            re-enters its connected members, so whoNow stays empty"]
 async fn members_are_listed_again_after_a_redis_restart() {
     let mut cluster = Cluster::start(2);
     let alice = cluster.login(0, "alice").await;

@@ -14,6 +14,8 @@ pub(crate) struct Inner {
     pub(crate) broker: BrokerState,
     /// Commands that failed (for health).
     pub(crate) failures: AtomicU64,
+    /// The memberships this node entered, written again when Redis lost them.
+    pub(crate) members: crate::presence::LocalMembers,
 }
 
 pub(crate) fn unavailable(e: impl std::fmt::Display) -> EngineError {
@@ -64,6 +66,7 @@ impl RedisEngine {
             conn,
             broker,
             failures: AtomicU64::new(0),
+            members: Default::default(),
         });
         start(&inner, client).await?;
         tokio::spawn(heartbeat(inner.clone()));
@@ -156,8 +159,15 @@ async fn heartbeat(inner: Arc<Inner>) {
             _ = tick.tick() => {
                 let mut inv = crate::scripts::SCRIPTS.node_heartbeat.arg(inner.prefix());
                 inv.arg(&inner.config.node_id);
-                if let Err(e) = inner.run(&inv).await {
-                    tracing::warn!(node = %inner.config.node_id, error = %e, "redis: heartbeat failed");
+                match inner.run(&inv).await {
+                    // Its entry was gone: Redis lost its data (a restart without
+                    // persistence) or the node was taken for dead; either way its
+                    // members are gone from Redis, so they are written again.
+                    Ok(Value::Int(1)) => crate::presence::rewrite(&inner).await,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(node = %inner.config.node_id, error = %e, "redis: heartbeat failed");
+                    }
                 }
             }
             _ = shutdown.changed() => return,
