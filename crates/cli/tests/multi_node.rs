@@ -7,13 +7,9 @@
 //! Every child process gets a null stdin and is killed on drop; every wait polls for the
 //! state it needs with a deadline (no fixed sleeps).
 //!
-//! The `#[ignore]`d tests state what multi-node must do and fail today, each on the bug
-//! or missing piece named in its reason (run them with `--run-ignored only`): the
-//! per-node session registry (a second login elsewhere does not kick; a moved member's
-//! old session times out its shared member record), engine deadlines only set at a
-//! connection loss (a SIGKILLed node's members and locks never expire), lock hand-over
-//! answered only on the releasing node, and members not re-entered after Redis lost its
-//! data.
+//! The `#[ignore]`d test states what multi-node must do and fails today, on the missing
+//! piece named in its reason (run it with `--run-ignored only`): the session registry
+//! is per node, so a second login on another node does not kick the first.
 
 use futures_util::{Stream, StreamExt};
 use std::collections::BTreeSet;
@@ -1004,8 +1000,9 @@ async fn a_moved_member_survives_the_timeout_of_its_old_session() {
 /// A second login of one user id on another node kicks the first (R28, seed 001): the
 /// first client's link fails with SAME_UID_LOGIN.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not built yet (issue 15): the session registry is per node, so nothing kicks \
-            the session on node 0"]
+#[ignore = "not built yet (issue 15): the session registry is per node (session/registry.rs), \
+            so nothing kicks the session on node 0; needs a claim of (app, user) in Redis and \
+            a kick sent to the old node (docs/scaling.md, Sessions across nodes)"]
 async fn a_second_login_on_another_node_kicks_the_first() {
     let cluster = Cluster::start(2);
     let first = cluster.login(0, "alice").await;
@@ -1120,7 +1117,7 @@ async fn a_killed_node_leaves_the_others_unaffected() {
     let dave = cluster.login(1, "dave").await;
     let _d_sub = dave.subscribe("hall", with_presence()).await.expect("sub");
     // Alice's events up to dave's join: carol's timeout may or may not be among them
-    // (see the ignored test above), nothing else.
+    // (it comes after the engine's node timeout), nothing else.
     loop {
         let e = next(&mut a_ev, "alice: dave joins").await;
         if (e.event_type, e.publisher.as_str()) == (PresenceEventType::RemoteJoin, "dave") {

@@ -17,54 +17,29 @@ use crate::broker::{Inner, RedisEngine, bad_reply};
 use crate::config::reply;
 use crate::keys::{cref, len_prefixed, parse_cref};
 use crate::scripts::SCRIPTS;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use switchboard_engine::{
     ChannelKey, Departed, EngineError, Expired, Member, MemberPage, Presence, State,
 };
 
-/// The memberships this node entered and has not seen leave: (quiet, state) by channel
-/// and user, so that they can be written again when Redis lost them.
-#[derive(Default)]
-pub(crate) struct LocalMembers(Mutex<MemberMap>);
-
-/// (channel, user) → (quiet, state).
-type MemberMap = HashMap<(ChannelKey, Arc<str>), (bool, State)>;
-
-impl LocalMembers {
-    fn map(&self) -> std::sync::MutexGuard<'_, MemberMap> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn entered(&self, channel: &ChannelKey, user: &str, quiet: bool, state: State) {
-        let mut m = self.map();
-        let e = m
-            .entry((channel.clone(), Arc::from(user)))
-            .or_insert_with(|| (quiet, State::new()));
-        e.0 = quiet;
-        e.1.extend(state);
-    }
-
-    fn state(&self, channel: &ChannelKey, user: &str, state: &State) {
-        if let Some(e) = self.map().get_mut(&(channel.clone(), Arc::from(user))) {
-            e.1 = state.clone();
+/// Writes this node's memberships again each time the heartbeat finds them lost
+/// (`Inner::members_lost`), until the engine shuts down. Started by the first `enter`.
+async fn rewriter(inner: Arc<Inner>) {
+    let mut shutdown = inner.broker.shutdown_signal();
+    loop {
+        tokio::select! {
+            _ = inner.members_lost.notified() => rewrite(&inner).await,
+            _ = shutdown.changed() => return,
         }
-    }
-
-    fn left(&self, channel: &ChannelKey, user: &str) {
-        self.map().remove(&(channel.clone(), Arc::from(user)));
     }
 }
 
 /// Writes every membership this node entered again (after Redis lost them), as
 /// `enter` would; the others are not told (no events: to them the members never left).
-pub(crate) async fn rewrite(i: &Inner) {
-    let all: Vec<_> = i
-        .members
-        .map()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+async fn rewrite(i: &Inner) {
+    let all = i.members.all();
     let mut failed = 0usize;
     for ((channel, user), (quiet, state)) in &all {
         if enter_script(i, channel, user, *quiet, state).await.is_err() {
@@ -148,6 +123,9 @@ impl Presence for RedisEngine {
         state: State,
     ) -> Result<Option<bool>, EngineError> {
         let i = &*self.inner;
+        if !i.rewriter_started.swap(true, Ordering::AcqRel) {
+            tokio::spawn(rewriter(self.inner.clone()));
+        }
         let v = enter_script(i, channel, user, quiet, &state).await?;
         i.members.entered(channel, user, quiet, state);
         Ok(match reply::int(&v) {

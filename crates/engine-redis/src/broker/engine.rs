@@ -15,7 +15,11 @@ pub(crate) struct Inner {
     /// Commands that failed (for health).
     pub(crate) failures: AtomicU64,
     /// The memberships this node entered, written again when Redis lost them.
-    pub(crate) members: crate::presence::LocalMembers,
+    pub(crate) members: crate::members::LocalMembers,
+    /// Told when the heartbeat finds this node's members gone from Redis.
+    pub(crate) members_lost: tokio::sync::Notify,
+    /// Whether the task that writes them again runs (started by the first enter).
+    pub(crate) rewriter_started: AtomicBool,
 }
 
 pub(crate) fn unavailable(e: impl std::fmt::Display) -> EngineError {
@@ -67,6 +71,8 @@ impl RedisEngine {
             broker,
             failures: AtomicU64::new(0),
             members: Default::default(),
+            members_lost: tokio::sync::Notify::new(),
+            rewriter_started: AtomicBool::new(false),
         });
         start(&inner, client).await?;
         tokio::spawn(heartbeat(inner.clone()));
@@ -163,7 +169,7 @@ async fn heartbeat(inner: Arc<Inner>) {
                     // Its entry was gone: Redis lost its data (a restart without
                     // persistence) or the node was taken for dead; either way its
                     // members are gone from Redis, so they are written again.
-                    Ok(Value::Int(1)) => crate::presence::rewrite(&inner).await,
+                    Ok(Value::Int(1)) => inner.members_lost.notify_one(),
                     Ok(_) => {}
                     Err(e) => {
                         tracing::warn!(node = %inner.config.node_id, error = %e, "redis: heartbeat failed");
