@@ -2,6 +2,8 @@
 -- channel's HASH P{cref}:lk, value json {t = ttl, o = owner or '', d = deadline or ''};
 -- its waiters are the LIST P{cref}:lw:<lock>; deadlines of lost owners are the ZSET
 -- P pldue (member lref); each user has a SET of locks owned (lo) and waited for (lq).
+-- A hand-over to a waiter is PUBLISHed on P locks:handover as
+-- <len>:<cref><len>:<lock><user>, for the node that holds the waiting request.
 -- ARGV: P, operation, then the operation's arguments (see each branch).
 local op = ARGV[2]
 local function lk(cref) return tag(cref) .. ':lk' end
@@ -24,6 +26,8 @@ local function free(cref, lock, r)
   if nxt then
     redis.call('SREM', ukey(app, nxt, 'lq'), ref)
     redis.call('SADD', ukey(app, nxt, 'lo'), ref)
+    -- Every node hears of the hand-over; the one holding the waiting request answers.
+    redis.call('PUBLISH', P .. 'locks:handover', #cref .. ':' .. cref .. #lock .. ':' .. lock .. nxt)
   else
     nxt = ''
   end

@@ -1,4 +1,5 @@
--- Removes every membership of the users whose deadline is at or before ARGV[2]; one
+-- Removes the memberships of the users whose deadline is at or before ARGV[2] (those
+-- entered by the node that set the deadline); one
 -- script, so that of several nodes sweeping at once exactly one removes each member.
 -- Also removes the members entered by nodes whose heartbeat (ZSET P nodes, Redis time)
 -- is older than the node timeout: the members of a node that died; their users' locks
@@ -8,24 +9,32 @@
 local due = P .. 'pdue'
 local users = redis.call('ZRANGEBYSCORE', due, '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {#users}
-for _, au in ipairs(users) do
-  redis.call('ZREM', due, au)
+for _, entry in ipairs(users) do
+  redis.call('ZREM', due, entry)
+  -- A deadline is set by one node (<len>:<node><len>:<app><user>) and applies to the
+  -- memberships that node entered: a member that moved to another node keeps its own.
+  local owner, au = split_len(entry)
   local app, user = split_len(au)
   local pa = ukey(app, user, 'pa')
   for _, cref in ipairs(redis.call('SMEMBERS', pa)) do
     local base = tag(cref)
     local rec = redis.call('HGET', base .. ':pm', user)
-    if rec then
+    if not rec then
+      redis.call('SREM', pa, cref)
+    else
       local r = cjson.decode(rec)
-      if r.n then redis.call('SREM', nkey(r.n), mref(cref, user)) end
-      redis.call('HDEL', base .. ':pm', user)
-      redis.call('ZREM', base .. ':pv', user)
-      out[#out + 1] = cref
-      out[#out + 1] = user
-      out[#out + 1] = rec
+      if not r.n or r.n == owner then
+        if r.n then redis.call('SREM', nkey(r.n), mref(cref, user)) end
+        redis.call('HDEL', base .. ':pm', user)
+        redis.call('ZREM', base .. ':pv', user)
+        redis.call('ZREM', ukey(app, user, 'pw'), cref)
+        redis.call('SREM', pa, cref)
+        out[#out + 1] = cref
+        out[#out + 1] = user
+        out[#out + 1] = rec
+      end
     end
   end
-  redis.call('DEL', pa, ukey(app, user, 'pw'))
 end
 local nodes = P .. 'nodes'
 local lost = {}

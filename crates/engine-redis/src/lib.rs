@@ -31,6 +31,7 @@ mod broker;
 mod config;
 mod history;
 mod keys;
+mod members;
 mod presence;
 mod scripts;
 mod storage;

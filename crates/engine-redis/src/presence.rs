@@ -4,21 +4,77 @@
 //! deadlines (`pdue`) for expiry; the expiry script removes each member exactly once,
 //! whichever node runs it, so departures are reported once.
 //!
-//! Each record names the node that entered it, and each node keeps a SET of what it
+//! Each record names the node that entered it. `exit` leaves alone a record another node
+//! entered, and a deadline set by `set_expiry` is the setting node's (`pdue` members are
+//! `<len>:<node><len>:<app><user>`): it lapses only that node's memberships, so a member
+//! that moved to another node is not removed by its old session. Each node keeps a SET of what it
 //! entered and a heartbeat (Redis time, in the ZSET `nodes`, every
 //! `RedisConfig::node_timeout / 5`). `expire_due` also removes — once, on whichever node
 //! sweeps — the members of nodes whose heartbeat is older than `node_timeout`: the
 //! members of a node that died.
 
-use crate::broker::{RedisEngine, bad_reply};
+use crate::broker::{Inner, RedisEngine, bad_reply};
 use crate::config::reply;
 use crate::keys::{cref, len_prefixed, parse_cref};
 use crate::scripts::SCRIPTS;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use switchboard_engine::{
     ChannelKey, Departed, EngineError, Expired, Member, MemberPage, Presence, State,
 };
+
+/// Writes this node's memberships again each time the heartbeat finds them lost
+/// (`Inner::members_lost`), until the engine shuts down. Started by the first `enter`.
+async fn rewriter(inner: Arc<Inner>) {
+    let mut shutdown = inner.broker.shutdown_signal();
+    loop {
+        tokio::select! {
+            _ = inner.members_lost.notified() => rewrite(&inner).await,
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Writes every membership this node entered again (after Redis lost them), as
+/// `enter` would; the others are not told (no events: to them the members never left).
+async fn rewrite(i: &Inner) {
+    let all = i.members.all();
+    let mut failed = 0usize;
+    for ((channel, user), (quiet, state)) in &all {
+        if enter_script(i, channel, user, *quiet, state).await.is_err() {
+            failed += 1;
+        }
+    }
+    tracing::warn!(
+        node = %i.config.node_id,
+        members = all.len(),
+        failed,
+        "redis: this node's members were gone from Redis (data lost, or the node taken for dead); written again"
+    );
+}
+
+async fn enter_script(
+    i: &Inner,
+    channel: &ChannelKey,
+    user: &str,
+    quiet: bool,
+    state: &State,
+) -> Result<redis::Value, EngineError> {
+    i.run(
+        SCRIPTS
+            .presence_enter
+            .key(i.base(channel))
+            .arg(i.prefix())
+            .arg(&*channel.app)
+            .arg(cref(channel))
+            .arg(user)
+            .arg(u8::from(quiet))
+            .arg(state_json(state))
+            .arg(&i.config.node_id),
+    )
+    .await
+}
 
 /// Most users one expiry sweep removes; the rest wait for the next sweep.
 const EXPIRE_BATCH: usize = 1000;
@@ -67,20 +123,11 @@ impl Presence for RedisEngine {
         state: State,
     ) -> Result<Option<bool>, EngineError> {
         let i = &*self.inner;
-        let v = i
-            .run(
-                SCRIPTS
-                    .presence_enter
-                    .key(i.base(channel))
-                    .arg(i.prefix())
-                    .arg(&*channel.app)
-                    .arg(cref(channel))
-                    .arg(user)
-                    .arg(u8::from(quiet))
-                    .arg(state_json(&state))
-                    .arg(&i.config.node_id),
-            )
-            .await?;
+        if !i.rewriter_started.swap(true, Ordering::AcqRel) {
+            tokio::spawn(rewriter(self.inner.clone()));
+        }
+        let v = enter_script(i, channel, user, quiet, &state).await?;
+        i.members.entered(channel, user, quiet, state);
         Ok(match reply::int(&v) {
             Some(1) => Some(true),
             Some(-1) => Some(false),
@@ -103,9 +150,12 @@ impl Presence for RedisEngine {
                     .arg(i.prefix())
                     .arg(&*channel.app)
                     .arg(cref(channel))
-                    .arg(user),
+                    .arg(user)
+                    .arg(&i.config.node_id),
             )
             .await?;
+        // Gone from this node either way (removed, or entered by another node since).
+        i.members.left(channel, user);
         if v == redis::Value::Nil {
             return Ok(None);
         }
@@ -222,7 +272,12 @@ impl Presence for RedisEngine {
     ) -> Result<(), EngineError> {
         let i = &*self.inner;
         let due = format!("{}pdue", i.prefix());
-        let member = format!("{}{user}", len_prefixed(app));
+        // The deadline is this node's: it lapses the memberships this node entered.
+        let member = format!(
+            "{}{}{user}",
+            len_prefixed(&i.config.node_id),
+            len_prefixed(app)
+        );
         match expires_at_ms {
             Some(at) => {
                 i.cmd::<i64>(redis::cmd("ZADD").arg(due).arg(at).arg(member))
@@ -263,6 +318,7 @@ impl Presence for RedisEngine {
                     .ok_or_else(|| bad_reply("presence expire"))?;
                 let user = reply::string(u).ok_or_else(|| bad_reply("presence expire"))?;
                 let (quiet, state) = record(r, "presence expire")?;
+                i.members.left(&channel, &user);
                 expired.push(Expired {
                     channel,
                     user: Arc::from(user),
@@ -311,6 +367,7 @@ impl RedisEngine {
             Some("ok") => {
                 let (_, state) =
                     record(items.get(1).unwrap_or(&redis::Value::Nil), "presence state")?;
+                i.members.state(channel, user, &state);
                 Ok(Some(state))
             }
             _ => Err(bad_reply("presence state")),

@@ -14,8 +14,8 @@ use redis::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use switchboard_engine::{
-    Acquire, ChannelKey, EngineError, Freed, Item, LockInfo, LockRejection, Locks, MetadataObject,
-    MetadataStore, MetadataWrite, Rejection, WriteOp,
+    Acquire, ChannelKey, EngineError, Freed, HandoverHandler, Item, LockInfo, LockRejection, Locks,
+    MetadataObject, MetadataStore, MetadataWrite, Rejection, WriteOp,
 };
 
 fn parse_item(b: &[u8]) -> Option<Item> {
@@ -294,6 +294,11 @@ impl Locks for RedisEngine {
             .lock_op("cancel", &[c.as_bytes(), lock.as_bytes(), user.as_bytes()])
             .await?;
         Ok(tag == "1")
+    }
+
+    fn set_handover_handler(&self, handler: Arc<dyn HandoverHandler>) -> bool {
+        self.inner.broker.set_handover(handler);
+        true
     }
 
     async fn list(&self, channel: &ChannelKey) -> Result<Vec<LockInfo>, EngineError> {

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use support::{RedisServer, config};
 use switchboard_engine::conformance::publication;
 use switchboard_engine::{
-    Acquire, Broker, ChannelKey, ChannelKind, Locks, MetadataStore, MetadataWrite, NO_CHECK,
-    Presence, Publication, PublicationHandler, PublishOptions, Rejection, State, StreamPosition,
-    WriteItem, WriteOp,
+    Acquire, Broker, ChannelKey, ChannelKind, HandoverHandler, Locks, MetadataStore, MetadataWrite,
+    NO_CHECK, Presence, Publication, PublicationHandler, PublishOptions, Rejection, State,
+    StreamPosition, WriteItem, WriteOp,
 };
 use switchboard_engine_redis::{RedisConfig, RedisEngine};
 
@@ -77,6 +77,23 @@ async fn two_nodes(
     let mut b = a.clone();
     b.node_id = "b".into();
     (node(a).await, node(b).await)
+}
+
+/// Records the lock hand-over notices a node hears.
+#[derive(Default)]
+struct Handovers(Mutex<Vec<(ChannelKey, String, String)>>);
+
+impl HandoverHandler for Handovers {
+    fn on_handover(&self, channel: &ChannelKey, lock: &str, user: &str) {
+        let mut v = self.0.lock().unwrap();
+        v.push((channel.clone(), lock.into(), user.into()));
+    }
+}
+
+impl Handovers {
+    fn got(&self) -> Vec<(ChannelKey, String, String)> {
+        self.0.lock().unwrap().clone()
+    }
 }
 
 fn ch(name: &str) -> ChannelKey {
@@ -198,27 +215,43 @@ async fn presence_is_shared_and_expiry_reports_each_member_once() {
         None,
         "a member entered on node a is already in for node b"
     );
+    // A deadline set by node a lapses node a's memberships only: the odd users and
+    // u00 (moved to node b by its enter there) stay.
     for i in 0..50 {
         a.set_expiry("app", &format!("u{i:02}"), Some(1_000))
             .await
             .unwrap();
     }
-    // Both nodes sweep at once: every member is removed, and reported, exactly once.
-    let (x, y) = tokio::join!(
-        Presence::expire_due(&*a, 2_000),
-        Presence::expire_due(&*b, 2_000)
+    let sweep = async |at: u64| {
+        // Both nodes sweep at once: every member is removed, and reported, exactly once.
+        let (x, y) = tokio::join!(Presence::expire_due(&*a, at), Presence::expire_due(&*b, at));
+        let mut users: Vec<String> = x
+            .unwrap()
+            .into_iter()
+            .chain(y.unwrap())
+            .map(|e| e.user.to_string())
+            .collect();
+        users.sort();
+        users
+    };
+    let node_a: Vec<String> = (2..50).step_by(2).map(|i| format!("u{i:02}")).collect();
+    assert_eq!(sweep(2_000).await, node_a, "node a's own members");
+    assert_eq!(a.count(&room).await.unwrap(), 26);
+    assert!(
+        a.exit(&room, "u01").await.unwrap().is_none(),
+        "u01 is node b's"
     );
-    let mut users: Vec<String> = x
-        .unwrap()
-        .into_iter()
-        .chain(y.unwrap())
-        .map(|e| e.user.to_string())
+    assert_eq!(a.count(&room).await.unwrap(), 26);
+    for i in 0..50 {
+        b.set_expiry("app", &format!("u{i:02}"), Some(1_000))
+            .await
+            .unwrap();
+    }
+    let node_b: Vec<String> = std::iter::once(0)
+        .chain((1..50).step_by(2))
+        .map(|i| format!("u{i:02}"))
         .collect();
-    users.sort();
-    assert_eq!(
-        users,
-        (0..50).map(|i| format!("u{i:02}")).collect::<Vec<_>>()
-    );
+    assert_eq!(sweep(2_000).await, node_b, "then node b's");
     assert_eq!(a.count(&room).await.unwrap(), 0);
 }
 
@@ -226,6 +259,15 @@ async fn presence_is_shared_and_expiry_reports_each_member_once() {
 async fn a_lock_is_handed_over_across_nodes() {
     let server = RedisServer::start();
     let ((a, _), (b, _)) = two_nodes(&server).await;
+    let (ha, hb) = (
+        Arc::new(Handovers::default()),
+        Arc::new(Handovers::default()),
+    );
+    assert!(
+        a.set_handover_handler(ha.clone()),
+        "a shared engine tells of hand-overs"
+    );
+    assert!(b.set_handover_handler(hb.clone()));
     let c = ch("locks");
     a.set(&c, "l", 10, 8).await.unwrap().unwrap();
     assert_eq!(
@@ -265,6 +307,18 @@ async fn a_lock_is_handed_over_across_nodes() {
     );
     assert_eq!(all[0].former.as_deref(), Some("bob"));
     assert_eq!(all[0].next.as_deref(), Some("alice"));
+    // Every node heard of both hand-overs, once each and in order, whichever node made
+    // them (the node holding the waiting request answers it).
+    let want = vec![
+        (c.clone(), "l".to_string(), "bob".to_string()),
+        (c.clone(), "l".to_string(), "alice".to_string()),
+    ];
+    eventually("both nodes to hear both hand-overs", || {
+        ha.got().len() >= 2 && hb.got().len() >= 2
+    })
+    .await;
+    assert_eq!(ha.got(), want);
+    assert_eq!(hb.got(), want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -757,5 +811,46 @@ async fn the_members_of_a_dead_node_time_out_exactly_once() {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// Redis loses its data (FLUSHALL, as a restart without persistence would): each node
+/// finds its heartbeat entry gone and writes the members it entered again, with their
+/// state; a member that left before is not brought back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn members_lost_with_redis_data_are_written_again_by_their_nodes() {
+    let server = RedisServer::start();
+    let mut ca = config(&server, "a");
+    ca.node_timeout = Duration::from_secs(2);
+    let mut cb = ca.clone();
+    cb.node_id = "b".into();
+    let ((a, _), (b, _)) = (node(ca).await, node(cb).await);
+    let room = ch("room");
+    let state = State::from([("mood".to_string(), "ok".to_string())]);
+    a.enter(&room, "u1", false, state.clone()).await.unwrap();
+    b.enter(&room, "u2", false, State::new()).await.unwrap();
+    a.enter(&room, "u3", false, State::new()).await.unwrap();
+    a.exit(&room, "u3").await.unwrap();
+    let users = async || -> Vec<String> {
+        Presence::list(&*b, &room, None, 10)
+            .await
+            .map(|p| p.members.iter().map(|m| m.user.to_string()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(users().await, ["u1", "u2"]);
+    assert!(server.command(&["FLUSHALL"]).starts_with("+OK"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while users().await != ["u1", "u2"] {
+        assert!(
+            Instant::now() < deadline,
+            "members written again: {:?}",
+            users().await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(b.state(&room, "u1").await.unwrap(), Some(state));
+    assert_eq!(
+        b.channels_of("app", "u2").await.unwrap(),
+        std::slice::from_ref(&room)
     );
 }

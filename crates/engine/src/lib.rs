@@ -19,7 +19,7 @@ mod presence;
 mod topics;
 mod types;
 
-pub use locks::{Acquire, Freed, LockInfo, LockRejection, Locks};
+pub use locks::{Acquire, Freed, HandoverHandler, LockInfo, LockRejection, Locks};
 pub use metadata::{
     Item, MetadataObject, MetadataStore, MetadataWrite, NO_CHECK, Rejection, WriteItem, WriteOp,
 };

@@ -62,6 +62,14 @@ pub struct Freed {
     pub next: Option<Arc<str>>,
 }
 
+/// Told of every hand-over of a lock to a waiter, whichever node made it (see
+/// [`Locks::set_handover_handler`]). Must not block: it answers a waiting request and
+/// returns.
+pub trait HandoverHandler: Send + Sync + 'static {
+    /// `user` now owns `lock` of `channel`, handed over from the line of waiters.
+    fn on_handover(&self, channel: &ChannelKey, lock: &str, user: &str);
+}
+
 /// Distributed locks.
 ///
 /// Contract (each method one atomic step; in Redis one Lua script over the channel's
@@ -80,6 +88,11 @@ pub struct Freed {
 ///   at or before `now_ms` (handing over to waiters) and returns them.
 /// - `release_all` frees every lock `user` of `app` owns and takes the user out of every
 ///   line (logout, session end).
+/// - `set_handover_handler` (engines shared by several nodes): every hand-over to a
+///   waiter, made by any node's `release`, `revoke`, `expire`, `expire_due` or
+///   `release_all`, reaches the handler of every node, so the node that holds the
+///   waiting request answers it. An engine of one node keeps the default, which
+///   installs nothing and returns false: the node that hands over holds every waiter.
 /// - `owned_by` lists a user's locks; `due` lists the locks whose deadline passed and
 ///   `expire` frees one of them (the step-by-step forms of `release_all` and
 ///   `expire_due`, for callers that order each change with its events).
@@ -173,4 +186,11 @@ pub trait Locks: Send + Sync + 'static {
         owner: &str,
         now_ms: u64,
     ) -> Result<Option<Freed>, EngineError>;
+
+    /// Installs the handler told of every hand-over made by any node; false (the
+    /// default) when the engine serves one node only and installs nothing.
+    fn set_handover_handler(&self, handler: Arc<dyn HandoverHandler>) -> bool {
+        let _ = handler;
+        false
+    }
 }

@@ -66,6 +66,9 @@ pub struct MemberPage {
 ///   membership entered later shares it until it is cleared.
 /// - `expire_due` removes every membership of users whose deadline is at or before
 ///   `now_ms`, clears those deadlines, and returns what it removed.
+/// - Shared by several nodes, a membership belongs to the node that entered it last:
+///   `exit` and a deadline from `set_expiry` act only on this node's memberships, so a
+///   member that moved to another node is not removed by its old node's session.
 #[async_trait::async_trait]
 pub trait Presence: Send + Sync + 'static {
     /// Adds or updates a member (see the trait contract).

@@ -14,6 +14,12 @@ pub(crate) struct Inner {
     pub(crate) broker: BrokerState,
     /// Commands that failed (for health).
     pub(crate) failures: AtomicU64,
+    /// The memberships this node entered, written again when Redis lost them.
+    pub(crate) members: crate::members::LocalMembers,
+    /// Told when the heartbeat finds this node's members gone from Redis.
+    pub(crate) members_lost: tokio::sync::Notify,
+    /// Whether the task that writes them again runs (started by the first enter).
+    pub(crate) rewriter_started: AtomicBool,
 }
 
 pub(crate) fn unavailable(e: impl std::fmt::Display) -> EngineError {
@@ -64,6 +70,9 @@ impl RedisEngine {
             conn,
             broker,
             failures: AtomicU64::new(0),
+            members: Default::default(),
+            members_lost: tokio::sync::Notify::new(),
+            rewriter_started: AtomicBool::new(false),
         });
         start(&inner, client).await?;
         tokio::spawn(heartbeat(inner.clone()));
@@ -156,8 +165,15 @@ async fn heartbeat(inner: Arc<Inner>) {
             _ = tick.tick() => {
                 let mut inv = crate::scripts::SCRIPTS.node_heartbeat.arg(inner.prefix());
                 inv.arg(&inner.config.node_id);
-                if let Err(e) = inner.run(&inv).await {
-                    tracing::warn!(node = %inner.config.node_id, error = %e, "redis: heartbeat failed");
+                match inner.run(&inv).await {
+                    // Its entry was gone: Redis lost its data (a restart without
+                    // persistence) or the node was taken for dead; either way its
+                    // members are gone from Redis, so they are written again.
+                    Ok(Value::Int(1)) => inner.members_lost.notify_one(),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(node = %inner.config.node_id, error = %e, "redis: heartbeat failed");
+                    }
                 }
             }
             _ = shutdown.changed() => return,

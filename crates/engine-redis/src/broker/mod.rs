@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use switchboard_engine::{
-    Broker, ChannelKey, EngineError, Publication, PublicationHandler, PublishOptions,
-    PublishOutcome, Recovery, StreamPosition,
+    Broker, ChannelKey, EngineError, HandoverHandler, Publication, PublicationHandler,
+    PublishOptions, PublishOutcome, Recovery, StreamPosition,
 };
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
@@ -73,6 +73,9 @@ pub(crate) struct BrokerState {
     counters: Counters,
     probe_channel: String,
     probe_seen: AtomicU64,
+    /// Where every node hears of lock hand-overs (`locks.lua`).
+    handover_channel: String,
+    handover: OnceLock<Arc<dyn HandoverHandler>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -98,6 +101,8 @@ impl BrokerState {
             counters: Counters::default(),
             probe_channel: format!("{}node:{}:probe", config.prefix, config.node_id),
             probe_seen: AtomicU64::new(0),
+            handover_channel: format!("{}locks:handover", config.prefix),
+            handover: OnceLock::new(),
             shutdown: watch::channel(false).0,
         }
     }
@@ -125,6 +130,11 @@ impl BrokerState {
 
     pub(crate) fn shutdown(&self) {
         self.shutdown.send_replace(true);
+    }
+
+    /// Installs the lock hand-over handler (once; later calls are ignored).
+    pub(crate) fn set_handover(&self, handler: Arc<dyn HandoverHandler>) {
+        let _ = self.handover.set(handler);
     }
 
     fn queue_resync(&self, sub: &Arc<Sub>) {
@@ -255,7 +265,8 @@ async fn supervise(
                 .map_err(|_| unavailable("pub/sub connect timed out"))?
                 .map_err(unavailable)?;
             let (mut sink, stream) = ps.split();
-            let names: Vec<String> = std::iter::once(b.probe_channel.clone())
+            let names: Vec<String> = [b.probe_channel.clone(), b.handover_channel.clone()]
+                .into_iter()
                 .chain(lock(&b.subs).keys().cloned())
                 .collect();
             subscribe_batched(&mut sink, &names, cfg.command_timeout).await?;
@@ -365,6 +376,12 @@ async fn read(inner: Arc<Inner>, mut stream: redis::aio::PubSubStream, done: one
             }
             continue;
         }
+        if name == b.handover_channel {
+            if let Some(h) = b.handover.get() {
+                on_handover(&**h, msg.get_payload_bytes());
+            }
+            continue;
+        }
         let Some(sub) = lock(&b.subs).get(name).cloned() else {
             continue;
         };
@@ -382,6 +399,24 @@ async fn read(inner: Arc<Inner>, mut stream: redis::aio::PubSubStream, done: one
         }
     }
     let _ = done.send(());
+}
+
+/// A hand-over notice `<len>:<cref><len>:<lock><user>` to the handler; a malformed
+/// one is ignored.
+fn on_handover(h: &dyn HandoverHandler, payload: &[u8]) {
+    let parsed = (|| {
+        let (cref, rest) = crate::keys::split_len(payload)?;
+        let (lock, user) = crate::keys::split_len(rest)?;
+        let channel = crate::keys::parse_cref(cref)?;
+        Some((
+            channel,
+            std::str::from_utf8(lock).ok()?,
+            std::str::from_utf8(user).ok()?,
+        ))
+    })();
+    if let Some((channel, lock, user)) = parsed {
+        h.on_handover(&channel, lock, user);
+    }
 }
 
 /// One delivery worker: messages of its channels in arrival order, then any channel

@@ -11,13 +11,53 @@ use crate::wire::{Failure, wire_position};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_engine::{
-    ChannelKey, ChannelKind, EventKind, Freed, LockRejection, Locks, StreamPosition,
+    ChannelKey, ChannelKind, EventKind, Freed, HandoverHandler, LockRejection, Locks,
+    StreamPosition,
 };
 use switchboard_protocol::pb::{self, server_message::Body};
 use switchboard_protocol::{ErrorCode, names, now_ms};
 
 /// How often the node frees locks whose owner did not come back.
 pub(crate) const SWEEP_EVERY: Duration = Duration::from_millis(200);
+
+/// With other nodes, every this many sweeps the node also looks whether a lock it
+/// waits for was handed to its waiter without the notice reaching it (the engine's
+/// notice travels over a connection that can drop).
+const RECHECK_EVERY_SWEEPS: u64 = 10;
+
+/// Answers this node's waiting request when another node hands the lock over to it.
+struct Handovers(std::sync::Weak<Node>);
+
+impl HandoverHandler for Handovers {
+    fn on_handover(&self, channel: &ChannelKey, lock: &str, user: &str) {
+        if let Some(node) = self.0.upgrade() {
+            waits(&node).finish(channel, &Arc::from(lock), &Arc::from(user), Ok(()));
+        }
+    }
+}
+
+/// Answers the waiting requests whose lock their user owns already (a hand-over whose
+/// notice was lost); one `list` per channel with waiters.
+async fn recheck_waits(node: &Node, locks: &dyn Locks) {
+    type Wanted = Vec<(Arc<str>, Arc<str>)>;
+    let mut by_channel: std::collections::HashMap<ChannelKey, Wanted> = Default::default();
+    for (key, lock, user) in waits(node).keys() {
+        by_channel.entry(key).or_default().push((lock, user));
+    }
+    for (key, wanted) in by_channel {
+        let Ok(list) = locks.list(&key).await else {
+            continue;
+        };
+        for (lock, user) in wanted {
+            let owns = list
+                .iter()
+                .any(|l| l.name == lock && l.owner.as_deref() == Some(&*user));
+            if owns {
+                waits(node).finish(&key, &lock, &user, Ok(()));
+            }
+        }
+    }
+}
 
 pub(crate) fn lock_failure(e: &switchboard_engine::EngineError) -> Failure {
     Failure::new(ErrorCode::LockOperationFailed, e.to_string())
@@ -151,6 +191,12 @@ pub(crate) async fn freed(node: &Node, mut f: Freed, mut publisher: Arc<str>, mu
         if waits(node).finish(&f.channel, &f.lock, &next, Ok(())) {
             return;
         }
+        // Not waiting here: with other nodes it may wait on one of them, which hears of
+        // the hand-over from the engine and answers it (or, when its request is gone,
+        // passes the lock on itself: `cancel_waits`).
+        if waits(node).remote() {
+            return;
+        }
         // Its request is gone (the connection was lost at that moment): pass it on.
         match locks.release(&f.channel, &f.lock, &next).await {
             Ok(Ok(again)) => {
@@ -198,11 +244,19 @@ pub(crate) async fn cancel_waits(
         return;
     };
     for ((key, lock, user), waiter) in taken {
-        let _ = locks.cancel_wait(&key, &lock, &user).await;
+        let in_line = locks.cancel_wait(&key, &lock, &user).await;
         waiter.answer(Err(Failure::new(
             ErrorCode::LockOperationFailed,
             format!("stopped waiting for lock {lock:?}: {why} (R152)"),
         )));
+        // Out of the line already: another node may have handed the lock to this waiter
+        // at that moment (it leaves the answer to this node, see `freed`); this node
+        // passes it on. A waiter that owns the lock got it from the line.
+        if matches!(in_line, Ok(false)) && waits(node).remote() {
+            if let Ok(Ok(f)) = locks.revoke(&key, &lock, &user).await {
+                freed(node, f, user, false).await;
+            }
+        }
     }
 }
 
@@ -267,11 +321,19 @@ pub(crate) async fn sweep(node: Arc<Node>) {
     let Some(locks) = node.locks.clone() else {
         return;
     };
+    if locks.set_handover_handler(Arc::new(Handovers(Arc::downgrade(&node)))) {
+        waits(&node).set_remote();
+    }
     let mut shutdown = node.shutdown.subscribe();
+    let mut tick = 0u64;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(SWEEP_EVERY) => {}
             _ = shutdown.changed() => return,
+        }
+        tick += 1;
+        if waits(&node).remote() && tick % RECHECK_EVERY_SWEEPS == 0 {
+            recheck_waits(&node, &*locks).await;
         }
         let now = now_ms();
         match locks.due(now).await {

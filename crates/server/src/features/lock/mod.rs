@@ -5,8 +5,10 @@
 //! channel, losing or replacing a connection and ending a session reach it.
 //!
 //! Waiting requests are node-local: the engine keeps the line and hands the lock over;
-//! the node that holds the waiting request answers it. A waiter whose connection is lost
-//! leaves the line (its request cannot be answered any more).
+//! the node that holds the waiting request answers it (with an engine shared by several
+//! nodes, it hears of a hand-over made elsewhere through the engine's hand-over
+//! notice). A waiter whose connection is lost leaves the line (its request cannot be
+//! answered any more).
 
 pub(crate) mod events;
 pub(crate) mod requests;

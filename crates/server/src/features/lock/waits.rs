@@ -6,6 +6,7 @@
 use crate::node::outbound::Outbound;
 use crate::wire::Failure;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use switchboard_engine::ChannelKey;
 use switchboard_protocol::frame;
@@ -77,11 +78,29 @@ impl State {
 #[derive(Default)]
 pub(crate) struct Waits {
     state: Mutex<State>,
+    /// Whether the engine is shared with other nodes, whose waiters a hand-over made
+    /// here may reach (they answer them: see `events::freed`).
+    remote: AtomicBool,
 }
 
 impl Waits {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The engine tells every node of every hand-over (several nodes share it).
+    pub(crate) fn set_remote(&self) {
+        self.remote.store(true, Ordering::Release);
+    }
+
+    /// Whether waiters may live on other nodes.
+    pub(crate) fn remote(&self) -> bool {
+        self.remote.load(Ordering::Acquire)
+    }
+
+    /// Every waiting request's (channel, lock, user).
+    pub(crate) fn keys(&self) -> Vec<WaitKey> {
+        self.lock().waits.keys().cloned().collect()
     }
 
     /// Whether `user` waits for `lock` of `key`.
