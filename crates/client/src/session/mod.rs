@@ -267,16 +267,20 @@ impl Inner {
         let ctx = conn::Context {
             router,
             heartbeat,
+            link_loss_timeout: self.config.link_loss_timeout.max(Duration::from_millis(4)),
             positions,
             user_id: user,
             on_channel_left,
             cipher: self.cipher.clone(),
         };
         tokio::spawn(async move {
-            let ended = conn::run(ws, rx, ctx).await;
+            let (ended, unanswered) = conn::run(ws, rx, ctx).await;
+            // The link event first, then the requests the connection took with it fail
+            // (an app sees FAILED or DISCONNECTED before the −10025 of its calls).
             if let Some(inner) = weak.upgrade() {
-                inner.on_ended(conn_id, ended);
+                inner.on_ended(conn_id, ended.clone());
             }
+            unanswered.fail(&ended);
         });
         let (session_id, positions) = if resume {
             self.resume_fields()
