@@ -20,6 +20,11 @@ pub struct ClientConfig {
     /// its canonical text without leading zeros (`"007"` is user 7), for interop with
     /// RTC numeric uids (token.md T49).
     pub use_string_user_id: bool,
+    /// Allows a second live client of the same app id and user id in this process
+    /// (default false: [`crate::Client::new`] then fails with −10027, R14). A client
+    /// counts as live while logged in or logging in (not IDLE, not FAILED). Meant for
+    /// test harnesses that play several devices of one user in one process.
+    pub allow_duplicate_user_id: bool,
     /// Time allowed for one request (default 10 s, api.md §12.3).
     pub request_timeout: Duration,
     /// Time allowed for connecting and logging in (default 12 s, R27).
@@ -54,6 +59,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("presence_timeout", &self.presence_timeout)
             .field("link_loss_timeout", &self.link_loss_timeout)
             .field("use_string_user_id", &self.use_string_user_id)
+            .field("allow_duplicate_user_id", &self.allow_duplicate_user_id)
             .field("request_timeout", &self.request_timeout)
             .field("login_timeout", &self.login_timeout)
             .field("event_capacity", &self.event_capacity)
@@ -102,6 +108,7 @@ impl ClientConfig {
             presence_timeout: 300,
             link_loss_timeout: Duration::from_secs(4),
             use_string_user_id: true,
+            allow_duplicate_user_id: false,
             request_timeout: Duration::from_secs(10),
             login_timeout: Duration::from_secs(12),
             event_capacity: 4096,
