@@ -525,6 +525,17 @@ impl Client {
         }
     }
 
+    /// Tells the SDK that the network changed or came back (R51; a library cannot see
+    /// the operating system's network events, so the app forwards them). A reconnect
+    /// attempt in progress is dropped — the link goes DISCONNECTED with operation and
+    /// reason NETWORK_CHANGE — and retried 2 s later; while waiting out a longer backoff
+    /// the next attempt starts within 2 s. Has no effect while CONNECTED, IDLE or FAILED.
+    pub fn network_changed(&self) {
+        self.inner
+            .network_changed
+            .send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// Replaces the login token (api.md §3.7); on failure the old one stays (R41).
     /// While reconnecting, the new token is kept for the next attempt.
     pub async fn renew_token(&self, token: &str) -> Result<RenewTokenResponse, RtmError> {

@@ -373,3 +373,75 @@ async fn r46_a_stall_past_4_s_disconnects_after_4_s_at_default_settings() {
     let back = wait_link(&mut links, LinkState::Connected, Duration::from_secs(15)).await;
     assert!(back.is_resumed, "{back:?}");
 }
+
+/// R51: a network-change signal (`network_changed`, the app forwarding the OS's event)
+/// during a reconnect attempt drops the attempt — DISCONNECTED with operation and reason
+/// NETWORK_CHANGE — and the SDK tries again 2 s later (not after its backoff, here at
+/// most 300 ms), reconnecting once the network works.
+#[tokio::test]
+async fn r51_a_network_change_drops_the_attempt_and_retries_after_2_s() {
+    let server = TestServer::start().await;
+    let proxy = FaultProxy::start(server.addr).await;
+    let mut config = through(&server, &proxy);
+    config.login_timeout = Duration::from_secs(30);
+    let alice = Client::new(APP_ID, "alice", config).expect("client");
+    alice.login(&token("alice")).await.expect("login");
+    let mut links = alice.link_state_events();
+    assert!(eventually(STEP, || proxy.connections() == 1).await);
+    // The link is cut and every new connection stalls: an attempt hangs in CONNECTING.
+    proxy.freeze();
+    proxy.cut();
+    wait_link(&mut links, LinkState::Disconnected, STEP).await;
+    let attempt = wait_link(&mut links, LinkState::Connecting, STEP).await;
+    assert_eq!(attempt.operation, LinkOperation::AutoReconnect);
+
+    alice.network_changed();
+    let signalled = Instant::now();
+    let dropped = next_within(&mut links, STEP, "the attempt dropped")
+        .await
+        .expect("open")
+        .expect("not lagged");
+    assert_eq!(
+        (
+            dropped.previous_state,
+            dropped.current_state,
+            dropped.operation,
+            dropped.reason_code
+        ),
+        (
+            LinkState::Connecting,
+            LinkState::Disconnected,
+            LinkOperation::NetworkChange,
+            LinkReason::NetworkChange
+        ),
+        "{}",
+        link_summary(&dropped)
+    );
+    proxy.pass();
+    let retry = next_within(&mut links, STEP, "the retry")
+        .await
+        .expect("open")
+        .expect("not lagged");
+    let waited = signalled.elapsed();
+    assert_eq!(
+        (retry.current_state, retry.operation),
+        (LinkState::Connecting, LinkOperation::AutoReconnect),
+        "{}",
+        link_summary(&retry)
+    );
+    assert!(
+        waited >= Duration::from_millis(1950),
+        "retried before 2 s: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(4), "retried late: {waited:?}");
+    let back = wait_link(&mut links, LinkState::Connected, STEP).await;
+    assert!(back.is_resumed, "{back:?}");
+    // While CONNECTED a network change changes nothing.
+    alice.network_changed();
+    assert_quiet(
+        &mut links,
+        Duration::from_millis(500),
+        "no change while CONNECTED",
+    )
+    .await;
+}

@@ -32,6 +32,10 @@ use switchboard_protocol::pb::{self, client_message, server_message};
 use switchboard_protocol::{ErrorCode, LinkOperation, LinkReason, LinkState, now_ms};
 use tokio::sync::{mpsc, oneshot};
 
+/// How long after a network-change signal the dropped reconnect attempt is retried
+/// (R51).
+pub(crate) const NETWORK_CHANGE_RETRY: Duration = Duration::from_secs(2);
+
 /// Mutable state of the client.
 pub(crate) struct State {
     pub link: LinkState,
@@ -64,6 +68,9 @@ pub(crate) struct Inner {
     /// Bumped on every change of the login link, so a request kept while reconnecting
     /// (R59) wakes up to try again.
     pub link_changed: tokio::sync::watch::Sender<u64>,
+    /// Bumped by every network-change signal of the app (R51): a reconnect attempt in
+    /// progress is dropped and retried after [`NETWORK_CHANGE_RETRY`].
+    pub network_changed: tokio::sync::watch::Sender<u64>,
     pub positions: Positions,
     /// Seals and opens message payloads when end-to-end encryption is on.
     pub cipher: Option<Arc<Cipher>>,
@@ -136,6 +143,7 @@ impl Inner {
             config,
             router,
             link_changed: tokio::sync::watch::channel(0).0,
+            network_changed: tokio::sync::watch::channel(0).0,
             positions: Positions::default(),
             cipher: cipher.map(Arc::new),
             state: Mutex::new(State {

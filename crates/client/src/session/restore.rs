@@ -1,10 +1,13 @@
-//! Reconnecting (api.md §11): the backoff loop, SUSPENDED after `suspend_after`, and
+//! Reconnecting (api.md §11): the backoff loop, SUSPENDED after `suspend_after`, a
+//! network-change signal dropping the attempt in progress and retrying 2 s later (R51), and
 //! restoring what a session lacks after a reconnect — message channel subscriptions,
 //! stream channels (rejoined with their topic roles and followed publishers) and user
 //! metadata subscriptions — each from its last position.
 
 use super::SharedChannel;
-use super::{Detail, Inner, call, lock_channel, login_failure_reason, retryable};
+use super::{
+    Detail, Inner, NETWORK_CHANGE_RETRY, call, lock_channel, login_failure_reason, retryable,
+};
 use crate::conn::Request;
 use crate::types::{ChannelType, RtmError, SubscribeOptions, SubscribedFailedReason};
 use rand::Rng;
@@ -288,11 +291,34 @@ impl Inner {
 pub(super) async fn reconnect(weak: Weak<Inner>, generation: u64) {
     let started = tokio::time::Instant::now();
     let mut attempt = 0u32;
+    // Set by a network change: the next attempt starts this long after it instead of
+    // after the backoff (R51).
+    let mut retry_in: Option<Duration> = None;
+    let Some(mut network) = weak.upgrade().map(|i| i.network_changed.subscribe()) else {
+        return;
+    };
     loop {
         let Some(inner) = weak.upgrade() else { return };
-        let delay = inner.backoff(attempt);
+        let delay = retry_in.take().unwrap_or_else(|| inner.backoff(attempt));
         drop(inner);
-        tokio::time::sleep(delay).await;
+        let wake = tokio::time::Instant::now() + delay;
+        let sleep = tokio::time::sleep_until(wake);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                changed = network.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    // The network is back: no need to wait out a long backoff.
+                    let sooner = tokio::time::Instant::now() + NETWORK_CHANGE_RETRY;
+                    if sooner < sleep.deadline() {
+                        sleep.as_mut().reset(sooner);
+                    }
+                }
+            }
+        }
         let Some(inner) = weak.upgrade() else { return };
         {
             let mut st = inner.lock();
@@ -307,7 +333,29 @@ pub(super) async fn reconnect(weak: Weak<Inner>, generation: u64) {
                 Detail::default(),
             );
         }
-        let result = inner.establish(true).await;
+        network.mark_unchanged();
+        let result = tokio::select! {
+            r = inner.establish(true) => r,
+            changed = network.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                // R51: the attempt is dropped (with its connection) and retried in 2 s.
+                let mut st = inner.lock();
+                if st.generation != generation {
+                    return;
+                }
+                inner.transition(
+                    &mut st,
+                    LinkState::Disconnected,
+                    LinkOperation::NetworkChange,
+                    LinkReason::NetworkChange,
+                    Detail::default(),
+                );
+                retry_in = Some(NETWORK_CHANGE_RETRY);
+                continue;
+            }
+        };
         match result {
             Ok(est) => {
                 let resumed = est.reply.resumed;
