@@ -1,7 +1,9 @@
 //! Reconnection rules of the Rust SDK over real sockets: pending publishes kept while
 //! reconnecting (R59), a fresh topic SNAPSHOT after a resumed reconnect into a stream
 //! channel (R60), the 4-second link-loss rule at the default settings (R46, R47), and
-//! the order of a session's end: its link event before its calls fail (R28). The SDK
+//! the order of a session's end: its link event before its calls fail (R28), a network
+//! change during a reconnect (R51), and the presence re-sync after the session was
+//! removed (R54). The SDK
 //! dials through the fault proxy, which stalls, cuts and refuses connections on command.
 
 mod common;
@@ -9,10 +11,12 @@ mod common;
 use common::proxy::FaultProxy;
 use common::*;
 use futures_util::FutureExt;
+use std::collections::BTreeMap;
 use std::time::Duration;
 use switchboard_client::{
     ChannelType, Client, ClientConfig, ErrorCode, EventStream, JoinOptions, LinkOperation,
-    LinkReason, LinkState, LinkStateEvent, PublishOptions, SubscribeOptions, TopicEventType,
+    LinkReason, LinkState, LinkStateEvent, PresenceEvent, PresenceEventType, PublishOptions,
+    SubscribeOptions, TopicEventType,
 };
 use switchboard_token::RtcRole;
 use tokio::time::Instant;
@@ -444,4 +448,119 @@ async fn r51_a_network_change_drops_the_attempt_and_retries_after_2_s() {
         "no change while CONNECTED",
     )
     .await;
+}
+
+/// Reads `events` until `user`'s `kind` in `channel`; panics after [`STEP`].
+async fn presence_of(
+    events: &mut EventStream<PresenceEvent>,
+    kind: PresenceEventType,
+    channel: &str,
+    user: &str,
+) -> PresenceEvent {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let e = next_within(events, left, &format!("{kind:?} of {user} in {channel}"))
+            .await
+            .expect("presence stream open")
+            .expect("presence stream not lagged");
+        if e.event_type == kind && e.channel_name == channel && e.publisher == user {
+            return e;
+        }
+    }
+}
+
+/// `user`'s presence state in `channel` as `from` reads it (`getState`); empty when it
+/// has none or is not there.
+async fn state_seen(
+    from: &Client,
+    user: &str,
+    channel: &str,
+    ty: ChannelType,
+) -> BTreeMap<String, String> {
+    from.presence()
+        .get_state(user, channel, ty)
+        .await
+        .map(|r| r.states)
+        .unwrap_or_default()
+}
+
+/// R54 (and R53, R129): a client whose session was removed (away longer than its 1 s
+/// presenceTimeout) reconnects into a new session (`isResumed: false`); the SDK puts it
+/// back into its message and stream channels — the others see REMOTE_TIMEOUT, then
+/// REMOTE_JOIN — and re-synchronises its presence state there, and the state it had set
+/// for a channel it had not entered yet is applied when it enters it.
+#[tokio::test]
+async fn r54_a_removed_client_comes_back_with_its_presence_state() {
+    let server = TestServer::with(short_timeouts).await;
+    let proxy = FaultProxy::start(server.addr).await;
+    let alice = login_with("alice", proxied(&server, &proxy, 1)).await;
+    let _room = subscribed(&alice, "room").await;
+    let _sc = join_stream(&alice, "sc", JoinOptions::default()).await;
+    let presence = alice.presence();
+    presence
+        .set_state("room", ChannelType::Message, [("mood", "happy")])
+        .await
+        .expect("state in room");
+    presence
+        .set_state("sc", ChannelType::Stream, [("seat", "3"), ("gone", "x")])
+        .await
+        .expect("state in sc");
+    presence
+        .remove_state("sc", ChannelType::Stream, Some(vec!["gone".into()]))
+        .await
+        .expect("remove a key");
+    presence
+        .set_state("later", ChannelType::Message, [("k", "v")])
+        .await
+        .expect("state for a channel not entered yet (R129)");
+
+    let bob = server.login("bob").await;
+    let mut seen = bob.presence_events();
+    let _bob_room = subscribed(&bob, "room").await;
+    let _bob_sc = join_stream(&bob, "sc", JoinOptions::default()).await;
+    let want = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        state_seen(&bob, "alice", "room", ChannelType::Message).await,
+        want(&[("mood", "happy")])
+    );
+
+    let mut links = alice.link_state_events();
+    proxy.refuse();
+    proxy.wait_connections(1).await;
+    proxy.cut();
+    wait_link(&mut links, LinkState::Disconnected, STEP).await;
+    wait_session_gone(&bob, "alice").await;
+    presence_of(&mut seen, PresenceEventType::RemoteTimeout, "room", "alice").await;
+    proxy.pass();
+
+    let back = wait_link(&mut links, LinkState::Connected, Duration::from_secs(10)).await;
+    assert!(!back.is_resumed, "a new session: {}", link_summary(&back));
+    assert!(
+        back.unrestored_channels.is_empty(),
+        "{}",
+        link_summary(&back)
+    );
+    presence_of(&mut seen, PresenceEventType::RemoteJoin, "room", "alice").await;
+    assert_eq!(
+        state_seen(&bob, "alice", "room", ChannelType::Message).await,
+        want(&[("mood", "happy")]),
+        "R54: re-synchronised in room"
+    );
+    assert_eq!(
+        state_seen(&bob, "alice", "sc", ChannelType::Stream).await,
+        want(&[("seat", "3")]),
+        "R54: re-synchronised in the stream channel, the removed key still gone"
+    );
+    let _later = subscribed(&alice, "later").await;
+    assert_eq!(
+        state_seen(&bob, "alice", "later", ChannelType::Message).await,
+        want(&[("k", "v")]),
+        "R129 across the new session"
+    );
 }

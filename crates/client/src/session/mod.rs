@@ -74,8 +74,15 @@ pub(crate) struct Inner {
     pub positions: Positions,
     /// Seals and opens message payloads when end-to-end encryption is on.
     pub cipher: Option<Arc<Cipher>>,
+    /// This client's presence state per channel as last set (R54): a new session
+    /// enters each channel with it again. Its own lock, never held with `state`'s.
+    pub presence_states: Mutex<PresenceStates>,
     state: Mutex<State>,
 }
+
+/// Presence state by (channel type, channel name), key → value.
+pub(crate) type PresenceStates =
+    std::collections::HashMap<(ChannelType, String), BTreeMap<String, String>>;
 
 /// A connection that logged in.
 pub(crate) struct Established {
@@ -146,6 +153,7 @@ impl Inner {
             network_changed: tokio::sync::watch::channel(0).0,
             positions: Positions::default(),
             cipher: cipher.map(Arc::new),
+            presence_states: Mutex::new(PresenceStates::new()),
             state: Mutex::new(State {
                 link: LinkState::Idle,
                 conn: None,
@@ -220,7 +228,23 @@ impl Inner {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        self.states().clear();
         self.router.end_session();
+    }
+
+    /// The remembered presence states (R54).
+    pub fn states(&self) -> MutexGuard<'_, PresenceStates> {
+        self.presence_states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The presence state remembered for a channel, as the wire's map (R54).
+    pub fn state_of<M: FromIterator<(String, String)>>(&self, ty: ChannelType, name: &str) -> M {
+        self.states()
+            .get(&(ty, name.to_string()))
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_else(|| std::iter::empty().collect())
     }
 
     /// Connects and logs in (resuming when `resume`), within the login timeout.

@@ -1,8 +1,9 @@
 //! Reconnecting (api.md §11): the backoff loop, SUSPENDED after `suspend_after`, a
 //! network-change signal dropping the attempt in progress and retrying 2 s later (R51), and
 //! restoring what a session lacks after a reconnect — message channel subscriptions,
-//! stream channels (rejoined with their topic roles and followed publishers) and user
-//! metadata subscriptions — each from its last position.
+//! stream channels (rejoined with their topic roles and followed publishers), user
+//! metadata subscriptions and the client's presence states (R54) — each from its last
+//! position.
 
 use super::SharedChannel;
 use super::{
@@ -11,6 +12,7 @@ use super::{
 use crate::conn::Request;
 use crate::types::{ChannelType, RtmError, SubscribeOptions, SubscribedFailedReason};
 use rand::Rng;
+use std::collections::BTreeMap;
 use std::sync::Weak;
 use std::time::Duration;
 use switchboard_protocol::pb::{self, client_message, server_message};
@@ -124,7 +126,8 @@ impl Inner {
                 with_metadata: Some(o.with_metadata),
                 with_lock: Some(o.with_lock),
                 since,
-                state: Default::default(),
+                // R54: entered again with the state it had.
+                state: self.state_of(ChannelType::Message, &name),
             };
             let reply = tokio::time::timeout(
                 self.config.request_timeout,
@@ -161,10 +164,12 @@ impl Inner {
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&(ChannelType::Stream, name.clone()))
                 .copied();
-            let (req, epoch) = {
+            let (mut req, epoch) = {
                 let ch = lock_channel(&shared);
                 (ch.rejoin_request(&name, since), ch.epoch)
             };
+            // R54: entered again with the state it had.
+            req.state = self.state_of(ChannelType::Stream, &name);
             let reply = tokio::time::timeout(
                 self.config.request_timeout,
                 call(conn, "join", client_message::Body::Join(req)),
@@ -263,6 +268,58 @@ impl Inner {
                 Ok(Ok(_)) => {
                     tracing::warn!(user = %user, "unexpected reply to re-subscribing user metadata");
                 }
+            }
+        }
+    }
+
+    /// Sets again, in a new session, the presence state of every channel the client
+    /// is not in (a `setState` made before subscribing or joining, which the server
+    /// applies on entering, R129): the channels it is in got theirs with the
+    /// re-subscribe or rejoin (R54). A refusal is logged; on a lost connection the rest
+    /// are left for the next attempt.
+    pub(super) async fn restore_pending_states(&self, conn: &mpsc::Sender<Request>) {
+        let entered: Vec<(ChannelType, String)> = {
+            let st = self.lock();
+            let mut v: Vec<_> = st
+                .subscriptions
+                .keys()
+                .map(|k| (ChannelType::Message, k.clone()))
+                .collect();
+            drop(st);
+            v.extend(
+                self.joined_streams(None)
+                    .into_iter()
+                    .map(|(n, _)| (ChannelType::Stream, n)),
+            );
+            v
+        };
+        let pending: Vec<((ChannelType, String), BTreeMap<String, String>)> = self
+            .states()
+            .iter()
+            .filter(|(k, m)| !entered.contains(k) && !m.is_empty())
+            .map(|(k, m)| (k.clone(), m.clone()))
+            .collect();
+        for ((ty, name), states) in pending {
+            let req = pb::SetStateRequest {
+                channel_type: match ty {
+                    ChannelType::Stream => pb::ChannelType::Stream,
+                    _ => pb::ChannelType::Message,
+                } as i32,
+                channel_name: name.clone(),
+                states: states.into_iter().collect(),
+            };
+            let reply = tokio::time::timeout(
+                self.config.request_timeout,
+                call(conn, "setState", client_message::Body::SetState(req)),
+            )
+            .await;
+            match reply {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) if e.code == ErrorCode::NotConnected.as_i32() => return,
+                Ok(Err(e)) => {
+                    tracing::warn!(channel = %name, code = e.code, reason = %e.reason, "restoring a presence state refused");
+                }
+                Err(_) => tracing::warn!(channel = %name, "no reply to restoring a presence state"),
             }
         }
     }
@@ -378,6 +435,7 @@ pub(super) async fn reconnect(weak: Weak<Inner>, generation: u64) {
                     // attempt).
                     let (unrestored, mut gaps) = inner.restore(&est.conn, None).await;
                     inner.resubscribe_user_metadata(&est.conn).await;
+                    inner.restore_pending_states(&est.conn).await;
                     gaps.extend(est.reply.gap_channels.iter().cloned());
                     (unrestored, gaps)
                 };
