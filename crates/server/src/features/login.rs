@@ -74,7 +74,7 @@ pub(crate) fn verify_login_token(
         return Ok(None);
     };
     let now = now_ms() / 1000;
-    let opts = switchboard_token::VerifyOptions::default();
+    let opts = app.limits.token_options();
     match switchboard_token::verify_login(token, &app.id, cert, user, now, &opts) {
         Ok(c) => Ok(Some(c.expires_at)),
         Err(e) => {

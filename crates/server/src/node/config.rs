@@ -179,6 +179,14 @@ pub struct AppLimits {
     /// spec leaves configurable); past it −10021 and the SDK's `LOGIN_TOO_FREQUENT`.
     /// 0 = no limit. Resumes do not count.
     pub max_logins_per_user_per_minute: u32,
+    /// Longest token lifetime honoured, seconds (token.md T33; `None`, the default, = no
+    /// limit): a token is treated as expired (−10009) once this long past its
+    /// `issue_ts`, whatever its `expire` says.
+    pub max_token_lifetime_secs: Option<u32>,
+    /// Most seconds a token's `issue_ts` may lie ahead of the server's clock (T34;
+    /// `None`, the default, = any): a token issued further ahead is refused with
+    /// `ISSUED_IN_FUTURE` (−10005).
+    pub max_token_clock_skew_secs: Option<u32>,
 }
 
 impl Default for AppLimits {
@@ -211,11 +219,22 @@ impl Default for AppLimits {
             max_locks_per_channel: 32,
             max_lock_waits: 64,
             max_logins_per_user_per_minute: 120,
+            max_token_lifetime_secs: None,
+            max_token_clock_skew_secs: None,
         }
     }
 }
 
 impl AppLimits {
+    /// The token verifier settings these limits imply (T33, T34).
+    pub fn token_options(&self) -> switchboard_token::VerifyOptions {
+        switchboard_token::VerifyOptions {
+            max_clock_skew: self.max_token_clock_skew_secs,
+            max_lifetime: self.max_token_lifetime_secs,
+            ..Default::default()
+        }
+    }
+
     /// The name rules these limits imply.
     pub fn name_rules(&self) -> NameRules {
         NameRules {

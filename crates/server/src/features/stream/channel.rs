@@ -30,7 +30,7 @@ pub(crate) fn verify_join_token(
     let Some(cert) = &session.app.certificate else {
         return Ok(None);
     };
-    let opts = switchboard_token::VerifyOptions::default();
+    let opts = session.app.limits.token_options();
     let now = now_ms() / 1000;
     match switchboard_token::verify_stream_join(
         token,
