@@ -1,8 +1,9 @@
 //! The connection task: one per login. It owns the socket, numbers requests and
 //! matches replies, batches queued requests into one frame, sends heartbeats every half
-//! interval and a WebSocket ping every quarter of the link-loss timeout, declares the
-//! link lost when a ping goes unanswered for the link-loss timeout (4 s by default,
-//! R46) or after 1.5 heartbeat intervals without server traffic, and
+//! interval and, when the link has been quiet for a quarter of the link-loss timeout, a
+//! probe heartbeat; declares the link lost when a heartbeat goes unanswered for the
+//! link-loss timeout (4 s by default, R46) or after 1.5 heartbeat intervals without
+//! server traffic, and
 //! hands pushes to the router (messages, topic, presence, storage and lock events wait
 //! for room: lossless). Every positioned push advances its channel's position (stream
 //! channels included; a lock EXPIRED the user's own inbox), and one the app already has
@@ -154,10 +155,14 @@ pub(crate) async fn run(
     let mut beat = tokio::time::interval(heartbeat / 2);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // R46: the link counts as lost when the server has sent nothing for
-    // `link_loss_timeout` since the first ping it left unanswered — an interruption it
-    // recovers from sooner changes no state. Pings (answered by the server's WebSocket
-    // layer with a pong) go out every quarter of it, apart from the billing heartbeat.
-    let mut probe = tokio::time::interval(link_loss_timeout / 4);
+    // `link_loss_timeout` since the first heartbeat it left unanswered — an
+    // interruption it recovers from sooner changes no state. Besides the billing
+    // heartbeat, a probe heartbeat goes out when the link has been quiet for a quarter
+    // of it (a busy link needs none). Heartbeats, not WebSocket pings: a ping's pong is
+    // written by the server's WebSocket layer past its outbound queue, which changes
+    // how a slow consumer's connection ends.
+    let probe_period = link_loss_timeout / 4;
+    let mut probe = tokio::time::interval(probe_period / 2);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut unanswered_since: Option<Instant> = None;
     let loss_deadline = |since: Option<Instant>| since.map(|t| t + link_loss_timeout);
@@ -189,12 +194,18 @@ pub(crate) async fn run(
                 if sink.send(Message::Binary(frame::encode(&hb))).await.is_err() {
                     break Ended::ConnectionLost;
                 }
+                unanswered_since.get_or_insert_with(Instant::now);
             }
             _ = probe.tick() => {
-                if sink.send(Message::Ping(bytes::Bytes::new())).await.is_err() {
+                if unanswered_since.is_some() || last_rx.elapsed() < probe_period {
+                    continue;
+                }
+                next_id = next_id.wrapping_add(1).max(1);
+                let hb = ClientMessage { id: next_id, body: Some(client_message::Body::Heartbeat(pb::Heartbeat {})) };
+                if sink.send(Message::Binary(frame::encode(&hb))).await.is_err() {
                     break Ended::ConnectionLost;
                 }
-                unanswered_since.get_or_insert_with(Instant::now);
+                unanswered_since = Some(Instant::now());
             }
             _ = tokio::time::sleep_until(last_rx + keep_alive) => break Ended::KeepAliveTimeout,
             _ = tokio::time::sleep_until(loss_deadline(unanswered_since).unwrap_or(last_rx)), if unanswered_since.is_some() => {

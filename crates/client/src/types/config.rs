@@ -11,7 +11,7 @@ pub struct ClientConfig {
     pub heartbeat_interval: u32,
     /// Seconds the server keeps a dropped session (default 300, clamped to 5–300, R16).
     pub presence_timeout: u32,
-    /// How long the server may leave a keep-alive ping unanswered before the link counts
+    /// How long the server may leave a keep-alive heartbeat unanswered before the link counts
     /// as lost and goes DISCONNECTED (default 4 s, R46: an interruption recovered from
     /// sooner changes no state). Independent of `heartbeat_interval`.
     pub link_loss_timeout: Duration,
