@@ -51,6 +51,59 @@ fn timeout_code(op: &str) -> ErrorCode {
     }
 }
 
+/// The canonical text of a numeric user id (R13: `useStringUserId: false`): the decimal
+/// text of a non-negative integer, without leading zeros; anything else fails with
+/// −10006.
+fn numeric_user_id(user_id: &str) -> Result<String, RtmError> {
+    if user_id.is_empty() || !user_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(RtmError::new(
+            ErrorCode::InvalidUserId,
+            "new",
+            format!(
+                "with useStringUserId false the user id must be the decimal text of a \
+                 non-negative integer, not {user_id:?} (R13)"
+            ),
+        ));
+    }
+    let canonical = user_id.trim_start_matches('0');
+    Ok(if canonical.is_empty() { "0" } else { canonical }.to_string())
+}
+
+/// The clients of this process by app id and user id (R14), held weakly: a dropped
+/// client is gone from it.
+type LiveClients = std::collections::HashMap<(String, String), Vec<std::sync::Weak<Inner>>>;
+
+static LIVE: std::sync::Mutex<Option<LiveClients>> = std::sync::Mutex::new(None);
+
+/// Records `inner` among this process's clients; fails with −10027 when another one of
+/// the same app id and user id is live (logged in or logging in), unless allowed (R14).
+fn register_live(inner: &Arc<Inner>, allow_duplicate: bool) -> Result<(), RtmError> {
+    let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let map = live.get_or_insert_with(Default::default);
+    map.retain(|_, v| {
+        v.retain(|w| w.strong_count() > 0);
+        !v.is_empty()
+    });
+    let key = (inner.app_id.clone(), inner.user_id.clone());
+    let others = map.entry(key).or_default();
+    let busy = others
+        .iter()
+        .filter_map(|w| w.upgrade())
+        .any(|o| !matches!(o.lock().link, LinkState::Idle | LinkState::Failed));
+    if busy && !allow_duplicate {
+        return Err(RtmError::new(
+            ErrorCode::DuplicateUserId,
+            "new",
+            format!(
+                "another live client in this process uses app id {} and user id {:?} (R14)",
+                inner.app_id, inner.user_id
+            ),
+        ));
+    }
+    others.push(Arc::downgrade(inner));
+    Ok(())
+}
+
 impl Client {
     /// Creates a client; no network I/O. Fails with −10003 for a bad app id (R1),
     /// −10006 for a bad user id (R6) and −10020 for bad encryption settings (R19).
@@ -63,14 +116,24 @@ impl Client {
     /// assert!(Client::new("not an app id", "alice", ClientConfig::new("ws://x")).is_err());
     /// # Ok::<(), switchboard_client::RtmError>(())
     /// ```
+    /// With `use_string_user_id: false` the user id must be a decimal number (R13,
+    /// else −10006) and is used by its canonical text (`"007"` → `"7"`). While another
+    /// client of this process with the same app id and user id is logged in or logging
+    /// in, fails with −10027 (R14; see `allow_duplicate_user_id`).
     pub fn new(app_id: &str, user_id: &str, config: ClientConfig) -> Result<Client, RtmError> {
         names::validate_app_id(app_id).map_err(|e| RtmError::new(e.code, "new", e.reason))?;
-        names::validate_user_id(user_id, names::NameRules::default())
+        let user_id = if config.use_string_user_id {
+            user_id.to_string()
+        } else {
+            numeric_user_id(user_id)?
+        };
+        names::validate_user_id(&user_id, names::NameRules::default())
             .map_err(|e| RtmError::new(e.code, "new", e.reason))?;
         let cipher = Cipher::from_config(&config)?;
-        Ok(Client {
-            inner: Arc::new(Inner::new(app_id, user_id, config, cipher)),
-        })
+        let allow_duplicate = config.allow_duplicate_user_id;
+        let inner = Arc::new(Inner::new(app_id, &user_id, config, cipher));
+        register_live(&inner, allow_duplicate)?;
+        Ok(Client { inner })
     }
 
     /// The user id.
@@ -460,6 +523,17 @@ impl Client {
                 "no reply within the request timeout",
             )),
         }
+    }
+
+    /// Tells the SDK that the network changed or came back (R51; a library cannot see
+    /// the operating system's network events, so the app forwards them). A reconnect
+    /// attempt in progress is dropped — the link goes DISCONNECTED with operation and
+    /// reason NETWORK_CHANGE — and retried 2 s later; while waiting out a longer backoff
+    /// the next attempt starts within 2 s. Has no effect while CONNECTED, IDLE or FAILED.
+    pub fn network_changed(&self) {
+        self.inner
+            .network_changed
+            .send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Replaces the login token (api.md §3.7); on failure the old one stays (R41).

@@ -1,6 +1,9 @@
 //! The connection task: one per login. It owns the socket, numbers requests and
 //! matches replies, batches queued requests into one frame, sends heartbeats every half
-//! interval, declares the link lost after 1.5 intervals without server traffic, and
+//! interval and, when the link has been quiet for a quarter of the link-loss timeout, a
+//! probe heartbeat; declares the link lost when a heartbeat goes unanswered for the
+//! link-loss timeout (4 s by default, R46) or after 1.5 heartbeat intervals without
+//! server traffic, and
 //! hands pushes to the router (messages, topic, presence, storage and lock events wait
 //! for room: lossless). Every positioned push advances its channel's position (stream
 //! channels included; a lock EXPIRED the user's own inbox), and one the app already has
@@ -73,6 +76,8 @@ pub(crate) struct Context {
     pub router: Arc<Router>,
     /// Heartbeat period.
     pub heartbeat: Duration,
+    /// How long a ping may go unanswered before the link counts as lost (R46).
+    pub link_loss_timeout: Duration,
     /// Last positions handed to the app.
     pub positions: Positions,
     /// This client's user id (the key of its USER inbox).
@@ -100,11 +105,43 @@ fn decrypt_failure(e: &MessageEvent, why: String) -> ErrorEvent {
     }
 }
 
-/// Runs the connection until it ends; returns why.
-pub(crate) async fn run(ws: Ws, mut requests: mpsc::Receiver<Request>, ctx: Context) -> Ended {
+/// The requests a connection sent and got no reply to before it ended, and its queue
+/// of requests never sent: settled by the caller only once it has reported the end
+/// (the link event comes first).
+pub(crate) struct Unanswered {
+    sent: Vec<(ReplyTx, &'static str)>,
+    queue: mpsc::Receiver<Request>,
+}
+
+impl Unanswered {
+    /// Fails every sent one with −10025, saying how the connection ended; the queued
+    /// ones are dropped unsent (a kept request goes out again on the next connection).
+    pub fn fail(self, ended: &Ended) {
+        let why = match ended {
+            Ended::Closed(code, reason) => {
+                format!("connection closed by the server ({code:?}): {reason}")
+            }
+            Ended::KeepAliveTimeout => "connection closed: the link was lost (keep-alive)".into(),
+            Ended::ConnectionLost => "connection closed: the link was lost".into(),
+            Ended::ByClient => "connection closed".into(),
+        };
+        for (tx, op) in self.sent {
+            let _ = tx.send(Err(RtmError::new(ErrorCode::NotConnected, op, why.clone())));
+        }
+        drop(self.queue);
+    }
+}
+
+/// Runs the connection until it ends; returns why, and the requests left unanswered.
+pub(crate) async fn run(
+    ws: Ws,
+    mut requests: mpsc::Receiver<Request>,
+    ctx: Context,
+) -> (Ended, Unanswered) {
     let Context {
         router,
         heartbeat,
+        link_loss_timeout,
         positions,
         user_id,
         on_channel_left,
@@ -117,6 +154,18 @@ pub(crate) async fn run(ws: Ws, mut requests: mpsc::Receiver<Request>, ctx: Cont
     let mut last_rx = Instant::now();
     let mut beat = tokio::time::interval(heartbeat / 2);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // R46: the link counts as lost when the server has sent nothing for
+    // `link_loss_timeout` since the first heartbeat it left unanswered — an
+    // interruption it recovers from sooner changes no state. Besides the billing
+    // heartbeat, a probe heartbeat goes out when the link has been quiet for a quarter
+    // of it (a busy link needs none). Heartbeats, not WebSocket pings: a ping's pong is
+    // written by the server's WebSocket layer past its outbound queue, which changes
+    // how a slow consumer's connection ends.
+    let probe_period = link_loss_timeout / 4;
+    let mut probe = tokio::time::interval(probe_period / 2);
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut unanswered_since: Option<Instant> = None;
+    let loss_deadline = |since: Option<Instant>| since.map(|t| t + link_loss_timeout);
     let mut closing: Option<(DisconnectCode, String)> = None;
     let ended = loop {
         tokio::select! {
@@ -145,10 +194,26 @@ pub(crate) async fn run(ws: Ws, mut requests: mpsc::Receiver<Request>, ctx: Cont
                 if sink.send(Message::Binary(frame::encode(&hb))).await.is_err() {
                     break Ended::ConnectionLost;
                 }
+                unanswered_since.get_or_insert_with(Instant::now);
+            }
+            _ = probe.tick() => {
+                if unanswered_since.is_some() || last_rx.elapsed() < probe_period {
+                    continue;
+                }
+                next_id = next_id.wrapping_add(1).max(1);
+                let hb = ClientMessage { id: next_id, body: Some(client_message::Body::Heartbeat(pb::Heartbeat {})) };
+                if sink.send(Message::Binary(frame::encode(&hb))).await.is_err() {
+                    break Ended::ConnectionLost;
+                }
+                unanswered_since = Some(Instant::now());
             }
             _ = tokio::time::sleep_until(last_rx + keep_alive) => break Ended::KeepAliveTimeout,
+            _ = tokio::time::sleep_until(loss_deadline(unanswered_since).unwrap_or(last_rx)), if unanswered_since.is_some() => {
+                break Ended::KeepAliveTimeout;
+            }
             msg = stream.next() => {
                 last_rx = Instant::now();
+                unanswered_since = None;
                 let data = match msg {
                     Some(Ok(Message::Binary(data))) => data,
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
@@ -264,13 +329,10 @@ pub(crate) async fn run(ws: Ws, mut requests: mpsc::Receiver<Request>, ctx: Cont
             }
         }
     };
-    for (_, (tx, op)) in pending.drain() {
-        let _ = tx.send(Err(RtmError::new(
-            ErrorCode::NotConnected,
-            op,
-            "connection closed",
-        )));
-    }
     let _ = sink.close().await;
-    ended
+    let unanswered = Unanswered {
+        sent: pending.into_values().collect(),
+        queue: requests,
+    };
+    (ended, unanswered)
 }

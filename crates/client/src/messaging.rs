@@ -211,6 +211,10 @@ impl Client {
             .request("unsubscribe", client_message::Body::Unsubscribe(req))
             .await?;
         self.inner.lock().subscriptions.remove(channel);
+        // The server dropped this client's presence state there (R54's copy too).
+        self.inner
+            .states()
+            .remove(&(ChannelType::Message, channel.to_string()));
         // A later subscribe starts from the channel's position then, not from here.
         self.inner
             .positions

@@ -4,9 +4,10 @@
 //! `StreamChannel::presence_events()`, `client.events()`).
 //!
 //! State set for a channel the client is not in yet is kept by the server's session and
-//! applied on entering (R129); the SDK keeps no copy of its own, so a session that ends
-//! (a timeout, R119) loses its state and a re-subscription into a new session does not
-//! bring it back.
+//! applied on entering (R129). The SDK keeps a copy of what it set, so that when its
+//! session ended (a timeout, R119) and it reconnects into a new one, every channel is
+//! entered again with its state (R54); logout forgets it, and so do unsubscribing and
+//! leaving for that channel.
 
 use crate::client::Client;
 use crate::types::{ChannelType, RtmError, UserState, unexpected};
@@ -235,22 +236,32 @@ impl Presence {
         V: Into<String>,
     {
         const OP: &str = "setState";
+        let states: Vec<(String, String)> = state
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
         let req = pb::SetStateRequest {
             channel_type: presence_type(channel_type, OP)?,
             channel_name: channel.to_string(),
-            states: state
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
+            states: states.iter().cloned().collect(),
         };
         match self
             .client
             .request(OP, client_message::Body::SetState(req))
             .await?
         {
-            server_message::Body::SetState(r) => Ok(SetStateResponse {
-                timestamp: r.timestamp,
-            }),
+            server_message::Body::SetState(r) => {
+                // Remembered for a new session (R54).
+                self.client
+                    .inner
+                    .states()
+                    .entry((channel_type, channel.to_string()))
+                    .or_default()
+                    .extend(states);
+                Ok(SetStateResponse {
+                    timestamp: r.timestamp,
+                })
+            }
             _ => Err(unexpected(OP)),
         }
     }
@@ -296,19 +307,31 @@ impl Presence {
         keys: Option<Vec<String>>,
     ) -> Result<RemoveStateResponse, RtmError> {
         const OP: &str = "removeState";
+        let keys = keys.unwrap_or_default();
         let req = pb::RemoveStateRequest {
             channel_type: presence_type(channel_type, OP)?,
             channel_name: channel.to_string(),
-            keys: keys.unwrap_or_default(),
+            keys: keys.clone(),
         };
         match self
             .client
             .request(OP, client_message::Body::RemoveState(req))
             .await?
         {
-            server_message::Body::RemoveState(r) => Ok(RemoveStateResponse {
-                timestamp: r.timestamp,
-            }),
+            server_message::Body::RemoveState(r) => {
+                let mut remembered = self.client.inner.states();
+                let key = (channel_type, channel.to_string());
+                if keys.is_empty() {
+                    remembered.remove(&key);
+                } else if let Some(m) = remembered.get_mut(&key) {
+                    for k in &keys {
+                        m.remove(k);
+                    }
+                }
+                Ok(RemoveStateResponse {
+                    timestamp: r.timestamp,
+                })
+            }
             _ => Err(unexpected(OP)),
         }
     }

@@ -1,7 +1,9 @@
 //! Login and reconnection rules at their defaults (issue 21): the 12 s login timeout
 //! (R27), `logout` cancelling a pending login and stopping a suspended reconnect (R34),
 //! and a token that expires while the client is reconnecting (R44). The SDK dials
-//! through the fault proxy, which stalls or refuses the network on command.
+//! through the fault proxy, which stalls or refuses the network on command. Also the
+//! Rust SDK's identity rules: numeric user ids (R13, token.md T49) and one live client
+//! per app and user in a process (R14).
 
 mod common;
 
@@ -16,11 +18,13 @@ use switchboard_client::{
 use tokio::time::Instant;
 
 /// SDK settings dialing through `proxy`, with every default of [`ClientConfig::new`]
-/// except a fast reconnect backoff.
+/// except a fast reconnect backoff and R14 off (tests of one process may share a user
+/// id when run as threads).
 fn through(proxy: &FaultProxy) -> ClientConfig {
     let mut c = ClientConfig::new(proxy.url());
     c.reconnect_base_delay = Duration::from_millis(100);
     c.reconnect_max_delay = Duration::from_millis(300);
+    c.allow_duplicate_user_id = true;
     c
 }
 
@@ -232,4 +236,100 @@ async fn r44_token_expiring_while_reconnecting_is_an_event_not_a_state_change() 
         .await
         .expect("renew while reconnecting");
     wait_link(&mut links, LinkState::Connected, Duration::from_secs(8)).await;
+}
+
+/// R13, T49: with `use_string_user_id: false` a user id that is not the decimal text of
+/// a non-negative integer fails with −10006 at construction; a numeric one is handled
+/// as its number ("007" is user 7): it logs in with a token for "7", is seen by others
+/// as "7", and joins a stream channel with an RTC token whose uid is 7, while an RTC
+/// token for another uid is refused.
+#[tokio::test]
+async fn r13_t49_numeric_user_ids_without_use_string_user_id() {
+    let server = TestServer::start().await;
+    let numeric = || {
+        let mut c = server.client_config();
+        c.use_string_user_id = false;
+        c
+    };
+    for bad in ["alice", "-5", "7.0", "1e3", " 7", "", "+7"] {
+        let err = Client::new(APP_ID, bad, numeric())
+            .err()
+            .unwrap_or_else(|| panic!("{bad:?} is not a numeric user id"));
+        assert_eq!(
+            err.code,
+            ErrorCode::InvalidUserId.as_i32(),
+            "{bad:?}: {err:?}"
+        );
+        assert!(err.reason.contains("R13"), "{err:?}");
+    }
+    // With string ids (the default) the same texts are ordinary user ids.
+    assert!(Client::new(APP_ID, "-5", server.client_config()).is_ok());
+
+    let seven = Client::new(APP_ID, "007", numeric()).expect("a numeric user id");
+    assert_eq!(seven.user_id(), "7", "handled as the number 7");
+    seven.login(&token("7")).await.expect("logs in as 7");
+    let bob = server.login("bob").await;
+    let mut inbox = bob.user_messages();
+    seven
+        .publish("bob", "from seven", to_user())
+        .await
+        .expect("publish");
+    let m = next_message(&mut inbox, "seven's message").await;
+    assert_eq!(m.publisher, "7");
+
+    // T49: the RTC token's uid compares with the canonical text.
+    let refused = seven.stream_channel("sc").expect("channel");
+    let err = refused
+        .join(switchboard_client::JoinOptions {
+            token: Some(rtc_for("sc", "8")),
+            ..Default::default()
+        })
+        .await
+        .expect_err("an RTC token for uid 8");
+    assert_eq!(err.code, ErrorCode::InvalidToken.as_i32(), "{err:?}");
+    assert!(err.reason.contains("USER_ID_MISMATCH"), "{err:?}");
+    let joined = seven.stream_channel("sc2").expect("channel");
+    joined
+        .join(switchboard_client::JoinOptions {
+            token: Some(rtc_for("sc2", "7")),
+            ..Default::default()
+        })
+        .await
+        .expect("an RTC token for uid 7");
+    let zero = Client::new(APP_ID, "000", numeric()).expect("zero");
+    assert_eq!(zero.user_id(), "0");
+}
+
+/// R14: while a client of this process is logged in (or logging in), constructing
+/// another with the same app id and user id fails with −10027; one with another user id
+/// is fine, and once the first logs out (or is dropped) the user id is free again.
+#[tokio::test]
+async fn r14_a_second_live_client_of_the_same_user_fails_with_10027() {
+    let server = TestServer::start().await;
+    let config = || ClientConfig::new(server.endpoint());
+    assert!(!config().allow_duplicate_user_id, "R14 holds by default");
+    let first = Client::new(APP_ID, "r14-user", config()).expect("the first");
+    // Not live yet (IDLE): a second may be made, and dropped.
+    drop(Client::new(APP_ID, "r14-user", config()).expect("while the first is IDLE"));
+    first.login(&token("r14-user")).await.expect("login");
+
+    let err = Client::new(APP_ID, "r14-user", config())
+        .err()
+        .expect("a second live client of r14-user");
+    assert_eq!(err.code, ErrorCode::DuplicateUserId.as_i32(), "{err:?}");
+    assert!(err.reason.contains("R14"), "{err:?}");
+    assert!(Client::new(APP_ID, "r14-other", config()).is_ok());
+    let mut allowed = config();
+    allowed.allow_duplicate_user_id = true;
+    assert!(
+        Client::new(APP_ID, "r14-user", allowed).is_ok(),
+        "opted out"
+    );
+
+    first.logout().await.expect("logout");
+    let again = Client::new(APP_ID, "r14-user", config()).expect("free after logout");
+    again.login(&token("r14-user")).await.expect("login");
+    drop(again);
+    drop(first);
+    Client::new(APP_ID, "r14-user", config()).expect("free once dropped");
 }

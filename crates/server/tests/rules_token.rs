@@ -1,7 +1,9 @@
 //! Token rules seen from the server (issue 21's audit found no test citing them):
 //! the token string's alphabet (T18), expiry as a duration from `issue_ts` (T23, T27),
 //! tokens longer than 24 h (T33), the purpose-specific check (T42), and a stream
-//! channel token's will-expire notice and expiry (R39, R43). Real server, raw clients.
+//! channel token's will-expire notice and expiry (R39, R43); and the deployment
+//! settings token.md leaves open, off by default: a maximum lifetime (T33) and a
+//! maximum clock skew (T34). Real server, raw clients.
 
 mod common;
 
@@ -173,4 +175,112 @@ async fn r39_r43_stream_channel_token_notice_and_expiry_leave_only_that_channel(
             .await,
     );
     assert_eq!(err.code, -11001, "the channel was left: {err:?}");
+}
+
+/// The error a login with `token` as `user` gets from `server`; panics if accepted.
+async fn login_refused(server: &TestServer, user: &str, token: &str) -> pb::Error {
+    let mut raw = server.raw().await;
+    expect_error(raw.request(login_with_token(user, token)).await)
+}
+
+/// The login reply for `token` as `user`; panics if refused.
+async fn login_accepted(server: &TestServer, user: &str, token: &str) -> pb::LoginReply {
+    let mut raw = server.raw().await;
+    match raw.request(login_with_token(user, token)).await {
+        Rep::Login(r) => r,
+        other => panic!("login of {user} refused: {other:?}"),
+    }
+}
+
+/// T33 configured (`[apps.tokens] max_lifetime_secs` = 24 h): a 48-hour token is honoured for
+/// 24 hours only — issued now it logs in with its expiry capped at 24 h (so its
+/// will-expire and expiry come then); issued 25 h ago it counts as expired (−10009), at
+/// login and at a stream channel join alike. Other apps keep the default (no limit).
+#[tokio::test]
+async fn t33_a_configured_maximum_lifetime_caps_long_tokens() {
+    const DAY: u32 = 24 * 3600;
+    let server = TestServer::with(|c| {
+        c.apps[0].tokens.max_lifetime_secs = Some(DAY);
+    })
+    .await;
+    let now = now_secs();
+    let fresh = token_with(APP_ID, CERT, "alice", 2 * DAY, now);
+    let login = login_accepted(&server, "alice", &fresh).await;
+    assert_eq!(login.token_expires_at, u64::from(now) + u64::from(DAY));
+
+    let old = token_with(APP_ID, CERT, "bob", 2 * DAY, now - DAY - 3600);
+    let err = login_refused(&server, "bob", &old).await;
+    assert_eq!(err.code, -10009, "{err:?}");
+    assert!(err.reason.contains("TOKEN_EXPIRED"), "{err:?}");
+
+    // A stream channel join is held to the same limit.
+    let mut raw = server.raw().await;
+    let Rep::Login(_) = raw
+        .request(login_with_token("carol", &token("carol")))
+        .await
+    else {
+        panic!("carol logs in")
+    };
+    let err = expect_error(
+        raw.request(join_req(
+            "sc",
+            &rtc_token("sc", "carol", 2 * DAY, now - DAY - 3600),
+        ))
+        .await,
+    );
+    assert_eq!(err.code, -10009, "{err:?}");
+    let Rep::Join(_) = raw
+        .request(join_req("sc", &rtc_token("sc", "carol", 2 * DAY, now)))
+        .await
+    else {
+        panic!("a fresh long RTC token joins")
+    };
+
+    // The other app is unlimited (the default).
+    let other = token_with(OTHER_APP_ID, OTHER_CERT, "dave", 2 * DAY, now - DAY - 3600);
+    let mut raw = server.raw().await;
+    let reply = raw
+        .request(Req::Login(pb::LoginRequest {
+            app_id: OTHER_APP_ID.into(),
+            user_id: "dave".into(),
+            token: other,
+            heartbeat_interval: 60,
+            ..Default::default()
+        }))
+        .await;
+    assert!(matches!(reply, Rep::Login(_)), "{reply:?}");
+}
+
+/// T34: by default a token issued in the future (here 1 h ahead of the server's clock)
+/// is accepted; with `[apps.tokens] max_clock_skew_secs` = 60 one issued 2 min ahead is refused
+/// with ISSUED_IN_FUTURE (−10005), one 30 s ahead still logs in.
+#[tokio::test]
+async fn t34_a_future_issue_ts_is_accepted_unless_a_maximum_skew_is_configured() {
+    let now = now_secs();
+    let open = TestServer::start().await;
+    login_accepted(
+        &open,
+        "alice",
+        &token_with(APP_ID, CERT, "alice", 3600, now + 3600),
+    )
+    .await;
+
+    let strict = TestServer::with(|c| {
+        c.apps[0].tokens.max_clock_skew_secs = Some(60);
+    })
+    .await;
+    let err = login_refused(
+        &strict,
+        "bob",
+        &token_with(APP_ID, CERT, "bob", 3600, now + 120),
+    )
+    .await;
+    assert_eq!(err.code, -10005, "{err:?}");
+    assert!(err.reason.contains("ISSUED_IN_FUTURE"), "{err:?}");
+    login_accepted(
+        &strict,
+        "carol",
+        &token_with(APP_ID, CERT, "carol", 3600, now + 30),
+    )
+    .await;
 }

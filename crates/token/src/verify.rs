@@ -13,6 +13,10 @@ pub struct VerifyOptions {
     pub max_clock_skew: Option<u32>,
     /// Accept an RTM2 (type 8) service for login in place of an RTM service (T46).
     pub accept_rtm2: bool,
+    /// Longest lifetime honoured, seconds; `None` = no limit (T33). A token is not
+    /// refused for a longer `expire`: it counts as expired (`TOKEN_EXPIRED`) once this
+    /// long past its `issue_ts`, and its effective expiry (T53) is capped there.
+    pub max_lifetime: Option<u32>,
 }
 
 /// What a verified token grants.
@@ -79,10 +83,20 @@ impl AccessToken {
                 return Err(TokenError::IssuedInFuture);
             }
         }
-        if self.expire == 0 || now >= self.expires_at() {
+        if self.expire == 0 || now >= self.honoured_until(opts) {
             return Err(TokenError::TokenExpired);
         }
         Ok(())
+    }
+
+    /// The token's expiry, capped at `issue_ts` + the maximum lifetime when one is
+    /// configured (T33).
+    pub fn honoured_until(&self, opts: &VerifyOptions) -> u64 {
+        let end = self.expires_at();
+        match opts.max_lifetime {
+            Some(max) => end.min(u64::from(self.issue_ts) + u64::from(max)),
+            None => end,
+        }
     }
 
     /// The login checks of an authentic token (T41, T43–T46): an RTM service (or RTM2 when
@@ -114,7 +128,7 @@ impl AccessToken {
         if matching.is_empty() {
             return Err(TokenError::UserIdMismatch);
         }
-        self.grant(&matching, privilege::RTM_LOGIN, now)
+        self.grant(&matching, privilege::RTM_LOGIN, now, opts)
     }
 
     /// The RTC checks of an authentic token (T41, T47–T50): an RTC service for
@@ -158,7 +172,7 @@ impl AccessToken {
         if matching.is_empty() {
             return Err(TokenError::UserIdMismatch);
         }
-        self.grant(&matching, privilege, now)
+        self.grant(&matching, privilege, now, opts)
     }
 
     /// The privilege check (T29–T31) over the services that matched, and the effective
@@ -168,8 +182,9 @@ impl AccessToken {
         matching: &[&Service],
         privilege: u16,
         now: u64,
+        opts: &VerifyOptions,
     ) -> Result<Credential, TokenError> {
-        let token_end = self.expires_at();
+        let token_end = self.honoured_until(opts);
         let mut best: Option<u64> = None;
         let mut lapsed = false;
         for service in matching {

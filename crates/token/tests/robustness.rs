@@ -61,6 +61,7 @@ fn exercise(token: &str) -> Result<AccessToken, TokenError> {
         let opts = VerifyOptions {
             max_clock_skew: Some(30),
             accept_rtm2: true,
+            ..VerifyOptions::default()
         };
         let _ = verify_login(token, app, CERT, "alice", 1_700_000_010, &opts);
         let _ = verify_stream_join(token, app, CERT, "alice", "room-1", u64::MAX, &opts);

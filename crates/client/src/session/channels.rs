@@ -205,6 +205,9 @@ impl Inner {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(ChannelType::Stream, name.to_string()));
+        // Left or lost: the server dropped its presence state there too.
+        self.states()
+            .remove(&(ChannelType::Stream, name.to_string()));
         self.channel_transition(name, ch, to, op, reason, text);
     }
 

@@ -32,6 +32,10 @@ use switchboard_protocol::pb::{self, client_message, server_message};
 use switchboard_protocol::{ErrorCode, LinkOperation, LinkReason, LinkState, now_ms};
 use tokio::sync::{mpsc, oneshot};
 
+/// How long after a network-change signal the dropped reconnect attempt is retried
+/// (R51).
+pub(crate) const NETWORK_CHANGE_RETRY: Duration = Duration::from_secs(2);
+
 /// Mutable state of the client.
 pub(crate) struct State {
     pub link: LinkState,
@@ -64,11 +68,21 @@ pub(crate) struct Inner {
     /// Bumped on every change of the login link, so a request kept while reconnecting
     /// (R59) wakes up to try again.
     pub link_changed: tokio::sync::watch::Sender<u64>,
+    /// Bumped by every network-change signal of the app (R51): a reconnect attempt in
+    /// progress is dropped and retried after [`NETWORK_CHANGE_RETRY`].
+    pub network_changed: tokio::sync::watch::Sender<u64>,
     pub positions: Positions,
     /// Seals and opens message payloads when end-to-end encryption is on.
     pub cipher: Option<Arc<Cipher>>,
+    /// This client's presence state per channel as last set (R54): a new session
+    /// enters each channel with it again. Its own lock, never held with `state`'s.
+    pub presence_states: Mutex<PresenceStates>,
     state: Mutex<State>,
 }
+
+/// Presence state by (channel type, channel name), key → value.
+pub(crate) type PresenceStates =
+    std::collections::HashMap<(ChannelType, String), BTreeMap<String, String>>;
 
 /// A connection that logged in.
 pub(crate) struct Established {
@@ -136,8 +150,10 @@ impl Inner {
             config,
             router,
             link_changed: tokio::sync::watch::channel(0).0,
+            network_changed: tokio::sync::watch::channel(0).0,
             positions: Positions::default(),
             cipher: cipher.map(Arc::new),
+            presence_states: Mutex::new(PresenceStates::new()),
             state: Mutex::new(State {
                 link: LinkState::Idle,
                 conn: None,
@@ -212,7 +228,23 @@ impl Inner {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        self.states().clear();
         self.router.end_session();
+    }
+
+    /// The remembered presence states (R54).
+    pub fn states(&self) -> MutexGuard<'_, PresenceStates> {
+        self.presence_states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The presence state remembered for a channel, as the wire's map (R54).
+    pub fn state_of<M: FromIterator<(String, String)>>(&self, ty: ChannelType, name: &str) -> M {
+        self.states()
+            .get(&(ty, name.to_string()))
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_else(|| std::iter::empty().collect())
     }
 
     /// Connects and logs in (resuming when `resume`), within the login timeout.
@@ -267,16 +299,20 @@ impl Inner {
         let ctx = conn::Context {
             router,
             heartbeat,
+            link_loss_timeout: self.config.link_loss_timeout.max(Duration::from_millis(4)),
             positions,
             user_id: user,
             on_channel_left,
             cipher: self.cipher.clone(),
         };
         tokio::spawn(async move {
-            let ended = conn::run(ws, rx, ctx).await;
+            let (ended, unanswered) = conn::run(ws, rx, ctx).await;
+            // The link event first, then the requests the connection took with it fail
+            // (an app sees FAILED or DISCONNECTED before the −10025 of its calls).
             if let Some(inner) = weak.upgrade() {
-                inner.on_ended(conn_id, ended);
+                inner.on_ended(conn_id, ended.clone());
             }
+            unanswered.fail(&ended);
         });
         let (session_id, positions) = if resume {
             self.resume_fields()

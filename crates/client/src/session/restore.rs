@@ -1,13 +1,18 @@
-//! Reconnecting (api.md §11): the backoff loop, SUSPENDED after `suspend_after`, and
+//! Reconnecting (api.md §11): the backoff loop, SUSPENDED after `suspend_after`, a
+//! network-change signal dropping the attempt in progress and retrying 2 s later (R51), and
 //! restoring what a session lacks after a reconnect — message channel subscriptions,
-//! stream channels (rejoined with their topic roles and followed publishers) and user
-//! metadata subscriptions — each from its last position.
+//! stream channels (rejoined with their topic roles and followed publishers), user
+//! metadata subscriptions and the client's presence states (R54) — each from its last
+//! position.
 
 use super::SharedChannel;
-use super::{Detail, Inner, call, lock_channel, login_failure_reason, retryable};
+use super::{
+    Detail, Inner, NETWORK_CHANGE_RETRY, call, lock_channel, login_failure_reason, retryable,
+};
 use crate::conn::Request;
 use crate::types::{ChannelType, RtmError, SubscribeOptions, SubscribedFailedReason};
 use rand::Rng;
+use std::collections::BTreeMap;
 use std::sync::Weak;
 use std::time::Duration;
 use switchboard_protocol::pb::{self, client_message, server_message};
@@ -121,7 +126,8 @@ impl Inner {
                 with_metadata: Some(o.with_metadata),
                 with_lock: Some(o.with_lock),
                 since,
-                state: Default::default(),
+                // R54: entered again with the state it had.
+                state: self.state_of(ChannelType::Message, &name),
             };
             let reply = tokio::time::timeout(
                 self.config.request_timeout,
@@ -158,10 +164,12 @@ impl Inner {
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&(ChannelType::Stream, name.clone()))
                 .copied();
-            let (req, epoch) = {
+            let (mut req, epoch) = {
                 let ch = lock_channel(&shared);
                 (ch.rejoin_request(&name, since), ch.epoch)
             };
+            // R54: entered again with the state it had.
+            req.state = self.state_of(ChannelType::Stream, &name);
             let reply = tokio::time::timeout(
                 self.config.request_timeout,
                 call(conn, "join", client_message::Body::Join(req)),
@@ -264,6 +272,58 @@ impl Inner {
         }
     }
 
+    /// Sets again, in a new session, the presence state of every channel the client
+    /// is not in (a `setState` made before subscribing or joining, which the server
+    /// applies on entering, R129): the channels it is in got theirs with the
+    /// re-subscribe or rejoin (R54). A refusal is logged; on a lost connection the rest
+    /// are left for the next attempt.
+    pub(super) async fn restore_pending_states(&self, conn: &mpsc::Sender<Request>) {
+        let entered: Vec<(ChannelType, String)> = {
+            let st = self.lock();
+            let mut v: Vec<_> = st
+                .subscriptions
+                .keys()
+                .map(|k| (ChannelType::Message, k.clone()))
+                .collect();
+            drop(st);
+            v.extend(
+                self.joined_streams(None)
+                    .into_iter()
+                    .map(|(n, _)| (ChannelType::Stream, n)),
+            );
+            v
+        };
+        let pending: Vec<((ChannelType, String), BTreeMap<String, String>)> = self
+            .states()
+            .iter()
+            .filter(|(k, m)| !entered.contains(k) && !m.is_empty())
+            .map(|(k, m)| (k.clone(), m.clone()))
+            .collect();
+        for ((ty, name), states) in pending {
+            let req = pb::SetStateRequest {
+                channel_type: match ty {
+                    ChannelType::Stream => pb::ChannelType::Stream,
+                    _ => pb::ChannelType::Message,
+                } as i32,
+                channel_name: name.clone(),
+                states: states.into_iter().collect(),
+            };
+            let reply = tokio::time::timeout(
+                self.config.request_timeout,
+                call(conn, "setState", client_message::Body::SetState(req)),
+            )
+            .await;
+            match reply {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) if e.code == ErrorCode::NotConnected.as_i32() => return,
+                Ok(Err(e)) => {
+                    tracing::warn!(channel = %name, code = e.code, reason = %e.reason, "restoring a presence state refused");
+                }
+                Err(_) => tracing::warn!(channel = %name, "no reply to restoring a presence state"),
+            }
+        }
+    }
+
     /// Restores what a reconnect's session lacks — every channel (`None`, a new
     /// session) or the listed ones — message channels and stream channels alike:
     /// returns (unrestored, gaps), each name once.
@@ -288,11 +348,34 @@ impl Inner {
 pub(super) async fn reconnect(weak: Weak<Inner>, generation: u64) {
     let started = tokio::time::Instant::now();
     let mut attempt = 0u32;
+    // Set by a network change: the next attempt starts this long after it instead of
+    // after the backoff (R51).
+    let mut retry_in: Option<Duration> = None;
+    let Some(mut network) = weak.upgrade().map(|i| i.network_changed.subscribe()) else {
+        return;
+    };
     loop {
         let Some(inner) = weak.upgrade() else { return };
-        let delay = inner.backoff(attempt);
+        let delay = retry_in.take().unwrap_or_else(|| inner.backoff(attempt));
         drop(inner);
-        tokio::time::sleep(delay).await;
+        let wake = tokio::time::Instant::now() + delay;
+        let sleep = tokio::time::sleep_until(wake);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                changed = network.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    // The network is back: no need to wait out a long backoff.
+                    let sooner = tokio::time::Instant::now() + NETWORK_CHANGE_RETRY;
+                    if sooner < sleep.deadline() {
+                        sleep.as_mut().reset(sooner);
+                    }
+                }
+            }
+        }
         let Some(inner) = weak.upgrade() else { return };
         {
             let mut st = inner.lock();
@@ -307,7 +390,29 @@ pub(super) async fn reconnect(weak: Weak<Inner>, generation: u64) {
                 Detail::default(),
             );
         }
-        let result = inner.establish(true).await;
+        network.mark_unchanged();
+        let result = tokio::select! {
+            r = inner.establish(true) => r,
+            changed = network.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                // R51: the attempt is dropped (with its connection) and retried in 2 s.
+                let mut st = inner.lock();
+                if st.generation != generation {
+                    return;
+                }
+                inner.transition(
+                    &mut st,
+                    LinkState::Disconnected,
+                    LinkOperation::NetworkChange,
+                    LinkReason::NetworkChange,
+                    Detail::default(),
+                );
+                retry_in = Some(NETWORK_CHANGE_RETRY);
+                continue;
+            }
+        };
         match result {
             Ok(est) => {
                 let resumed = est.reply.resumed;
@@ -330,6 +435,7 @@ pub(super) async fn reconnect(weak: Weak<Inner>, generation: u64) {
                     // attempt).
                     let (unrestored, mut gaps) = inner.restore(&est.conn, None).await;
                     inner.resubscribe_user_metadata(&est.conn).await;
+                    inner.restore_pending_states(&est.conn).await;
                     gaps.extend(est.reply.gap_channels.iter().cloned());
                     (unrestored, gaps)
                 };

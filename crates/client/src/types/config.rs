@@ -11,6 +11,20 @@ pub struct ClientConfig {
     pub heartbeat_interval: u32,
     /// Seconds the server keeps a dropped session (default 300, clamped to 5–300, R16).
     pub presence_timeout: u32,
+    /// How long the server may leave a keep-alive heartbeat unanswered before the link counts
+    /// as lost and goes DISCONNECTED (default 4 s, R46: an interruption recovered from
+    /// sooner changes no state). Independent of `heartbeat_interval`.
+    pub link_loss_timeout: Duration,
+    /// `useStringUserId` (default true). With false the user id must be the decimal text
+    /// of a non-negative integer (R13, else −10006) and is handled as that number, by
+    /// its canonical text without leading zeros (`"007"` is user 7), for interop with
+    /// RTC numeric uids (token.md T49).
+    pub use_string_user_id: bool,
+    /// Allows a second live client of the same app id and user id in this process
+    /// (default false: [`crate::Client::new`] then fails with −10027, R14). A client
+    /// counts as live while logged in or logging in (not IDLE, not FAILED). Meant for
+    /// test harnesses that play several devices of one user in one process.
+    pub allow_duplicate_user_id: bool,
     /// Time allowed for one request (default 10 s, api.md §12.3).
     pub request_timeout: Duration,
     /// Time allowed for connecting and logging in (default 12 s, R27).
@@ -43,6 +57,9 @@ impl std::fmt::Debug for ClientConfig {
             .field("endpoint", &self.endpoint)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("presence_timeout", &self.presence_timeout)
+            .field("link_loss_timeout", &self.link_loss_timeout)
+            .field("use_string_user_id", &self.use_string_user_id)
+            .field("allow_duplicate_user_id", &self.allow_duplicate_user_id)
             .field("request_timeout", &self.request_timeout)
             .field("login_timeout", &self.login_timeout)
             .field("event_capacity", &self.event_capacity)
@@ -89,6 +106,9 @@ impl ClientConfig {
             endpoint: endpoint.into(),
             heartbeat_interval: 5,
             presence_timeout: 300,
+            link_loss_timeout: Duration::from_secs(4),
+            use_string_user_id: true,
+            allow_duplicate_user_id: false,
             request_timeout: Duration::from_secs(10),
             login_timeout: Duration::from_secs(12),
             event_capacity: 4096,

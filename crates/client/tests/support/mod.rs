@@ -100,6 +100,7 @@ pub fn config_for(endpoint: &str) -> ClientConfig {
     c.login_timeout = STEP;
     c.reconnect_base_delay = Duration::from_millis(50);
     c.reconnect_max_delay = Duration::from_millis(200);
+    c.allow_duplicate_user_id = true;
     c
 }
 

@@ -118,6 +118,10 @@ pub struct TokenOptions {
     /// stream channel's RTC token to carry publishDataStream (privilege 4), unlapsed;
     /// else −10005 (missing) or −10009 (lapsed). Default false.
     pub publisher_authentication: bool,
+    /// Longest token lifetime honoured, seconds (T33; `None`, the default, = no limit):
+    /// a token counts as expired (−10009) once this long past its `issue_ts`, whatever
+    /// its `expire` says, and its effective expiry is capped there.
+    pub max_lifetime_secs: Option<u32>,
 }
 
 impl TokenOptions {
@@ -126,6 +130,7 @@ impl TokenOptions {
         switchboard_token::VerifyOptions {
             max_clock_skew: self.max_clock_skew_secs,
             accept_rtm2: self.accept_rtm2,
+            max_lifetime: self.max_lifetime_secs,
         }
     }
 }
