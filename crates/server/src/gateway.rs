@@ -4,7 +4,6 @@
 
 use crate::connection;
 use crate::node::Node;
-use crate::node::outbound::{Outbound, run_writer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -130,9 +129,5 @@ impl Drop for IpSlot<'_> {
 
 /// Tells a connection over a connection limit why it is closed.
 async fn reject_overloaded(ws: tokio_tungstenite::WebSocketStream<TcpStream>, reason: String) {
-    use futures_util::StreamExt;
-    let (sink, _stream) = ws.split();
-    let (out, rx) = Outbound::new(4, 4096);
-    out.close(DisconnectCode::Overloaded, reason);
-    run_writer(sink, out, rx, 4096, std::time::Duration::from_secs(2)).await;
+    connection::reject(ws, DisconnectCode::Overloaded, reason).await;
 }
