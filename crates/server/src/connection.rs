@@ -6,7 +6,7 @@
 
 use crate::dispatch;
 use crate::node::Node;
-use crate::node::outbound::{DeferWrites, Outbound, run_writer};
+use crate::node::outbound::{DeferWrites, Outbound, finish};
 use crate::node::ws::{Incoming, ReadError, Reader};
 use crate::session::client::Client;
 use crate::session::lifecycle;
@@ -38,9 +38,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (_read, write) = tokio::io::split(ws.into_inner());
-    let (out, rx) = Outbound::new(Box::new(write), 4, 4096, 4096);
+    let grace = std::time::Duration::from_secs(2);
+    let out = Outbound::new(Box::new(write), 4, 4096, 4096, grace);
     out.close(code, reason);
-    run_writer(out, rx, std::time::Duration::from_secs(2)).await;
+    finish(out, grace).await;
 }
 
 async fn serve_stream<S>(node: Arc<Node>, stream: S, peer: SocketAddr)
@@ -50,13 +51,15 @@ where
     let cfg = &node.config;
     let (read, write) = tokio::io::split(stream);
     let mut stream = Reader::new(read, cfg.max_frame_bytes);
-    let (out, rx) = Outbound::new(
+    // No writer task: pushes are written by the tasks that make them, and a drain task
+    // runs only while the socket is behind (node/outbound.rs).
+    let out = Outbound::new(
         Box::new(write),
         cfg.outbound_queue_messages,
         cfg.outbound_queue_bytes,
         cfg.write_batch_bytes,
+        cfg.write_timeout,
     );
-    let mut writer = AbortOnDrop(tokio::spawn(run_writer(out.clone(), rx, cfg.write_timeout)));
     let mut closed = out.closed();
     let mut shutdown = node.shutdown.subscribe();
     let mut session = Client::new(node.clone(), out.clone());
@@ -121,21 +124,14 @@ where
         reason = why.as_ref().map_or("", |c| c.reason.as_str()),
         "connection closed"
     );
-    Box::pin(lifecycle::disconnected(&mut session)).await;
-    out.close_quietly();
-    drop(session);
+    // The close goes out (Closing push, close frame) while the session is left.
     let grace = node.config.write_timeout;
-    let _ = tokio::time::timeout(grace, &mut writer.0).await;
-}
-
-/// Aborts the writer task when the connection's task ends or is aborted, so that no
-/// socket outlives the server's `run`.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    let leave = async {
+        Box::pin(lifecycle::disconnected(&mut session)).await;
+        out.close_quietly();
+    };
+    tokio::join!(leave, Box::pin(finish(out.clone(), grace)));
+    drop(session);
 }
 
 /// Completes once the server shuts down (at once if it already has).

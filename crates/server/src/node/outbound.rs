@@ -67,6 +67,8 @@ struct State {
     /// In the deferred list of the task running now: that task writes the queue before
     /// it parks.
     scheduled: bool,
+    /// A drain task is running (it owns the writing until it stops).
+    draining: bool,
 }
 
 impl State {
@@ -88,8 +90,10 @@ pub(crate) struct Outbound {
     max_items: usize,
     /// Frames join queued chunks up to this many bytes (a larger chunk goes alone).
     batch_bytes: usize,
-    /// Wakes the writer when it has something to write.
-    ready: tokio::sync::Notify,
+    /// How long a write may wait for the socket before the connection is closed.
+    write_timeout: Duration,
+    /// Where drain tasks run (pushes also come from threads outside the runtime).
+    runtime: tokio::runtime::Handle,
     queued_bytes: AtomicUsize,
     max_bytes: usize,
     close: watch::Sender<Option<Close>>,
@@ -98,11 +102,6 @@ pub(crate) struct Outbound {
     /// Set by the first close: nothing more is queued after it, so a message that
     /// overflowed can never be overtaken by a later one that still fitted.
     closed: std::sync::atomic::AtomicBool,
-}
-
-/// The receiving half, owned by the writer task.
-pub(crate) struct OutboundRx {
-    close: watch::Receiver<Option<Close>>,
 }
 
 /// Queue storage kept by an idle connection is at most this many slots.
@@ -118,15 +117,17 @@ thread_local! {
 
 impl Outbound {
     /// A queue of at most `max_items` items and `max_bytes` bytes in front of `socket`,
-    /// framing up to `batch_bytes` per WebSocket frame.
+    /// framing up to `batch_bytes` per WebSocket frame, a write waiting at most
+    /// `write_timeout`. Call from inside the runtime.
     pub fn new(
         socket: WriteHalf,
         max_items: usize,
         max_bytes: usize,
         batch_bytes: usize,
-    ) -> (Arc<Outbound>, OutboundRx) {
-        let (close, close_rx) = watch::channel(None);
-        let out = Arc::new(Outbound {
+        write_timeout: Duration,
+    ) -> Arc<Outbound> {
+        let (close, _) = watch::channel(None);
+        Arc::new(Outbound {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 socket,
@@ -134,17 +135,18 @@ impl Outbound {
                 pending_at: 0,
                 unflushed: false,
                 scheduled: false,
+                draining: false,
             }),
             max_items: max_items.max(1),
             batch_bytes: batch_bytes.max(1),
-            ready: tokio::sync::Notify::new(),
+            write_timeout,
+            runtime: tokio::runtime::Handle::current(),
             queued_bytes: AtomicUsize::new(0),
             max_bytes,
             close,
             drained: tokio::sync::Notify::new(),
             closed: std::sync::atomic::AtomicBool::new(false),
-        });
-        (out, OutboundRx { close: close_rx })
+        })
     }
 
     /// Queues one encoded chunk. Returns false (and closes the connection as a slow
@@ -200,8 +202,7 @@ impl Outbound {
             }
             return true;
         }
-        drop(st);
-        self.ready.notify_one();
+        self.start_drain(&mut st);
         true
     }
 
@@ -258,7 +259,7 @@ impl Outbound {
 
     /// Writes the queue straight onto the socket, as far as it takes the bytes without
     /// waiting; the rest is left to the writer task. Only while nobody else writes.
-    fn write_now(&self, st: &mut State) {
+    fn write_now(self: &Arc<Self>, st: &mut State) {
         if self.closed.load(Ordering::Acquire) || !st.idle() {
             return;
         }
@@ -299,12 +300,21 @@ impl Outbound {
             }
         });
         if !st.idle() {
-            self.ready.notify_one();
+            self.start_drain(st);
         }
     }
 
+    /// Starts a drain task for what the socket did not take, unless one runs.
+    fn start_drain(self: &Arc<Self>, st: &mut State) {
+        if st.draining || self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        st.draining = true;
+        self.runtime.spawn(drain(self.clone()));
+    }
+
     /// Writes a queue that was deferred to the end of its task's poll.
-    fn flush_deferred(&self) {
+    fn flush_deferred(self: &Arc<Self>) {
         let mut st = self.lock();
         st.scheduled = false;
         if st.queue.is_empty() {
@@ -313,17 +323,20 @@ impl Outbound {
         if st.idle() {
             self.write_now(&mut st);
         } else {
-            drop(st);
-            self.ready.notify_one();
+            self.start_drain(&mut st);
         }
     }
 
-    /// The writer's side: takes the queue if nobody writes, then writes the pending
-    /// bytes until the socket has them all (Pending while it is full).
-    fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+    /// The drain side: writes the pending bytes and whatever is queued behind them
+    /// until the socket has them all (Pending while it is full). Once the connection
+    /// is closing only the close sequence (`closing`) writes.
+    fn poll_drain(&self, cx: &mut Context<'_>, closing: bool) -> Poll<std::io::Result<()>> {
         let mut st = self.lock();
         let st = &mut *st;
         loop {
+            if !closing && self.closed.load(Ordering::Acquire) {
+                return Poll::Ready(Ok(()));
+            }
             while st.pending_at < st.pending.len() {
                 match Pin::new(&mut st.socket).poll_write(cx, &st.pending[st.pending_at..]) {
                     Poll::Ready(Ok(0)) => {
@@ -522,41 +535,45 @@ impl<F: Future> Future for DeferWrites<F> {
     }
 }
 
-/// Drains what the socket could not take at once until the connection closes, then
-/// sends the `Closing` push and a close frame (bounded by `write_timeout`) and shuts
-/// the socket's write side.
-pub(crate) async fn run_writer(out: Arc<Outbound>, mut rx: OutboundRx, write_timeout: Duration) {
+/// Writes what the socket could not take at once, then stops (a later push that finds
+/// the socket idle writes for itself). Stops without writing once the connection is
+/// closing: the close sequence ([`finish`]) owns the socket then.
+async fn drain(out: Arc<Outbound>) {
+    let mut closed = out.close.subscribe();
     loop {
-        let ready = out.ready.notified();
-        tokio::pin!(ready);
-        ready.as_mut().enable();
-        if rx.close.borrow().is_some() {
-            break;
-        }
-        let busy = {
-            let st = out.lock();
-            !st.idle() || (!st.queue.is_empty() && !st.scheduled)
+        let result = tokio::select! {
+            r = within(out.write_timeout, std::future::poll_fn(|cx| out.poll_drain(cx, false))) => r,
+            _ = closed.wait_for(Option::is_some) => Ok(Ok(())),
         };
-        if !busy {
-            tokio::select! {
-                biased;
-                _ = rx.close.changed() => break,
-                _ = ready => continue,
-            }
-        }
-        let result = within(write_timeout, std::future::poll_fn(|cx| out.poll_drain(cx))).await;
         match result {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                let mut st = out.lock();
+                if out.closed.load(Ordering::Acquire) || (st.idle() && st.queue.is_empty()) {
+                    st.draining = false;
+                    return;
+                }
+            }
             Ok(Err(_)) => {
+                out.lock().draining = false;
                 out.close_quietly();
-                break;
+                return;
             }
             Err(_) => {
+                out.lock().draining = false;
                 out.close(DisconnectCode::WriteTimeout, "socket write timed out");
-                break;
+                return;
             }
         }
     }
+}
+
+/// The close sequence: once the connection is closing (waits for it), writes what was
+/// already framed, then — for a close with a code — what was queued before it (unless
+/// the queue itself was the problem), the `Closing` push and a close frame (bounded by
+/// `write_timeout`), and shuts the socket's write side.
+pub(crate) async fn finish(out: Arc<Outbound>, write_timeout: Duration) {
+    let mut closed = out.close.subscribe();
+    let _ = closed.wait_for(Option::is_some).await;
     // Nothing is queued or written directly from here on.
     {
         let mut st = out.lock();
@@ -604,8 +621,11 @@ pub(crate) async fn run_writer(out: Arc<Outbound>, mut rx: OutboundRx, write_tim
         st.pending = buf;
         st.unflushed = true;
     }
-    let _ =
-        tokio::time::timeout(write_timeout, std::future::poll_fn(|cx| out.poll_drain(cx))).await;
+    let _ = tokio::time::timeout(
+        write_timeout,
+        std::future::poll_fn(|cx| out.poll_drain(cx, true)),
+    )
+    .await;
     let _ = tokio::time::timeout(
         write_timeout,
         std::future::poll_fn(|cx| Pin::new(&mut out.lock().socket).poll_shutdown(cx)),
