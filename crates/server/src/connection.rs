@@ -25,19 +25,37 @@ use tokio_tungstenite::WebSocketStream;
 /// After the handshake the socket is read and written with the node's own framing
 /// (`node/ws.rs`); the handshake reads nothing past the request, since a client sends
 /// no frame before the server's answer (RFC 6455 §4.1).
-pub(crate) async fn serve<S>(node: Arc<Node>, ws: WebSocketStream<S>, peer: SocketAddr)
+///
+/// Not an `async fn`: the WebSocket stream is unwrapped before the future exists, so
+/// that the caller's task is not sized for tungstenite's state.
+pub(crate) fn serve<S>(
+    node: Arc<Node>,
+    ws: WebSocketStream<S>,
+    peer: SocketAddr,
+) -> impl Future<Output = ()> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    DeferWrites::new(serve_stream(node, ws.into_inner(), peer)).await
+    DeferWrites::new(serve_stream(node, ws.into_inner(), peer))
 }
 
 /// Tells a connection over a connection limit why it is closed (`Overloaded`).
-pub(crate) async fn reject<S>(ws: WebSocketStream<S>, code: DisconnectCode, reason: String)
+pub(crate) fn reject<S>(
+    ws: WebSocketStream<S>,
+    code: DisconnectCode,
+    reason: String,
+) -> impl Future<Output = ()> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (_read, write) = tokio::io::split(ws.into_inner());
+    reject_stream(ws.into_inner(), code, reason)
+}
+
+async fn reject_stream<S>(stream: S, code: DisconnectCode, reason: String)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (_read, write) = tokio::io::split(stream);
     let grace = std::time::Duration::from_secs(2);
     let out = Outbound::new(Box::new(write), 4, 4096, 4096, grace);
     out.close(code, reason);
@@ -60,7 +78,6 @@ where
         cfg.write_batch_bytes,
         cfg.write_timeout,
     );
-    let mut closed = out.closed();
     let mut shutdown = node.shutdown.subscribe();
     let mut session = Client::new(node.clone(), out.clone());
     let max_messages = cfg.max_messages_per_frame;
@@ -75,7 +92,7 @@ where
     tokio::pin!(token_timer);
     loop {
         tokio::select! {
-            _ = closed.changed() => break,
+            _ = out.wait_closed() => break,
             _ = shutdown_requested(&mut shutdown) => {
                 out.close(DisconnectCode::Shutdown, "server shutting down");
                 break;

@@ -128,6 +128,10 @@ impl Drop for IpSlot<'_> {
 }
 
 /// Tells a connection over a connection limit why it is closed.
-async fn reject_overloaded(ws: tokio_tungstenite::WebSocketStream<TcpStream>, reason: String) {
-    connection::reject(ws, DisconnectCode::Overloaded, reason).await;
+/// (A plain fn: the stream is unwrapped before the future exists, see `connection`.)
+fn reject_overloaded(
+    ws: tokio_tungstenite::WebSocketStream<TcpStream>,
+    reason: String,
+) -> impl Future<Output = ()> + Send {
+    connection::reject(ws, DisconnectCode::Overloaded, reason)
 }

@@ -23,7 +23,6 @@ use switchboard_protocol::DisconnectCode;
 use switchboard_protocol::frame;
 use switchboard_protocol::pb::{Closing, ServerMessage, server_message::Body};
 use tokio::io::AsyncWrite;
-use tokio::sync::watch;
 
 /// The socket's write half, whatever the transport (TCP now, TLS later).
 pub(crate) type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
@@ -96,7 +95,10 @@ pub(crate) struct Outbound {
     runtime: tokio::runtime::Handle,
     queued_bytes: AtomicUsize,
     max_bytes: usize,
-    close: watch::Sender<Option<Close>>,
+    /// The first close decided (a watch channel cost ~400 bytes per connection).
+    close: Mutex<Option<Close>>,
+    /// Wakes whoever waits for the close (the read loop, a drain task, `finish`).
+    closing: tokio::sync::Notify,
     /// Signalled each time chunks are taken off the queue, and on close.
     drained: tokio::sync::Notify,
     /// Set by the first close: nothing more is queued after it, so a message that
@@ -126,7 +128,6 @@ impl Outbound {
         batch_bytes: usize,
         write_timeout: Duration,
     ) -> Arc<Outbound> {
-        let (close, _) = watch::channel(None);
         Arc::new(Outbound {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -143,7 +144,8 @@ impl Outbound {
             runtime: tokio::runtime::Handle::current(),
             queued_bytes: AtomicUsize::new(0),
             max_bytes,
-            close,
+            close: Mutex::new(None),
+            closing: tokio::sync::Notify::new(),
             drained: tokio::sync::Notify::new(),
             closed: std::sync::atomic::AtomicBool::new(false),
         })
@@ -377,7 +379,7 @@ impl Outbound {
             let drained = self.drained.notified();
             tokio::pin!(drained);
             drained.as_mut().enable();
-            if self.close.borrow().is_some() {
+            if self.close_reason().is_some() {
                 return false;
             }
             let queued = self.queued_bytes.load(Ordering::Relaxed);
@@ -402,44 +404,46 @@ impl Outbound {
         );
     }
 
-    /// Asks the writer to send a `Closing` push and close. The first close wins.
-    pub fn close(&self, code: DisconnectCode, reason: impl Into<String>) {
-        self.closed.store(true, Ordering::Release);
-        self.drained.notify_waiters();
-        let close = Close {
-            code: Some(code),
-            reason: reason.into(),
-        };
-        self.close.send_if_modified(|c| {
+    /// Decides the close (the first one wins) and wakes whoever waits for it.
+    fn decide(&self, close: Close) {
+        {
+            let mut c = self.close.lock().unwrap_or_else(|e| e.into_inner());
             if c.is_none() {
                 *c = Some(close);
-                true
-            } else {
-                false
             }
+        }
+        self.closed.store(true, Ordering::Release);
+        self.drained.notify_waiters();
+        self.closing.notify_waiters();
+    }
+
+    /// Asks for a `Closing` push and a close frame. The first close wins.
+    pub fn close(&self, code: DisconnectCode, reason: impl Into<String>) {
+        self.decide(Close {
+            code: Some(code),
+            reason: reason.into(),
         });
     }
 
     /// Ends the connection without telling the peer (it is already gone).
     pub fn close_quietly(&self) {
-        self.closed.store(true, Ordering::Release);
-        self.drained.notify_waiters();
-        self.close.send_if_modified(|c| {
-            if c.is_none() {
-                *c = Some(Close {
-                    code: None,
-                    reason: String::new(),
-                });
-                true
-            } else {
-                false
-            }
+        self.decide(Close {
+            code: None,
+            reason: String::new(),
         });
     }
 
-    /// A receiver that changes once the connection is closing.
-    pub fn closed(&self) -> watch::Receiver<Option<Close>> {
-        self.close.subscribe()
+    /// Completes once the connection is closing.
+    pub async fn wait_closed(&self) {
+        loop {
+            let closing = self.closing.notified();
+            tokio::pin!(closing);
+            closing.as_mut().enable();
+            if self.close_reason().is_some() {
+                return;
+            }
+            closing.await;
+        }
     }
 
     /// Whether the connection is closing (closed, kicked, replaced by a resume).
@@ -449,7 +453,7 @@ impl Outbound {
 
     /// The close decided so far, if any.
     pub fn close_reason(&self) -> Option<Close> {
-        self.close.borrow().clone()
+        self.close.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -539,11 +543,10 @@ impl<F: Future> Future for DeferWrites<F> {
 /// the socket idle writes for itself). Stops without writing once the connection is
 /// closing: the close sequence ([`finish`]) owns the socket then.
 async fn drain(out: Arc<Outbound>) {
-    let mut closed = out.close.subscribe();
     loop {
         let result = tokio::select! {
             r = within(out.write_timeout, std::future::poll_fn(|cx| out.poll_drain(cx, false))) => r,
-            _ = closed.wait_for(Option::is_some) => Ok(Ok(())),
+            _ = out.wait_closed() => Ok(Ok(())),
         };
         match result {
             Ok(Ok(())) => {
@@ -572,8 +575,7 @@ async fn drain(out: Arc<Outbound>) {
 /// the queue itself was the problem), the `Closing` push and a close frame (bounded by
 /// `write_timeout`), and shuts the socket's write side.
 pub(crate) async fn finish(out: Arc<Outbound>, write_timeout: Duration) {
-    let mut closed = out.close.subscribe();
-    let _ = closed.wait_for(Option::is_some).await;
+    out.wait_closed().await;
     // Nothing is queued or written directly from here on.
     {
         let mut st = out.lock();
