@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # Server instructions per p2p message under callgrind: a figure that repeats within
 # ~0.5 % on this noisy machine (wall-clock runs vary by ±20 %). User space only.
-# Usage: bench/tools/p2p-callgrind.sh [SWITCHBOARD_BINARY]   (default: release build)
+# Usage: [SHAPE=p2p|fanout|rate] [DURATION=10] [LOAD=BINARY] \
+#   bench/tools/p2p-callgrind.sh [SWITCHBOARD_BINARY]   (default: release build)
+# SHAPE p2p: 50 pairs, window 4; fanout: 1 publisher → 200 raw subscribers, window 32;
+# rate: the same at 20 messages/s (nothing coalesces). LOAD runs the load generator (by
+# default the server binary; give both builds the same one when comparing them).
+# Run it for two durations: (instructions difference) / (messages difference) is the
+# cost of one more message, without start-up and connection set-up.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${1:-$root/target/release/switchboard}
+load=${LOAD:-$bin}
+shape=${SHAPE:-p2p}
+duration=${DURATION:-10}
 app=0123456789abcdef0123456789abcdef
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -22,10 +31,16 @@ taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
   "$bin" serve --config "$work/bench.toml" >"$work/serve.log" 2>&1 &
 server=$!
 for _ in $(seq 1 150); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
-taskset -c 1 "$bin" bench p2p --raw --pairs 50 --window 4 --duration 10 \
+case $shape in
+  p2p) args=(p2p --raw --pairs 50 --window 4); field=messages ;;
+  fanout) args=(fanout --raw --subscribers 200 --window 32); field=deliveries ;;
+  rate) args=(fanout --raw --subscribers 200 --rate 20); field=deliveries ;;
+  *) echo "SHAPE is p2p, fanout or rate" >&2; exit 2 ;;
+esac
+taskset -c 1 "$load" bench "${args[@]}" --duration "$duration" \
   --url "ws://127.0.0.1:$port" --app-id "$app" 2>/dev/null | tail -1 > "$work/p2p.json"
 kill -INT "$server"; wait "$server" || true
-messages=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['messages'])" "$work/p2p.json")
+messages=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$work/p2p.json" "$field")
 callgrind_annotate "$work/cg.out" > "$work/annotate.txt" 2>/dev/null
 ir=$(awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1; exit}' "$work/annotate.txt")
-echo "messages $messages  instructions $ir  per message $((ir / messages))"
+echo "$shape ${duration}s messages $messages  instructions $ir  per message $((ir / messages))"

@@ -1,13 +1,15 @@
 //! One WebSocket connection: the read loop (frames → messages → session) next to the
-//! writer task (queue → socket). The loop also owns the connection's timers: login
-//! timeout, heartbeat timeout and the token's will-expire and expiry.
+//! writer task, which only drains what the socket could not take at once (replies and
+//! pushes are written by the task that makes them, see `node/outbound.rs`). The loop
+//! also owns the connection's timers: login timeout, heartbeat timeout and the token's
+//! will-expire and expiry.
 
 use crate::dispatch;
 use crate::node::Node;
-use crate::node::outbound::{Outbound, run_writer};
+use crate::node::outbound::{DeferWrites, Outbound, finish};
+use crate::node::ws::{Incoming, ReadError, Reader};
 use crate::session::client::Client;
 use crate::session::lifecycle;
-use futures_util::StreamExt;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -17,25 +19,65 @@ use switchboard_protocol::frame::FrameDecoder;
 use switchboard_protocol::pb::ClientMessage;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// Serves one upgraded connection until it ends, then leaves everything it held.
-pub(crate) async fn serve<S>(node: Arc<Node>, ws: WebSocketStream<S>, peer: SocketAddr)
+///
+/// After the handshake the socket is read and written with the node's own framing
+/// (`node/ws.rs`); the handshake reads nothing past the request, since a client sends
+/// no frame before the server's answer (RFC 6455 §4.1).
+///
+/// Not an `async fn`: the WebSocket stream is unwrapped before the future exists, so
+/// that the caller's task is not sized for tungstenite's state.
+pub(crate) fn serve<S>(
+    node: Arc<Node>,
+    ws: WebSocketStream<S>,
+    peer: SocketAddr,
+) -> impl Future<Output = ()> + Send
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    DeferWrites::new(serve_stream(node, ws.into_inner(), peer))
+}
+
+/// Tells a connection over a connection limit why it is closed (`Overloaded`).
+pub(crate) fn reject<S>(
+    ws: WebSocketStream<S>,
+    code: DisconnectCode,
+    reason: String,
+) -> impl Future<Output = ()> + Send
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    reject_stream(ws.into_inner(), code, reason)
+}
+
+async fn reject_stream<S>(stream: S, code: DisconnectCode, reason: String)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (_read, write) = tokio::io::split(stream);
+    let grace = std::time::Duration::from_secs(2);
+    let out = Outbound::new(Box::new(write), 4, 4096, 4096, grace);
+    out.close(code, reason);
+    finish(out, grace).await;
+}
+
+async fn serve_stream<S>(node: Arc<Node>, stream: S, peer: SocketAddr)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let cfg = &node.config;
-    let (sink, mut stream) = ws.split();
-    let (out, rx) = Outbound::new(cfg.outbound_queue_messages, cfg.outbound_queue_bytes);
-    let mut writer = AbortOnDrop(tokio::spawn(run_writer(
-        sink,
-        out.clone(),
-        rx,
+    let (read, write) = tokio::io::split(stream);
+    let mut stream = Reader::new(read, cfg.max_frame_bytes);
+    // No writer task: pushes are written by the tasks that make them, and a drain task
+    // runs only while the socket is behind (node/outbound.rs).
+    let out = Outbound::new(
+        Box::new(write),
+        cfg.outbound_queue_messages,
+        cfg.outbound_queue_bytes,
         cfg.write_batch_bytes,
         cfg.write_timeout,
-    )));
-    let mut closed = out.closed();
+    );
     let mut shutdown = node.shutdown.subscribe();
     let mut session = Client::new(node.clone(), out.clone());
     let max_messages = cfg.max_messages_per_frame;
@@ -50,7 +92,7 @@ where
     tokio::pin!(token_timer);
     loop {
         tokio::select! {
-            _ = closed.changed() => break,
+            _ = out.wait_closed() => break,
             _ = shutdown_requested(&mut shutdown) => {
                 out.close(DisconnectCode::Shutdown, "server shutting down");
                 break;
@@ -67,10 +109,6 @@ where
                 Box::pin(session.on_token_deadline()).await;
             }
             frame = stream.next() => {
-                let Some(frame) = frame else {
-                    out.close_quietly();
-                    break;
-                };
                 // Boxed: the request futures (login, subscribe, …) are large, and inline
                 // they would make every idle connection's task as large as the largest.
                 let handled = Box::pin(handle_frame(&mut session, &out, frame, max_messages));
@@ -103,21 +141,14 @@ where
         reason = why.as_ref().map_or("", |c| c.reason.as_str()),
         "connection closed"
     );
-    Box::pin(lifecycle::disconnected(&mut session)).await;
-    out.close_quietly();
-    drop(session);
+    // The close goes out (Closing push, close frame) while the session is left.
     let grace = node.config.write_timeout;
-    let _ = tokio::time::timeout(grace, &mut writer.0).await;
-}
-
-/// Aborts the writer task when the connection's task ends or is aborted, so that no
-/// socket outlives the server's `run`.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    let leave = async {
+        Box::pin(lifecycle::disconnected(&mut session)).await;
+        out.close_quietly();
+    };
+    tokio::join!(leave, Box::pin(finish(out.clone(), grace)));
+    drop(session);
 }
 
 /// Completes once the server shuts down (at once if it already has).
@@ -131,12 +162,12 @@ async fn shutdown_requested(rx: &mut tokio::sync::watch::Receiver<bool>) {
 /// Handles one WebSocket message. `Break` ends the connection.
 async fn handle_frame(
     session: &mut Client,
-    out: &Outbound,
-    frame: Result<Message, WsError>,
+    out: &Arc<Outbound>,
+    frame: Result<Incoming, ReadError>,
     max_messages: usize,
 ) -> ControlFlow<()> {
     match frame {
-        Ok(Message::Binary(data)) => {
+        Ok(Incoming::Binary(data)) => {
             session.touch();
             if data.is_empty() {
                 out.close(DisconnectCode::ProtocolError, "empty frame");
@@ -168,40 +199,40 @@ async fn handle_frame(
             }
             ControlFlow::Continue(())
         }
-        Ok(Message::Text(_)) => {
+        Ok(Incoming::Text) => {
             out.close(
                 DisconnectCode::ProtocolError,
                 "text frames are not part of the protocol; send binary frames",
             );
             ControlFlow::Break(())
         }
-        Ok(Message::Ping(_) | Message::Pong(_)) => {
+        Ok(Incoming::Ping(payload)) => {
+            session.touch();
+            out.pong(&payload);
+            ControlFlow::Continue(())
+        }
+        Ok(Incoming::Pong) => {
             session.touch();
             ControlFlow::Continue(())
         }
-        Ok(Message::Close(_)) => {
+        Ok(Incoming::Close) => {
             out.close_quietly();
             ControlFlow::Break(())
         }
-        Ok(Message::Frame(_)) => ControlFlow::Continue(()),
-        Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size })) => {
+        Err(ReadError::TooLarge { size, max }) => {
             out.close(
                 DisconnectCode::FrameTooLarge,
-                format!("frame of {size} bytes is over the limit of {max_size}"),
+                format!("frame of {size} bytes is over the limit of {max}"),
             );
             ControlFlow::Break(())
         }
-        Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+        Err(ReadError::Protocol(e)) => {
+            out.close(DisconnectCode::ProtocolError, e);
+            ControlFlow::Break(())
+        }
+        Err(ReadError::Gone) => {
             // The TCP connection ended without a close frame (killed app, middlebox):
             // a lost link, not a protocol error; the session waits for a resume.
-            out.close_quietly();
-            ControlFlow::Break(())
-        }
-        Err(WsError::Protocol(e)) => {
-            out.close(DisconnectCode::ProtocolError, e.to_string());
-            ControlFlow::Break(())
-        }
-        Err(_) => {
             out.close_quietly();
             ControlFlow::Break(())
         }

@@ -6,7 +6,6 @@
 
 use crate::connection;
 use crate::node::Node;
-use crate::node::outbound::{Outbound, run_writer};
 use crate::tls::Tls;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -206,13 +205,13 @@ impl Drop for IpSlot<'_> {
 }
 
 /// Tells a connection over a connection limit why it is closed.
-async fn reject_overloaded<S>(ws: tokio_tungstenite::WebSocketStream<S>, reason: String)
+/// (A plain fn: the stream is unwrapped before the future exists, see `connection`.)
+fn reject_overloaded<S>(
+    ws: tokio_tungstenite::WebSocketStream<S>,
+    reason: String,
+) -> impl Future<Output = ()> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    use futures_util::StreamExt;
-    let (sink, _stream) = ws.split();
-    let (out, rx) = Outbound::new(4, 4096);
-    out.close(DisconnectCode::Overloaded, reason);
-    run_writer(sink, out, rx, 4096, std::time::Duration::from_secs(2)).await;
+    connection::reject(ws, DisconnectCode::Overloaded, reason)
 }

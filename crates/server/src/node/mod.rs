@@ -9,6 +9,7 @@ pub(crate) mod hub;
 pub(crate) mod metrics;
 pub(crate) mod outbound;
 pub(crate) mod outlet;
+pub(crate) mod ws;
 
 use crate::wire::Failure;
 use config::{AppConfig, ServerConfig};

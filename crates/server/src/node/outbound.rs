@@ -8,20 +8,24 @@
 //! (a bounded tokio channel allocates a block of slots up front), and the writer takes
 //! everything queued in one step.
 
-use bytes::{Bytes, BytesMut};
-use futures_util::{Sink, SinkExt};
+use super::ws;
+use bytes::Bytes;
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use switchboard_protocol::DisconnectCode;
 use switchboard_protocol::frame;
 use switchboard_protocol::pb::{Closing, ServerMessage, server_message::Body};
-use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio::io::AsyncWrite;
+
+/// The socket's write half, whatever the transport (TCP now, TLS later).
+pub(crate) type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// Why and how a connection ends.
 #[derive(Debug, Clone)]
@@ -32,50 +36,135 @@ pub(crate) struct Close {
     pub reason: String,
 }
 
-/// Handle to one connection's outbound queue. Shared by the session and the hub.
+/// One queued item.
+enum Chunk {
+    /// Encoded server messages, joined with their neighbours into binary frames.
+    Data(Bytes),
+    /// A whole control frame (a pong), written as it is.
+    Control(Bytes),
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        match self {
+            Chunk::Data(b) | Chunk::Control(b) => b.len(),
+        }
+    }
+}
+
+/// Everything behind the queue's lock: the queue, the socket, and the bytes the socket
+/// has not taken yet.
+struct State {
+    queue: VecDeque<Chunk>,
+    socket: WriteHalf,
+    /// Framed bytes the socket did not take at once, from `pending_at` on; only the
+    /// writer task writes them, and nothing is written directly while there are any.
+    pending: Vec<u8>,
+    pending_at: usize,
+    /// Written but not yet flushed (a transport that buffers, such as TLS).
+    unflushed: bool,
+    /// In the deferred list of the task running now: that task writes the queue before
+    /// it parks.
+    scheduled: bool,
+    /// A drain task is running (it owns the writing until it stops).
+    draining: bool,
+}
+
+impl State {
+    /// Whether nobody is writing: bytes queued now may go straight to the socket.
+    fn idle(&self) -> bool {
+        self.pending_at >= self.pending.len() && !self.unflushed
+    }
+}
+
+/// Handle to one connection's outbound queue and its socket's write half. Shared by the
+/// session and the hub.
+///
+/// A push to a connection nobody is writing to is written at once by the task that
+/// pushes (or, inside [`DeferWrites`], when that task is about to park, so that the
+/// pushes of one read batch go out as one write per connection); the writer task only
+/// drains what the socket could not take at once, and sends the close.
 pub(crate) struct Outbound {
-    queue: Mutex<VecDeque<Bytes>>,
+    state: Mutex<State>,
     max_items: usize,
-    /// Wakes the writer when something is queued.
-    ready: tokio::sync::Notify,
+    /// Frames join queued chunks up to this many bytes (a larger chunk goes alone).
+    batch_bytes: usize,
+    /// How long a write may wait for the socket before the connection is closed.
+    write_timeout: Duration,
+    /// Where drain tasks run (pushes also come from threads outside the runtime).
+    runtime: tokio::runtime::Handle,
     queued_bytes: AtomicUsize,
     max_bytes: usize,
-    close: watch::Sender<Option<Close>>,
-    /// Signalled by the writer each time it takes chunks off the queue, and on close.
+    /// The first close decided (a watch channel cost ~400 bytes per connection).
+    close: Mutex<Option<Close>>,
+    /// Wakes whoever waits for the close (the read loop, a drain task, `finish`).
+    closing: tokio::sync::Notify,
+    /// Signalled each time chunks are taken off the queue, and on close.
     drained: tokio::sync::Notify,
     /// Set by the first close: nothing more is queued after it, so a message that
     /// overflowed can never be overtaken by a later one that still fitted.
     closed: std::sync::atomic::AtomicBool,
 }
 
-/// The receiving half, owned by the writer task.
-pub(crate) struct OutboundRx {
-    close: watch::Receiver<Option<Close>>,
-}
-
 /// Queue storage kept by an idle connection is at most this many slots.
 const IDLE_SLOTS: usize = 16;
 
+thread_local! {
+    /// The queues pushed to by the task being polled inside [`DeferWrites`] (`None`
+    /// outside one): written when that poll returns.
+    static DEFERRED: RefCell<Option<Vec<Arc<Outbound>>>> = const { RefCell::new(None) };
+    /// Where direct writes are framed.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 impl Outbound {
-    /// A queue of at most `max_items` items and `max_bytes` bytes.
-    pub fn new(max_items: usize, max_bytes: usize) -> (Arc<Outbound>, OutboundRx) {
-        let (close, close_rx) = watch::channel(None);
-        let out = Arc::new(Outbound {
-            queue: Mutex::new(VecDeque::new()),
+    /// A queue of at most `max_items` items and `max_bytes` bytes in front of `socket`,
+    /// framing up to `batch_bytes` per WebSocket frame, a write waiting at most
+    /// `write_timeout`. Call from inside the runtime.
+    pub fn new(
+        socket: WriteHalf,
+        max_items: usize,
+        max_bytes: usize,
+        batch_bytes: usize,
+        write_timeout: Duration,
+    ) -> Arc<Outbound> {
+        Arc::new(Outbound {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                socket,
+                pending: Vec::new(),
+                pending_at: 0,
+                unflushed: false,
+                scheduled: false,
+                draining: false,
+            }),
             max_items: max_items.max(1),
-            ready: tokio::sync::Notify::new(),
+            batch_bytes: batch_bytes.max(1),
+            write_timeout,
+            runtime: tokio::runtime::Handle::current(),
             queued_bytes: AtomicUsize::new(0),
             max_bytes,
-            close,
+            close: Mutex::new(None),
+            closing: tokio::sync::Notify::new(),
             drained: tokio::sync::Notify::new(),
             closed: std::sync::atomic::AtomicBool::new(false),
-        });
-        (out, OutboundRx { close: close_rx })
+        })
     }
 
     /// Queues one encoded chunk. Returns false (and closes the connection as a slow
     /// consumer) when the queue is full; false also once the connection is closing.
-    pub fn push(&self, chunk: Bytes) -> bool {
+    pub fn push(self: &Arc<Self>, chunk: Bytes) -> bool {
+        self.enqueue(Chunk::Data(chunk))
+    }
+
+    /// Queues a pong answering a ping with `payload`.
+    pub fn pong(self: &Arc<Self>, payload: &[u8]) -> bool {
+        let mut frame = Vec::with_capacity(2 + payload.len());
+        ws::put_control(&mut frame, ws::OP_PONG, payload);
+        self.enqueue(Chunk::Control(frame.into()))
+    }
+
+    fn enqueue(self: &Arc<Self>, chunk: Chunk) -> bool {
         if self.closed.load(Ordering::Acquire) {
             return false;
         }
@@ -89,47 +178,213 @@ impl Outbound {
             self.overflow();
             return false;
         }
-        {
-            let mut q = self.lock();
-            // Checked under the queue's lock: the writer sets it (under the lock) when
-            // it stops, so nothing is queued after that.
-            if self.closed.load(Ordering::Acquire) {
-                drop(q);
-                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                return false;
-            }
-            if q.len() >= self.max_items {
-                drop(q);
-                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                self.overflow();
-                return false;
-            }
-            q.push_back(chunk);
+        let mut st = self.lock();
+        // Checked under the queue's lock: the writer sets it (under the lock) when it
+        // stops, so nothing is queued after that.
+        if self.closed.load(Ordering::Acquire) {
+            drop(st);
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            return false;
         }
-        self.ready.notify_one();
+        if st.queue.len() >= self.max_items {
+            drop(st);
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.overflow();
+            return false;
+        }
+        st.queue.push_back(chunk);
+        if st.scheduled {
+            return true;
+        }
+        if st.idle() {
+            if defer(self) {
+                st.scheduled = true;
+            } else {
+                self.write_now(&mut st);
+            }
+            return true;
+        }
+        self.start_drain(&mut st);
         true
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Bytes>> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves the queue into framed bytes in `buf` (binary frames of up to
+    /// `batch_bytes`, control frames as they are). Returns the bytes taken.
+    fn frame_queue(&self, queue: &mut VecDeque<Chunk>, buf: &mut Vec<u8>) -> usize {
+        let mut taken = 0;
+        while let Some(first) = queue.pop_front() {
+            taken += first.len();
+            let first = match first {
+                Chunk::Control(frame) => {
+                    buf.extend_from_slice(&frame);
+                    continue;
+                }
+                Chunk::Data(first) => first,
+            };
+            let mut len = first.len();
+            let mut count = 0;
+            for chunk in queue.iter() {
+                match chunk {
+                    Chunk::Data(b) if len + b.len() <= self.batch_bytes => {
+                        len += b.len();
+                        count += 1;
+                    }
+                    _ => break,
+                }
+            }
+            ws::put_frame(buf, ws::OP_BINARY, len);
+            buf.extend_from_slice(&first);
+            for chunk in queue.drain(..count) {
+                if let Chunk::Data(b) = &chunk {
+                    taken += b.len();
+                    buf.extend_from_slice(b);
+                }
+            }
+        }
+        if queue.capacity() > IDLE_SLOTS {
+            queue.shrink_to(IDLE_SLOTS);
+        }
+        taken
+    }
+
+    /// Accounts for `bytes` taken off the queue.
+    fn taken(&self, bytes: usize) {
+        if bytes > 0 {
+            self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// Writes the queue straight onto the socket, as far as it takes the bytes without
+    /// waiting; the rest is left to the writer task. Only while nobody else writes.
+    fn write_now(self: &Arc<Self>, st: &mut State) {
+        if self.closed.load(Ordering::Acquire) || !st.idle() {
+            return;
+        }
+        SCRATCH.with(|scratch| {
+            let mut buf = scratch.borrow_mut();
+            buf.clear();
+            let taken = self.frame_queue(&mut st.queue, &mut buf);
+            self.taken(taken);
+            let waker = std::task::Waker::noop();
+            let mut cx = Context::from_waker(waker);
+            let mut at = 0;
+            while at < buf.len() {
+                match Pin::new(&mut st.socket).poll_write(&mut cx, &buf[at..]) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                        self.close_quietly();
+                        return;
+                    }
+                    Poll::Ready(Ok(n)) => at += n,
+                    Poll::Pending => break,
+                }
+            }
+            if at < buf.len() {
+                st.pending.clear();
+                st.pending.extend_from_slice(&buf[at..]);
+                st.pending_at = 0;
+            } else {
+                match Pin::new(&mut st.socket).poll_flush(&mut cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => {
+                        self.close_quietly();
+                        return;
+                    }
+                    Poll::Pending => st.unflushed = true,
+                }
+            }
+            if buf.capacity() > 64 * 1024 {
+                *buf = Vec::new();
+            }
+        });
+        if !st.idle() {
+            self.start_drain(st);
+        }
+    }
+
+    /// Starts a drain task for what the socket did not take, unless one runs.
+    fn start_drain(self: &Arc<Self>, st: &mut State) {
+        if st.draining || self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        st.draining = true;
+        self.runtime.spawn(drain(self.clone()));
+    }
+
+    /// Writes a queue that was deferred to the end of its task's poll.
+    fn flush_deferred(self: &Arc<Self>) {
+        let mut st = self.lock();
+        st.scheduled = false;
+        if st.queue.is_empty() {
+            return;
+        }
+        if st.idle() {
+            self.write_now(&mut st);
+        } else {
+            self.start_drain(&mut st);
+        }
+    }
+
+    /// The drain side: writes the pending bytes and whatever is queued behind them
+    /// until the socket has them all (Pending while it is full). Once the connection
+    /// is closing only the close sequence (`closing`) writes.
+    fn poll_drain(&self, cx: &mut Context<'_>, closing: bool) -> Poll<std::io::Result<()>> {
+        let mut st = self.lock();
+        let st = &mut *st;
+        loop {
+            if !closing && self.closed.load(Ordering::Acquire) {
+                return Poll::Ready(Ok(()));
+            }
+            while st.pending_at < st.pending.len() {
+                match Pin::new(&mut st.socket).poll_write(cx, &st.pending[st.pending_at..]) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                    }
+                    Poll::Ready(Ok(n)) => st.pending_at += n,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+                st.unflushed = true;
+            }
+            st.pending = Vec::new();
+            st.pending_at = 0;
+            if st.unflushed {
+                match Pin::new(&mut st.socket).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => st.unflushed = false,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            if st.queue.is_empty() || self.closed.load(Ordering::Acquire) {
+                return Poll::Ready(Ok(()));
+            }
+            let mut pending = std::mem::take(&mut st.pending);
+            let taken = self.frame_queue(&mut st.queue, &mut pending);
+            st.pending = pending;
+            self.taken(taken);
+        }
     }
 
     /// Queues one chunk, waiting (up to `patience`) for room instead of overflowing:
     /// for bulk sends the session controls, such as a replay. Returns false if the
     /// connection closed or stayed full for `patience` (then it is closed as slow).
-    pub async fn push_wait(&self, chunk: Bytes, patience: std::time::Duration) -> bool {
+    pub async fn push_wait(self: &Arc<Self>, chunk: Bytes, patience: std::time::Duration) -> bool {
         let deadline = tokio::time::Instant::now() + patience;
         loop {
             // Register for the writer's signal before looking, so none is missed.
             let drained = self.drained.notified();
             tokio::pin!(drained);
             drained.as_mut().enable();
-            if self.close.borrow().is_some() {
+            if self.close_reason().is_some() {
                 return false;
             }
             let queued = self.queued_bytes.load(Ordering::Relaxed);
             let fits = queued + chunk.len() <= self.max_bytes || queued == 0;
-            if fits && self.lock().len() < self.max_items {
+            if fits && self.lock().queue.len() < self.max_items {
                 return self.push(chunk);
             }
             if tokio::time::timeout_at(deadline, drained).await.is_err() {
@@ -149,44 +404,46 @@ impl Outbound {
         );
     }
 
-    /// Asks the writer to send a `Closing` push and close. The first close wins.
-    pub fn close(&self, code: DisconnectCode, reason: impl Into<String>) {
-        self.closed.store(true, Ordering::Release);
-        self.drained.notify_waiters();
-        let close = Close {
-            code: Some(code),
-            reason: reason.into(),
-        };
-        self.close.send_if_modified(|c| {
+    /// Decides the close (the first one wins) and wakes whoever waits for it.
+    fn decide(&self, close: Close) {
+        {
+            let mut c = self.close.lock().unwrap_or_else(|e| e.into_inner());
             if c.is_none() {
                 *c = Some(close);
-                true
-            } else {
-                false
             }
+        }
+        self.closed.store(true, Ordering::Release);
+        self.drained.notify_waiters();
+        self.closing.notify_waiters();
+    }
+
+    /// Asks for a `Closing` push and a close frame. The first close wins.
+    pub fn close(&self, code: DisconnectCode, reason: impl Into<String>) {
+        self.decide(Close {
+            code: Some(code),
+            reason: reason.into(),
         });
     }
 
     /// Ends the connection without telling the peer (it is already gone).
     pub fn close_quietly(&self) {
-        self.closed.store(true, Ordering::Release);
-        self.drained.notify_waiters();
-        self.close.send_if_modified(|c| {
-            if c.is_none() {
-                *c = Some(Close {
-                    code: None,
-                    reason: String::new(),
-                });
-                true
-            } else {
-                false
-            }
+        self.decide(Close {
+            code: None,
+            reason: String::new(),
         });
     }
 
-    /// A receiver that changes once the connection is closing.
-    pub fn closed(&self) -> watch::Receiver<Option<Close>> {
-        self.close.subscribe()
+    /// Completes once the connection is closing.
+    pub async fn wait_closed(&self) {
+        loop {
+            let closing = self.closing.notified();
+            tokio::pin!(closing);
+            closing.as_mut().enable();
+            if self.close_reason().is_some() {
+                return;
+            }
+            closing.await;
+        }
     }
 
     /// Whether the connection is closing (closed, kicked, replaced by a resume).
@@ -196,7 +453,7 @@ impl Outbound {
 
     /// The close decided so far, if any.
     pub fn close_reason(&self) -> Option<Close> {
-        self.close.borrow().clone()
+        self.close.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -214,129 +471,166 @@ async fn within<F: std::future::Future>(
     tokio::time::timeout(limit, fut).await
 }
 
-/// Drains the queue into the socket until the connection closes, then sends the
-/// `Closing` push and a close frame (bounded by `write_timeout`).
-pub(crate) async fn run_writer<S>(
-    mut sink: S,
-    out: Arc<Outbound>,
-    mut rx: OutboundRx,
-    batch_bytes: usize,
-    write_timeout: Duration,
-) where
-    S: Sink<Message> + Unpin,
-{
-    let mut taken: VecDeque<Bytes> = VecDeque::new();
-    'write: loop {
-        let ready = out.ready.notified();
-        tokio::pin!(ready);
-        ready.as_mut().enable();
-        if rx.close.borrow().is_some() {
-            break;
+/// Adds `out` to the running task's deferred list, if it has one.
+fn defer(out: &Arc<Outbound>) -> bool {
+    DEFERRED.with(|d| match &mut *d.borrow_mut() {
+        Some(list) => {
+            list.push(out.clone());
+            true
         }
-        std::mem::swap(&mut *out.lock(), &mut taken);
-        if taken.is_empty() {
-            tokio::select! {
-                biased;
-                _ = rx.close.changed() => break,
-                _ = ready => continue,
-            }
+        None => false,
+    })
+}
+
+/// Runs `F` with its pushes deferred: a push to a connection nobody is writing to is
+/// written when the poll that made it returns — when the task is about to park, or
+/// yields — so that everything one read batch produced for a connection goes out in
+/// one write, from this task, with no writer task woken.
+pub(crate) struct DeferWrites<F> {
+    inner: Pin<Box<F>>,
+    list: Vec<Arc<Outbound>>,
+}
+
+impl<F: Future> DeferWrites<F> {
+    /// Wraps `inner`.
+    pub fn new(inner: F) -> Self {
+        DeferWrites {
+            inner: Box::pin(inner),
+            list: Vec::new(),
         }
-        let bytes: usize = taken.iter().map(Bytes::len).sum();
-        out.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-        out.drained.notify_waiters();
-        // Everything taken goes out as frames of up to `batch_bytes` (a chunk larger
-        // than that alone), flushed once: one write for the lot when it fits the
-        // socket.
-        let result = within(write_timeout, async {
-            while let Some(first) = taken.pop_front() {
-                let payload = match taken.front() {
-                    Some(next) if first.len() + next.len() <= batch_bytes => {
-                        // Sized exactly: a 64 KiB buffer per write made the allocator
-                        // fault in fresh pages all the time (docs/benchmarks.md).
-                        let mut len = first.len();
-                        let mut count = 0;
-                        for chunk in taken.iter() {
-                            if len + chunk.len() > batch_bytes {
-                                break;
-                            }
-                            len += chunk.len();
-                            count += 1;
-                        }
-                        let mut buf = BytesMut::with_capacity(len);
-                        buf.extend_from_slice(&first);
-                        for chunk in taken.drain(..count) {
-                            buf.extend_from_slice(&chunk);
-                        }
-                        buf.freeze()
-                    }
-                    _ => first,
-                };
-                sink.feed(Message::Binary(payload)).await?;
-            }
-            sink.flush().await
-        })
-        .await;
-        taken.clear();
-        if taken.capacity() > IDLE_SLOTS {
-            taken.shrink_to(IDLE_SLOTS);
+    }
+}
+
+/// Puts the thread's previous deferred list back and writes the queues deferred during
+/// the poll, even if it panicked (a queue left scheduled would never be written).
+struct Restore<'a> {
+    prev: Option<Vec<Arc<Outbound>>>,
+    keep: &'a mut Vec<Arc<Outbound>>,
+}
+
+impl Drop for Restore<'_> {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        let Ok(list) = DEFERRED.try_with(|d| std::mem::replace(&mut *d.borrow_mut(), prev)) else {
+            return;
+        };
+        let mut list = list.unwrap_or_default();
+        for q in list.drain(..) {
+            q.flush_deferred();
         }
+        if list.capacity() <= 64 {
+            *self.keep = list;
+        }
+    }
+}
+
+impl<F: Future> Future for DeferWrites<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let list = std::mem::take(&mut this.list);
+        let prev = DEFERRED.with(|d| d.borrow_mut().replace(list));
+        let _restore = Restore {
+            prev,
+            keep: &mut this.list,
+        };
+        this.inner.as_mut().poll(cx)
+    }
+}
+
+/// Writes what the socket could not take at once, then stops (a later push that finds
+/// the socket idle writes for itself). Stops without writing once the connection is
+/// closing: the close sequence ([`finish`]) owns the socket then.
+async fn drain(out: Arc<Outbound>) {
+    loop {
+        let result = tokio::select! {
+            r = within(out.write_timeout, std::future::poll_fn(|cx| out.poll_drain(cx, false))) => r,
+            _ = out.wait_closed() => Ok(Ok(())),
+        };
         match result {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                let mut st = out.lock();
+                if out.closed.load(Ordering::Acquire) || (st.idle() && st.queue.is_empty()) {
+                    st.draining = false;
+                    return;
+                }
+            }
             Ok(Err(_)) => {
+                out.lock().draining = false;
                 out.close_quietly();
-                break 'write;
+                return;
             }
             Err(_) => {
+                out.lock().draining = false;
                 out.close(DisconnectCode::WriteTimeout, "socket write timed out");
-                break 'write;
+                return;
             }
         }
     }
-    // Nothing is queued from here on.
-    let rest = {
-        let mut q = out.lock();
-        out.closed.store(true, Ordering::Release);
-        std::mem::take(&mut *q)
-    };
-    let close = out.close_reason();
-    if let Some(Close {
-        code: Some(code),
-        reason,
-    }) = close
+}
+
+/// The close sequence: once the connection is closing (waits for it), writes what was
+/// already framed, then — for a close with a code — what was queued before it (unless
+/// the queue itself was the problem), the `Closing` push and a close frame (bounded by
+/// `write_timeout`), and shuts the socket's write side.
+pub(crate) async fn finish(out: Arc<Outbound>, write_timeout: Duration) {
+    out.wait_closed().await;
+    // Nothing is queued or written directly from here on.
     {
-        // What was queued before the close (an error reply to a refused login, a
-        // logout reply) still goes out, unless the queue itself is the problem.
-        if !matches!(
-            code,
-            DisconnectCode::SlowConsumer | DisconnectCode::WriteTimeout
-        ) {
-            let mut buf = BytesMut::new();
-            for chunk in &rest {
-                buf.extend_from_slice(chunk);
+        let mut st = out.lock();
+        out.closed.store(true, Ordering::Release);
+        let rest = std::mem::take(&mut st.queue);
+        let close = out.close_reason();
+        let st = &mut *st;
+        // Bytes already framed go out whole (a frame cut short would garble the close).
+        let mut buf = std::mem::take(&mut st.pending);
+        buf.drain(..st.pending_at.min(buf.len()));
+        st.pending_at = 0;
+        match &close {
+            Some(Close {
+                code: Some(code),
+                reason,
+            }) => {
+                // What was queued before the close (an error reply to a refused login,
+                // a logout reply) still goes out, unless the queue itself is the
+                // problem.
+                if !matches!(
+                    code,
+                    DisconnectCode::SlowConsumer | DisconnectCode::WriteTimeout
+                ) {
+                    let mut rest = rest;
+                    out.frame_queue(&mut rest, &mut buf);
+                }
+                let push = frame::encode(&ServerMessage {
+                    id: 0,
+                    body: Some(Body::Closing(Closing {
+                        code: *code as u32,
+                        reason: reason.clone(),
+                        reconnect: code.reconnect(),
+                    })),
+                });
+                ws::put_frame(&mut buf, ws::OP_BINARY, push.len());
+                buf.extend_from_slice(&push);
+                let mut payload = code.as_u16().to_be_bytes().to_vec();
+                payload.extend_from_slice(code.info().name.as_bytes());
+                ws::put_control(&mut buf, ws::OP_CLOSE, &payload);
             }
-            if !buf.is_empty() {
-                let _ =
-                    tokio::time::timeout(write_timeout, sink.send(Message::Binary(buf.freeze())))
-                        .await;
-            }
+            // The peer went away or sent its close: answer with a close frame, if the
+            // socket still takes one.
+            _ => ws::put_control(&mut buf, ws::OP_CLOSE, &[]),
         }
-        let push = ServerMessage {
-            id: 0,
-            body: Some(Body::Closing(Closing {
-                code: code as u32,
-                reason: reason.clone(),
-                reconnect: code.reconnect(),
-            })),
-        };
-        let frame_close = CloseFrame {
-            code: CloseCode::from(code.as_u16()),
-            reason: code.info().name.into(),
-        };
-        let _ = tokio::time::timeout(write_timeout, async {
-            sink.send(Message::Binary(frame::encode(&push))).await?;
-            sink.send(Message::Close(Some(frame_close))).await
-        })
-        .await;
+        st.pending = buf;
+        st.unflushed = true;
     }
-    let _ = tokio::time::timeout(write_timeout, sink.close()).await;
+    let _ = tokio::time::timeout(
+        write_timeout,
+        std::future::poll_fn(|cx| out.poll_drain(cx, true)),
+    )
+    .await;
+    let _ = tokio::time::timeout(
+        write_timeout,
+        std::future::poll_fn(|cx| Pin::new(&mut out.lock().socket).poll_shutdown(cx)),
+    )
+    .await;
 }
