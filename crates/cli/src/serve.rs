@@ -554,7 +554,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .with_history(engine.clone())
                 .with_storage(engine.clone())
                 .with_topics(engine.clone())
-                .with_presence(engine)
+                .with_presence(engine.clone())
+                .with_sessions(engine)
         }
         other => bail!("unknown engine {other:?}: use memory or redis"),
     };

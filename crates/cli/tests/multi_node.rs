@@ -2,14 +2,11 @@
 //! started by the test on free loopback ports, with Rust SDK clients on different nodes
 //! (issue 15): cross-node delivery in order, presence seen alike from every node, stream
 //! topics followed across nodes, metadata CAS races, a lock handed over across nodes, a
-//! client moved mid-stream to another node, a node SIGKILLed and Redis restarted.
+//! client moved mid-stream to another node, a second login on another node kicking the
+//! first, a node SIGKILLed and Redis restarted.
 //!
 //! Every child process gets a null stdin and is killed on drop; every wait polls for the
 //! state it needs with a deadline (no fixed sleeps).
-//!
-//! The `#[ignore]`d test states what multi-node must do and fails today, on the missing
-//! piece named in its reason (run it with `--run-ignored only`): the session registry
-//! is per node, so a second login on another node does not kick the first.
 
 use futures_util::{Stream, StreamExt};
 use std::collections::BTreeSet;
@@ -907,8 +904,9 @@ async fn wait_link_leaves(events: &mut EventStream<LinkStateEvent>, state: LinkS
 /// A subscriber whose link (through a proxy) to node 0 is cut mid-stream and whose
 /// reconnect lands on node 1 gets every message once and in order. The SDK has one
 /// endpoint, so the proxy is what moves it (as a load balancer would). Node 1 does not
-/// know the session (the session registry is per node, issue 15), so the SDK starts a
-/// new one and re-subscribes from its last position: the shared recovery log fills in.
+/// know the session (a resume does not reach a session on another node yet, see
+/// docs/scaling.md), so the SDK starts a new one and re-subscribes from its last
+/// position: the shared recovery log fills in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_moved_mid_stream_to_another_node_gets_every_message_once() {
     let cluster = Cluster::start(3);
@@ -1002,9 +1000,6 @@ async fn a_moved_member_survives_the_timeout_of_its_old_session() {
 /// A second login of one user id on another node kicks the first (R28, seed 001): the
 /// first client's link fails with SAME_UID_LOGIN.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not built yet (issue 15): the session registry is per node (session/registry.rs), \
-            so nothing kicks the session on node 0; needs a claim of (app, user) in Redis and \
-            a kick sent to the old node (docs/scaling.md, Sessions across nodes)"]
 async fn a_second_login_on_another_node_kicks_the_first() {
     let cluster = Cluster::start(2);
     let first = cluster.login(0, "alice").await;
@@ -1015,6 +1010,62 @@ async fn a_second_login_on_another_node_kicks_the_first() {
         e.reason_code,
         switchboard_client::LinkReason::SameUidLogin,
         "{e:?}"
+    );
+}
+
+/// The session a second login on another node kicks leaves the user's locks to the new
+/// session (R28; a lock belongs to the user id): once node 0 has ended the old session
+/// (the watcher saw its REMOTE_LEAVE), alice on node 1 still owns the lock her first
+/// session acquired and releases it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kicked_session_leaves_the_users_locks_to_the_new_one() {
+    let cluster = Cluster::start(3);
+    let ty = ChannelType::Message;
+    let opts = || SubscribeOptions {
+        with_lock: true,
+        ..Default::default()
+    };
+    let watcher = cluster.login(2, "watcher").await;
+    let mut w_sub = watcher.subscribe("desk", opts()).await.expect("sub");
+    let mut w_ev = w_sub.presence();
+    next(&mut w_ev, "watcher's snapshot").await;
+    let first = cluster.login(0, "alice").await;
+    first.subscribe("desk", opts()).await.expect("sub");
+    expect_presence(&mut w_ev, PresenceEventType::RemoteJoin, "alice", "watcher").await;
+    first
+        .lock()
+        .set_lock("desk", ty, "pen", Some(30))
+        .await
+        .expect("set lock");
+    first
+        .lock()
+        .acquire_lock("desk", ty, "pen", false)
+        .await
+        .expect("acquire");
+    let mut links = first.link_state_events();
+    let second = cluster.login(1, "alice").await;
+    let e = wait_link(&mut links, LinkState::Failed).await;
+    assert_eq!(e.reason_code, switchboard_client::LinkReason::SameUidLogin);
+    // Node 0 ends the old session: it leaves the channel, then its locks are handled.
+    expect_presence(
+        &mut w_ev,
+        PresenceEventType::RemoteLeave,
+        "alice",
+        "watcher",
+    )
+    .await;
+    let info = watcher.lock().get_lock("desk", ty).await.expect("get lock");
+    let owner: Vec<_> = info.iter().map(|l| l.owner.as_str()).collect();
+    assert_eq!(owner, ["alice"], "the lock stays alice's");
+    second
+        .lock()
+        .release_lock("desk", ty, "pen")
+        .await
+        .expect("the new session owns it");
+    let info = watcher.lock().get_lock("desk", ty).await.expect("get lock");
+    assert!(
+        info.iter().all(|l| l.owner.is_empty()),
+        "released: {info:?}"
     );
 }
 

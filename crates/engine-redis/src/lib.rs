@@ -1,6 +1,7 @@
 //! The Redis engine: every trait of the engine contract ([`Broker`], [`Presence`],
-//! [`Topics`], [`MetadataStore`], [`Locks`], [`HistoryStore`]) on Redis 7, so that several
-//! `switchboard serve` nodes share channels, presence, metadata, locks and history.
+//! [`Topics`], [`MetadataStore`], [`Locks`], [`HistoryStore`], [`Sessions`]) on Redis 7,
+//! so that several `switchboard serve` nodes share channels, presence, metadata, locks,
+//! history and the one session per user.
 //!
 //! One [`RedisEngine`] per node implements every trait. Each multi-key operation is one
 //! Lua script (files under `lua/`); the keys of one channel share the hash tag
@@ -34,6 +35,7 @@ mod keys;
 mod members;
 mod presence;
 mod scripts;
+mod sessions;
 mod storage;
 mod topics;
 

@@ -32,11 +32,13 @@ pub(crate) struct Scripts {
     pub history_append: Script,
     pub history_query: Script,
     pub node_heartbeat: Script,
+    pub session_claim: Script,
+    pub session_release: Script,
 }
 
 impl Scripts {
     /// All of them, for SCRIPT LOAD.
-    pub fn all(&self) -> [&Script; 16] {
+    pub fn all(&self) -> [&Script; 18] {
         [
             &self.publish,
             &self.position,
@@ -54,6 +56,8 @@ impl Scripts {
             &self.history_append,
             &self.history_query,
             &self.node_heartbeat,
+            &self.session_claim,
+            &self.session_release,
         ]
     }
 }
@@ -76,4 +80,6 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     history_append: script!("history_append.lua"),
     history_query: script!("history_query.lua"),
     node_heartbeat: script!("node_heartbeat.lua"),
+    session_claim: script!("session_claim.lua"),
+    session_release: script!("session_release.lua"),
 });

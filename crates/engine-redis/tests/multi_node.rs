@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use support::{RedisServer, config};
 use switchboard_engine::conformance::publication;
 use switchboard_engine::{
-    Acquire, Broker, ChannelKey, ChannelKind, HandoverHandler, Locks, MetadataStore, MetadataWrite,
-    NO_CHECK, Presence, Publication, PublicationHandler, PublishOptions, Rejection, State,
-    StreamPosition, WriteItem, WriteOp,
+    Acquire, Broker, ChannelKey, ChannelKind, Claim, HandoverHandler, KickHandler, Locks,
+    MetadataStore, MetadataWrite, NO_CHECK, Presence, Publication, PublicationHandler,
+    PublishOptions, Rejection, Sessions, State, StreamPosition, WriteItem, WriteOp,
 };
 use switchboard_engine_redis::{RedisConfig, RedisEngine};
 
@@ -92,6 +92,23 @@ impl HandoverHandler for Handovers {
 
 impl Handovers {
     fn got(&self) -> Vec<(ChannelKey, String, String)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// Records the session kicks a node hears.
+#[derive(Default)]
+struct Kicks(Mutex<Vec<(String, String, String)>>);
+
+impl KickHandler for Kicks {
+    fn on_kick(&self, app: &str, user: &str, session_id: &str) {
+        let mut v = self.0.lock().unwrap();
+        v.push((app.into(), user.into(), session_id.into()));
+    }
+}
+
+impl Kicks {
+    fn got(&self) -> Vec<(String, String, String)> {
         self.0.lock().unwrap().clone()
     }
 }
@@ -853,4 +870,87 @@ async fn members_lost_with_redis_data_are_written_again_by_their_nodes() {
         b.channels_of("app", "u2").await.unwrap(),
         std::slice::from_ref(&room)
     );
+}
+
+/// R28 across nodes: a claim on node b of a user claimed on node a returns a's claim and
+/// tells a (only a) to end that session; a's late release leaves b's claim and says so,
+/// b's own release removes it; a claim on the same node tells nobody, and neither does a
+/// claim resuming the former session (the client moved).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_claim_on_another_node_kicks_the_former_one() {
+    let server = RedisServer::start();
+    let ((a, _), (b, _)) = two_nodes(&server).await;
+    let (kicks_a, kicks_b) = (Arc::new(Kicks::default()), Arc::new(Kicks::default()));
+    a.set_kick_handler(kicks_a.clone());
+    b.set_kick_handler(kicks_b.clone());
+    let claim = |node: &str, session: &str| {
+        Some(Claim {
+            node: node.into(),
+            session_id: session.into(),
+        })
+    };
+    let kick = |session: &str| ("app".to_string(), "alice".to_string(), session.to_string());
+    assert_eq!(
+        a.claim_session("app", "alice", "s1", None).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        a.claim_session("app", "alice", "s2", None).await.unwrap(),
+        claim("a", "s1"),
+        "a second session on the same node replaces the claim"
+    );
+    assert_eq!(
+        b.claim_session("app", "alice", "s3", None).await.unwrap(),
+        claim("a", "s2")
+    );
+    eventually("node a to hear the kick", || !kicks_a.got().is_empty()).await;
+    assert_eq!(
+        kicks_a.got(),
+        [kick("s2")],
+        "the session the claim replaced"
+    );
+    assert!(
+        a.release_session("app", "alice", "s2").await.unwrap(),
+        "b's claim stays, and a hears that another node claims alice"
+    );
+    assert_eq!(
+        b.claim_session("app", "alice", "s4", None).await.unwrap(),
+        claim("b", "s3"),
+        "the claim survived a's release"
+    );
+    assert!(!b.release_session("app", "alice", "s4").await.unwrap());
+    assert_eq!(
+        b.claim_session("app", "alice", "s5", None).await.unwrap(),
+        None,
+        "released"
+    );
+    assert_eq!(
+        a.claim_session("app", "alice", "s6", Some("s5"))
+            .await
+            .unwrap(),
+        claim("b", "s5"),
+        "the client of s5 moved to a"
+    );
+    assert_eq!(
+        a.claim_session("app", "alice", "s7", None).await.unwrap(),
+        claim("a", "s6")
+    );
+    assert_eq!(
+        b.claim_session("app", "alice", "s8", None).await.unwrap(),
+        claim("a", "s7")
+    );
+    assert_eq!(
+        a.claim_session("app", "alice", "s9", None).await.unwrap(),
+        claim("b", "s8")
+    );
+    // Redis delivers a subscriber's messages in publish order: b hears the kick for s8
+    // and nothing before it (no kick for s3/s4 from its own claims, none for the moved
+    // s5); a heard s2 and s7 only.
+    eventually("node b to hear the kick", || !kicks_b.got().is_empty()).await;
+    assert_eq!(kicks_b.got(), [kick("s8")]);
+    eventually("node a to hear the second kick", || {
+        kicks_a.got().len() >= 2
+    })
+    .await;
+    assert_eq!(kicks_a.got(), [kick("s2"), kick("s7")]);
 }

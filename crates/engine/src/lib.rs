@@ -16,6 +16,7 @@ mod history;
 mod locks;
 mod metadata;
 mod presence;
+mod sessions;
 mod topics;
 mod types;
 
@@ -24,6 +25,7 @@ pub use metadata::{
     Item, MetadataObject, MetadataStore, MetadataWrite, NO_CHECK, Rejection, WriteItem, WriteOp,
 };
 pub use presence::{Departed, Expired, Member, MemberPage, Presence, State};
+pub use sessions::{Claim, KickHandler, Sessions};
 pub use topics::{TopicInfo, TopicPublisher, Topics};
 pub use types::{
     AppBudgets, Budgets, ChannelKey, ChannelKind, EngineError, EventKind, KeyHasher, KeyMap,

@@ -33,7 +33,7 @@ pub use tls::{Tls, TlsError};
 use node::{Extensions, Node};
 use std::future::Future;
 use std::sync::Arc;
-use switchboard_engine::{Broker, HistoryStore, Locks, MetadataStore, Presence, Topics};
+use switchboard_engine::{Broker, HistoryStore, Locks, MetadataStore, Presence, Sessions, Topics};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -78,6 +78,13 @@ impl Server {
     pub fn with_storage<S: MetadataStore + Locks>(mut self, store: Arc<S>) -> Self {
         self.engines.metadata = Some(store.clone());
         self.engines.locks = Some(store);
+        self
+    }
+
+    /// Shares the one-session-per-user rule (R28) with the other nodes on `sessions`:
+    /// a login here ends the user's session on another node.
+    pub fn with_sessions(mut self, sessions: Arc<dyn Sessions>) -> Self {
+        self.engines.sessions = Some(sessions);
         self
     }
 
@@ -129,6 +136,7 @@ impl Server {
             ext.insert(features::webhooks::Webhooks::start(config));
         }
         let node = Node::new(self.config, self.broker, self.engines, ext);
+        session::install_kicks(&node);
         let mut tasks = JoinSet::new();
         features::spawn(&node);
         let gate = Arc::new(self.gate);

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use switchboard_engine::{
-    Broker, ChannelKey, EngineError, HandoverHandler, Publication, PublicationHandler,
+    Broker, ChannelKey, EngineError, HandoverHandler, KickHandler, Publication, PublicationHandler,
     PublishOptions, PublishOutcome, Recovery, StreamPosition,
 };
 use tokio::sync::{Notify, mpsc, oneshot, watch};
@@ -76,6 +76,9 @@ pub(crate) struct BrokerState {
     /// Where every node hears of lock hand-overs (`locks.lua`).
     handover_channel: String,
     handover: OnceLock<Arc<dyn HandoverHandler>>,
+    /// This node's control channel (`session_claim.lua` kicks sessions over it).
+    pub(crate) ctl_channel: String,
+    kick: OnceLock<Arc<dyn KickHandler>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -103,6 +106,8 @@ impl BrokerState {
             probe_seen: AtomicU64::new(0),
             handover_channel: format!("{}locks:handover", config.prefix),
             handover: OnceLock::new(),
+            ctl_channel: format!("{}ctl:{}", config.prefix, config.node_id),
+            kick: OnceLock::new(),
             shutdown: watch::channel(false).0,
         }
     }
@@ -135,6 +140,11 @@ impl BrokerState {
     /// Installs the lock hand-over handler (once; later calls are ignored).
     pub(crate) fn set_handover(&self, handler: Arc<dyn HandoverHandler>) {
         let _ = self.handover.set(handler);
+    }
+
+    /// Installs the session kick handler (once; later calls are ignored).
+    pub(crate) fn set_kick(&self, handler: Arc<dyn KickHandler>) {
+        let _ = self.kick.set(handler);
     }
 
     fn queue_resync(&self, sub: &Arc<Sub>) {
@@ -265,10 +275,14 @@ async fn supervise(
                 .map_err(|_| unavailable("pub/sub connect timed out"))?
                 .map_err(unavailable)?;
             let (mut sink, stream) = ps.split();
-            let names: Vec<String> = [b.probe_channel.clone(), b.handover_channel.clone()]
-                .into_iter()
-                .chain(lock(&b.subs).keys().cloned())
-                .collect();
+            let names: Vec<String> = [
+                b.probe_channel.clone(),
+                b.handover_channel.clone(),
+                b.ctl_channel.clone(),
+            ]
+            .into_iter()
+            .chain(lock(&b.subs).keys().cloned())
+            .collect();
             subscribe_batched(&mut sink, &names, cfg.command_timeout).await?;
             Ok::<_, EngineError>((sink, stream))
         };
@@ -382,6 +396,12 @@ async fn read(inner: Arc<Inner>, mut stream: redis::aio::PubSubStream, done: one
             }
             continue;
         }
+        if name == b.ctl_channel {
+            if let Some(h) = b.kick.get() {
+                on_kick(&**h, msg.get_payload_bytes());
+            }
+            continue;
+        }
         let Some(sub) = lock(&b.subs).get(name).cloned() else {
             continue;
         };
@@ -399,6 +419,23 @@ async fn read(inner: Arc<Inner>, mut stream: redis::aio::PubSubStream, done: one
         }
     }
     let _ = done.send(());
+}
+
+/// A kick `<len>:<app><len>:<user><session id>` to the handler; a malformed one is
+/// ignored.
+fn on_kick(h: &dyn KickHandler, payload: &[u8]) {
+    let parsed = (|| {
+        let (app, rest) = crate::keys::split_len(payload)?;
+        let (user, session) = crate::keys::split_len(rest)?;
+        Some((
+            std::str::from_utf8(app).ok()?,
+            std::str::from_utf8(user).ok()?,
+            std::str::from_utf8(session).ok()?,
+        ))
+    })();
+    if let Some((app, user, session)) = parsed {
+        h.on_kick(app, user, session);
+    }
 }
 
 /// A hand-over notice `<len>:<cref><len>:<lock><user>` to the handler; a malformed

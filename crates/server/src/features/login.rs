@@ -201,7 +201,23 @@ pub(crate) async fn login(
         Duration::from_secs(u64::from(presence)),
         token_expires_at,
     );
-    // One session per user (R28): the one replaced is kicked.
+    // One session per user (R28), across nodes too: a session of the user on another
+    // node hears of this claim there and ends (`lifecycle::RemoteKicks`), unless it is
+    // the session this client asked to resume (it moved here from that node).
+    if let Some(sessions) = &client.node.sessions {
+        if let Err(e) = sessions
+            .claim_session(
+                &session.app_id,
+                &req.user_id,
+                &session.public_id,
+                Some(req.session_id.as_str()).filter(|s| !s.is_empty()),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, user = %req.user_id, "session claim not written");
+        }
+    }
+    // One session per user (R28): the one replaced here is kicked.
     if let Some(old) = Registry::of(&client.node).register(session.clone()) {
         Registry::of(&client.node).mark_replaced(&old, old.presence_timeout);
         let reason = format!(

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use switchboard_engine::{
-    Broker, ChannelKey, ChannelKind, HistoryStore, Locks, MetadataStore, Presence, Topics,
+    Broker, ChannelKey, ChannelKind, HistoryStore, Locks, MetadataStore, Presence, Sessions, Topics,
 };
 use switchboard_protocol::ErrorCode;
 
@@ -109,6 +109,8 @@ pub(crate) struct Engines {
     pub metadata: Option<Arc<dyn MetadataStore>>,
     /// Locks.
     pub locks: Option<Arc<dyn Locks>>,
+    /// The cross-node session registry (engines shared by several nodes).
+    pub sessions: Option<Arc<dyn Sessions>>,
 }
 
 /// Shared state of one server process.
@@ -129,6 +131,8 @@ pub(crate) struct Node {
     pub metadata: Option<Arc<dyn MetadataStore>>,
     /// Locks; `None` = locks not available (−14009).
     pub locks: Option<Arc<dyn Locks>>,
+    /// The cross-node session registry; `None` = one node (its own registry decides).
+    pub sessions: Option<Arc<dyn Sessions>>,
     /// Order of storage and lock changes per channel / metadata object.
     pub turns: Turns,
     /// Local subscribers.
@@ -162,6 +166,7 @@ impl Node {
             presence,
             metadata,
             locks,
+            sessions,
         } = engines;
         let metrics = Arc::new(Metrics::default());
         let hub = Arc::new(Hub::new(metrics.clone()));
@@ -194,6 +199,7 @@ impl Node {
             presence,
             metadata,
             locks,
+            sessions,
             turns: Default::default(),
             hub,
             ext,

@@ -72,6 +72,9 @@ pub(crate) struct SessionState {
     pub attached: bool,
     /// Set once; an ended session accepts nothing more.
     pub ended: bool,
+    /// A newer login of the user on another node replaced it (R28): its end leaves the
+    /// user's locks and claim to that session.
+    pub superseded: bool,
 }
 
 /// A logged-in user's session.
@@ -121,6 +124,7 @@ impl Session {
                 attachment: 0,
                 attached: false,
                 ended: false,
+                superseded: false,
             }),
         })
     }

@@ -10,7 +10,7 @@ use crate::node::Node;
 use crate::node::outbound::Outbound;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_engine::ChannelKey;
+use switchboard_engine::{ChannelKey, KickHandler};
 use switchboard_protocol::DisconnectCode;
 
 /// The session leaves `key`: local delivery stops, then every feature hears of it
@@ -165,12 +165,61 @@ pub(crate) async fn end_if(
     for name in streams.keys() {
         leave_channel(node, session, &session.stream_key(name), how).await;
     }
+    if let Some(sessions) = &node.sessions {
+        // Only if still its own: a newer login (here or elsewhere) keeps its claim. A
+        // newer session of the user on another node leaves the user's locks to it.
+        match sessions
+            .release_session(&session.app_id, &session.user, &session.public_id)
+            .await
+        {
+            Ok(true) => session.lock().superseded = true,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, user = %session.user, "session claim not released")
+            }
+        }
+    }
     let ended = Ended {
         user_metadata: user_metadata.into_iter().collect(),
     };
     hooks::ended(node, session, &ended).await;
     Registry::of(node).unregister(&session.app_id, &session.user, session.id);
     true
+}
+
+/// Ends the sessions of this node that a newer login on another node replaced (the
+/// cross-node session registry's [`KickHandler`]), as a second login here would (R28).
+pub(crate) struct RemoteKicks(pub std::sync::Weak<Node>);
+
+impl KickHandler for RemoteKicks {
+    fn on_kick(&self, app: &str, user: &str, session_id: &str) {
+        let Some(node) = self.0.upgrade() else {
+            return;
+        };
+        let Some(session) = Registry::of(&node).get(app, user) else {
+            return;
+        };
+        if session.public_id != session_id {
+            return;
+        }
+        {
+            let mut st = session.lock();
+            if st.ended {
+                return;
+            }
+            st.superseded = true;
+        }
+        Registry::of(&node).mark_replaced(&session, session.presence_timeout);
+        let reason = format!("user id {user} logged in again on another node");
+        tokio::spawn(async move {
+            end(
+                &node,
+                &session,
+                Some((DisconnectCode::SameUidLogin, reason)),
+            )
+            .await;
+        });
+    }
 }
 
 /// The connection ended. When the client will reconnect (lost link, heartbeat

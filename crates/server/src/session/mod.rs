@@ -19,11 +19,19 @@ pub(crate) mod tokens;
 
 pub(crate) use core::{PublishGrant, Session, StreamMembership, TopicRole};
 
-use crate::node::Extensions;
+use crate::node::{Extensions, Node};
 use std::sync::Arc;
 
 /// Installs the session layer's per-node state: the registry and the features' hooks.
 pub(crate) fn install(ext: &mut Extensions, hooks: Vec<Arc<dyn hooks::Hooks>>) {
     ext.insert(registry::Registry::new());
     ext.insert(hooks::HookList(hooks));
+}
+
+/// Lets the cross-node session registry (if any) end this node's sessions that a newer
+/// login on another node replaced (R28).
+pub(crate) fn install_kicks(node: &Arc<Node>) {
+    if let Some(sessions) = &node.sessions {
+        sessions.set_kick_handler(Arc::new(lifecycle::RemoteKicks(Arc::downgrade(node))));
+    }
 }

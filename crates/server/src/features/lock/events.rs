@@ -290,6 +290,11 @@ pub(crate) async fn session_ended(node: &Node, session: &Session) {
     let Some(locks) = node.locks.clone() else {
         return;
     };
+    // Replaced by a login on another node (R28): the user's locks are that session's
+    // now (a lock belongs to the user id), so this end leaves them to it.
+    if session.lock().superseded {
+        return;
+    }
     // One lock at a time, each under its channel's turn, so that its RELEASED (and the
     // next owner's ACQUIRED) are in order with every other change of the channel.
     match locks.owned_by(&session.app_id, &session.user).await {
