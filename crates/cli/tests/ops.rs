@@ -2,7 +2,7 @@
 //! parse line by line and carry the events' fields; the TLS, origin and webhook flags
 //! refuse bad values with a clear reason before the server starts; `/readyz` answers
 //! 503 while the Redis engine is down; `--tls-cert`/`--tls-key` serve `https://` and
-//! `wss://`.
+//! `wss://`; the console's node list shows every node sharing a Redis (issue 17).
 
 mod common;
 
@@ -189,12 +189,17 @@ fn redis_on(port: u16, dir: &std::path::Path) -> Option<std::process::Child> {
 
 /// `GET path` over plain HTTP/1.1: (status, body).
 fn http_get(addr: &str, path: &str) -> (u16, String) {
+    http_get_with(addr, path, "")
+}
+
+/// [`http_get`] with extra header lines (each ending in `\r\n`).
+fn http_get_with(addr: &str, path: &str, headers: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect(addr) else {
         return (0, String::new());
     };
     let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
     if s.write_all(req.as_bytes()).is_err() {
         return (0, String::new());
     }
@@ -384,5 +389,92 @@ fn serve_with_tls_files_answers_https_and_wss() {
         "the upgrade over TLS: {answer}"
     );
     drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 17: with the Redis engine the console's node list (`GET …/node`, its `nodes`)
+/// has one row per node sharing the Redis, this node marked, each with its heartbeat.
+#[test]
+fn the_node_list_shows_every_node_on_the_redis() {
+    const APP: &str = "0123456789abcdef0123456789abcdef";
+    // HTTP Basic of "k:nodes-secret".
+    const AUTH: &str = "Authorization: Basic azpub2Rlcy1zZWNyZXQ=\r\n";
+    let dir = std::env::temp_dir().join(format!("switchboard-nodes-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (mut redis, port) = (0..5)
+        .find_map(|_| {
+            let port = free_port();
+            redis_on(port, &dir).map(|c| (c, port))
+        })
+        .expect("redis-server starts");
+    let config = dir.join("serve.toml");
+    std::fs::write(
+        &config,
+        format!("[[apps]]\nid = \"{APP}\"\napi_key = \"k\"\napi_secret = \"nodes-secret\"\n"),
+    )
+    .expect("config");
+    let config = config.to_string_lossy().to_string();
+    let url = format!("redis://127.0.0.1:{port}");
+    let node = |id: &str| {
+        let data = dir.join(id).to_string_lossy().to_string();
+        Proc::spawn(
+            &[
+                "serve",
+                "--config",
+                &config,
+                "--listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                &data,
+                "--engine",
+                "redis",
+                "--redis-url",
+                &url,
+                "--node-id",
+                id,
+            ],
+            &[],
+        )
+    };
+    let (a, b) = (node("node-a"), node("node-b"));
+    let http = a.expect("the http address", |l| field(l, "http api:"));
+    let http = http.trim_start_matches("http://").to_string();
+    let _ = b.expect("the http address", |l| field(l, "http api:"));
+
+    let path = format!("/v1/apps/{APP}/node");
+    let (status, body) = http_get(&http, &path);
+    assert_eq!(
+        status, 401,
+        "the node list needs the app's credentials: {body}"
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    let rows = loop {
+        let (status, body) = http_get_with(&http, &path, AUTH);
+        assert_eq!(status, 200, "{body}");
+        let json: Value = serde_json::from_str(&body).expect("a JSON body");
+        let rows = json["nodes"].as_array().cloned().unwrap_or_default();
+        if rows.len() == 2 {
+            break rows;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "two nodes listed: {json}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(rows[0]["id"], "node-a", "{rows:?}");
+    assert_eq!(rows[0]["this"], true, "{rows:?}");
+    assert_eq!(rows[1]["id"], "node-b", "{rows:?}");
+    assert_eq!(rows[1]["this"], false, "{rows:?}");
+    for r in &rows {
+        let age = r["heartbeat_age_ms"].as_u64().expect("an age");
+        assert!(age < 60_000, "a live node's heartbeat is recent: {r}");
+    }
+    drop((a, b));
+    let _ = redis.kill();
+    let _ = redis.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }

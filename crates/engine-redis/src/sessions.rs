@@ -2,6 +2,7 @@
 //! written by `session_claim.lua` (which PUBLISHes the kick on the former node's
 //! `<prefix>ctl:<node>` channel) and removed by `session_release.lua` only if unchanged.
 //! A node never kicks its own sessions this way: the server's registry does that.
+//! `nodes` reads the heartbeat ZSET `<prefix>nodes` against Redis's clock.
 
 use crate::broker::{RedisEngine, bad_reply};
 use crate::config::reply;
@@ -9,7 +10,7 @@ use crate::keys::{len_prefixed, split_len};
 use crate::presence::user_key;
 use crate::scripts::SCRIPTS;
 use std::sync::Arc;
-use switchboard_engine::{Claim, EngineError, KickHandler, Sessions};
+use switchboard_engine::{Claim, EngineError, KickHandler, NodeSeen, Sessions};
 
 #[async_trait::async_trait]
 impl Sessions for RedisEngine {
@@ -72,5 +73,30 @@ impl Sessions for RedisEngine {
             )
             .await?;
         Ok(reply::int(&v) == Some(1))
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeSeen>, EngineError> {
+        let i = &*self.inner;
+        let (secs, micros): (u64, u64) = i.cmd(&redis::cmd("TIME")).await?;
+        let now_ms = secs * 1000 + micros / 1000;
+        let beats: Vec<(String, f64)> = i
+            .cmd(
+                redis::cmd("ZRANGE")
+                    .arg(format!("{}nodes", i.prefix()))
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES"),
+            )
+            .await?;
+        let mut nodes: Vec<NodeSeen> = beats
+            .into_iter()
+            .map(|(id, at)| NodeSeen {
+                this: id == i.config.node_id,
+                id: id.into(),
+                heartbeat_age_ms: now_ms.saturating_sub(at as u64),
+            })
+            .collect();
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(nodes)
     }
 }

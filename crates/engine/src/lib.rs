@@ -25,7 +25,7 @@ pub use metadata::{
     Item, MetadataObject, MetadataStore, MetadataWrite, NO_CHECK, Rejection, WriteItem, WriteOp,
 };
 pub use presence::{Departed, Expired, Member, MemberPage, Presence, State};
-pub use sessions::{Claim, KickHandler, Sessions};
+pub use sessions::{Claim, KickHandler, NodeSeen, Sessions};
 pub use topics::{TopicInfo, TopicPublisher, Topics};
 pub use types::{
     AppBudgets, Budgets, ChannelKey, ChannelKind, EngineError, EventKind, KeyHasher, KeyMap,

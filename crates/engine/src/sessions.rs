@@ -15,6 +15,17 @@ pub struct Claim {
     pub session_id: Arc<str>,
 }
 
+/// A node sharing the engine, as its heartbeat shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSeen {
+    /// The node's id.
+    pub id: Arc<str>,
+    /// Milliseconds since its last heartbeat, by the engine's clock.
+    pub heartbeat_age_ms: u64,
+    /// Whether it is the node asking.
+    pub this: bool,
+}
+
 /// Told when a newer login on another node claimed a user whose session this node
 /// holds. Must not block: it starts ending the session and returns.
 pub trait KickHandler: Send + Sync + 'static {
@@ -56,4 +67,10 @@ pub trait Sessions: Send + Sync + 'static {
         user: &str,
         session_id: &str,
     ) -> Result<bool, EngineError>;
+
+    /// The nodes sharing the engine that have not been taken for dead, by id (default:
+    /// none known).
+    async fn nodes(&self) -> Result<Vec<NodeSeen>, EngineError> {
+        Ok(Vec::new())
+    }
 }

@@ -392,8 +392,11 @@ function configPage() {
     const { limits, ...app } = n.app;
     show('config', n, () => [
       h('section', { class: 'card', 'aria-labelledby': 'h-nodes' }, h('h2', { id: 'h-nodes' }, 'Nodes'),
-        table('nodes', [['Node', () => 'this node'], ['Version', () => n.version], ['Started', () => new Date(n.started_ms).toLocaleString()],
-          ['Services', () => Object.entries(n.services).filter(([, on]) => on).map(([k]) => k).join(', ')], ['Apps', () => n.apps]], [n])),
+        table('nodes', [['Node', (r) => (r.this ? `${r.id} (this node)` : r.id)],
+          ['Last heartbeat', (r) => (r.this && n.nodes.length === 1 ? 'now' : `${(r.heartbeat_age_ms / 1000).toFixed(1)} s ago`)],
+          ['Version', (r) => (r.this ? n.version : '—')], ['Started', (r) => (r.this ? new Date(n.started_ms).toLocaleString() : '—')],
+          ['Services', (r) => (r.this ? Object.entries(n.services).filter(([, on]) => on).map(([k]) => k).join(', ') : '—')],
+          ['Apps', (r) => (r.this ? String(n.apps) : '—')]], n.nodes)),
       h('section', { class: 'card', 'aria-labelledby': 'h-app' }, h('h2', { id: 'h-app' }, 'This app (secrets masked)'), kv(app), h('h3', {}, 'Limits'), kv(limits)),
       h('section', { class: 'card', 'aria-labelledby': 'h-node' }, h('h2', { id: 'h-node' }, 'Node settings'), kv(n.settings))]);
   });

@@ -157,6 +157,9 @@ async fn node_info_masks_the_certificate_and_the_api_secret() {
     assert_eq!(json["app"]["certificate"], "********");
     assert_eq!(json["app"]["limits"]["publish_rate_per_channel"], 0);
     assert_eq!(json["services"]["history"], true);
+    // One node alone (the memory engine): one row, this node.
+    assert_eq!(json["nodes"].as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!(json["nodes"][0]["this"], true, "{json}");
     assert!(json["settings"]["max_connections"].as_u64().unwrap() > 0);
 }
 

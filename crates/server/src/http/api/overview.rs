@@ -223,6 +223,20 @@ pub(crate) struct NodeInfo {
     pub app: serde_json::Value,
     /// Apps this node serves (ids only).
     pub apps: usize,
+    /// The nodes sharing the engine, one row each (with the memory engine, this node
+    /// alone, id `local`).
+    pub nodes: Vec<NodeRow>,
+}
+
+/// One node of a deployment.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct NodeRow {
+    /// The node's id (`--node-id`).
+    pub id: String,
+    /// Milliseconds since its last heartbeat in the engine (0 for this node alone).
+    pub heartbeat_age_ms: u64,
+    /// Whether it is the node answering.
+    pub this: bool,
 }
 
 /// What a masked secret shows.
@@ -280,7 +294,32 @@ pub(crate) async fn node_info(
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    let nodes = match &node.sessions {
+        None => vec![NodeRow {
+            id: "local".into(),
+            heartbeat_age_ms: 0,
+            this: true,
+        }],
+        Some(shared) => shared
+            .nodes()
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    switchboard_protocol::ErrorCode::EngineUnavailable,
+                    format!("listing the nodes: {e}"),
+                    "nodeInfo",
+                )
+            })?
+            .into_iter()
+            .map(|n| NodeRow {
+                id: n.id.to_string(),
+                heartbeat_age_ms: n.heartbeat_age_ms,
+                this: n.this,
+            })
+            .collect(),
+    };
     Ok(Json(NodeInfo {
+        nodes,
         version: env!("CARGO_PKG_VERSION").into(),
         started_ms: sampler.started_ms,
         services,
