@@ -428,6 +428,12 @@ pub fn body(u: &mut Unstructured, ctx: &Context) -> Result<Body> {
             payload: payload(u)?,
             custom_type: custom_type(u)?,
             send_ts: number64(u)?,
+            // 64 bytes is the default limit: longer keys are refused with −10014.
+            idempotency_key: match u.int_in_range(0..=3u8)? {
+                0 | 1 => String::new(),
+                2 => "key-1".into(),
+                _ => short_string(u, 80)?,
+            },
         }),
         13 => Body::SubscribeTopic(subscribe_topic(u)?),
         14 => Body::UnsubscribeTopic(pb::UnsubscribeTopicRequest {

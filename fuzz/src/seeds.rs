@@ -194,6 +194,7 @@ pub fn requests() -> Vec<(&'static str, ClientMessage)> {
                     payload: Bytes::from_static(b"hi"),
                     custom_type: String::new(),
                     send_ts: 1,
+                    idempotency_key: "k1".into(),
                 }),
             ),
         ),
