@@ -25,6 +25,7 @@ fn options() -> [VerifyOptions; 2] {
         VerifyOptions {
             max_clock_skew: Some(300),
             accept_rtm2: true,
+            max_lifetime: Some(3600),
         },
     ]
 }
