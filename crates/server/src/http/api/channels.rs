@@ -5,7 +5,7 @@
 //! broker's positions sampled when the list is read, so nothing counts per channel on
 //! the hot path.
 
-use super::{channel_type, query};
+use super::channel_type;
 use crate::http::auth::authorize;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::node::Node;
@@ -131,19 +131,7 @@ pub(crate) async fn list(
 ) -> Result<Json<ChannelList>, ApiError> {
     const OP: &str = "listChannels";
     let app = authorize(&node, &app_id, &headers, OP)?;
-    let limit = query::<usize>(&q, "limit", OP)?.unwrap_or(PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            format!("limit {limit}: use 1 to {MAX_PAGE}"),
-            OP,
-        ));
-    }
-    let start = match q.get("page").map(String::as_str) {
-        None | Some("") => 0,
-        Some(p) => p.parse::<usize>().map_err(|_| {
-            ApiError::bad_request(format!("page {p:?} is not a next_page value"), OP)
-        })?,
-    };
+    let paging = super::Paging::from_query(&q, PAGE, MAX_PAGE, OP)?;
     let only = match q.get("channel_type").map(String::as_str) {
         None | Some("") => None,
         Some("message") => Some(ChannelKind::Message),
@@ -173,7 +161,7 @@ pub(crate) async fn list(
     all.sort_by(|a, b| a.0.cmp(&b.0));
     let total = all.len();
     let mut channels = Vec::new();
-    for (key, subscribers) in all.iter().skip(start).take(limit) {
+    for (key, subscribers) in all.iter().skip(paging.start).take(paging.limit) {
         let position = node.broker.position(key).await.unwrap_or_default();
         let members = match &node.presence {
             Some(p) => p.count(key).await.ok(),
@@ -188,15 +176,10 @@ pub(crate) async fn list(
             offset: position.offset,
         });
     }
-    let next = start.saturating_add(limit);
     Ok(Json(ChannelList {
         total,
         channels,
-        next_page: if next < total {
-            next.to_string()
-        } else {
-            String::new()
-        },
+        next_page: paging.next_page(total),
     }))
 }
 

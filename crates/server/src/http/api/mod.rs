@@ -102,6 +102,50 @@ pub(crate) fn type_name(channel_type: i32) -> &'static str {
     }
 }
 
+/// An offset page of a sorted list, from the `limit` and `page` query parameters
+/// (`page` is the `next_page` of the previous answer; empty or absent: the first page).
+pub(crate) struct Paging {
+    /// Index of the first row of this page.
+    pub start: usize,
+    /// Rows on this page at most.
+    pub limit: usize,
+}
+
+impl Paging {
+    /// Reads `limit` (1..=`max`, `default` when absent) and `page`.
+    pub(crate) fn from_query(
+        q: &HashMap<String, String>,
+        default: usize,
+        max: usize,
+        operation: &str,
+    ) -> Result<Paging, ApiError> {
+        let limit = query::<usize>(q, "limit", operation)?.unwrap_or(default);
+        if !(1..=max).contains(&limit) {
+            return Err(ApiError::bad_request(
+                format!("limit {limit}: use 1 to {max}"),
+                operation,
+            ));
+        }
+        let start = match q.get("page").map(String::as_str) {
+            None | Some("") => 0,
+            Some(p) => p.parse::<usize>().map_err(|_| {
+                ApiError::bad_request(format!("page {p:?} is not a next_page value"), operation)
+            })?,
+        };
+        Ok(Paging { start, limit })
+    }
+
+    /// The `next_page` value after this page of `total` rows: empty on the last page.
+    pub(crate) fn next_page(&self, total: usize) -> String {
+        let next = self.start.saturating_add(self.limit);
+        if next < total {
+            next.to_string()
+        } else {
+            String::new()
+        }
+    }
+}
+
 /// A query parameter parsed as `T`; absent = `None`.
 pub(crate) fn query<T: std::str::FromStr>(
     q: &HashMap<String, String>,

@@ -134,19 +134,7 @@ pub(crate) async fn list(
 ) -> Result<Json<UserList>, ApiError> {
     const OP: &str = "listUsers";
     let app = authorize(&node, &app_id, &headers, OP)?;
-    let limit = super::query::<usize>(&q, "limit", OP)?.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::bad_request(
-            format!("limit {limit}: use 1 to 200"),
-            OP,
-        ));
-    }
-    let start = match q.get("page").map(String::as_str) {
-        None | Some("") => 0,
-        Some(p) => p.parse::<usize>().map_err(|_| {
-            ApiError::bad_request(format!("page {p:?} is not a next_page value"), OP)
-        })?,
-    };
+    let paging = super::Paging::from_query(&q, 50, 200, OP)?;
     let search = q
         .get("search")
         .map(|s| s.to_lowercase())
@@ -160,8 +148,8 @@ pub(crate) async fn list(
     let total = all.len();
     let users = all
         .iter()
-        .skip(start)
-        .take(limit)
+        .skip(paging.start)
+        .take(paging.limit)
         .map(|s| {
             let st = s.lock();
             UserRow {
@@ -173,15 +161,10 @@ pub(crate) async fn list(
             }
         })
         .collect();
-    let next = start.saturating_add(limit);
     Ok(Json(UserList {
         total,
         users,
-        next_page: if next < total {
-            next.to_string()
-        } else {
-            String::new()
-        },
+        next_page: paging.next_page(total),
     }))
 }
 
