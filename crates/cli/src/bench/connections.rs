@@ -33,6 +33,10 @@ pub struct ConnectionsArgs {
     /// Logins in progress at once.
     #[arg(long, default_value_t = 128)]
     concurrency: usize,
+    /// User ids are this followed by the connection's number; give each load process
+    /// its own when several share one cluster (one session per user id across nodes).
+    #[arg(long, default_value = "bench-conn-")]
+    user_prefix: String,
 }
 
 /// (soft, hard) open-file limits of this process.
@@ -115,11 +119,11 @@ pub(super) async fn run(a: ConnectionsArgs) -> anyhow::Result<()> {
     let begin = Instant::now();
     let results = futures_util::stream::iter(0..count)
         .map(|i| {
-            let (url, app, cert) = (&url, &app, cert.as_deref());
+            let (url, app, cert, prefix) = (&url, &app, cert.as_deref(), &a.user_prefix);
             let (counters, stop, bar) = (counters.clone(), stop_rx.clone(), &bar);
             async move {
                 let t0 = Instant::now();
-                let r = raw::RawClient::login(url, app, cert, &format!("bench-conn-{i}")).await;
+                let r = raw::RawClient::login(url, app, cert, &format!("{prefix}{i}")).await;
                 let took = t0.elapsed().as_micros() as u64;
                 bar.inc(1);
                 match r {
