@@ -100,9 +100,8 @@ impl KickHandler for Control {
                     len_prefixed(&request)
                 );
                 let channel = format!("{}ctl:{asker}", inner.prefix());
-                let sent: Result<i64, _> = inner
-                    .cmd(redis::cmd("PUBLISH").arg(channel).arg(msg))
-                    .await;
+                let sent: Result<i64, _> =
+                    inner.cmd(redis::cmd("PUBLISH").arg(channel).arg(msg)).await;
                 if given {
                     // Its memberships are the asking node's from now on: this node
                     // does not write them again after a loss of Redis data.
@@ -133,7 +132,10 @@ impl KickHandler for Control {
 /// Splits `<len>:<head><rest>` of text.
 fn split_str(s: &str) -> Option<(&str, &str)> {
     let (head, rest) = split_len(s.as_bytes())?;
-    Some((std::str::from_utf8(head).ok()?, std::str::from_utf8(rest).ok()?))
+    Some((
+        std::str::from_utf8(head).ok()?,
+        std::str::from_utf8(rest).ok()?,
+    ))
 }
 
 fn parse_claim(v: &[u8]) -> Result<Claim, EngineError> {

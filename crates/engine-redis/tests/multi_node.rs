@@ -1023,11 +1023,17 @@ async fn a_session_is_handed_over_to_the_node_its_client_resumes_on() {
     .unwrap();
     assert_eq!(again, None);
     assert_eq!(
-        b.claim_session("app", "alice", "s1", Some("s1")).await.unwrap(),
+        b.claim_session("app", "alice", "s1", Some("s1"))
+            .await
+            .unwrap(),
         Some(claim.clone()),
         "b claims the taken session"
     );
-    let own = b.claim_of("app", "alice").await.unwrap().expect("b's claim");
+    let own = b
+        .claim_of("app", "alice")
+        .await
+        .unwrap()
+        .expect("b's claim");
     assert_eq!(
         b.take_session("app", "alice", &own, long).await.unwrap(),
         None,
