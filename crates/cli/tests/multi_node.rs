@@ -2,7 +2,8 @@
 //! started by the test on free loopback ports, with Rust SDK clients on different nodes
 //! (issue 15): cross-node delivery in order, presence seen alike from every node, stream
 //! topics followed across nodes, metadata CAS races, a lock handed over across nodes, a
-//! client moved mid-stream to another node, a second login on another node kicking the
+//! client moved mid-stream to another node resuming its session there (and the fallback
+//! when its old node is dead or stopped), a second login on another node kicking the
 //! first, a node SIGKILLed and Redis restarted.
 //!
 //! Every child process gets a null stdin and is killed on drop; every wait polls for the
@@ -881,21 +882,22 @@ impl Drop for Retarget {
     }
 }
 
-/// Waits for the link to become `state`; returns that event.
+/// Waits for the login link to become `state`; returns that event (a stream
+/// channel's own link events are skipped).
 async fn wait_link(events: &mut EventStream<LinkStateEvent>, state: LinkState) -> LinkStateEvent {
     loop {
         let e = next(events, &format!("link state {state:?}")).await;
-        if e.current_state == state {
+        if e.current_state == state && e.service_type == "MESSAGE" {
             return e;
         }
     }
 }
 
-/// Waits for the link to leave `state` (the loss noticed).
+/// Waits for the login link to leave `state` (the loss noticed).
 async fn wait_link_leaves(events: &mut EventStream<LinkStateEvent>, state: LinkState) {
     loop {
         let e = next(events, &format!("the link to leave {state:?}")).await;
-        if e.current_state != state {
+        if e.current_state != state && e.service_type == "MESSAGE" {
             return;
         }
     }
@@ -903,10 +905,9 @@ async fn wait_link_leaves(events: &mut EventStream<LinkStateEvent>, state: LinkS
 
 /// A subscriber whose link (through a proxy) to node 0 is cut mid-stream and whose
 /// reconnect lands on node 1 gets every message once and in order. The SDK has one
-/// endpoint, so the proxy is what moves it (as a load balancer would). Node 1 does not
-/// know the session (a resume does not reach a session on another node yet, see
-/// docs/scaling.md), so the SDK starts a new one and re-subscribes from its last
-/// position: the shared recovery log fills in.
+/// endpoint, so the proxy is what moves it (as a load balancer would). Node 0 hands the
+/// session over to node 1, which resumes it (R52, R58): the shared recovery log fills
+/// in from the client's position.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_moved_mid_stream_to_another_node_gets_every_message_once() {
     let cluster = Cluster::start(3);
@@ -939,6 +940,7 @@ async fn client_moved_mid_stream_to_another_node_gets_every_message_once() {
     proxy.move_to(cluster.nodes[1].addr());
     wait_link_leaves(&mut links, LinkState::Connected).await;
     let back = wait_link(&mut links, LinkState::Connected).await;
+    assert!(back.is_resumed, "resumed on node 1: {back:?}");
     assert!(back.gap_channels.is_empty(), "no gap reported: {back:?}");
     assert!(back.unrestored_channels.is_empty(), "restored: {back:?}");
     // Some messages published after the reconnect, then the end.
@@ -957,38 +959,487 @@ async fn client_moved_mid_stream_to_another_node_gets_every_message_once() {
     assert_eq!(got, want, "every message once, in order, across the move");
 }
 
-/// A member moved from node 0 to node 1 (a new session there) stays a member once node
-/// 0's old session times out: the others see no REMOTE_TIMEOUT for it, and whoNow still
-/// lists it.
+/// Polls `cond` (without blocking the runtime) until it holds, panicking after `STEP`.
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + STEP;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Reads `stream` in the background until a message `last` arrives; every body on the
+/// way is in the returned list as it comes.
+fn collect(
+    mut stream: EventStream<MessageEvent>,
+    last: &'static str,
+    who: &'static str,
+) -> (Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
+    let got: Arc<Mutex<Vec<String>>> = Default::default();
+    let g = got.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let m = next(&mut stream, &format!("{who}: message {last}")).await;
+            let body = text(&m);
+            g.lock().unwrap().push(body.clone());
+            if body == last {
+                return;
+            }
+        }
+    });
+    (got, task)
+}
+
+/// Whether node `i`'s log has `line` in it.
+fn logged(cluster: &Cluster, i: usize, line: &str) -> bool {
+    std::fs::read_to_string(cluster.nodes[i].dir.join("stderr.log"))
+        .unwrap_or_default()
+        .contains(line)
+}
+
+/// The users with a lock owner-loss deadline (the engine's `ldue`, R153).
+fn lost_owners(redis: &Redis) -> i64 {
+    match redis.command(&["ZCARD", "sb:ldue"]) {
+        Ok(Resp::Int(n)) => n,
+        other => panic!("ZCARD ldue: {other:?}"),
+    }
+}
+
+/// Publishes on three streams until told to stop, then an "end" on each: channel
+/// messages `m<n>` on "feed" (by bob), topic messages `t<n>` in cam/chat (by bob), USER
+/// messages `u<n>` to alice (by carol). Returns how many of each went out before "end".
+fn traffic(
+    bob: Client,
+    b_cam: switchboard_client::StreamChannel,
+    carol: Client,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<usize> {
+    tokio::spawn(async move {
+        let user = PublishOptions {
+            channel_type: ChannelType::User,
+            ..Default::default()
+        };
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let (m, t, u) = (format!("m{n}"), format!("t{n}"), format!("u{n}"));
+            bob.publish("feed", m.as_str(), PublishOptions::default())
+                .await
+                .unwrap_or_else(|e| panic!("publish {m}: {e}"));
+            b_cam
+                .publish_topic_message("chat", t.as_str(), Default::default())
+                .await
+                .unwrap_or_else(|e| panic!("topic message {t}: {e}"));
+            carol
+                .publish("alice", u.as_str(), user.clone())
+                .await
+                .unwrap_or_else(|e| panic!("user message {u}: {e}"));
+            n += 1;
+        }
+        bob.publish("feed", "end", PublishOptions::default())
+            .await
+            .expect("end");
+        b_cam
+            .publish_topic_message("chat", "end", Default::default())
+            .await
+            .expect("end");
+        carol.publish("alice", "end", user).await.expect("end");
+        n
+    })
+}
+
+/// A client moved mid-stream from node 0 to node 1 (a load balancer sent its reconnect
+/// there; here the proxy) resumes its session there (issue 15; R52, R58 across nodes):
+/// node 0 hands the session over, the reconnect reports `isResumed` with no gap and
+/// nothing unrestored, every channel, topic and USER message arrives once and in order,
+/// bob (on node 2, in both channels) sees no leave, timeout or join of alice and no
+/// topic role of hers dropped before dave's join, and alice's lock stays hers: no
+/// owner-loss deadline is left and she releases it from node 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_moved_member_survives_the_timeout_of_its_old_session() {
+async fn a_client_moved_to_another_node_resumes_its_session_there() {
+    let cluster = Cluster::start(3);
+    let ty = ChannelType::Message;
+    let feed = || SubscribeOptions {
+        with_lock: true,
+        ..Default::default()
+    };
+    let bob = cluster.login(2, "bob").await;
+    let mut b_locks = bob.lock_events();
+    let mut b_sub = bob.subscribe("feed", feed()).await.expect("sub");
+    let mut b_presence = b_sub.presence();
+    next(&mut b_presence, "bob's snapshot").await;
+    let snap = next(&mut b_locks, "bob's lock snapshot").await;
+    assert_eq!(snap.event_type, LockEventType::Snapshot);
+    let b_cam = bob.stream_channel("cam").expect("handle");
+    b_cam.join(join_options("cam", "bob")).await.expect("join");
+    let mut b_cam_presence = b_cam.presence_events();
+    let mut b_topics = b_cam.topic_events();
+    next(&mut b_cam_presence, "bob's stream snapshot").await;
+    next(&mut b_topics, "bob's topic snapshot").await;
+    b_cam
+        .join_topic("chat", JoinTopicOptions::default())
+        .await
+        .expect("join topic");
+
+    let proxy = Retarget::start(cluster.nodes[0].addr()).await;
+    let alice = login_at(&proxy.url(), "alice", |_| {}).await;
+    let mut links = alice.link_state_events();
+    let mut a_sub = alice.subscribe("feed", feed()).await.expect("sub");
+    let (feed_got, feed_task) = collect(a_sub.messages(), "end", "alice feed");
+    let (user_got, user_task) = collect(alice.user_messages(), "end", "alice inbox");
+    let a_cam = alice.stream_channel("cam").expect("handle");
+    a_cam
+        .join(join_options("cam", "alice"))
+        .await
+        .expect("join");
+    a_cam
+        .join_topic("video", JoinTopicOptions::default())
+        .await
+        .expect("join topic");
+    let r = a_cam
+        .subscribe_topic("chat", Some(vec!["bob".into()]))
+        .await
+        .expect("subscribe topic");
+    assert_eq!(r.succeed_users, ["bob"], "{r:?}");
+    let (topic_got, topic_task) = collect(a_cam.topic_messages("chat"), "end", "alice topic");
+    alice
+        .lock()
+        .set_lock("feed", ty, "pen", Some(60))
+        .await
+        .expect("set lock");
+    alice
+        .lock()
+        .acquire_lock("feed", ty, "pen", false)
+        .await
+        .expect("acquire");
+    expect_presence(
+        &mut b_presence,
+        PresenceEventType::RemoteJoin,
+        "alice",
+        "bob",
+    )
+    .await;
+    expect_presence(
+        &mut b_cam_presence,
+        PresenceEventType::RemoteJoin,
+        "alice",
+        "bob",
+    )
+    .await;
+    let e = next(&mut b_topics, "bob: alice joins a topic").await;
+    assert_eq!(
+        (e.event_type, e.publisher.as_str()),
+        (TopicEventType::RemoteJoin, "alice"),
+        "{e:?}"
+    );
+    for kind in [LockEventType::Set, LockEventType::Acquired] {
+        let e = next(&mut b_locks, "bob: alice's lock").await;
+        assert_eq!(e.event_type, kind, "{e:?}");
+    }
+
+    let carol = cluster.login(1, "carol").await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = traffic(bob.clone(), b_cam.clone(), carol, stop.clone());
+    eventually("alice's first messages", || {
+        feed_got.lock().unwrap().len() >= 10
+            && topic_got.lock().unwrap().len() >= 10
+            && user_got.lock().unwrap().len() >= 10
+    })
+    .await;
+    proxy.move_to(cluster.nodes[1].addr());
+    wait_link_leaves(&mut links, LinkState::Connected).await;
+    let back = wait_link(&mut links, LinkState::Connected).await;
+    assert!(back.is_resumed, "resumed on node 1: {back:?}");
+    assert!(back.gap_channels.is_empty(), "no gap reported: {back:?}");
+    assert!(back.unrestored_channels.is_empty(), "restored: {back:?}");
+    eventually("node 0 to log the hand-over", || {
+        logged(&cluster, 0, "session handed over")
+    })
+    .await;
+    eventually("node 1 to log the take-over", || {
+        logged(&cluster, 1, "session taken over")
+    })
+    .await;
+    let moved_at = feed_got.lock().unwrap().len();
+    eventually("messages after the move", || {
+        feed_got.lock().unwrap().len() >= moved_at + 20
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let n = tokio::time::timeout(STEP, publisher)
+        .await
+        .expect("publisher ends")
+        .expect("publisher");
+    for (task, what) in [
+        (feed_task, "feed"),
+        (topic_task, "topic"),
+        (user_task, "inbox"),
+    ] {
+        tokio::time::timeout(STEP, task)
+            .await
+            .unwrap_or_else(|_| panic!("alice's {what} reaches the end"))
+            .expect("reader");
+    }
+    for (got, tag) in [(&feed_got, "m"), (&topic_got, "t"), (&user_got, "u")] {
+        let mut want: Vec<_> = (0..n).map(|i| format!("{tag}{i}")).collect();
+        want.push("end".into());
+        assert_eq!(
+            *got.lock().unwrap(),
+            want,
+            "{tag}: every message once, in order"
+        );
+    }
+
+    // The lock: the loss node 0 recorded was taken back by node 1.
+    eventually("no lock owner-loss deadline left", || {
+        lost_owners(&cluster.redis) == 0
+    })
+    .await;
+    let info = bob.lock().get_lock("feed", ty).await.expect("get lock");
+    let owner: Vec<_> = info.iter().map(|l| l.owner.as_str()).collect();
+    assert_eq!(owner, ["alice"], "the lock stays alice's");
+    alice
+        .lock()
+        .release_lock("feed", ty, "pen")
+        .await
+        .expect("alice still owns it, on node 1");
+    let e = next(&mut b_locks, "bob: the release").await;
+    assert_eq!(
+        e.event_type,
+        LockEventType::Released,
+        "nothing in between: {e:?}"
+    );
+
+    // Nothing about alice reached bob between her join and dave's.
+    let dave = cluster.login(2, "dave").await;
+    let _d_sub = dave.subscribe("feed", feed()).await.expect("sub");
+    let d_cam = dave.stream_channel("cam").expect("handle");
+    d_cam.join(join_options("cam", "dave")).await.expect("join");
+    d_cam
+        .join_topic("marker", JoinTopicOptions::default())
+        .await
+        .expect("join topic");
+    expect_presence(
+        &mut b_presence,
+        PresenceEventType::RemoteJoin,
+        "dave",
+        "bob",
+    )
+    .await;
+    expect_presence(
+        &mut b_cam_presence,
+        PresenceEventType::RemoteJoin,
+        "dave",
+        "bob",
+    )
+    .await;
+    let e = next(&mut b_topics, "bob: dave joins a topic").await;
+    assert_eq!(
+        (e.event_type, e.publisher.as_str()),
+        (TopicEventType::RemoteJoin, "dave"),
+        "no topic event of alice's in between: {e:?}"
+    );
+    let who: Vec<_> = who_now(&bob, "feed")
+        .await
+        .into_iter()
+        .map(|(u, _)| u)
+        .collect();
+    assert_eq!(who, ["alice", "bob", "dave"], "alice is still a member");
+}
+
+/// The node holding a session is SIGKILLed and its client's reconnect lands on another
+/// node: nobody can hand the session over (nothing listens to the dead node's control
+/// channel), so node 1 starts a new session at once (the fallback, issue 15): the
+/// reconnect is not resumed, the SDK subscribes again from its last positions and the
+/// shared recovery log fills in every message once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_whose_node_was_killed_starts_a_new_session() {
+    let mut cluster = Cluster::start(2);
+    let proxy = Retarget::start(cluster.nodes[0].addr()).await;
+    let alice = login_at(&proxy.url(), "alice", |_| {}).await;
+    let mut links = alice.link_state_events();
+    let mut sub = alice
+        .subscribe("feed", SubscribeOptions::default())
+        .await
+        .expect("subscribe");
+    let (got, reader) = collect(sub.messages(), "end", "alice");
+    let bob = cluster.login(1, "bob").await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let publisher = tokio::spawn(async move {
+        let mut n = 0;
+        while !stop2.load(Ordering::Relaxed) {
+            bob.publish("feed", format!("m{n}").as_str(), PublishOptions::default())
+                .await
+                .unwrap_or_else(|e| panic!("publish {n}: {e}"));
+            n += 1;
+        }
+        bob.publish("feed", "end", PublishOptions::default())
+            .await
+            .expect("end");
+        n
+    });
+    eventually("alice's first messages", || got.lock().unwrap().len() >= 20).await;
+    cluster.nodes[0].kill();
+    proxy.move_to(cluster.nodes[1].addr());
+    wait_link_leaves(&mut links, LinkState::Connected).await;
+    let back = wait_link(&mut links, LinkState::Connected).await;
+    assert!(!back.is_resumed, "a new session: {back:?}");
+    assert!(back.gap_channels.is_empty(), "no gap reported: {back:?}");
+    assert!(back.unrestored_channels.is_empty(), "restored: {back:?}");
+    eventually("node 1 to log the fallback", || {
+        logged(&cluster, 1, "session not handed over")
+    })
+    .await;
+    let moved_at = got.lock().unwrap().len();
+    eventually("messages after the move", || {
+        got.lock().unwrap().len() >= moved_at + 20
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let n = tokio::time::timeout(STEP, publisher)
+        .await
+        .expect("publisher ends")
+        .expect("publisher");
+    tokio::time::timeout(STEP, reader)
+        .await
+        .expect("alice reaches the end")
+        .expect("reader");
+    let mut want: Vec<_> = (0..n).map(|i| format!("m{i}")).collect();
+    want.push("end".into());
+    assert_eq!(
+        *got.lock().unwrap(),
+        want,
+        "every message once, in order, across the move"
+    );
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to node `i`'s process.
+fn signal(cluster: &Cluster, i: usize, signal: &str) {
+    let pid = cluster.nodes[i].child.as_ref().expect("running").id();
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// Node 0 is stopped (SIGSTOP) while alice's client moves to node 1, so it cannot hand
+/// her session over within the deadline: node 1 starts a new session and the SDK
+/// restores her channel, stream channel and topic role there. Once node 0 runs again it
+/// ignores the late request and times the old session out (after `presenceTimeout`).
+/// That end is superseded (issue 15): it leaves alone what the new session holds, so bob
+/// (node 2) sees no REMOTE_TIMEOUT or REMOTE_LEAVE of alice in either channel and no
+/// topic role of hers dropped before dave's join, whoNow still lists her, and dave's
+/// topic snapshot still shows her as a publisher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_superseded_sessions_end_leaves_the_new_sessions_channels_alone() {
     let cluster = Cluster::start(3);
     let bob = cluster.login(2, "bob").await;
     let mut b_sub = bob.subscribe("feed", with_presence()).await.expect("sub");
-    let mut b_ev = b_sub.presence();
-    next(&mut b_ev, "bob's snapshot").await;
+    let mut b_presence = b_sub.presence();
+    next(&mut b_presence, "bob's snapshot").await;
+    let b_cam = bob.stream_channel("cam").expect("handle");
+    b_cam.join(join_options("cam", "bob")).await.expect("join");
+    let mut b_cam_presence = b_cam.presence_events();
+    let mut b_topics = b_cam.topic_events();
+    next(&mut b_cam_presence, "bob's stream snapshot").await;
+    next(&mut b_topics, "bob's topic snapshot").await;
+
     let proxy = Retarget::start(cluster.nodes[0].addr()).await;
+    // The default heartbeat: the SDK's keep-alive outlasts node 1's wait for node 0.
     let alice = login_at(&proxy.url(), "alice", |c| {
         c.presence_timeout = 2;
-        c.heartbeat_interval = 1;
     })
     .await;
     let mut links = alice.link_state_events();
     let _a_sub = alice.subscribe("feed", with_presence()).await.expect("sub");
-    expect_presence(&mut b_ev, PresenceEventType::RemoteJoin, "alice", "bob").await;
+    let a_cam = alice.stream_channel("cam").expect("handle");
+    a_cam
+        .join(join_options("cam", "alice"))
+        .await
+        .expect("join");
+    a_cam
+        .join_topic("video", JoinTopicOptions::default())
+        .await
+        .expect("join topic");
+    expect_presence(
+        &mut b_presence,
+        PresenceEventType::RemoteJoin,
+        "alice",
+        "bob",
+    )
+    .await;
+    expect_presence(
+        &mut b_cam_presence,
+        PresenceEventType::RemoteJoin,
+        "alice",
+        "bob",
+    )
+    .await;
+    let e = next(&mut b_topics, "bob: alice joins a topic").await;
+    assert_eq!(
+        (e.event_type, e.publisher.as_str()),
+        (TopicEventType::RemoteJoin, "alice"),
+        "{e:?}"
+    );
+
+    signal(&cluster, 0, "STOP");
     proxy.move_to(cluster.nodes[1].addr());
     wait_link_leaves(&mut links, LinkState::Connected).await;
-    wait_link(&mut links, LinkState::Connected).await;
-    let log = cluster.nodes[0].dir.join("stderr.log");
-    wait_until("node 0 to time out alice's old session", || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("session timed out")
-    });
+    let back = wait_link(&mut links, LinkState::Connected).await;
+    signal(&cluster, 0, "CONT");
+    assert!(!back.is_resumed, "node 0 could not answer: {back:?}");
+    assert!(back.unrestored_channels.is_empty(), "restored: {back:?}");
+    assert_eq!(a_cam.joined_topics(), ["video"], "the topic role restored");
+    eventually("node 0 to time out alice's old session", || {
+        logged(&cluster, 0, "session timed out")
+    })
+    .await;
+    eventually("node 0 to ignore the late hand-over request", || {
+        logged(&cluster, 0, "heard too late")
+    })
+    .await;
+
     let dave = cluster.login(2, "dave").await;
     let _d_sub = dave.subscribe("feed", with_presence()).await.expect("sub");
-    // Whatever bob saw of alice in between is before dave's join.
-    expect_presence(&mut b_ev, PresenceEventType::RemoteJoin, "dave", "bob").await;
+    let d_cam = dave.stream_channel("cam").expect("handle");
+    let mut d_topics = d_cam.topic_events();
+    d_cam.join(join_options("cam", "dave")).await.expect("join");
+    d_cam
+        .join_topic("marker", JoinTopicOptions::default())
+        .await
+        .expect("join topic");
+    expect_presence(
+        &mut b_presence,
+        PresenceEventType::RemoteJoin,
+        "dave",
+        "bob",
+    )
+    .await;
+    expect_presence(
+        &mut b_cam_presence,
+        PresenceEventType::RemoteJoin,
+        "dave",
+        "bob",
+    )
+    .await;
+    let e = next(&mut b_topics, "bob: dave joins a topic").await;
+    assert_eq!(
+        (e.event_type, e.publisher.as_str()),
+        (TopicEventType::RemoteJoin, "dave"),
+        "no topic event of alice's in between: {e:?}"
+    );
+    let snap = next(&mut d_topics, "dave's topic snapshot").await;
+    assert_eq!(snap.event_type, TopicEventType::Snapshot);
+    let video: Vec<_> = snap
+        .topic_infos
+        .iter()
+        .filter(|t| t.topic_name == "video")
+        .flat_map(|t| t.publishers.iter().map(|p| p.publisher_user_id.as_str()))
+        .collect();
+    assert_eq!(video, ["alice"], "alice still publishes in video: {snap:?}");
     let who: Vec<_> = who_now(&bob, "feed")
         .await
         .into_iter()

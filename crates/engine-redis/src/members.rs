@@ -47,6 +47,12 @@ impl LocalMembers {
         }
     }
 
+    /// Every membership of `user` of `app` left this node (its session moved to another).
+    pub(crate) fn forget_user(&self, app: &str, user: &str) {
+        self.map()
+            .retain(|(channel, u), _| !(&*channel.app == app && &**u == user));
+    }
+
     /// The member left this node (exit, expiry, or entered elsewhere).
     pub(crate) fn left(&self, channel: &ChannelKey, user: &str) {
         self.map().remove(&(channel.clone(), Arc::from(user)));

@@ -954,3 +954,131 @@ async fn a_session_claim_on_another_node_kicks_the_former_one() {
     .await;
     assert_eq!(kicks_a.got(), [kick("s2"), kick("s7")]);
 }
+
+/// A node holding at most one session, which it gives up once when asked; records the
+/// kicks it hears.
+#[derive(Default)]
+struct Holder {
+    session: Mutex<Option<String>>,
+    kicks: Kicks,
+}
+
+#[async_trait::async_trait]
+impl KickHandler for Holder {
+    fn on_kick(&self, app: &str, user: &str, session_id: &str) {
+        self.kicks.on_kick(app, user, session_id);
+    }
+
+    async fn give_up(&self, app: &str, user: &str, session_id: &str) -> Option<String> {
+        let mut held = self.session.lock().unwrap();
+        if held.as_deref() != Some(session_id) {
+            return None;
+        }
+        held.take();
+        Some(format!("state of {app}/{user}/{session_id} ✓"))
+    }
+}
+
+/// A session hand-over across nodes (issue 15): b takes the session a's claim names and
+/// gets the state a's handler gave up, once; asking again, asking a node nobody
+/// listens for, and asking too close to the deadline all answer `None` without a
+/// state (a node that hears a request too late keeps its session); `held_elsewhere`
+/// tells a node which of a user's memberships another node entered last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_is_handed_over_to_the_node_its_client_resumes_on() {
+    let server = RedisServer::start();
+    let ((a, _), (b, _)) = two_nodes(&server).await;
+    let (holder_a, holder_b) = (Arc::new(Holder::default()), Arc::new(Holder::default()));
+    a.set_kick_handler(holder_a.clone());
+    b.set_kick_handler(holder_b.clone());
+    *holder_a.session.lock().unwrap() = Some("s1".into());
+    assert_eq!(
+        a.claim_session("app", "alice", "s1", None).await.unwrap(),
+        None
+    );
+    let claim = b.claim_of("app", "alice").await.unwrap().expect("a claim");
+    assert_eq!(
+        claim,
+        Claim {
+            node: "a".into(),
+            session_id: "s1".into()
+        }
+    );
+    let long = Duration::from_secs(60);
+    let taken = tokio::time::timeout(
+        Duration::from_secs(20),
+        b.take_session("app", "alice", &claim, long),
+    )
+    .await
+    .expect("a answers")
+    .unwrap();
+    assert_eq!(taken.as_deref(), Some("state of app/alice/s1 ✓"));
+    assert!(holder_a.session.lock().unwrap().is_none(), "a gave it up");
+    let again = tokio::time::timeout(
+        Duration::from_secs(20),
+        b.take_session("app", "alice", &claim, long),
+    )
+    .await
+    .expect("a answers at once that it holds nothing")
+    .unwrap();
+    assert_eq!(again, None);
+    assert_eq!(
+        b.claim_session("app", "alice", "s1", Some("s1"))
+            .await
+            .unwrap(),
+        Some(claim.clone()),
+        "b claims the taken session"
+    );
+    let own = b
+        .claim_of("app", "alice")
+        .await
+        .unwrap()
+        .expect("b's claim");
+    assert_eq!(
+        b.take_session("app", "alice", &own, long).await.unwrap(),
+        None,
+        "nothing to take from itself"
+    );
+    let gone = Claim {
+        node: "gone".into(),
+        session_id: "s1".into(),
+    };
+    let none = tokio::time::timeout(
+        Duration::from_secs(20),
+        a.take_session("app", "alice", &gone, long),
+    )
+    .await
+    .expect("nobody listens for a dead node: no wait for the deadline")
+    .unwrap();
+    assert_eq!(none, None);
+    // Too close to its deadline (under the 0.5 s margin): a keeps its session.
+    *holder_a.session.lock().unwrap() = Some("s2".into());
+    let late = Claim {
+        node: "a".into(),
+        session_id: "s2".into(),
+    };
+    assert_eq!(
+        b.take_session("app", "alice", &late, Duration::from_millis(100))
+            .await
+            .unwrap(),
+        None
+    );
+    // a has heard and ignored that request once a later one (in publish order) is answered.
+    let later = b.take_session("app", "alice", &late, long).await.unwrap();
+    assert_eq!(later.as_deref(), Some("state of app/alice/s2 ✓"));
+    assert!(holder_a.kicks.got().is_empty() && holder_b.kicks.got().is_empty());
+
+    let (room, hall) = (ch("room"), ch("hall"));
+    a.enter(&room, "alice", false, State::new()).await.unwrap();
+    a.enter(&hall, "alice", false, State::new()).await.unwrap();
+    b.enter(&room, "alice", false, State::new()).await.unwrap();
+    let both = [room.clone(), hall.clone(), ch("elsewhere")];
+    assert_eq!(
+        a.held_elsewhere("alice", &both).await.unwrap(),
+        [true, false, false]
+    );
+    assert_eq!(
+        b.held_elsewhere("alice", &both).await.unwrap(),
+        [false, true, false]
+    );
+}

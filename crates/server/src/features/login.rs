@@ -1,5 +1,5 @@
-//! Login (a new session or the resume of a live one), token renewal and recovery of
-//! what a resuming client missed (api.md §3.1, §3.7, R25–R30, R40–R42, R52, R58).
+//! Login (a new session or the resume of a live one, here or taken over from another
+//! node), token renewal and recovery of what a resuming client missed (api.md §3.1, §3.7, R25–R30, R40–R42, R52, R58).
 
 use crate::node::config::AppConfig;
 use crate::node::hub::{Filter, Subscriber};
@@ -7,7 +7,7 @@ use crate::session::client::{Attached, Client};
 use crate::session::hooks::{self, Wants};
 use crate::session::registry::Registry;
 use crate::session::replay::{RECOVERY_PAGE, replay};
-use crate::session::{Session, lifecycle};
+use crate::session::{Session, handover, lifecycle};
 use crate::wire::{Failure, engine_position, wire_position, wire_type};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -176,6 +176,18 @@ pub(crate) async fn login(
                 ErrorCode::SessionReplaced,
                 "this session was replaced by a newer login of the same user id (SAME_UID_LOGIN, R28)",
             ));
+        }
+        // Held by another node (the client moved here): that node hands it over.
+        if let Some(session) = handover::take(
+            &client.node,
+            &app,
+            &req.user_id,
+            &req.session_id,
+            token_expires_at,
+        )
+        .await
+        {
+            return resume(client, id, session, req, token_expires_at, hb).await;
         }
     }
     // R31: a user id that logs in too often (several instances fighting over it,

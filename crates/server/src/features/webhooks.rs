@@ -294,6 +294,10 @@ impl Hooks for WebhookHooks {
     }
 
     async fn ended(&self, node: &Arc<Node>, session: &Session, _ended: &Ended) {
+        // Superseded by the user's session on another node: the user is still online.
+        if session.lock().superseded {
+            return;
+        }
         Self::user_event(node, session, "user.offline");
     }
 }

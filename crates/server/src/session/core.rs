@@ -75,6 +75,9 @@ pub(crate) struct SessionState {
     /// A newer login of the user on another node replaced it (R28): its end leaves the
     /// user's locks and claim to that session.
     pub superseded: bool,
+    /// Handed over to another node, where its client resumed (ended here without a
+    /// departure).
+    pub handed_over: bool,
 }
 
 /// A logged-in user's session.
@@ -105,10 +108,24 @@ impl Session {
         presence_timeout: Duration,
         token_expires_at: Option<u64>,
     ) -> Arc<Session> {
+        Self::with_public_id(node, app, user, presence_timeout, token_expires_at, None)
+    }
+
+    /// A new session with no connection attached yet, under `public_id` when given (a
+    /// session taken over from another node keeps the id its client resumes with).
+    pub fn with_public_id(
+        node: &Node,
+        app: Arc<AppConfig>,
+        user: Arc<str>,
+        presence_timeout: Duration,
+        token_expires_at: Option<u64>,
+        public_id: Option<String>,
+    ) -> Arc<Session> {
         let id = node.next_session_id();
         Arc::new(Session {
             id,
-            public_id: format!("{:016x}{:016x}", rand::random::<u64>(), id),
+            public_id: public_id
+                .unwrap_or_else(|| format!("{:016x}{:016x}", rand::random::<u64>(), id)),
             app_id: app.id.as_str().into(),
             app,
             user,
@@ -125,6 +142,7 @@ impl Session {
                 attached: false,
                 ended: false,
                 superseded: false,
+                handed_over: false,
             }),
         })
     }

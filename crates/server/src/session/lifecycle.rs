@@ -1,6 +1,8 @@
 //! The session lifecycle: a channel left, a connection lost (the session waits
 //! `presenceTimeout` for a resume, R52, while its credentials keep lapsing, T55), a
 //! session ended (R53). Each step reaches the features through [`super::hooks`].
+//! A session superseded by the user's session on another node ends without touching
+//! what that session holds now (its channels there, topic roles, locks).
 
 use super::client::Client;
 use super::core::{Session, SessionState};
@@ -10,7 +12,7 @@ use crate::node::Node;
 use crate::node::outbound::Outbound;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_engine::{ChannelKey, KickHandler};
+use switchboard_engine::ChannelKey;
 use switchboard_protocol::DisconnectCode;
 
 /// The session leaves `key`: local delivery stops, then every feature hears of it
@@ -46,18 +48,25 @@ pub(crate) fn detach(
         let deadline = tokio::time::Instant::now() + session.presence_timeout;
         let still_away = {
             let st = session.lock();
-            !st.attached && st.attachment == attachment
+            // Ended meanwhile (or handed over to another node): nothing was lost here.
+            !st.ended && !st.attached && st.attachment == attachment
         };
         if still_away {
             hooks::connection_lost(&node, &session).await;
             // A resume may have undone the loss before it was recorded: undo it
             // again (the resume attached before its own undo, so this sees it).
-            let back = {
+            let (back, moved) = {
                 let st = session.lock();
-                st.attached || st.attachment != attachment
+                (st.attached || st.attachment != attachment, st.handed_over)
             };
             if back {
                 hooks::attached(&node, &session, true).await;
+            } else if moved {
+                // Handed over meanwhile: the node that took it has marked the user's
+                // locks back already, maybe before this loss was recorded.
+                if let Some(locks) = &node.locks {
+                    let _ = locks.owner_back(&session.app_id, &session.user).await;
+                }
             }
         }
         let detached = |st: &SessionState| !st.attached && st.attachment == attachment;
@@ -156,15 +165,6 @@ pub(crate) async fn end_if(
         // Any connection still attached resumes into a new session.
         None => session.outlet.close_quietly(),
     }
-    for name in subscriptions.keys() {
-        leave_channel(node, session, &session.message_key(name), how).await;
-    }
-    node.hub
-        .unsubscribe(&*node.broker, &session.user_key(), session.id)
-        .await;
-    for name in streams.keys() {
-        leave_channel(node, session, &session.stream_key(name), how).await;
-    }
     if let Some(sessions) = &node.sessions {
         // Only if still its own: a newer login (here or elsewhere) keeps its claim. A
         // newer session of the user on another node leaves the user's locks to it.
@@ -179,6 +179,37 @@ pub(crate) async fn end_if(
             }
         }
     }
+    let channels: Vec<ChannelKey> = subscriptions
+        .keys()
+        .map(|n| session.message_key(n))
+        .chain(streams.keys().map(|n| session.stream_key(n)))
+        .collect();
+    let elsewhere = held_elsewhere(node, session, &channels).await;
+    for (key, moved) in channels.iter().zip(elsewhere) {
+        if moved {
+            // The user's session on another node is in this channel now: its
+            // membership, topic roles and lock waits there stay, nobody is told.
+            node.hub.unsubscribe(&*node.broker, key, session.id).await;
+            if let Some(presence) = &node.presence {
+                // Leaves the other node's record alone; forgets this node's own.
+                let _ = presence.exit(key, &session.user).await;
+            }
+            continue;
+        }
+        leave_channel(node, session, key, how).await;
+    }
+    node.hub
+        .unsubscribe(&*node.broker, &session.user_key(), session.id)
+        .await;
+    if session.lock().superseded {
+        // The user's locks are the newer session's (a lock belongs to the user id), and
+        // that session is online: a loss this one's connection marked does not count.
+        if let Some(locks) = &node.locks {
+            if let Err(e) = locks.owner_back(&session.app_id, &session.user).await {
+                tracing::warn!(error = %e, user = %session.user, "lock owner return not recorded");
+            }
+        }
+    }
     let ended = Ended {
         user_metadata: user_metadata.into_iter().collect(),
     };
@@ -187,39 +218,54 @@ pub(crate) async fn end_if(
     true
 }
 
-/// Ends the sessions of this node that a newer login on another node replaced (the
-/// cross-node session registry's [`KickHandler`]), as a second login here would (R28).
-pub(crate) struct RemoteKicks(pub std::sync::Weak<Node>);
-
-impl KickHandler for RemoteKicks {
-    fn on_kick(&self, app: &str, user: &str, session_id: &str) {
-        let Some(node) = self.0.upgrade() else {
-            return;
-        };
-        let Some(session) = Registry::of(&node).get(app, user) else {
-            return;
-        };
-        if session.public_id != session_id {
-            return;
-        }
-        {
-            let mut st = session.lock();
-            if st.ended {
-                return;
-            }
-            st.superseded = true;
-        }
-        Registry::of(&node).mark_replaced(&session, session.presence_timeout);
-        let reason = format!("user id {user} logged in again on another node");
-        tokio::spawn(async move {
-            end(
-                &node,
-                &session,
-                Some((DisconnectCode::SameUidLogin, reason)),
-            )
-            .await;
-        });
+/// Which of `channels` the user's session on another node holds now; none unless the
+/// session was superseded by one there.
+async fn held_elsewhere(node: &Node, session: &Session, channels: &[ChannelKey]) -> Vec<bool> {
+    let none = vec![false; channels.len()];
+    let Some(sessions) = &node.sessions else {
+        return none;
+    };
+    if channels.is_empty() || !session.lock().superseded {
+        return none;
     }
+    match sessions.held_elsewhere(&session.user, channels).await {
+        Ok(v) if v.len() == channels.len() => v,
+        Ok(_) => none,
+        Err(e) => {
+            tracing::warn!(error = %e, user = %session.user, "memberships held elsewhere not read");
+            none
+        }
+    }
+}
+
+/// Ends this node's session `session_id` of `user` that a newer login on another node
+/// replaced (the cross-node session registry's kick), as a second login here would
+/// (R28).
+pub(crate) fn kicked_remotely(node: &Arc<Node>, app: &str, user: &str, session_id: &str) {
+    let Some(session) = Registry::of(node).get(app, user) else {
+        return;
+    };
+    if session.public_id != session_id {
+        return;
+    }
+    {
+        let mut st = session.lock();
+        if st.ended {
+            return;
+        }
+        st.superseded = true;
+    }
+    Registry::of(node).mark_replaced(&session, session.presence_timeout);
+    let reason = format!("user id {user} logged in again on another node");
+    let node = node.clone();
+    tokio::spawn(async move {
+        end(
+            &node,
+            &session,
+            Some((DisconnectCode::SameUidLogin, reason)),
+        )
+        .await;
+    });
 }
 
 /// The connection ended. When the client will reconnect (lost link, heartbeat

@@ -2,7 +2,8 @@
 //! login credential's expiry, its outlet — independent of any one connection; the
 //! connection's view of it ([`client::Client`]); the registry of sessions; the
 //! lifecycle (a connection lost, a session resumed or ended, a token expired) and the
-//! [`hooks`] through which it reaches the features; the replay of missed messages.
+//! [`hooks`] through which it reaches the features; the replay of missed messages; a
+//! session's [`handover`] between nodes.
 //!
 //! A session outlives a lost connection for `presenceTimeout` (api.md R52): a resume
 //! within it re-attaches a new connection and others see nothing; after it the session
@@ -11,6 +12,7 @@
 
 pub(crate) mod client;
 pub(crate) mod core;
+pub(crate) mod handover;
 pub(crate) mod hooks;
 pub(crate) mod lifecycle;
 pub(crate) mod registry;
@@ -29,9 +31,10 @@ pub(crate) fn install(ext: &mut Extensions, hooks: Vec<Arc<dyn hooks::Hooks>>) {
 }
 
 /// Lets the cross-node session registry (if any) end this node's sessions that a newer
-/// login on another node replaced (R28).
+/// login on another node replaced (R28), and hand them over to the node their client
+/// resumes on.
 pub(crate) fn install_kicks(node: &Arc<Node>) {
     if let Some(sessions) = &node.sessions {
-        sessions.set_kick_handler(Arc::new(lifecycle::RemoteKicks(Arc::downgrade(node))));
+        sessions.set_kick_handler(Arc::new(handover::RemoteSessions(Arc::downgrade(node))));
     }
 }
