@@ -187,6 +187,17 @@ fn redis_on(port: u16, dir: &std::path::Path) -> Option<std::process::Child> {
     None
 }
 
+/// A `redis-server` on a free port (a few tries: another process may take the port
+/// between [`free_port`] and the bind): the child and its port.
+fn redis_on_a_free_port(dir: &std::path::Path) -> (std::process::Child, u16) {
+    (0..5)
+        .find_map(|_| {
+            let port = free_port();
+            redis_on(port, dir).map(|c| (c, port))
+        })
+        .expect("redis-server starts")
+}
+
 /// `GET path` over plain HTTP/1.1: (status, body).
 fn http_get(addr: &str, path: &str) -> (u16, String) {
     http_get_with(addr, path, "")
@@ -237,12 +248,7 @@ fn readyz_answers_503_while_redis_is_down() {
     let dir = std::env::temp_dir().join(format!("switchboard-readyz-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let (mut redis, port) = (0..5)
-        .find_map(|_| {
-            let port = free_port();
-            redis_on(port, &dir).map(|c| (c, port))
-        })
-        .expect("redis-server starts");
+    let (mut redis, port) = redis_on_a_free_port(&dir);
     let data = dir.join("data").to_string_lossy().to_string();
     let url = format!("redis://127.0.0.1:{port}");
     let server = Proc::spawn(
@@ -402,12 +408,7 @@ fn the_node_list_shows_every_node_on_the_redis() {
     let dir = std::env::temp_dir().join(format!("switchboard-nodes-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let (mut redis, port) = (0..5)
-        .find_map(|_| {
-            let port = free_port();
-            redis_on(port, &dir).map(|c| (c, port))
-        })
-        .expect("redis-server starts");
+    let (mut redis, port) = redis_on_a_free_port(&dir);
     let config = dir.join("serve.toml");
     std::fs::write(
         &config,

@@ -8,69 +8,36 @@
 // the channel go to docs/console/ (referenced by docs/console.md).
 
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 
-import { eventually, launchBrowser, openPage, sdkRoot, startStatic, switchboardBin } from './lib/harness.mjs';
+import { eventually, launchBrowser, openPage, sdkRoot, startServer, startStatic } from './lib/harness.mjs';
 
-const execFileP = promisify(execFile);
 /** docs/console/ of the repository: the screenshots docs/console.md shows. */
 const shotDir = resolve(sdkRoot, '..', '..', 'docs', 'console');
 
-/** @type {{ ws: string, http: string, appId: string, cert: string, key: string, secret: string, stop: () => Promise<void> }} */
+/** @type {import('./lib/harness.mjs').Server & { ws: string, key: string, secret: string }} */
 let server;
 /** @type {Awaited<ReturnType<typeof startStatic>>} */ let web;
 /** @type {Awaited<ReturnType<typeof launchBrowser>>} */ let browser;
 /** @type {string[]} */ const log = [];
 
-/** `switchboard serve` from a config file whose app has an API key and secret. */
+/** `switchboard serve` with its HTTP side, from a config file whose app has an API key and secret. */
 async function startConsoleServer() {
-  const bin = switchboardBin();
-  const dir = mkdtempSync(join(tmpdir(), 'sb-console-'));
-  const appId = randomBytes(16).toString('hex');
-  const cert = randomBytes(16).toString('hex');
   const key = 'console-test';
   const secret = randomBytes(18).toString('base64url');
-  const config = join(dir, 'switchboard.toml');
-  writeFileSync(config, `[[apps]]\nid = "${appId}"\ncertificate = "${cert}"\napi_key = "${key}"\napi_secret = "${secret}"\n`);
-  const child = spawn(bin, ['serve', '--config', config, '--listen', '127.0.0.1:0',
-    '--http-listen', '127.0.0.1:0', '--data-dir', join(dir, 'data')], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+  const s = await startServer([], {
+    http: true,
+    config: (appId, cert) =>
+      `[[apps]]\nid = "${appId}"\ncertificate = "${cert}"\napi_key = "${key}"\napi_secret = "${secret}"\n`,
   });
-  let out = '';
-  child.stdout.on('data', (d) => { out += d; });
-  child.stderr.on('data', (d) => { out += d; });
-  let exited = false;
-  child.on('exit', () => { exited = true; });
-  const [ws, http] = await eventually('switchboard serve to listen on both ports', () => {
-    if (exited) throw new Error(`switchboard serve exited:\n${out}`);
-    const w = /listening on (ws:\/\/127\.0\.0\.1:\d+)/.exec(out);
-    const h = /http api:\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-    return w && h ? [w[1], h[1]] : null;
-  }, { timeoutMs: 30_000 });
-  return {
-    ws, http, appId, cert, key, secret,
-    async stop() {
-      if (!exited) {
-        child.kill('SIGTERM');
-        await eventually('switchboard serve to exit', () => exited, { timeoutMs: 10_000 })
-          .catch(() => child.kill('SIGKILL'));
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return { ...s, ws: s.url, key, secret };
 }
 
 async function token(userId) {
-  const { stdout } = await execFileP(switchboardBin(), ['token', 'rtm', '--app-id', server.appId,
-    '--app-cert', server.cert, '--user-id', userId, '--expire', '3600']);
-  return stdout.trim();
+  return server.token('rtm', userId);
 }
 
 before(async () => {

@@ -5,7 +5,7 @@
 
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -62,24 +62,36 @@ export async function eventually(what, probe, opts = {}) {
 }
 
 /**
- * A running `switchboard serve` with one app (random id and certificate).
- * @typedef {{ url: string, port: number, appId: string, cert: string, bin: string,
+ * A running `switchboard serve` with one app (random id and certificate); `http` is the
+ * HTTP side's base URL when started with `{ http: true }`, else ''.
+ * @typedef {{ url: string, port: number, http: string, appId: string, cert: string, bin: string,
  *   dataDir: string, output: () => string, token: (kind: 'rtm'|'rtc', userId: string, channel?: string, expireSecs?: number) => Promise<string>,
  *   stop: () => Promise<void> }} Server
  */
 
 /**
- * Starts the server on 127.0.0.1:0 and waits for its "listening on" line.
+ * Starts the server on 127.0.0.1:0 and waits for its "listening on" line(s).
  * @param {string[]} [extraArgs] more `serve` flags
+ * @param {{ config?: (appId: string, cert: string) => string, http?: boolean }} [opts]
+ *   `config`: the app is declared in a config file with this TOML instead of `--app`;
+ *   `http`: also listen with the HTTP side (API, console) on a free port
  * @returns {Promise<Server>}
  */
-export async function startServer(extraArgs = []) {
+export async function startServer(extraArgs = [], opts = {}) {
   const bin = switchboardBin();
   const appId = randomBytes(16).toString('hex');
   const cert = randomBytes(16).toString('hex');
   const dataDir = mkdtempSync(join(tmpdir(), 'sb-browser-data-'));
-  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir,
-    '--app', `${appId}:${cert}`, ...extraArgs], {
+  const args = ['serve', '--listen', '127.0.0.1:0', '--data-dir', join(dataDir, 'data')];
+  if (opts.config) {
+    const file = join(dataDir, 'switchboard.toml');
+    writeFileSync(file, opts.config(appId, cert));
+    args.push('--config', file);
+  } else {
+    args.push('--app', `${appId}:${cert}`);
+  }
+  if (opts.http) args.push('--http-listen', '127.0.0.1:0');
+  const child = spawn(bin, [...args, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
   });
@@ -88,14 +100,16 @@ export async function startServer(extraArgs = []) {
   child.stderr.on('data', (d) => { out += d; });
   let exited = false;
   child.on('exit', () => { exited = true; });
-  const port = await eventually('switchboard serve to listen', () => {
+  const [port, http] = await eventually('switchboard serve to listen', () => {
     if (exited) throw new Error(`switchboard serve exited:\n${out}`);
     const m = /listening on ws:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-    return m ? Number(m[1]) : 0;
+    const h = /http api:\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+    return m && (h || !opts.http) ? [Number(m[1]), h ? h[1] : ''] : null;
   }, { timeoutMs: 30_000 });
   return {
     url: `ws://127.0.0.1:${port}`,
     port,
+    http,
     appId,
     cert,
     bin,
