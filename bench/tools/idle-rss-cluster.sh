@@ -5,9 +5,11 @@
 # `switchboard bench connections` process per node (each process is capped at 20,000
 # open files, so each node and each load process holds at most ~19,000), all at once,
 # and prints each node's RSS per connection, the total, and Redis's RSS growth.
-# Usage: bench/tools/idle-rss-cluster.sh SERVER_BIN [NODES (5)] [PER_NODE (18000)] [HOLD_S (10)]
+# Usage: bench/tools/idle-rss-cluster.sh SERVER_BIN [NODES (5)] [PER_NODE (18000)] [HOLD_S (30)]
+# CONCURRENCY (default 32): logins in progress at once per load process; with 5 nodes
+# and 5 loads on 2 cores, 128 each starved handshakes past the 5 s handshake deadline.
 set -euo pipefail
-bin=$1; nodes=${2:-5}; per=${3:-18000}; hold=${4:-10}
+bin=$1; nodes=${2:-5}; per=${3:-18000}; hold=${4:-30}; concurrency=${CONCURRENCY:-32}
 app=0123456789abcdef0123456789abcdef
 work=$(mktemp -d)
 pids=()
@@ -46,7 +48,7 @@ redis_before=$(rss_kib "$redis")
 loads=()
 for n in $(seq 1 "$nodes"); do
   i=$((n - 1))
-  "$bin" bench connections --count "$per" --duration "$hold" --url "ws://127.0.0.1:${ports[$i]}" \
+  "$bin" bench connections --count "$per" --duration "$hold" --concurrency "$concurrency" --url "ws://127.0.0.1:${ports[$i]}" \
     --app-id "$app" --server-pid "${servers[$i]}" --user-prefix "n$n-" \
     >"$work/load$n.json" 2>"$work/load$n.err" &
   loads+=("$!")
@@ -58,7 +60,14 @@ while kill -0 "${loads[0]}" 2>/dev/null; do
   r=$(rss_kib "$redis"); [ "$r" -gt "$redis_peak" ] && redis_peak=$r
   sleep 0.5
 done
-for p in "${loads[@]}"; do wait "$p"; done
+failed=0
+for n in $(seq 1 "$nodes"); do
+  wait "${loads[$((n - 1))]}" || { failed=1; echo "load $n failed:" >&2; tail -5 "$work/load$n.err" >&2; }
+done
+if [ "$failed" = 1 ]; then
+  for n in $(seq 1 "$nodes"); do echo "node-$n log:" >&2; tail -5 "$work/s$n.log" >&2; done
+  exit 1
+fi
 
 total=0; growth=0
 for n in $(seq 1 "$nodes"); do
