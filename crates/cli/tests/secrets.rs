@@ -215,7 +215,14 @@ fn a_full_run_over_tls_logs_request_ids_and_no_secret() {
     let token = String::from_utf8(
         run(
             &[
-                "token", "rtm", "--app-id", APP, "--app-cert", CERT, "--user-id", "tls-user",
+                "token",
+                "rtm",
+                "--app-id",
+                APP,
+                "--app-cert",
+                CERT,
+                "--user-id",
+                "tls-user",
             ],
             &[],
         )
@@ -226,7 +233,15 @@ fn a_full_run_over_tls_logs_request_ids_and_no_secret() {
     .to_string();
     let publish = |extra: &[&str]| {
         let mut args = vec![
-            "pub", "--url", &url, "--app-id", APP, "--user-id", "tls-user", "--token", &token,
+            "pub",
+            "--url",
+            &url,
+            "--app-id",
+            APP,
+            "--user-id",
+            "tls-user",
+            "--token",
+            &token,
         ];
         args.extend_from_slice(extra);
         args.extend_from_slice(&["room", "over wss"]);
@@ -242,7 +257,10 @@ fn a_full_run_over_tls_logs_request_ids_and_no_secret() {
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("not trusted"), "{err}");
-    assert!(err.contains("--ca-cert"), "the error says how to trust it: {err}");
+    assert!(
+        err.contains("--ca-cert"),
+        "the error says how to trust it: {err}"
+    );
 
     // An HTTPS request with a request id: an RTM token issued by the server API.
     let mut roots = rustls::RootCertStore::empty();
@@ -266,8 +284,7 @@ fn a_full_run_over_tls_logs_request_ids_and_no_secret() {
          x-request-id: tls-run-1\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    let mut tcp =
-        std::net::TcpStream::connect(http.trim_start_matches("https://")).expect("tcp");
+    let mut tcp = std::net::TcpStream::connect(http.trim_start_matches("https://")).expect("tcp");
     tcp.set_read_timeout(Some(WAIT)).unwrap();
     let name = ServerName::try_from("localhost").unwrap();
     let mut conn = rustls::ClientConnection::new(tls, name).expect("client");
@@ -278,7 +295,9 @@ fn a_full_run_over_tls_logs_request_ids_and_no_secret() {
     let answer = String::from_utf8_lossy(&answer).to_string();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(
-        answer.to_ascii_lowercase().contains("x-request-id: tls-run-1\r\n"),
+        answer
+            .to_ascii_lowercase()
+            .contains("x-request-id: tls-run-1\r\n"),
         "the id is echoed: {answer}"
     );
     let (_, json) = answer.split_once("\r\n\r\n").expect("a body");

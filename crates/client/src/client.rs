@@ -5,11 +5,11 @@
 //! sit above it and add their own `impl Client` entry points.
 
 use crate::crypto::Cipher;
-use crate::transport;
 use crate::router::{
     EventStream, Extra, Route, extra_stream_of, message_of, presence_of, stream_of, topic_of,
 };
 use crate::session::{Detail, Inner, call, call_or_unsent, login_failure_reason, precheck_token};
+use crate::transport;
 use crate::types::{
     ClientConfig, ErrorEvent, Event, LinkStateEvent, LockEvent, LoginResponse, LogoutResponse,
     MessageEvent, PresenceEvent, RenewTokenResponse, RtmError, StorageEvent, TokenEvent,

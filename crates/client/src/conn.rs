@@ -31,8 +31,8 @@ use switchboard_protocol::pb::{
 use switchboard_protocol::{DisconnectCode, ErrorCode, frame};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 
 /// WebSocket settings of the SDK's connections: an 8 KiB read buffer. tungstenite's
 /// default of 128 KiB is zeroed again before every read, which cost a receiving client

@@ -221,9 +221,7 @@ mod tests {
 
     #[test]
     fn a_pem_without_a_certificate_is_refused_with_a_reason() {
-        let e = tls_config(&[b"not a pem".to_vec()])
-            .err()
-            .expect("refused");
+        let e = tls_config(&[b"not a pem".to_vec()]).expect_err("refused");
         assert_eq!(e.code, -10014);
         assert!(e.reason.contains("no CERTIFICATE"), "{}", e.reason);
         assert!(tls_config(&[]).is_ok(), "the default roots load");

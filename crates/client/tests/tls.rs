@@ -89,8 +89,7 @@ async fn a_client_that_does_not_trust_the_certificate_is_refused_with_a_clear_er
     let e = tokio::time::timeout(STEP, stranger.login(""))
         .await
         .expect("refused at once, not after the login timeout")
-        .err()
-        .expect("the login fails");
+        .expect_err("the login fails");
     assert_eq!(e.code, -10013, "LOGIN_ABORTED: {e:?}");
     assert!(e.reason.contains("not trusted"), "{}", e.reason);
     assert!(e.reason.contains("with_ca_certificate"), "{}", e.reason);
@@ -102,8 +101,7 @@ async fn a_client_that_does_not_trust_the_certificate_is_refused_with_a_clear_er
     let e = tokio::time::timeout(STEP, wrong.login(""))
         .await
         .expect("in time")
-        .err()
-        .expect("the login fails");
+        .expect_err("the login fails");
     assert!(e.reason.contains("not trusted"), "{}", e.reason);
 
     // A ws:// URL on the TLS port gets no WebSocket either, and says where it failed.
@@ -112,13 +110,19 @@ async fn a_client_that_does_not_trust_the_certificate_is_refused_with_a_clear_er
     let e = tokio::time::timeout(STEP, client.login(""))
         .await
         .expect("in time")
-        .err()
-        .expect("the login fails");
-    assert!(e.reason.contains("WebSocket upgrade failed"), "{}", e.reason);
+        .expect_err("the login fails");
+    assert!(
+        e.reason.contains("WebSocket upgrade failed"),
+        "{}",
+        e.reason
+    );
 
     // The server still serves a client that trusts it.
     let config = ClientConfig::new(&endpoint).with_ca_certificate(cert.as_bytes());
     let friend = Client::new(APP, "friend", config).expect("client");
-    friend.login("").await.expect("login after the refused ones");
+    friend
+        .login("")
+        .await
+        .expect("login after the refused ones");
     friend.logout().await.expect("logout");
 }

@@ -44,8 +44,7 @@ pub(crate) fn accept(
     gate: Arc<Gate>,
 ) -> impl Future<Output = ()> + Send {
     let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
-    accept_in_span(node, stream, peer, gate)
-        .instrument(tracing::info_span!("conn", id, %peer))
+    accept_in_span(node, stream, peer, gate).instrument(tracing::info_span!("conn", id, %peer))
 }
 
 async fn accept_in_span(node: Arc<Node>, stream: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
@@ -159,7 +158,13 @@ async fn upgrade<S>(
     node.metrics
         .connections_opened
         .fetch_add(1, Ordering::Relaxed);
-    connection::serve(node.clone(), ws, peer, seen_origin.into_inner().unwrap_or_else(|e| e.into_inner())).await;
+    connection::serve(
+        node.clone(),
+        ws,
+        peer,
+        seen_origin.into_inner().unwrap_or_else(|e| e.into_inner()),
+    )
+    .await;
     node.connections.fetch_sub(1, Ordering::Relaxed);
 }
 

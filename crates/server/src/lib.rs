@@ -26,8 +26,8 @@ mod wire;
 pub use features::webhooks::{
     EVENT_ID_HEADER, EVENTS as WEBHOOK_EVENTS, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookConfig,
 };
-pub use node::config::{AppConfig, AppLimits, ServerConfig, TokenOptions};
 pub use http::REQUEST_ID_HEADER;
+pub use node::config::{AppConfig, AppLimits, ServerConfig, TokenOptions};
 pub use switchboard_protocol::WS_PATH;
 pub use tls::{Tls, TlsError};
 

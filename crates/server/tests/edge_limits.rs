@@ -186,9 +186,13 @@ async fn logged_in_connections_per_app_are_limited() {
         n += 1;
         let user = format!("fourth{n}");
         let mut again = server.raw().await;
-        if let server_message::Body::Login(_) = again.login(APP_ID, &user, &token(&user), 60).await {
+        if let server_message::Body::Login(_) = again.login(APP_ID, &user, &token(&user), 60).await
+        {
             accepted = Some(again);
         }
     }
-    assert!(accepted.is_some(), "a login goes through once a place is free");
+    assert!(
+        accepted.is_some(),
+        "a login goes through once a place is free"
+    );
 }

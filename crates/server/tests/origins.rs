@@ -6,16 +6,18 @@
 
 mod common;
 
-use common::*;
-use std::sync::Arc;
 use bytes::BytesMut;
+use common::*;
 use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
 use switchboard_engine_memory::{MemoryBroker, MemoryConfig};
 use switchboard_protocol::frame;
-use switchboard_protocol::pb::{self, ClientMessage, ServerMessage, client_message, server_message};
+use switchboard_protocol::pb::{
+    self, ClientMessage, ServerMessage, client_message, server_message,
+};
 use switchboard_server::Server;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// The handshake's HTTP status with `origin` (None: no header).
@@ -109,7 +111,13 @@ async fn without_a_list_every_origin_connects() {
 }
 
 /// Logs in to `app` as `user` over a handshake carrying `origin`; the reply's body.
-async fn login_from(s: &TestServer, origin: &str, app: &str, user: &str, token: &str) -> server_message::Body {
+async fn login_from(
+    s: &TestServer,
+    origin: &str,
+    app: &str,
+    user: &str,
+    token: &str,
+) -> server_message::Body {
     let mut req = s.url().into_client_request().expect("request");
     req.headers_mut()
         .insert("origin", origin.parse().expect("header"));
@@ -151,22 +159,33 @@ async fn an_apps_own_list_replaces_the_nodes_for_its_logins() {
     // APP_ID has a list of its own; the other apps use the node's.
     config.apps[0].allowed_origins = Some(vec!["https://partner.example".into()]);
     let broker = Arc::new(MemoryBroker::new(MemoryConfig::default()));
-    let server = Server::new(config, broker)
-        .with_allowed_origins(vec!["https://app.example.com".into()]);
+    let server =
+        Server::new(config, broker).with_allowed_origins(vec!["https://app.example.com".into()]);
     let s = TestServer::with_parts(server).await;
 
     // No app allows it: 403 at the handshake, as before.
     assert_eq!(
-        handshake_status(&s, Some("https://evil.example.net")).await.0,
+        handshake_status(&s, Some("https://evil.example.net"))
+            .await
+            .0,
         403
     );
     // Each origin some app allows gets through the handshake ...
     assert_eq!(
-        handshake_status(&s, Some("https://partner.example")).await.0,
+        handshake_status(&s, Some("https://partner.example"))
+            .await
+            .0,
         101
     );
     // ... and the login checks the app's own list.
-    let ok = login_from(&s, "https://partner.example", APP_ID, "alice", &token("alice")).await;
+    let ok = login_from(
+        &s,
+        "https://partner.example",
+        APP_ID,
+        "alice",
+        &token("alice"),
+    )
+    .await;
     assert!(matches!(ok, server_message::Body::Login(_)), "{ok:?}");
     let refused = login_from(&s, "https://app.example.com", APP_ID, "bob", &token("bob")).await;
     let e = expect_error(refused);

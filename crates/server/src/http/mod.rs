@@ -121,7 +121,10 @@ async fn request_id(req: Request, next: Next) -> Response {
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|v| usable_request_id(v))
-        .map_or_else(|| format!("{:032x}", rand::random::<u128>()), str::to_string);
+        .map_or_else(
+            || format!("{:032x}", rand::random::<u128>()),
+            str::to_string,
+        );
     let span = tracing::info_span!("http", request_id = %id);
     let method = req.method().clone();
     // The path only: a query may carry a paging cursor or more, never worth a log.

@@ -114,6 +114,7 @@ impl AppConnections {
     }
 
     /// The logged-in connections of `app` now.
+    #[cfg(test)]
     pub fn count(&self, app: &str) -> usize {
         self.counts
             .get(app)
@@ -164,15 +165,21 @@ mod tests {
         let mut app = AppConfig::new("a1b2c3d4e5f60718293a4b5c6d7e8f90", None);
         app.limits.max_connections = 2;
         let conns = AppConnections::new(std::slice::from_ref(&app));
-        let first = conns.take(&app, false).expect("first");
-        let _second = conns.take(&app, false).expect("second");
-        let e = conns.take(&app, false).err().expect("third refused");
+        let take = |over_limit: bool, what: &str| match conns.take(&app, over_limit) {
+            Ok(slot) => slot,
+            Err(e) => panic!("{what}: {}", e.reason),
+        };
+        let first = take(false, "first");
+        let _second = take(false, "second");
+        let Err(e) = conns.take(&app, false) else {
+            panic!("the third is refused");
+        };
         assert_eq!(e.code, ErrorCode::LoginNoServerResources);
         assert!(e.reason.contains("limit of 2"), "{}", e.reason);
         assert_eq!(conns.count(&app.id), 2, "a refused one holds no place");
-        let resumed = conns.take(&app, true).expect("a resume goes past the limit");
+        let resumed = take(true, "a resume goes past the limit");
         drop((first, resumed));
         assert_eq!(conns.count(&app.id), 1);
-        conns.take(&app, false).expect("a place came back");
+        take(false, "a place came back");
     }
 }
