@@ -114,7 +114,8 @@ fn usable_request_id(id: &str) -> bool {
 }
 
 /// Gives the request its id, runs it in the id's log span, logs it (method, path
-/// without the query, status, time) and echoes the id in the answer.
+/// without the query, status, time; at debug for health, metrics and console files)
+/// and echoes the id in the answer.
 async fn request_id(req: Request, next: Next) -> Response {
     let id = req
         .headers()
@@ -132,14 +133,16 @@ async fn request_id(req: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    // Probes, scrapes and the console's own files come every few seconds: debug only.
+    let routine = matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics")
+        || path.starts_with("/console");
     span.in_scope(|| {
-        tracing::info!(
-            %method,
-            %path,
-            status,
-            ms = started.elapsed().as_secs_f64() * 1000.0,
-            "http request"
-        )
+        if routine {
+            tracing::debug!(%method, %path, status, ms, "http request");
+        } else {
+            tracing::info!(%method, %path, status, ms, "http request");
+        }
     });
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);
