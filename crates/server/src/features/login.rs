@@ -182,7 +182,10 @@ pub(crate) async fn login(
                 "this session was replaced by a newer login of the same user id (SAME_UID_LOGIN, R28)",
             ));
         }
-        // Held by another node (the client moved here): that node hands it over.
+        // Held by another node (the client moved here): that node hands it over. Here
+        // it is one more connection of the app (the one it left is on the other node),
+        // so the app's limit applies before the handover.
+        let slot = client.node.app_connections.take(&app, false)?;
         if let Some(session) = handover::take(
             &client.node,
             &app,
@@ -192,8 +195,11 @@ pub(crate) async fn login(
         )
         .await
         {
+            client.app_slot = Some(slot);
             return resume(client, id, session, req, token_expires_at, hb).await;
         }
+        // A new session instead: its place is taken below, after the login rate.
+        drop(slot);
     }
     // R31: a user id that logs in too often (several instances fighting over it,
     // say) is refused; resumes do not count.
