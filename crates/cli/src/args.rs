@@ -8,9 +8,13 @@ use switchboard_client::ChannelType;
 /// Connection flags shared by `pub`, `sub`, `history` and `presence`.
 #[derive(Args)]
 pub struct ConnectArgs {
-    /// Server address.
+    /// Server address: ws://HOST:PORT, or wss://HOST:PORT for a server with TLS.
     #[arg(long, env = "SWITCHBOARD_URL", default_value = "ws://127.0.0.1:7400")]
     pub(crate) url: String,
+    /// CA certificate (PEM) that a wss:// server's certificate may chain to, besides
+    /// the public roots: your own CA, or the server's self-signed certificate.
+    #[arg(long, env = "SWITCHBOARD_CA_CERT", value_name = "FILE")]
+    pub(crate) ca_cert: Option<std::path::PathBuf>,
     /// App id.
     #[arg(long, env = "SWITCHBOARD_APP_ID")]
     pub(crate) app_id: String,

@@ -17,13 +17,23 @@ pub(crate) fn token_given(c: &ConnectArgs) -> bool {
     c.token.as_deref().is_some_and(|t| !t.is_empty())
 }
 
-/// A client for `c`, not logged in; a bad id is reported by its flag.
+/// A client for `c`, not logged in; a bad id or CA file is reported by its flag.
 pub(crate) fn new_client(c: &ConnectArgs) -> anyhow::Result<Client> {
-    Client::new(&c.app_id, &c.user_id, ClientConfig::new(&c.url)).map_err(|e| {
+    let mut config = ClientConfig::new(&c.url);
+    if let Some(path) = &c.ca_cert {
+        let pem = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("--ca-cert {}: cannot read it: {e}", path.display()))?;
+        config = config.with_ca_certificate(pem);
+    }
+    Client::new(&c.app_id, &c.user_id, config).map_err(|e| {
         let flag = if e.code == ErrorCode::InvalidAppId.as_i32() {
             format!("--app-id {:?}", c.app_id)
         } else if e.code == ErrorCode::InvalidUserId.as_i32() {
             format!("--user-id {:?}", c.user_id)
+        } else if let (true, Some(path)) =
+            (e.code == ErrorCode::InvalidParameter.as_i32(), &c.ca_cert)
+        {
+            format!("--ca-cert {}", path.display())
         } else {
             "the connection flags".to_string()
         };

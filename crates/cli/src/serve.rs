@@ -190,7 +190,19 @@ fn validate_app(app: &AppConfig) -> Result<(), String> {
     {
         return Err("the certificate must be 32 hex characters".to_string());
     }
+    for o in app.allowed_origins.iter().flatten() {
+        if !is_origin(o) {
+            return Err(format!(
+                "allowed_origins: {o:?} is not an origin (scheme://host[:port], or *)"
+            ));
+        }
+    }
     Ok(())
+}
+
+/// Whether `o` can be on an origin allow-list: `*` or `http(s)://host[:port]`.
+fn is_origin(o: &str) -> bool {
+    o == "*" || o.starts_with("http://") || o.starts_with("https://")
 }
 
 /// Takes an exclusive lock on `DATA_DIR/switchboard.lock`, held while the returned file
@@ -432,7 +444,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         args.allowed_origins.clone()
     };
     for o in &allowed_origins {
-        if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
+        if !is_origin(o) {
             bail!("--allowed-origins: {o:?} is not an origin (scheme://host[:port], or *)");
         }
     }

@@ -101,7 +101,7 @@ fn log_format_json_writes_one_parsable_object_a_line() {
 }
 
 #[test]
-fn bad_tls_origin_and_webhook_flags_are_refused_with_a_reason() {
+fn bad_tls_origin_webhook_and_ca_flags_are_refused_with_a_reason() {
     let dir = std::env::temp_dir().join(format!("switchboard-opsflags-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
@@ -133,6 +133,42 @@ fn bad_tls_origin_and_webhook_flags_are_refused_with_a_reason() {
     let (status, err) = with(&["--allowed-origins", "example.com"]);
     assert!(!status.success());
     assert!(err.contains("not an origin"), "{err}");
+
+    // An app's own origin list is checked at start like the flag.
+    let config = dir.join("origins.toml");
+    std::fs::write(
+        &config,
+        "[[apps]]\nid = \"0123456789abcdef0123456789abcdef\"\nallowed_origins = [\"example.com\"]\n",
+    )
+    .unwrap();
+    let (status, err) = with(&["--config", &config.to_string_lossy()]);
+    assert!(!status.success());
+    assert!(err.contains("allowed_origins"), "{err}");
+    assert!(err.contains("not an origin"), "{err}");
+
+    // A client's CA file (`--ca-cert`) that cannot be read or holds no certificate is
+    // named by its flag, before any connection.
+    for (file, wanted) in [(&missing, "cannot read it"), (&junk, "no CERTIFICATE")] {
+        let (status, err) = run_bounded(
+            &[
+                "pub",
+                "--url",
+                "wss://127.0.0.1:9",
+                "--app-id",
+                "0123456789abcdef0123456789abcdef",
+                "--user-id",
+                "u",
+                "--ca-cert",
+                file,
+                "room",
+                "hi",
+            ],
+            &[],
+        );
+        assert!(!status.success());
+        assert!(err.contains("--ca-cert"), "{err}");
+        assert!(err.contains(wanted), "{err}");
+    }
 
     let (status, err) = with(&["--webhook-url", "http://127.0.0.1:9/hook"]);
     assert!(!status.success());

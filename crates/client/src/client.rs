@@ -9,6 +9,7 @@ use crate::router::{
     EventStream, Extra, Route, extra_stream_of, message_of, presence_of, stream_of, topic_of,
 };
 use crate::session::{Detail, Inner, call, call_or_unsent, login_failure_reason, precheck_token};
+use crate::transport;
 use crate::types::{
     ClientConfig, ErrorEvent, Event, LinkStateEvent, LockEvent, LoginResponse, LogoutResponse,
     MessageEvent, PresenceEvent, RenewTokenResponse, RtmError, StorageEvent, TokenEvent,
@@ -106,7 +107,8 @@ fn register_live(inner: &Arc<Inner>, allow_duplicate: bool) -> Result<(), RtmErr
 
 impl Client {
     /// Creates a client; no network I/O. Fails with −10003 for a bad app id (R1),
-    /// −10006 for a bad user id (R6) and −10020 for bad encryption settings (R19).
+    /// −10006 for a bad user id (R6), −10020 for bad encryption settings (R19) and
+    /// −10014 for a CA certificate that is not a PEM certificate.
     ///
     /// ```
     /// use switchboard_client::{Client, ClientConfig};
@@ -130,8 +132,9 @@ impl Client {
         names::validate_user_id(&user_id, names::NameRules::default())
             .map_err(|e| RtmError::new(e.code, "new", e.reason))?;
         let cipher = Cipher::from_config(&config)?;
+        let tls = transport::tls_config(&config.ca_certificates)?;
         let allow_duplicate = config.allow_duplicate_user_id;
-        let inner = Arc::new(Inner::new(app_id, &user_id, config, cipher));
+        let inner = Arc::new(Inner::new(app_id, &user_id, config, cipher, tls));
         register_live(&inner, allow_duplicate)?;
         Ok(Client { inner })
     }

@@ -15,6 +15,7 @@ use crate::crypto::Cipher;
 use crate::decode::{lock_event, message_event, presence_event, storage_event, topic_event};
 use crate::positions::{Positions, advance};
 use crate::router::{Extra, Router};
+use crate::transport::Stream;
 use crate::types::{
     ChannelType, ErrorEvent, Event, LockEventType, MessageEvent, PresenceEventType, RtmError,
     StorageEventType, TopicEventType,
@@ -28,11 +29,10 @@ use switchboard_protocol::pb::{
     self, ClientMessage, ServerMessage, client_message, server_message,
 };
 use switchboard_protocol::{DisconnectCode, ErrorCode, frame};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// WebSocket settings of the SDK's connections: an 8 KiB read buffer. tungstenite's
 /// default of 128 KiB is zeroed again before every read, which cost a receiving client
@@ -65,7 +65,7 @@ pub(crate) enum Ended {
     ByClient,
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Ws = WebSocketStream<Stream>;
 
 /// Called with a `ChannelLeft` push (the server left a stream channel for the client).
 pub(crate) type OnChannelLeft = Box<dyn Fn(pb::ChannelLeft) + Send + Sync>;

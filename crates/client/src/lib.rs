@@ -34,6 +34,8 @@
 //! Runnable examples (chat, presence, stream topics, storage and locks, resume after a
 //! network loss) are in `crates/client/examples/`; each says how to run it against
 //! `switchboard serve`. End-to-end encryption: [`ClientConfig::with_encryption`].
+//! `wss://` endpoints are verified against Mozilla's roots and the CA certificates of
+//! [`ClientConfig::with_ca_certificate`].
 //!
 //! # Layout
 //!
@@ -42,6 +44,7 @@
 //!
 //! 1. `types` — the public data types (settings, errors, events, options, replies);
 //! 2. `decode` (wire ↔ SDK conversions), `crypto` (end-to-end encryption),
+//!    `transport` (TCP, TLS for `wss://`, the WebSocket upgrade),
 //!    `positions` (last position per channel), `router` (where events go; the app's
 //!    streams);
 //! 3. `conn` — the connection task (socket, requests, heartbeats, pushes);
@@ -67,6 +70,7 @@ mod router;
 mod session;
 mod storage;
 mod stream;
+mod transport;
 mod types;
 
 pub use client::Client;

@@ -28,15 +28,18 @@ use tokio_tungstenite::WebSocketStream;
 ///
 /// Not an `async fn`: the WebSocket stream is unwrapped before the future exists, so
 /// that the caller's task is not sized for tungstenite's state.
+/// `origin` is the handshake's `Origin` header (a browser's), which the login checks
+/// against the app's allow-list.
 pub(crate) fn serve<S>(
     node: Arc<Node>,
     ws: WebSocketStream<S>,
     peer: SocketAddr,
+    origin: Option<String>,
 ) -> impl Future<Output = ()> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    DeferWrites::new(serve_stream(node, ws.into_inner(), peer))
+    DeferWrites::new(serve_stream(node, ws.into_inner(), peer, origin))
 }
 
 /// Tells a connection over a connection limit why it is closed (`Overloaded`).
@@ -62,7 +65,7 @@ where
     finish(out, grace).await;
 }
 
-async fn serve_stream<S>(node: Arc<Node>, stream: S, peer: SocketAddr)
+async fn serve_stream<S>(node: Arc<Node>, stream: S, peer: SocketAddr, origin: Option<String>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -80,6 +83,7 @@ where
     );
     let mut shutdown = node.shutdown.subscribe();
     let mut session = Client::new(node.clone(), out.clone());
+    session.origin = origin;
     let max_messages = cfg.max_messages_per_frame;
     // The two timers live as long as the connection and are reset only when their
     // deadline moves earlier or when they fire: traffic moves the read deadline later

@@ -119,8 +119,15 @@ pub(crate) async fn handle(client: &mut Client, msg: ClientMessage) -> ControlFl
                     // Never the token: the app, the user and why.
                     tracing::info!(%app, %user, code = f.code.as_i32(), reason = %f.reason, "login failed");
                     let reason = f.reason.clone();
+                    // An app at its connection limit: closed as the node's limits
+                    // close a connection (OVERLOADED), the others as a failed login.
+                    let code = if f.code == ErrorCode::LoginNoServerResources {
+                        DisconnectCode::Overloaded
+                    } else {
+                        DisconnectCode::LoginFailed
+                    };
                     client.fail(id, op, f);
-                    client.out.close(DisconnectCode::LoginFailed, reason);
+                    client.out.close(code, reason);
                     return ControlFlow::Break(());
                 }
                 Err(f) => Err(f),

@@ -1,15 +1,17 @@
 //! The gateway: accepts a TCP connection, wraps it in TLS when configured, upgrades it
-//! to a WebSocket on [`WS_PATH`] (refusing browsers from origins off the allow-list
-//! with 403) within the handshake deadline (at most `max_handshakes` at once), applies
-//! the connection limits (in all and per IP address), and hands it to
-//! `connection::serve`.
+//! to a WebSocket on [`WS_PATH`] (refusing browsers from origins no app allows with
+//! 403; the login checks the app's own list) within the handshake deadline (at most
+//! `max_handshakes` at once), applies the connection limits (in all and per IP
+//! address; per app at login), and hands it to `connection::serve`. Each connection
+//! runs in a `conn` log span with its number and peer address.
 
 use crate::connection;
 use crate::node::Node;
+use crate::node::admission;
 use crate::tls::Tls;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use switchboard_protocol::{DisconnectCode, WS_PATH};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -17,40 +19,35 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tracing::Instrument;
 
 /// Initial WebSocket read buffer per connection.
 const READ_BUFFER_BYTES: usize = 1024;
 
-/// What the gateway checks at the accept and handshake steps besides the node's
-/// limits: TLS and the browsers' origins.
+/// What the gateway does at the accept step besides the node's limits: TLS.
 #[derive(Clone, Default)]
 pub(crate) struct Gate {
     /// Wraps every accepted socket in TLS (`wss://`) when set.
     pub tls: Option<Tls>,
-    /// `Origin` values a browser's handshake may carry; empty: any. A handshake with
-    /// no `Origin` header (not a browser) is let through.
-    pub allowed_origins: Vec<String>,
 }
 
-impl Gate {
-    /// Whether a handshake with this `Origin` header may go on.
-    fn origin_allowed(&self, origin: Option<&str>) -> bool {
-        match origin {
-            _ if self.allowed_origins.is_empty() => true,
-            None => true,
-            Some(o) => {
-                let o = o.trim_end_matches('/');
-                self.allowed_origins
-                    .iter()
-                    .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(o))
-            }
-        }
-    }
-}
+/// Numbers the connections of this process for the log (`conn{id=…}`).
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// Accepts one TCP connection: TLS first when configured, then the WebSocket upgrade,
-/// both within the handshake deadline, then serves it.
-pub(crate) async fn accept(node: Arc<Node>, stream: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
+/// both within the handshake deadline, then serves it; all of it in the connection's
+/// log span.
+pub(crate) fn accept(
+    node: Arc<Node>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    gate: Arc<Gate>,
+) -> impl Future<Output = ()> + Send {
+    let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+    accept_in_span(node, stream, peer, gate).instrument(tracing::info_span!("conn", id, %peer))
+}
+
+async fn accept_in_span(node: Arc<Node>, stream: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
     // A peer that opens sockets and never finishes the handshake holds a permit for at
     // most the handshake timeout; past the limit a socket is closed unread.
     let Ok(permit) = node.handshakes.clone().try_acquire_owned() else {
@@ -60,7 +57,7 @@ pub(crate) async fn accept(node: Arc<Node>, stream: TcpStream, peer: SocketAddr,
     let _ = stream.set_nodelay(true);
     let deadline = tokio::time::Instant::now() + node.config.handshake_timeout;
     match &gate.tls {
-        None => Box::pin(upgrade(node, stream, peer, permit, deadline, &gate)).await,
+        None => Box::pin(upgrade(node, stream, peer, permit, deadline)).await,
         Some(tls) => {
             let tls_stream =
                 match tokio::time::timeout_at(deadline, tls.acceptor().accept(stream)).await {
@@ -74,7 +71,7 @@ pub(crate) async fn accept(node: Arc<Node>, stream: TcpStream, peer: SocketAddr,
                         return;
                     }
                 };
-            Box::pin(upgrade(node, tls_stream, peer, permit, deadline, &gate)).await
+            Box::pin(upgrade(node, tls_stream, peer, permit, deadline)).await
         }
     }
 }
@@ -87,7 +84,6 @@ async fn upgrade<S>(
     peer: SocketAddr,
     permit: OwnedSemaphorePermit,
     deadline: tokio::time::Instant,
-    gate: &Gate,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -99,6 +95,8 @@ async fn upgrade<S>(
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(cfg.max_frame_bytes))
         .max_frame_size(Some(cfg.max_frame_bytes));
+    // The handshake's `Origin`, for the login's check of the app's own list.
+    let seen_origin = std::sync::Mutex::new(None::<String>);
     #[allow(clippy::result_large_err)]
     let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         if req.uri().path() != WS_PATH {
@@ -110,7 +108,8 @@ async fn upgrade<S>(
             .headers()
             .get("origin")
             .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-        if !gate.origin_allowed(origin) {
+        *seen_origin.lock().unwrap_or_else(|e| e.into_inner()) = origin.map(str::to_string);
+        if !admission::handshake_allowed(cfg, origin) {
             tracing::debug!(%peer, origin = ?origin, "handshake refused: origin not allowed");
             let mut err = ErrorResponse::new(Some(format!(
                 "origin {} is not allowed on this server\n",
@@ -159,7 +158,13 @@ async fn upgrade<S>(
     node.metrics
         .connections_opened
         .fetch_add(1, Ordering::Relaxed);
-    connection::serve(node.clone(), ws, peer).await;
+    connection::serve(
+        node.clone(),
+        ws,
+        peer,
+        seen_origin.into_inner().unwrap_or_else(|e| e.into_inner()),
+    )
+    .await;
     node.connections.fetch_sub(1, Ordering::Relaxed);
 }
 

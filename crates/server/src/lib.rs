@@ -26,6 +26,7 @@ mod wire;
 pub use features::webhooks::{
     EVENT_ID_HEADER, EVENTS as WEBHOOK_EVENTS, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookConfig,
 };
+pub use http::REQUEST_ID_HEADER;
 pub use node::config::{AppConfig, AppLimits, ServerConfig, TokenOptions};
 pub use switchboard_protocol::WS_PATH;
 pub use tls::{Tls, TlsError};
@@ -109,9 +110,10 @@ impl Server {
 
     /// Refuses WebSocket handshakes (403) whose `Origin` header is not one of
     /// `origins` (`scheme://host[:port]`, or `*`); empty: any origin. A handshake with
-    /// no `Origin` (not a browser) is let through.
+    /// no `Origin` (not a browser) is let through. An app with `allowed_origins` of its
+    /// own uses that list instead (its logins from other origins fail with −10012).
     pub fn with_allowed_origins(mut self, origins: Vec<String>) -> Self {
-        self.gate.allowed_origins = origins;
+        self.config.allowed_origins = origins;
         self
     }
 

@@ -1,7 +1,8 @@
 //! The bounds on connections before the WebSocket handshake and before login (issue
 //! 20): at most `max_handshakes` sockets in the handshake at once, each for at most
 //! `handshake_timeout`; a small frame limit until login; at most
-//! `max_connections_per_ip` connections from one address. Past each, the refused
+//! `max_connections_per_ip` connections from one address; at most an app's
+//! `max_connections` logged in to it. Past each, the refused
 //! connection is told why where it can be (OVERLOADED, FRAME_TOO_LARGE) and everyone
 //! else carries on.
 
@@ -141,5 +142,57 @@ async fn connections_per_ip_are_limited() {
     assert!(
         accepted.is_some(),
         "a new connection is accepted once one closed"
+    );
+}
+
+/// With `max_connections = 2` on one app, a third login to it is refused with −10010
+/// `LOGIN_NO_SERVER_RESOURCES` and the reason, and the connection is closed with
+/// OVERLOADED as the node's limits close one; another app is not affected; once one of
+/// the two logs out, a new login to the app goes through.
+#[tokio::test]
+async fn logged_in_connections_per_app_are_limited() {
+    let server = TestServer::with(|c| c.apps[0].limits.max_connections = 2).await;
+    let mut first = server.raw_login("first").await;
+    let mut second = server.raw_login("second").await;
+    let mut third = server.raw().await;
+    let reply = third.login(APP_ID, "third", &token("third"), 60).await;
+    let e = expect_error(reply);
+    assert_eq!(e.code, -10010, "{e:?}");
+    assert!(e.reason.contains("limit of 2 connections"), "{}", e.reason);
+    let closing = third.expect_closing(STEP).await;
+    assert_eq!(closing.code, u32::from(DisconnectCode::Overloaded.as_u16()));
+    assert!(closing.reason.contains("limit of 2"), "{}", closing.reason);
+    first.assert_alive().await;
+
+    // Another app has its own count (and no limit).
+    let mut open = server.raw().await;
+    let reply = open.login(OPEN_APP_ID, "elsewhere", "", 60).await;
+    assert!(matches!(reply, server_message::Body::Login(_)), "{reply:?}");
+
+    // A logout frees a place, once the server has seen the connection go.
+    let bye = second
+        .request(switchboard_protocol::pb::client_message::Body::Logout(
+            Default::default(),
+        ))
+        .await;
+    assert!(matches!(bye, server_message::Body::Logout(_)), "{bye:?}");
+    second.read_until_closed(STEP, false).await;
+    // The place is freed as the server finishes with the connection, just after its
+    // socket closed: poll (a fresh user id each time, away from the login rate limit).
+    let mut accepted = None;
+    let deadline = tokio::time::Instant::now() + STEP;
+    let mut n = 0;
+    while accepted.is_none() && tokio::time::Instant::now() < deadline {
+        n += 1;
+        let user = format!("fourth{n}");
+        let mut again = server.raw().await;
+        if let server_message::Body::Login(_) = again.login(APP_ID, &user, &token(&user), 60).await
+        {
+            accepted = Some(again);
+        }
+    }
+    assert!(
+        accepted.is_some(),
+        "a login goes through once a place is free"
     );
 }

@@ -22,6 +22,7 @@ use crate::conn::{self, Ended, Request};
 use crate::crypto::Cipher;
 use crate::positions::{Positions, baseline};
 use crate::router::Router;
+use crate::transport::{self, TlsConfig};
 use crate::types::{
     ChannelType, ClientConfig, Event, LinkStateEvent, RtmError, StreamPosition, SubscribeOptions,
 };
@@ -74,6 +75,8 @@ pub(crate) struct Inner {
     pub positions: Positions,
     /// Seals and opens message payloads when end-to-end encryption is on.
     pub cipher: Option<Arc<Cipher>>,
+    /// The roots a `wss://` server's certificate must chain to.
+    pub tls: TlsConfig,
     /// This client's presence state per channel as last set (R54): a new session
     /// enters each channel with it again. Its own lock, never held with `state`'s.
     pub presence_states: Mutex<PresenceStates>,
@@ -142,7 +145,13 @@ pub(crate) fn precheck_token(token: &str, app_id: &str, op: &str) -> Result<Stri
 
 impl Inner {
     /// New shared state.
-    pub fn new(app_id: &str, user_id: &str, config: ClientConfig, cipher: Option<Cipher>) -> Inner {
+    pub fn new(
+        app_id: &str,
+        user_id: &str,
+        config: ClientConfig,
+        cipher: Option<Cipher>,
+        tls: TlsConfig,
+    ) -> Inner {
         let router = Arc::new(Router::new(config.event_capacity));
         Inner {
             app_id: app_id.to_string(),
@@ -153,6 +162,7 @@ impl Inner {
             network_changed: tokio::sync::watch::channel(0).0,
             positions: Positions::default(),
             cipher: cipher.map(Arc::new),
+            tls,
             presence_states: Mutex::new(PresenceStates::new()),
             state: Mutex::new(State {
                 link: LinkState::Idle,
@@ -257,24 +267,15 @@ impl Inner {
                 "no answer within the login timeout (R27)",
             )
         };
+        let url = self.config.url();
         let connect = tokio::time::timeout_at(
             deadline,
-            tokio_tungstenite::connect_async_with_config(
-                self.config.url(),
-                Some(conn::ws_config()),
-                true,
-            ),
+            transport::connect(&url, &self.tls, conn::ws_config()),
         )
         .await;
         let ws = match connect {
-            Ok(Ok((ws, _))) => ws,
-            Ok(Err(e)) => {
-                return Err(RtmError::new(
-                    ErrorCode::LoginAborted,
-                    "login",
-                    format!("cannot connect: {e}"),
-                ));
-            }
+            Ok(Ok(ws)) => ws,
+            Ok(Err(e)) => return Err(e),
             Err(_) => return Err(timeout_error()),
         };
         let (tx, rx) = mpsc::channel(1024);

@@ -5,8 +5,15 @@ use std::time::Duration;
 /// Client settings (`RTMConfig`, api.md §2.2). Its `Debug` output hides the cipher key.
 #[derive(Clone)]
 pub struct ClientConfig {
-    /// Server address, e.g. `ws://127.0.0.1:7400`; the path `/v1/ws` is added when absent.
+    /// Server address, e.g. `ws://127.0.0.1:7400` or `wss://rtm.example.com`; the path
+    /// `/v1/ws` is added when absent.
     pub endpoint: String,
+    /// CA certificates (PEM text, one or more CERTIFICATE blocks each) a `wss://`
+    /// server's certificate may chain to besides Mozilla's roots, as Go's
+    /// `CertPool.AppendCertsFromPEM` adds to a pool: for a server with a certificate of
+    /// your own CA, or a self-signed one. Checked by [`crate::Client::new`] (−10014).
+    /// A Switchboard extension: agora-rtm-sdk has no such setting.
+    pub ca_certificates: Vec<Vec<u8>>,
     /// Keep-alive period in seconds (default 5, clamped by the server to 5–1800, R17).
     pub heartbeat_interval: u32,
     /// Seconds the server keeps a dropped session (default 300, clamped to 5–300, R16).
@@ -55,6 +62,7 @@ impl std::fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientConfig")
             .field("endpoint", &self.endpoint)
+            .field("ca_certificates", &self.ca_certificates.len())
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("presence_timeout", &self.presence_timeout)
             .field("link_loss_timeout", &self.link_loss_timeout)
@@ -104,6 +112,7 @@ impl ClientConfig {
     pub fn new(endpoint: impl Into<String>) -> Self {
         ClientConfig {
             endpoint: endpoint.into(),
+            ca_certificates: Vec::new(),
             heartbeat_interval: 5,
             presence_timeout: 300,
             link_loss_timeout: Duration::from_secs(4),
@@ -141,6 +150,20 @@ impl ClientConfig {
         self.encryption_mode = mode;
         self.cipher_key = Some(cipher_key.into());
         self.salt = salt.into();
+        self
+    }
+
+    /// These settings with `pem` (a CA certificate, PEM) trusted for `wss://` besides
+    /// Mozilla's roots; see [`ClientConfig::ca_certificates`].
+    ///
+    /// ```
+    /// use switchboard_client::{Client, ClientConfig};
+    /// let config = ClientConfig::new("wss://localhost:7400").with_ca_certificate("no PEM");
+    /// let e = Client::new("a1b2c3d4e5f60718293a4b5c6d7e8f90", "alice", config).err();
+    /// assert_eq!(e.map(|e| e.code), Some(-10014));
+    /// ```
+    pub fn with_ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_certificates.push(pem.into());
         self
     }
 

@@ -1,6 +1,7 @@
 //! Login (a new session or the resume of a live one, here or taken over from another
 //! node), token renewal and recovery of what a resuming client missed (api.md §3.1, §3.7, R25–R30, R40–R42, R52, R58).
 
+use crate::node::admission;
 use crate::node::config::AppConfig;
 use crate::node::hub::{Filter, Subscriber};
 use crate::session::client::{Attached, Client};
@@ -150,6 +151,8 @@ pub(crate) async fn login(
             format!("app id {} is not configured on this server", req.app_id),
         ));
     };
+    // A browser from an origin this app does not allow (its own list, else the node's).
+    admission::check_login_origin(&client.node.config, &app, client.origin.as_deref())?;
     names::validate_user_id(&req.user_id, app.limits.name_rules())?;
     let token_expires_at = verify_login_token(&app, &req.user_id, &req.token)?;
     // A banned user is refused, new login or resume alike.
@@ -168,6 +171,8 @@ pub(crate) async fn login(
     if !req.session_id.is_empty() {
         if let Some(session) = Registry::of(&client.node).get(&req.app_id, &req.user_id) {
             if session.public_id == req.session_id && !session.ended() {
+                // The session has its place; the connection it leaves is going.
+                client.app_slot = Some(client.node.app_connections.take(&app, true)?);
                 return resume(client, id, session, req, token_expires_at, hb).await;
             }
         }
@@ -177,7 +182,10 @@ pub(crate) async fn login(
                 "this session was replaced by a newer login of the same user id (SAME_UID_LOGIN, R28)",
             ));
         }
-        // Held by another node (the client moved here): that node hands it over.
+        // Held by another node (the client moved here): that node hands it over. Here
+        // it is one more connection of the app (the one it left is on the other node),
+        // so the app's limit applies before the handover.
+        let slot = client.node.app_connections.take(&app, false)?;
         if let Some(session) = handover::take(
             &client.node,
             &app,
@@ -187,8 +195,11 @@ pub(crate) async fn login(
         )
         .await
         {
+            client.app_slot = Some(slot);
             return resume(client, id, session, req, token_expires_at, hb).await;
         }
+        // A new session instead: its place is taken below, after the login rate.
+        drop(slot);
     }
     // R31: a user id that logs in too often (several instances fighting over it,
     // say) is refused; resumes do not count.
@@ -206,6 +217,8 @@ pub(crate) async fn login(
             ),
         ));
     }
+    // The app's connection limit (max_connections; the per-IP one is the gateway's).
+    client.app_slot = Some(client.node.app_connections.take(&app, false)?);
     let session = Session::new(
         &client.node,
         app,

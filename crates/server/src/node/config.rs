@@ -53,6 +53,9 @@ pub struct ServerConfig {
     pub token_will_expire_lead: Duration,
     /// How long graceful shutdown waits for connections to close (default 5 s).
     pub shutdown_grace: Duration,
+    /// `Origin` values a browser may open a WebSocket from (`scheme://host[:port]`, or
+    /// `*`), for the apps without a list of their own; empty (the default): any.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +79,7 @@ impl Default for ServerConfig {
             presence_timeout_range: (5, 300),
             token_will_expire_lead: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -100,6 +104,11 @@ pub struct AppConfig {
     /// The token checks token.md lets a deployment turn on (`[apps.tokens]`).
     #[serde(default)]
     pub tokens: TokenOptions,
+    /// This app's own origin allow-list, in place of the node's (`allowed_origins`);
+    /// `None` (the default): the node's. A browser login from another origin fails
+    /// with −10012.
+    #[serde(default)]
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// Token checks of an app beyond the defaults of token.md (section 16); each off by
@@ -147,6 +156,7 @@ impl std::fmt::Debug for AppConfig {
             .field("api_secret", &self.api_secret.as_ref().map(|_| "<secret>"))
             .field("limits", &self.limits)
             .field("tokens", &self.tokens)
+            .field("allowed_origins", &self.allowed_origins)
             .finish()
     }
 }
@@ -163,6 +173,9 @@ pub struct AppLimits {
     pub publish_burst: Option<u32>,
     /// Most subscribed message channels per client (100, R77).
     pub max_subscriptions: usize,
+    /// Most logged-in connections of the app on a node (0, the default: no limit);
+    /// past it a login fails with −10010 and the connection closes with `OVERLOADED`.
+    pub max_connections: usize,
     /// Longest user id and channel name, bytes (64, R2).
     pub max_name_bytes: usize,
     /// Also allow `` ` `` in names (Agora's EXTEND_CHANNEL_NAME; default false).
@@ -251,6 +264,7 @@ impl Default for AppLimits {
             publish_rate_per_channel: 60,
             publish_burst: None,
             max_subscriptions: 100,
+            max_connections: 0,
             max_name_bytes: switchboard_protocol::names::DEFAULT_MAX_NAME_BYTES,
             extended_names: false,
             heartbeat_interval_range: None,
@@ -315,6 +329,7 @@ impl AppConfig {
             api_secret: None,
             limits: AppLimits::default(),
             tokens: TokenOptions::default(),
+            allowed_origins: None,
         }
     }
 }

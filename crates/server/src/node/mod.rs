@@ -4,6 +4,7 @@
 //! per-node state (the session registry, the lifecycle hooks, each feature's state)
 //! without this layer knowing their types. Imports only the leaf and its own children.
 
+pub(crate) mod admission;
 pub(crate) mod config;
 pub(crate) mod hub;
 pub(crate) mod metrics;
@@ -148,6 +149,8 @@ pub(crate) struct Node {
     pub handshakes: Arc<tokio::sync::Semaphore>,
     /// Open connections per IP address (only with a per-IP limit).
     pub per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
+    /// Logged-in connections per app (against each app's `max_connections`).
+    pub app_connections: admission::AppConnections,
     /// Becomes true when the server shuts down; every connection watches it.
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -190,6 +193,7 @@ impl Node {
             l.set_budgets(budgets);
         }
         let handshakes = Arc::new(tokio::sync::Semaphore::new(config.max_handshakes.max(1)));
+        let app_connections = admission::AppConnections::new(&config.apps);
         Arc::new(Node {
             config,
             apps,
@@ -208,6 +212,7 @@ impl Node {
             connections: AtomicUsize::new(0),
             handshakes,
             per_ip: Mutex::new(HashMap::new()),
+            app_connections,
             shutdown: tokio::sync::watch::channel(false).0,
         })
     }

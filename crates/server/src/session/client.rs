@@ -4,6 +4,7 @@
 
 use super::core::Session;
 use crate::node::Node;
+use crate::node::admission::AppSlot;
 use crate::node::outbound::Outbound;
 use crate::wire::Failure;
 use std::sync::Arc;
@@ -29,6 +30,10 @@ pub(crate) struct Client {
     pub out: Arc<Outbound>,
     /// Its session, once logged in.
     pub attached: Option<Attached>,
+    /// The `Origin` header of its handshake (browsers send one).
+    pub origin: Option<String>,
+    /// Its place in its app's connection count, once logged in.
+    pub app_slot: Option<AppSlot>,
     connected_at: Instant,
     last_rx: Instant,
 }
@@ -41,6 +46,8 @@ impl Client {
             node,
             out,
             attached: None,
+            origin: None,
+            app_slot: None,
             connected_at: now,
             last_rx: now,
         }
