@@ -1,5 +1,5 @@
 //! Issue 21's command-line part: the calls that act on a live session are reachable
-//! from the command line — `sub --no-message` (withMessage: false, R76), topic meta
+//! from the command line — `sub --no-message` (withMessage: false), topic meta
 //! (`join-topic TOPIC META`, `pub --stream --meta`, api.md §4.3), and `leaveTopic`,
 //! `unsubscribeTopic`, `unsubscribe` as commands on a running `sub --commands`.
 
