@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The server's modules stand in layers, no crate has a module loop (docs/architecture.md),
-# and docs/rules.md lists every rule with the tests that cite it.
+# docs/rules.md lists every rule with the tests that cite it, and module headers name
+# only rules their tests check.
 python3 scripts/check-layers.py
 python3 scripts/rule-coverage.py --check
+python3 scripts/header-rules.py
 cargo nextest run --workspace --no-fail-fast
 cargo test --workspace --doc
 # The TypeScript SDK (sdk/js): unit tests and Node integration tests against the real

@@ -2,7 +2,7 @@
 //! checked against real processes — a config file's apps validated like `--app`, one
 //! server per data dir, plain logs in a pipe, a clear "no token", bad ids named by
 //! their flag, a kick explained, `history` paging, `presence state get --of`, the
-//! top-level help, and a `sub` that outlives its token (renewToken, api.md §3.7, T54).
+//! top-level help, and a `sub` that outlives its token (renewToken, api.md §3.7).
 
 mod common;
 

@@ -1,13 +1,19 @@
 //! Issue 21's command-line part: the calls that act on a live session are reachable
-//! from the command line — `sub --no-message` (withMessage: false, R76), topic meta
+//! from the command line — `sub --no-message` (withMessage: false), topic meta
 //! (`join-topic TOPIC META`, `pub --stream --meta`, api.md §4.3), and `leaveTopic`,
-//! `unsubscribeTopic`, `unsubscribe` as commands on a running `sub --commands`.
+//! `unsubscribeTopic`, `unsubscribe` as commands on a running `sub --commands` (R70,
+//! R82, R92, R100).
 
 mod common;
 
 use common::{Proc, Served, json_lines, run};
 use std::io::Write;
 
+/// The session calls from the command line, each checked by its effect: topic meta
+/// reaches a follower in the topic SNAPSHOT (R92) and in REMOTE_JOIN, `leave-topic`
+/// brings REMOTE_LEAVE (R100); `unsubscribe` takes the user out of the channel, so
+/// `whoNow` no longer lists her (R82); `sub --no-message` gets no message of the
+/// channel (R70).
 #[test]
 fn a_running_sub_takes_session_commands_on_stdin() {
     let s = Served::start("session-commands", &[]);

@@ -30,7 +30,11 @@ async fn main() {
         token: Some(common::rtc_token(name, &user)),
         ..Default::default()
     };
-    channel.join(options).await.expect("join");
+    // Like the Go SDK's `Join`, the reply carries who publishes in which topic.
+    let joined = channel.join(options).await.expect("join");
+    for (topic, publishers) in joined.topics() {
+        println!("topic {topic}: {}", publishers.join(", "));
+    }
     let meta = JoinTopicOptions {
         meta: format!("{user}'s pieces"),
         ..Default::default()

@@ -11,7 +11,11 @@
 //! messages and come on `client.presence_events()`, `Subscription::presence()` and
 //! `StreamChannel::presence_events()`. Metadata (`client.storage()`) is in [`Storage`],
 //! locks (`client.lock()`) in [`Lock`]; their events are lossless too and come on
-//! `client.storage_events()` and `client.lock_events()`.
+//! `client.storage_events()` and `client.lock_events()`, and per source as the Go SDK
+//! hands them out: `Subscription::storage()` / `locks()`,
+//! `StreamChannel::storage_events()` / `lock_events()`,
+//! `Storage::user_metadata_events(user)`. A stream channel's `join` hands back its topic
+//! snapshot (`JoinChannelResponse::snapshot`, seed 004).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), switchboard_client::RtmError> {

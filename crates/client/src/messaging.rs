@@ -1,16 +1,18 @@
 //! Message channels and USER messages (api.md §3.3–§3.5): `publish`, `subscribe`,
-//! `unsubscribe`, and the [`Subscription`] whose streams carry one channel's messages
-//! and presence events.
+//! `unsubscribe`, and the [`Subscription`] whose streams carry one channel's messages,
+//! presence, storage and lock events (the Go SDK's per-subscription channels, §14.2).
 
 use crate::client::Client;
 use crate::decode::{position, wire_type};
 use crate::positions::baseline;
 use crate::router::{
-    EventStream, Item, Pending, Route, Router, message_of, presence_of, stream_of,
+    EventStream, Item, Pending, Route, Router, lock_of, message_of, presence_of, storage_of,
+    stream_of,
 };
 use crate::types::{
-    ChannelType, MessageEvent, Payload, PresenceEvent, PublishOptions, PublishResponse, RtmError,
-    SubscribeOptions, SubscribeResponse, UnsubscribeResponse, unexpected, wire_custom_type,
+    ChannelType, LockEvent, MessageEvent, Payload, PresenceEvent, PublishOptions, PublishResponse,
+    RtmError, StorageEvent, SubscribeOptions, SubscribeResponse, UnsubscribeResponse, unexpected,
+    wire_custom_type,
 };
 use std::sync::Arc;
 use switchboard_protocol::pb::{self, client_message, server_message};
@@ -18,12 +20,15 @@ use tokio::sync::mpsc;
 
 /// A message channel subscription: its streams end on `unsubscribe` or logout. Call
 /// `messages()` or drop it: its queue, registered at subscribe time so nothing is
-/// missed, holds delivery up once full (messages are lossless). The presence queue is
-/// registered at subscribe time too, but holds nothing up until `presence()` claims it.
+/// missed, holds delivery up once full (messages are lossless). The presence, storage
+/// and lock queues (as the options enable them) are registered at subscribe time too,
+/// but hold nothing up until `presence()`, `storage()` or `locks()` claims them.
 pub struct Subscription {
     channel: String,
     rx: Option<mpsc::Receiver<Item>>,
     presence: Option<Pending>,
+    storage: Option<Pending>,
+    locks: Option<Pending>,
     router: Arc<Router>,
     response: SubscribeResponse,
 }
@@ -61,6 +66,34 @@ impl Subscription {
                 .register(Route::ChannelPresence(self.channel.clone())),
         };
         stream_of(rx, presence_of)
+    }
+
+    /// Storage events of this channel's metadata (R147, R148; none when subscribed
+    /// without `with_metadata`): the first call yields everything from the subscribe
+    /// on, starting with its SNAPSHOT; later calls from now on. Lossless once called;
+    /// ends on unsubscribe or logout.
+    pub fn storage(&mut self) -> EventStream<StorageEvent> {
+        let rx = match self.storage.take() {
+            Some(p) => p.claim(),
+            None => self
+                .router
+                .register(Route::ChannelStorage(self.channel.clone())),
+        };
+        stream_of(rx, storage_of)
+    }
+
+    /// Lock events of this channel (R157; none when subscribed without `with_lock`,
+    /// but for EXPIRED of this user's own locks, R153): the first call yields
+    /// everything from the subscribe on, starting with its SNAPSHOT; later calls from
+    /// now on. Lossless once called; ends on unsubscribe or logout.
+    pub fn locks(&mut self) -> EventStream<LockEvent> {
+        let rx = match self.locks.take() {
+            Some(p) => p.claim(),
+            None => self
+                .router
+                .register(Route::ChannelLocks(self.channel.clone())),
+        };
+        stream_of(rx, lock_of)
     }
 }
 
@@ -133,7 +166,9 @@ impl Client {
     /// Subscribes to a message channel (api.md §3.4). The returned subscription's
     /// `messages()` sees everything delivered after this call, and its `presence()`
     /// every presence event from the SNAPSHOT that follows the reply on (R116: with
-    /// `with_presence`; `be_quiet` hides this client from the others, R84–R87).
+    /// `with_presence`; `be_quiet` hides this client from the others, R84–R87); with
+    /// `with_metadata` / `with_lock` its `storage()` / `locks()` likewise from their
+    /// SNAPSHOT on (R80).
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), switchboard_client::RtmError> {
@@ -156,11 +191,16 @@ impl Client {
             .inner
             .router
             .register(Route::Channel(channel.to_string()));
-        let presence = options.with_presence.then(|| {
-            self.inner
-                .router
-                .register_pending(Route::ChannelPresence(channel.to_string()))
-        });
+        let pending = |on: bool, route: fn(String) -> Route| {
+            on.then(|| {
+                self.inner
+                    .router
+                    .register_pending(route(channel.to_string()))
+            })
+        };
+        let presence = pending(options.with_presence, Route::ChannelPresence);
+        let storage = pending(options.with_metadata, Route::ChannelStorage);
+        let locks = pending(options.with_lock, Route::ChannelLocks);
         let req = pb::SubscribeRequest {
             channel_name: channel.to_string(),
             with_message: Some(options.with_message),
@@ -191,6 +231,8 @@ impl Client {
                     channel: channel.to_string(),
                     rx: Some(rx),
                     presence,
+                    storage,
+                    locks,
                     router: self.inner.router.clone(),
                     response: SubscribeResponse {
                         timestamp: r.timestamp,

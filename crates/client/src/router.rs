@@ -1,7 +1,7 @@
 //! Where events go: every stream the app holds is a bounded queue registered here with
 //! a route (all events, link states, token notices, USER messages, topic events,
-//! presence events, storage events, lock events, one message channel, one stream
-//! channel).
+//! presence events, storage events, lock events; or those of one message channel, one
+//! stream channel, one user's metadata).
 //!
 //! Messages, topic, presence, storage and lock events are **lossless**: the connection task waits for room in
 //! every queue one goes to, and while it waits it reads nothing from the socket. A slow
@@ -19,8 +19,8 @@
 //! [`stream_of`] turns a registered queue into the app's [`EventStream`].
 
 use crate::types::{
-    AffectedResources, ChannelType, ErrorEvent, Event, Lagged, MessageEvent, PresenceEvent,
-    TokenEvent, TokenEventType, TopicEvent,
+    AffectedResources, ChannelType, ErrorEvent, Event, Lagged, LockEvent, MessageEvent,
+    PresenceEvent, StorageEvent, TokenEvent, TokenEventType, TopicEvent,
 };
 use futures_util::stream::BoxStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,6 +83,17 @@ pub(crate) enum Route {
     Storage,
     /// Every lock event (`lock_events()`); survives logout.
     Locks,
+    /// Storage events of one MESSAGE channel's metadata; ends like `Channel`.
+    ChannelStorage(String),
+    /// Lock events of one MESSAGE channel; ends like `Channel`.
+    ChannelLocks(String),
+    /// Storage events of one stream channel's metadata; ends like `StreamMessages`.
+    StreamStorage(String),
+    /// Lock events of one stream channel; ends like `StreamMessages`.
+    StreamLocks(String),
+    /// Storage events of one user's metadata; ends on `unsubscribe_user_metadata` of
+    /// that user or with the session.
+    UserStorage(String),
     /// Error events (`error_events()`); survives logout.
     Errors,
     /// `token` events (`token_notices()`); survives logout.
@@ -115,6 +126,21 @@ impl Route {
             }
             (Route::Storage, Event::Storage(_)) => true,
             (Route::Locks, Event::Lock(_)) => true,
+            (Route::ChannelStorage(name), Event::Storage(s)) => {
+                s.channel_type == ChannelType::Message && &s.channel_name == name
+            }
+            (Route::ChannelLocks(name), Event::Lock(l)) => {
+                l.channel_type == ChannelType::Message && &l.channel_name == name
+            }
+            (Route::StreamStorage(name), Event::Storage(s)) => {
+                s.channel_type == ChannelType::Stream && &s.channel_name == name
+            }
+            (Route::StreamLocks(name), Event::Lock(l)) => {
+                l.channel_type == ChannelType::Stream && &l.channel_name == name
+            }
+            (Route::UserStorage(user), Event::Storage(s)) => {
+                s.channel_type == ChannelType::User && &s.publisher == user
+            }
             _ => false,
         }
     }
@@ -130,7 +156,10 @@ impl Route {
     fn of_stream(&self, name: &str) -> bool {
         match self {
             Route::StreamMessages { channel, .. } => channel == name,
-            Route::StreamTopics(channel) | Route::StreamPresence(channel) => channel == name,
+            Route::StreamTopics(channel)
+            | Route::StreamPresence(channel)
+            | Route::StreamStorage(channel)
+            | Route::StreamLocks(channel) => channel == name,
             _ => false,
         }
     }
@@ -145,6 +174,11 @@ impl Route {
                 | Route::StreamTopics(_)
                 | Route::ChannelPresence(_)
                 | Route::StreamPresence(_)
+                | Route::ChannelStorage(_)
+                | Route::ChannelLocks(_)
+                | Route::StreamStorage(_)
+                | Route::StreamLocks(_)
+                | Route::UserStorage(_)
         )
     }
 }
@@ -345,12 +379,23 @@ impl Router {
         }));
     }
 
-    /// Ends the streams of one message channel (unsubscribe): messages and presence.
+    /// Ends the streams of one message channel (unsubscribe): messages, presence,
+    /// storage and lock events.
     pub fn end_channel(&self, name: &str) {
         self.lock().retain(|s| match &s.route {
-            Route::Channel(c) | Route::ChannelPresence(c) => c != name,
+            Route::Channel(c)
+            | Route::ChannelPresence(c)
+            | Route::ChannelStorage(c)
+            | Route::ChannelLocks(c) => c != name,
             _ => true,
         });
+        self.ended.send_modify(|n| *n += 1);
+    }
+
+    /// Ends the streams of one user's metadata (`unsubscribe_user_metadata`).
+    pub fn end_user_storage(&self, user: &str) {
+        self.lock()
+            .retain(|s| !matches!(&s.route, Route::UserStorage(u) if u == user));
         self.ended.send_modify(|n| *n += 1);
     }
 
@@ -424,6 +469,22 @@ pub(crate) fn message_of(e: Event) -> Option<MessageEvent> {
 pub(crate) fn presence_of(e: Event) -> Option<PresenceEvent> {
     match e {
         Event::Presence(p) => Some(p),
+        _ => None,
+    }
+}
+
+/// Keeps the storage events of a stream.
+pub(crate) fn storage_of(e: Event) -> Option<StorageEvent> {
+    match e {
+        Event::Storage(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// Keeps the lock events of a stream.
+pub(crate) fn lock_of(e: Event) -> Option<LockEvent> {
+    match e {
+        Event::Lock(l) => Some(l),
         _ => None,
     }
 }

@@ -2,7 +2,10 @@
 //! user, with compare-and-set on item revisions and on the object's major revision, and
 //! writes gated by a lock (api.md §6, R134–R149). Storage events arrive on the event
 //! streams (`client.storage_events()`, `client.events()`): channel metadata for channels
-//! subscribed or joined `with_metadata`, user metadata after `subscribe_user_metadata`.
+//! subscribed or joined `with_metadata`, user metadata after `subscribe_user_metadata`;
+//! and per source, as the Go SDK hands them out (api.md §14.1): one subscription's
+//! (`Subscription::storage`), one stream channel's (`StreamChannel::storage_events`),
+//! one user's ([`Storage::user_metadata_events`]).
 //!
 //! The SDK remembers the users whose metadata it subscribed to and subscribes again when
 //! it has to start a new session after a reconnect (a resumed session keeps them, and
@@ -10,7 +13,8 @@
 
 use crate::client::Client;
 use crate::decode::{channel_type_of, storage_data, wire_type};
-use crate::types::{ChannelType, RtmError, StorageData, unexpected};
+use crate::router::{EventStream, Route, storage_of, stream_of};
+use crate::types::{ChannelType, RtmError, StorageData, StorageEvent, unexpected};
 use switchboard_protocol::ErrorCode;
 use switchboard_protocol::pb::{self, client_message, server_message};
 
@@ -476,7 +480,21 @@ impl Storage {
         }
     }
 
-    /// Stops them (`unsubscribeUserMetadata`; −12015 when not subscribed).
+    /// Storage events of `user_id`'s metadata alone (the Go SDK's per-user channel of
+    /// `SubscribeUserMetadata`), from now on: ask for it before
+    /// [`Self::subscribe_user_metadata`] to get the SNAPSHOT that follows it. Lossless:
+    /// read it or drop it; ends on `unsubscribe_user_metadata` of that user or logout.
+    pub fn user_metadata_events(&self, user_id: &str) -> EventStream<StorageEvent> {
+        let rx = self
+            .client
+            .inner
+            .router
+            .register(Route::UserStorage(user_id.to_string()));
+        stream_of(rx, storage_of)
+    }
+
+    /// Stops them (`unsubscribeUserMetadata`; −12015 when not subscribed); the user's
+    /// [`Self::user_metadata_events`] streams end.
     pub async fn unsubscribe_user_metadata(
         &self,
         user_id: &str,
@@ -495,6 +513,7 @@ impl Storage {
                 .is_err_and(|e| e.code == ErrorCode::StorageNotSubscribe.as_i32())
         {
             self.client.inner.lock().user_metadata.remove(user_id);
+            self.client.inner.router.end_user_storage(user_id);
         }
         match reply? {
             server_message::Body::UnsubscribeUserMetadata(r) => {

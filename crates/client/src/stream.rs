@@ -8,8 +8,9 @@
 //! server session is lost it can rejoin the channel in one `JoinRequest` carrying all of
 //! it and the channel's last position, and the app misses nothing the server still has
 //! (the same recovery as message channels). Queues for the channel's messages, topic
-//! events and presence events are registered at join, so nothing is missed before the
-//! app asks for them.
+//! events, and presence, storage and lock events as the join options enable them, are
+//! registered at join, so nothing is missed before the app asks for them; `join` hands
+//! back the topic SNAPSHOT in its reply, as the Go SDK's `Join` does (seed 004).
 //!
 //! Each channel has its own link, reported on the client's link state streams with
 //! `service_type: "STREAM"` and `affected_channels = [name]`: `IDLE → CONNECTING` (JOIN,
@@ -24,18 +25,21 @@
 use crate::client::Client;
 use crate::decode::position;
 use crate::positions::baseline;
-use crate::router::{EventStream, Route, message_of, presence_of, stream_of, topic_of};
+use crate::router::{
+    EventStream, Route, lock_of, message_of, presence_of, storage_of, stream_of, topic_of,
+};
 use crate::session::{
     ChannelState, Inner, SharedChannel, join_failure_reason, join_request, join_topic_request,
     lock_channel, new_channel, precheck_token,
 };
 use crate::types::{
     ChannelType, JoinChannelResponse, JoinOptions, JoinTopicOptions, JoinTopicResponse,
-    LeaveChannelResponse, LeaveTopicResponse, MessageEvent, Payload, PresenceEvent,
-    PublishTopicMessageResponse, PublishTopicOptions, RenewTokenResponse, RtmError,
-    SubscribeTopicResponse, SubscribedFailedReason, TopicEvent, UnsubscribeTopicResponse,
-    unexpected, wire_custom_type,
+    LeaveChannelResponse, LeaveTopicResponse, LockEvent, MessageEvent, Payload, PresenceEvent,
+    PublishTopicMessageResponse, PublishTopicOptions, RenewTokenResponse, RtmError, StorageEvent,
+    SubscribeTopicResponse, SubscribedFailedReason, TopicDetail, TopicEvent, TopicEventType,
+    UnsubscribeTopicResponse, unexpected, wire_custom_type,
 };
+use futures_util::StreamExt;
 use std::sync::MutexGuard;
 use switchboard_protocol::pb::{self, client_message, server_message};
 use switchboard_protocol::{ErrorCode, LinkOperation, LinkReason, LinkState, names};
@@ -122,11 +126,14 @@ impl StreamChannel {
         Ok(ch.epoch)
     }
 
-    /// Joins the channel (api.md §4.1). The reply is followed by a topic SNAPSHOT (R92)
-    /// on [`Self::topic_events`]; messages of followed publishers arrive on
-    /// [`Self::messages`], both from this call on; with presence, a presence SNAPSHOT
-    /// follows on [`Self::presence_events`]. A join while one is in progress fails
-    /// with −10017 (R91); joining a joined channel changes nothing.
+    /// Joins the channel (api.md §4.1) and hands back the channel's topics with their
+    /// publishers (`JoinChannelResponse::snapshot`, as the Go SDK's `Join` does, seed
+    /// 004): the topic SNAPSHOT (R92), also the first item on [`Self::topic_events`];
+    /// messages of followed publishers arrive on [`Self::messages`], both from this
+    /// call on; with presence, a presence SNAPSHOT follows on
+    /// [`Self::presence_events`], with `with_metadata` / `with_lock` a storage / lock
+    /// SNAPSHOT on [`Self::storage_events`] / [`Self::lock_events`]. A join while one
+    /// is in progress fails with −10017 (R91); joining a joined channel changes nothing.
     pub async fn join(&self, options: JoinOptions) -> Result<JoinChannelResponse, RtmError> {
         const OP: &str = "join";
         let inner = self.inner();
@@ -152,12 +159,30 @@ impl StreamChannel {
                                 .register_pending(Route::StreamTopics(self.name.clone())),
                         );
                     }
-                    if ch.presence_events.is_none() && options.with_presence {
-                        ch.presence_events = Some(
-                            inner
-                                .router
-                                .register_pending(Route::StreamPresence(self.name.clone())),
-                        );
+                    let pending = |on: bool, have: bool, route: fn(String) -> Route| {
+                        (on && !have)
+                            .then(|| inner.router.register_pending(route(self.name.clone())))
+                    };
+                    if let Some(p) = pending(
+                        options.with_presence,
+                        ch.presence_events.is_some(),
+                        Route::StreamPresence,
+                    ) {
+                        ch.presence_events = Some(p);
+                    }
+                    if let Some(p) = pending(
+                        options.with_metadata,
+                        ch.storage_events.is_some(),
+                        Route::StreamStorage,
+                    ) {
+                        ch.storage_events = Some(p);
+                    }
+                    if let Some(p) = pending(
+                        options.with_lock,
+                        ch.lock_events.is_some(),
+                        Route::StreamLocks,
+                    ) {
+                        ch.lock_events = Some(p);
                     }
                     let reason = if ch.link == LinkState::Idle {
                         LinkReason::Join
@@ -184,67 +209,117 @@ impl StreamChannel {
             }
         };
         let req = join_request(&self.name, &token, &options);
+        // The topic SNAPSHOT that follows the reply (R92) is handed back in the reply,
+        // as the Go SDK's `Join` does (seed 004): a queue of the channel's topic events
+        // registered before the request catches it.
+        let snapshot = fresh.map(|_| {
+            let rx = inner
+                .router
+                .register(Route::StreamTopics(self.name.clone()));
+            stream_of(rx, topic_of)
+        });
         let result = self
             .client
             .request(OP, client_message::Body::Join(req))
             .await;
-        let Some(epoch) = fresh else {
-            // Already joined: the server answers without change (R91).
+        let (Some(epoch), Some(snapshot)) = (fresh, snapshot) else {
+            // Already joined: the server answers without change (R91), no snapshot.
             return match result? {
                 server_message::Body::Join(r) => Ok(JoinChannelResponse {
                     timestamp: r.timestamp,
                     channel_name: r.channel_name,
+                    snapshot: Vec::new(),
                 }),
                 _ => Err(unexpected(OP)),
             };
         };
-        let mut ch = self.lock();
-        if ch.epoch != epoch {
+        let r = {
+            let mut ch = self.lock();
+            if ch.epoch != epoch {
+                return Err(RtmError::new(
+                    ErrorCode::ChannelJoinCanceled,
+                    OP,
+                    "cancelled by leave or logout",
+                ));
+            }
+            let result = match result {
+                Ok(server_message::Body::Join(r)) => Ok(r),
+                Ok(_) => Err(unexpected(OP)),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(r) => {
+                    ch.options = options;
+                    ch.token = token;
+                    if let Some(p) = r.position {
+                        baseline(
+                            &inner.positions,
+                            (ChannelType::Stream, self.name.clone()),
+                            position(Some(p)),
+                        );
+                    }
+                    inner.channel_transition(
+                        &self.name,
+                        &mut ch,
+                        LinkState::Connected,
+                        LinkOperation::Join,
+                        LinkReason::JoinSuccess,
+                        None,
+                    );
+                    r
+                }
+                Err(e) => {
+                    inner.reset_channel(
+                        &self.name,
+                        &mut ch,
+                        LinkState::Failed,
+                        LinkOperation::Join,
+                        join_failure_reason(e.code),
+                        Some(e.reason.clone()),
+                    );
+                    return Err(e);
+                }
+            }
+        };
+        let topics = self
+            .first_snapshot(snapshot, inner.config.request_timeout)
+            .await;
+        if self.lock().epoch != epoch {
             return Err(RtmError::new(
                 ErrorCode::ChannelJoinCanceled,
                 OP,
                 "cancelled by leave or logout",
             ));
         }
-        let result = match result {
-            Ok(server_message::Body::Join(r)) => Ok(r),
-            Ok(_) => Err(unexpected(OP)),
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(r) => {
-                ch.options = options;
-                ch.token = token;
-                if let Some(p) = r.position {
-                    baseline(
-                        &inner.positions,
-                        (ChannelType::Stream, self.name.clone()),
-                        position(Some(p)),
-                    );
+        Ok(JoinChannelResponse {
+            timestamp: r.timestamp,
+            channel_name: r.channel_name,
+            snapshot: topics,
+        })
+    }
+
+    /// The topics of the first topic SNAPSHOT on `events`, waiting at most `within`;
+    /// empty if none came (the connection was lost meanwhile, or the channel reset).
+    async fn first_snapshot(
+        &self,
+        mut events: EventStream<TopicEvent>,
+        within: std::time::Duration,
+    ) -> Vec<TopicDetail> {
+        let wait = async {
+            while let Some(item) = events.next().await {
+                if let Ok(e) = item
+                    && e.event_type == TopicEventType::Snapshot
+                {
+                    return e.topic_infos;
                 }
-                inner.channel_transition(
-                    &self.name,
-                    &mut ch,
-                    LinkState::Connected,
-                    LinkOperation::Join,
-                    LinkReason::JoinSuccess,
-                    None,
-                );
-                Ok(JoinChannelResponse {
-                    timestamp: r.timestamp,
-                    channel_name: r.channel_name,
-                })
             }
-            Err(e) => {
-                inner.reset_channel(
-                    &self.name,
-                    &mut ch,
-                    LinkState::Failed,
-                    LinkOperation::Join,
-                    join_failure_reason(e.code),
-                    Some(e.reason.clone()),
-                );
-                Err(e)
+            Vec::new()
+        };
+        match tokio::time::timeout(within, wait).await {
+            Ok(topics) => topics,
+            Err(_) => {
+                tracing::warn!(channel = %self.name, "no topic SNAPSHOT after the join reply");
+                Vec::new()
             }
         }
     }
@@ -582,6 +657,38 @@ impl StreamChannel {
                 .register(Route::StreamPresence(self.name.clone())),
         };
         stream_of(rx, presence_of)
+    }
+
+    /// Storage events of the channel's metadata (R115, R147; none when joined without
+    /// `with_metadata`): the first call after a join yields everything from that join
+    /// on, starting with its SNAPSHOT; later calls from now on. Lossless; ends like
+    /// [`Self::messages`].
+    pub fn storage_events(&self) -> EventStream<StorageEvent> {
+        let pending = self.lock().storage_events.take();
+        let rx = match pending {
+            Some(p) => p.claim(),
+            None => self
+                .inner()
+                .router
+                .register(Route::StreamStorage(self.name.clone())),
+        };
+        stream_of(rx, storage_of)
+    }
+
+    /// Lock events of the channel (R115, R157; none when joined without `with_lock`,
+    /// but for EXPIRED of this user's own locks, R153): the first call after a join
+    /// yields everything from that join on, starting with its SNAPSHOT; later calls
+    /// from now on. Lossless; ends like [`Self::messages`].
+    pub fn lock_events(&self) -> EventStream<LockEvent> {
+        let pending = self.lock().lock_events.take();
+        let rx = match pending {
+            Some(p) => p.claim(),
+            None => self
+                .inner()
+                .router
+                .register(Route::StreamLocks(self.name.clone())),
+        };
+        stream_of(rx, lock_of)
     }
 }
 

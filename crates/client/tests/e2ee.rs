@@ -76,6 +76,8 @@ fn text(p: &Payload) -> &str {
     }
 }
 
+/// R20: what the clients seal is relayed and stored (history) by the server as opaque
+/// bytes — a client without the key gets them sealed, and they open with the key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encrypted_channel_user_and_topic_messages_and_history() {
     let server = start_server().await;

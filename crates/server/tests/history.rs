@@ -1,6 +1,6 @@
 //! Message history over real sockets: storeInHistory, getMessages paging, USER
 //! conversations, validation, and durability across a killed server process (api.md
-//! §8, R74, R160–R164).
+//! §8, R160–R164).
 
 mod common;
 

@@ -1,8 +1,8 @@
 //! Connection lifecycle: keep-alive loss, automatic reconnection, resume within
 //! `presenceTimeout`, a new session after it, kick and logout while reconnecting
-//! (api.md §9.7, §10.10–10.12, §11, R28, R46–R62). The SDK dials through a
-//! [`FaultProxy`] that freezes, cuts or refuses its connections; the server's resume is
-//! also checked over raw sockets.
+//! (api.md §9.7, §10.10–10.12, §11, R28, R46–R50, R52–R55, R58, R61, R62). The SDK
+//! dials through a [`FaultProxy`] that freezes, cuts or refuses its connections; the
+//! server's resume is also checked over raw sockets.
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! Limits and validation: each violation is answered with its own code and a reason
-//! naming it, changes nothing, and the session carries on (R7, R63–R67, R74, R75, R77,
-//! R171, R172); and the slow-consumer bound of the outbound queue.
+//! naming it, changes nothing, and the session carries on (R7, R63, R64, R66, R67, R74,
+//! R75, R77, R171, R172); and the slow-consumer bound of the outbound queue.
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Login, tokens at login, logout and the one-session-per-user rule (api.md §3.1, §3.2,
-//! §11, R6, R24–R32; token.md T35–T45, T61).
+//! §11, R6, R24–R26, R28, R30, R32; token.md T39–T41, T44, T61).
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Delivery on MESSAGE and USER channels: fields, who receives what, subscription
-//! options, unsubscribe, ordering and positions (api.md §3.3–3.5, §9.2, R65–R83).
+//! options, unsubscribe, ordering and positions (api.md §3.3–3.5, §9.2, R65, R66,
+//! R68–R72, R81–R83).
 
 mod common;
 

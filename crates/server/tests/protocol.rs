@@ -1,6 +1,6 @@
 //! The wire protocol at its edges: heartbeat and login timeouts (R17, R18), and hostile
 //! or malformed frames, each while another client stays connected and keeps getting
-//! messages (R172; DESIGN "no frame, however malformed, can panic the server").
+//! messages (DESIGN "no frame, however malformed, can panic the server").
 
 mod common;
 

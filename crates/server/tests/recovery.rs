@@ -1,4 +1,4 @@
-//! Acceptance test of connection recovery (api.md R47–R58): a publisher sends numbered
+//! Acceptance test of connection recovery (api.md R52–R56, R58): a publisher sends numbered
 //! messages to three channels and to the subscriber's user id while the subscriber's
 //! link is frozen past its keep-alive timeout several times and cut once; the app must
 //! see every number exactly once, in order per stream. And gaps past the recovery

@@ -1,5 +1,5 @@
 //! R62 (issue 21): during its `presenceTimeout` window a disconnected user is still
-//! listed by `whoNow` and `whereNow`; once the window ends (REMOTE_TIMEOUT, R118) it is
+//! listed by `whoNow` and `whereNow`; once the window ends (REMOTE_TIMEOUT) it is
 //! not. Raw clients over real sockets.
 
 mod common;

@@ -1,10 +1,10 @@
 //! Reconnection rules of the Rust SDK over real sockets: pending publishes kept while
-//! reconnecting (R59), a fresh topic SNAPSHOT after a resumed reconnect into a stream
-//! channel (R60), the 4-second link-loss rule at the default settings (R46, R47), and
-//! the order of a session's end: its link event before its calls fail (R28), a network
-//! change during a reconnect (R51), and the presence re-sync after the session was
-//! removed (R54). The SDK
-//! dials through the fault proxy, which stalls, cuts and refuses connections on command.
+//! reconnecting (R59); after a reconnect into a stream channel a fresh topic SNAPSHOT
+//! (resumed) and a fresh presence SNAPSHOT (new session) (R60); the 4-second link-loss
+//! rule at the default settings (R46, R47); the order of a session's end: its link event
+//! before its calls fail (R28); a network change during a reconnect (R51); and the
+//! presence re-sync after the session was removed (R54). The SDK dials through the
+//! fault proxy, which stalls, cuts and refuses connections on command.
 
 mod common;
 
@@ -562,5 +562,66 @@ async fn r54_a_removed_client_comes_back_with_its_presence_state() {
         state_seen(&bob, "alice", "later", ChannelType::Message).await,
         want(&[("k", "v")]),
         "R129 across the new session"
+    );
+}
+
+/// R60 (not resumed): a client whose session was removed (away longer than its 1 s
+/// presenceTimeout) and that comes back in a new session (`isResumed: false`) gets a
+/// fresh presence SNAPSHOT of the stream channel it is put back into, listing the
+/// members as they are now — bob with the state he set while alice was away.
+#[tokio::test]
+async fn r60_a_new_session_reconnect_into_a_stream_channel_brings_a_fresh_presence_snapshot() {
+    let server = TestServer::with(short_timeouts).await;
+    let proxy = FaultProxy::start(server.addr).await;
+    let alice = login_with("alice", proxied(&server, &proxy, 1)).await;
+    let sc = join_stream(&alice, "sc", JoinOptions::default()).await;
+    let mut presence = sc.presence_events();
+    let first = next_event(&mut presence, "the join's presence SNAPSHOT").await;
+    assert_eq!(first.event_type, PresenceEventType::Snapshot, "{first:?}");
+
+    let bob = server.login("bob").await;
+    let _bobs = join_stream(&bob, "sc", JoinOptions::default()).await;
+    presence_of(&mut presence, PresenceEventType::RemoteJoin, "sc", "bob").await;
+
+    let mut links = alice.link_state_events();
+    proxy.refuse();
+    proxy.wait_connections(1).await;
+    proxy.cut();
+    wait_link(&mut links, LinkState::Disconnected, STEP).await;
+    wait_session_gone(&bob, "alice").await;
+    // While alice is away, bob's state changes: only a fresh SNAPSHOT can carry it.
+    bob.presence()
+        .set_state("sc", ChannelType::Stream, [("seat", "2")])
+        .await
+        .expect("bob's state");
+    proxy.pass();
+
+    let back = wait_link(&mut links, LinkState::Connected, Duration::from_secs(10)).await;
+    assert!(!back.is_resumed, "a new session: {}", link_summary(&back));
+    let deadline = Instant::now() + STEP;
+    let snapshot = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let e = next_within(
+            &mut presence,
+            left,
+            "a presence SNAPSHOT after the reconnect",
+        )
+        .await
+        .expect("the channel's presence stream goes on across the new session")
+        .expect("not lagged");
+        if e.event_type == PresenceEventType::Snapshot {
+            break e;
+        }
+    };
+    assert_eq!(snapshot.channel_name, "sc");
+    let members = snapshot.snapshot.expect("SNAPSHOT members");
+    let bob_now = members
+        .iter()
+        .find(|m| m.user_id == "bob")
+        .unwrap_or_else(|| panic!("bob in the fresh SNAPSHOT: {members:?}"));
+    assert_eq!(
+        bob_now.states.get("seat").map(String::as_str),
+        Some("2"),
+        "the SNAPSHOT is taken now, not replayed: {members:?}"
     );
 }

@@ -1,5 +1,5 @@
 //! Storage and locks through the Rust SDK over real sockets (api.md §6, §7, §9.5, §9.6,
-//! R134–R159): channel and user metadata with item and major revision guards,
+//! R134–R142, R144, R146–R159): channel and user metadata with item and major revision guards,
 //! `client.storage_events()` after a subscribe/join `with_metadata` and after
 //! `subscribe_user_metadata` (SNAPSHOT, then UPDATE with the whole metadata), locks with
 //! their events `with_lock`, an `acquire_lock` with retry that outlasts the request

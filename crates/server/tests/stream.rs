@@ -1,8 +1,8 @@
 //! Stream channels and topics over real sockets, at the wire level (docs/protocol.md
-//! "Stream channels and topics"; api.md §4, §9.4, §10.14, R72, R88–R113; token.md
-//! T47–T55): join with an RTC token and its refusals, topic roles and their events,
-//! topic subscriptions and their limits, delivery of topic messages only to the
-//! followers of a publisher, leave / logout / session end, the channel token's
+//! "Stream channels and topics"; api.md §4, §9.4, §10.14, R72, R88–R103, R105–R113;
+//! token.md T47–T50, T52–T55): join with an RTC token and its refusals, topic roles and
+//! their events, topic subscriptions and their limits, delivery of topic messages only
+//! to the followers of a publisher, leave / logout / session end, the channel token's
 //! lifetime, and recovery of a stream channel by resume and by rejoin.
 //!
 //! Each test is named after the rule it checks. "Nothing arrives" is shown with a

@@ -1,4 +1,4 @@
-//! Stream channels through the Rust SDK over real sockets (api.md §4, R88–R115):
+//! Stream channels through the Rust SDK over real sockets (api.md §4, R88, R90–R114):
 //! `client.stream_channel`, join / leave, topic roles and their events, topic
 //! subscriptions and messages, the channel's own link and token, and recovery — a
 //! resume replays missed topic messages, and a rejoin into a new session restores the

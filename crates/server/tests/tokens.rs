@@ -1,6 +1,6 @@
 //! Login token lifetime: the will-expire notice, expiry ending the session, renewal
 //! moving the expiry, and a failed renewal keeping the old token (api.md §3.7, §9.8,
-//! R38, R40–R42; token.md T52–T55).
+//! R38, R40–R42; token.md T52, T54, T55).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Parser robustness (token.md §12, T35–T38, T56): a deterministic pseudo-random mutation
+//! Parser robustness (token.md §12, T36–T38, T56): a deterministic pseudo-random mutation
 //! loop over the vector tokens (truncations, base64 character changes, payload mutations
 //! re-compressed, garbage) asserting that parsing never panics, is deterministic, and that
 //! any change to a signed payload fails the signature; plus the T37 decompression bound.

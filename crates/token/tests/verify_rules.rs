@@ -1,6 +1,7 @@
 //! Rule-by-rule tests of building and verifying beyond the vectors: builder refusals and
-//! ordering (T21–T25), expiry (T27–T34), verification order (T35–T42), purpose checks
-//! (T43–T51), effective expiry (T53) and parser leniency (T57–T60).
+//! ordering (T21, T22, T24, T25), expiry (T28, T30, T32, T34), verification order
+//! (T37–T41), purpose checks (T43–T47, T50, T51), effective expiry (T53) and parser
+//! leniency (T57–T60).
 
 use base64::Engine;
 use flate2::{Compression, write::ZlibEncoder};

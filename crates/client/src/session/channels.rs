@@ -37,6 +37,12 @@ pub(crate) struct ChannelState {
     pub topic_events: Option<Pending>,
     /// The presence event queue registered at join, until `presence_events()` claims it.
     pub presence_events: Option<Pending>,
+    /// The storage event queue registered at a join `with_metadata`, until
+    /// `storage_events()` claims it.
+    pub storage_events: Option<Pending>,
+    /// The lock event queue registered at a join `with_lock`, until `lock_events()`
+    /// claims it.
+    pub lock_events: Option<Pending>,
 }
 
 impl ChannelState {
@@ -51,6 +57,8 @@ impl ChannelState {
             messages: None,
             topic_events: None,
             presence_events: None,
+            storage_events: None,
+            lock_events: None,
         }
     }
 
@@ -200,6 +208,8 @@ impl Inner {
         ch.messages = None;
         ch.topic_events = None;
         ch.presence_events = None;
+        ch.storage_events = None;
+        ch.lock_events = None;
         self.router.end_stream(name);
         self.positions
             .lock()

@@ -2,6 +2,8 @@
 //! api.md §4); the options are kept by the session to rejoin a channel.
 
 use super::common::StreamPosition;
+use super::events::TopicDetail;
+use std::collections::BTreeMap;
 
 /// Options of [`crate::StreamChannel::join`] (`JoinOptions`, api.md §4.1; defaults R90).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,13 +33,33 @@ impl Default for JoinOptions {
     }
 }
 
-/// Reply of a join (`JoinChannelResponse`).
+/// Reply of a join (`JoinChannelResponse`), with the channel's topic snapshot as the Go
+/// SDK's `Join` hands it back (seed 004, api.md §14.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinChannelResponse {
     /// Server time, ms.
     pub timestamp: u64,
     /// The stream channel.
     pub channel_name: String,
+    /// Every topic of the channel with all its publishers (and their meta) as the join
+    /// found them: the topic SNAPSHOT that follows the reply (R92), also the first item
+    /// of [`crate::StreamChannel::topic_events`]. Empty when the channel was joined
+    /// already (that join changes nothing, R91) or has no publisher.
+    pub snapshot: Vec<TopicDetail>,
+}
+
+impl JoinChannelResponse {
+    /// The snapshot in the Go SDK's shape (`map[topic][]userId`): each topic's
+    /// publishers' user ids, in the snapshot's order.
+    pub fn topics(&self) -> BTreeMap<String, Vec<String>> {
+        self.snapshot
+            .iter()
+            .map(|t| {
+                let users = t.publishers.iter().map(|p| p.publisher_user_id.clone());
+                (t.topic_name.clone(), users.collect())
+            })
+            .collect()
+    }
 }
 
 /// Reply of a leave (`LeaveChannelResponse`).
