@@ -9,6 +9,7 @@ pub(crate) mod hub;
 pub(crate) mod metrics;
 pub(crate) mod outbound;
 pub(crate) mod outlet;
+pub(crate) mod wheel;
 pub(crate) mod ws;
 
 use crate::wire::Failure;
@@ -148,8 +149,11 @@ pub(crate) struct Node {
     pub handshakes: Arc<tokio::sync::Semaphore>,
     /// Open connections per IP address (only with a per-IP limit).
     pub per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
-    /// Becomes true when the server shuts down; every connection watches it.
+    /// Becomes true when the server shuts down; the deadline wheel watches it and
+    /// wakes every connection.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// The connections' deadlines (one sweeper task instead of timers per connection).
+    pub wheel: wheel::Wheel,
 }
 
 impl Node {
@@ -190,6 +194,8 @@ impl Node {
             l.set_budgets(budgets);
         }
         let handshakes = Arc::new(tokio::sync::Semaphore::new(config.max_handshakes.max(1)));
+        let shutdown = tokio::sync::watch::channel(false).0;
+        let wheel = wheel::Wheel::new(shutdown.subscribe());
         Arc::new(Node {
             config,
             apps,
@@ -208,7 +214,8 @@ impl Node {
             connections: AtomicUsize::new(0),
             handshakes,
             per_ip: Mutex::new(HashMap::new()),
-            shutdown: tokio::sync::watch::channel(false).0,
+            shutdown,
+            wheel,
         })
     }
 
