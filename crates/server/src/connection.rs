@@ -115,7 +115,8 @@ where
                     out.close(timeout_code, "no traffic from the client in time");
                     break;
                 }
-                if session.token_deadline().is_some_and(|at| now >= at) {
+                // (`token_deadline` reads the clock itself: compare with a later read.)
+                if session.token_deadline().is_some_and(|at| at <= Instant::now()) {
                     Box::pin(session.on_token_deadline()).await;
                 }
             }
