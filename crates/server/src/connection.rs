@@ -6,7 +6,7 @@
 
 use crate::dispatch;
 use crate::node::Node;
-use crate::node::outbound::{DeferWrites, Outbound, finish};
+use crate::node::outbound::{DeferWrites, Limits, Outbound, finish};
 use crate::node::wheel::GRAIN;
 use crate::node::ws::{Incoming, ReadError, Reader};
 use crate::session::client::Client;
@@ -60,7 +60,7 @@ where
 {
     let (_read, write) = tokio::io::split(stream);
     let grace = std::time::Duration::from_secs(2);
-    let out = Outbound::new(Box::new(write), 4, 4096, 4096, grace);
+    let out = Outbound::new(Box::new(write), Limits::new(4, 4096, 4096, grace));
     out.close(code, reason);
     finish(out, grace).await;
 }
@@ -74,13 +74,7 @@ where
     let mut stream = Reader::new(read, cfg.max_frame_bytes);
     // No writer task: pushes are written by the tasks that make them, and a drain task
     // runs only while the socket is behind (node/outbound.rs).
-    let out = Outbound::new(
-        Box::new(write),
-        cfg.outbound_queue_messages,
-        cfg.outbound_queue_bytes,
-        cfg.write_batch_bytes,
-        cfg.write_timeout,
-    );
+    let out = Outbound::new(Box::new(write), node.outbound_limits());
     let mut session = Client::new(node.clone(), out.clone());
     let max_messages = cfg.max_messages_per_frame;
     // No timer of its own: the node's deadline wheel rings `out` once the earliest

@@ -154,6 +154,8 @@ pub(crate) struct Node {
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// The connections' deadlines (one sweeper task instead of timers per connection).
     pub wheel: wheel::Wheel,
+    /// The outbound queues' limits, shared by every connection (made by the first).
+    outbound_limits: std::sync::OnceLock<Arc<outbound::Limits>>,
 }
 
 impl Node {
@@ -216,7 +218,24 @@ impl Node {
             per_ip: Mutex::new(HashMap::new()),
             shutdown,
             wheel,
+            outbound_limits: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The outbound queues' limits from the configuration. Call from inside the
+    /// runtime (the queues' drain tasks run on it).
+    pub fn outbound_limits(&self) -> Arc<outbound::Limits> {
+        let cfg = &self.config;
+        self.outbound_limits
+            .get_or_init(|| {
+                outbound::Limits::new(
+                    cfg.outbound_queue_messages,
+                    cfg.outbound_queue_bytes,
+                    cfg.write_batch_bytes,
+                    cfg.write_timeout,
+                )
+            })
+            .clone()
     }
 
     /// A new internal session number.

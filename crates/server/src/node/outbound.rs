@@ -126,15 +126,9 @@ impl State {
 /// drains what the socket could not take at once, and sends the close.
 pub(crate) struct Outbound {
     state: Mutex<State>,
-    max_items: usize,
-    /// Frames join queued chunks up to this many bytes (a larger chunk goes alone).
-    batch_bytes: usize,
-    /// How long a write may wait for the socket before the connection is closed.
-    write_timeout: Duration,
-    /// Where drain tasks run (pushes also come from threads outside the runtime).
-    runtime: tokio::runtime::Handle,
+    /// The limits, shared by the node's connections.
+    limits: Arc<Limits>,
     queued_bytes: AtomicUsize,
-    max_bytes: usize,
     /// The first close decided (a watch channel cost ~400 bytes per connection).
     close: Mutex<Option<Close>>,
     /// Wakes the connection's own task, keeping the wake-up if it is busy: on the
@@ -147,6 +141,39 @@ pub(crate) struct Outbound {
     /// Set by the first close: nothing more is queued after it, so a message that
     /// overflowed can never be overtaken by a later one that still fitted.
     closed: std::sync::atomic::AtomicBool,
+}
+
+/// An outbound queue's limits and where its drain tasks run: one per node, shared by
+/// its connections (inline they were 56 B of every connection).
+pub(crate) struct Limits {
+    max_items: usize,
+    max_bytes: usize,
+    /// Frames join queued chunks up to this many bytes (a larger chunk goes alone).
+    batch_bytes: usize,
+    /// How long a write may wait for the socket before the connection is closed.
+    write_timeout: Duration,
+    /// Where drain tasks run (pushes also come from threads outside the runtime).
+    runtime: tokio::runtime::Handle,
+}
+
+impl Limits {
+    /// Queues of at most `max_items` items and `max_bytes` bytes, framing up to
+    /// `batch_bytes` per WebSocket frame, a write waiting at most `write_timeout`.
+    /// Call from inside the runtime.
+    pub fn new(
+        max_items: usize,
+        max_bytes: usize,
+        batch_bytes: usize,
+        write_timeout: Duration,
+    ) -> Arc<Limits> {
+        Arc::new(Limits {
+            max_items: max_items.max(1),
+            max_bytes,
+            batch_bytes: batch_bytes.max(1),
+            write_timeout,
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
 }
 
 /// Queue storage kept by an idle connection is at most this many slots.
@@ -163,16 +190,8 @@ thread_local! {
 }
 
 impl Outbound {
-    /// A queue of at most `max_items` items and `max_bytes` bytes in front of `socket`,
-    /// framing up to `batch_bytes` per WebSocket frame, a write waiting at most
-    /// `write_timeout`. Call from inside the runtime.
-    pub fn new(
-        socket: WriteHalf,
-        max_items: usize,
-        max_bytes: usize,
-        batch_bytes: usize,
-        write_timeout: Duration,
-    ) -> Arc<Outbound> {
+    /// A queue within `limits` in front of `socket`.
+    pub fn new(socket: WriteHalf, limits: Arc<Limits>) -> Arc<Outbound> {
         Arc::new(Outbound {
             state: Mutex::new(State {
                 queue: Queue::default(),
@@ -183,12 +202,8 @@ impl Outbound {
                 scheduled: false,
                 draining: false,
             }),
-            max_items: max_items.max(1),
-            batch_bytes: batch_bytes.max(1),
-            write_timeout,
-            runtime: tokio::runtime::Handle::current(),
+            limits,
             queued_bytes: AtomicUsize::new(0),
-            max_bytes,
             close: Mutex::new(None),
             signal: tokio::sync::Notify::new(),
             closing: tokio::sync::Notify::new(),
@@ -219,7 +234,7 @@ impl Outbound {
         // One chunk larger than the whole limit (a presence SNAPSHOT of a channel full
         // of large states, within the spec's limits) passes alone through an empty
         // queue; see `push_wait`.
-        if before + len > self.max_bytes && before > 0 {
+        if before + len > self.limits.max_bytes && before > 0 {
             self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             self.overflow();
             return false;
@@ -232,7 +247,7 @@ impl Outbound {
             self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             return false;
         }
-        if st.queue.len() >= self.max_items {
+        if st.queue.len() >= self.limits.max_items {
             drop(st);
             self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             self.overflow();
@@ -275,7 +290,7 @@ impl Outbound {
             let mut count = 0;
             for chunk in queue.iter() {
                 match chunk {
-                    Chunk::Data(b) if len + b.len() <= self.batch_bytes => {
+                    Chunk::Data(b) if len + b.len() <= self.limits.batch_bytes => {
                         len += b.len();
                         count += 1;
                     }
@@ -358,7 +373,7 @@ impl Outbound {
             return;
         }
         st.draining = true;
-        self.runtime.spawn(drain(self.clone()));
+        self.limits.runtime.spawn(drain(self.clone()));
     }
 
     /// Writes a queue that was deferred to the end of its task's poll.
@@ -429,8 +444,8 @@ impl Outbound {
                 return false;
             }
             let queued = self.queued_bytes.load(Ordering::Relaxed);
-            let fits = queued + chunk.len() <= self.max_bytes || queued == 0;
-            if fits && self.lock().queue.len() < self.max_items {
+            let fits = queued + chunk.len() <= self.limits.max_bytes || queued == 0;
+            if fits && self.lock().queue.len() < self.limits.max_items {
                 return self.push(chunk);
             }
             if tokio::time::timeout_at(deadline, drained).await.is_err() {
@@ -445,7 +460,7 @@ impl Outbound {
             DisconnectCode::SlowConsumer,
             format!(
                 "outbound queue over its limit ({} bytes or items)",
-                self.max_bytes
+                self.limits.max_bytes
             ),
         );
     }
@@ -599,7 +614,7 @@ impl<F: Future> Future for DeferWrites<F> {
 async fn drain(out: Arc<Outbound>) {
     loop {
         let result = tokio::select! {
-            r = within(out.write_timeout, std::future::poll_fn(|cx| out.poll_drain(cx, false))) => r,
+            r = within(out.limits.write_timeout, std::future::poll_fn(|cx| out.poll_drain(cx, false))) => r,
             _ = out.wait_closed() => Ok(Ok(())),
         };
         match result {
