@@ -166,6 +166,97 @@ async fn sweep(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::outbound::Limits;
+
+    /// An outbound on one end of an in-memory pipe (the other end is kept open).
+    fn outbound() -> (Arc<Outbound>, tokio::io::DuplexStream) {
+        let (a, b) = tokio::io::duplex(1024);
+        let limits = Limits::new(16, 4096, 4096, Duration::from_secs(1));
+        (Outbound::new(Box::new(a), limits), b)
+    }
+
+    /// Waits for `out`'s next ring, failing after `within`.
+    async fn rung(out: &Outbound, within: Duration) {
+        tokio::time::timeout(within, out.signaled())
+            .await
+            .expect("not rung in time");
+    }
+
+    #[tokio::test]
+    async fn a_deadline_rings_after_it_has_passed_and_not_before() {
+        let (_tx, rx) = watch::channel(false);
+        let w = Wheel::new(rx);
+        let (out, _peer) = outbound();
+        let at = Instant::now() + Duration::from_millis(250);
+        w.arm(at, &out);
+        rung(&out, Duration::from_secs(5)).await;
+        let now = Instant::now();
+        assert!(now >= at, "rung {:?} early", at - now);
+        // At most one slot late, with room for a busy machine.
+        assert!(now < at + GRAIN + Duration::from_secs(2));
+        // The entry has left the wheel.
+        assert_eq!(w.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_earlier_deadline_rings_first_and_a_later_one_still_rings() {
+        let (_tx, rx) = watch::channel(false);
+        let w = Wheel::new(rx);
+        let (late, _p1) = outbound();
+        let (early, _p2) = outbound();
+        let start = Instant::now();
+        // The sweeper sleeps until the later slot; the earlier one must wake it.
+        w.arm(start + Duration::from_millis(900), &late);
+        w.arm(start + Duration::from_millis(200), &early);
+        rung(&early, Duration::from_secs(5)).await;
+        assert!(Instant::now() >= start + Duration::from_millis(200));
+        rung(&late, Duration::from_secs(5)).await;
+        assert!(Instant::now() >= start + Duration::from_millis(900));
+    }
+
+    #[tokio::test]
+    async fn shutdown_rings_every_connection_and_any_that_registers_later_at_once() {
+        let (tx, rx) = watch::channel(false);
+        let w = Wheel::new(rx);
+        let (a, _p1) = outbound();
+        let (b, _p2) = outbound();
+        let far = Instant::now() + Duration::from_secs(3600);
+        w.arm(far, &a);
+        w.arm(far, &b);
+        tx.send_replace(true);
+        rung(&a, Duration::from_secs(5)).await;
+        rung(&b, Duration::from_secs(5)).await;
+        // Once the sweeper has seen the shutdown, a new registration rings at once.
+        let (c, _p3) = outbound();
+        let begin = Instant::now();
+        loop {
+            w.arm(far, &c);
+            if tokio::time::timeout(Duration::from_millis(50), c.signaled())
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            assert!(
+                begin.elapsed() < Duration::from_secs(5),
+                "never rung at once"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_connection_is_skipped() {
+        let (_tx, rx) = watch::channel(false);
+        let w = Wheel::new(rx);
+        let (gone, _p1) = outbound();
+        let (kept, _p2) = outbound();
+        let at = Instant::now() + Duration::from_millis(150);
+        w.arm(at, &gone);
+        w.arm(at, &kept);
+        drop(gone);
+        rung(&kept, Duration::from_secs(5)).await;
+        assert_eq!(w.len(), 0);
+    }
 
     #[test]
     fn slots_round_deadlines_up_and_the_present_down() {
