@@ -7,7 +7,6 @@
 use crate::dispatch;
 use crate::node::Node;
 use crate::node::outbound::{DeferWrites, Limits, Outbound, finish};
-use crate::node::wheel::GRAIN;
 use crate::node::ws::{Incoming, ReadError, Reader};
 use crate::session::client::Client;
 use crate::session::lifecycle;
@@ -80,13 +79,14 @@ where
     // No timer of its own: the node's deadline wheel rings `out` once the earliest
     // deadline registered (`armed`) has passed, and the loop looks at the clock then.
     // Traffic moves the read deadline later without touching the wheel; a deadline
-    // that moves earlier by a slot or more (a login, a token's) is registered again.
-    // (Token deadlines are wall-clock seconds turned into an `Instant` on each call,
-    // so they jitter by microseconds: that is not a move.)
+    // that moves into an earlier slot (a login, a token's) is registered again, so a
+    // deadline is noticed at most one slot late. (Token deadlines are wall-clock
+    // seconds turned into an `Instant` on each call, so they jitter by microseconds:
+    // within a slot that is not a move.)
     let mut armed: Option<Instant> = None;
     loop {
         let next = next_deadline(&session);
-        if armed.is_none_or(|at| next + GRAIN <= at) {
+        if armed.is_none_or(|at| node.wheel.slot(next) < node.wheel.slot(at)) {
             node.wheel.arm(next, &out);
             armed = Some(next);
         }

@@ -87,6 +87,12 @@ impl Wheel {
         }
     }
 
+    /// The slot a deadline at `at` rings in: a deadline moved earlier within its slot
+    /// needs no new registration.
+    pub fn slot(&self, at: Instant) -> u64 {
+        self.shared.slot_at(at)
+    }
+
     /// Connections registered (entries, stale ones included): for tests and metrics.
     #[cfg(test)]
     fn len(&self) -> usize {
