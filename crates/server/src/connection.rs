@@ -1,12 +1,12 @@
-//! One WebSocket connection: the read loop (frames → messages → session) next to the
-//! writer task, which only drains what the socket could not take at once (replies and
-//! pushes are written by the task that makes them, see `node/outbound.rs`). The loop
-//! also owns the connection's timers: login timeout, heartbeat timeout and the token's
-//! will-expire and expiry.
+//! One WebSocket connection: the read loop (frames → messages → session); replies and
+//! pushes are written by the task that makes them (`node/outbound.rs`). The loop also
+//! keeps the connection's deadlines — login timeout, heartbeat timeout, the tokens'
+//! will-expire and expiry — on the node's deadline wheel (`node/wheel.rs`), and closes
+//! the connection when the node shuts down.
 
 use crate::dispatch;
 use crate::node::Node;
-use crate::node::outbound::{DeferWrites, Outbound, finish};
+use crate::node::outbound::{DeferWrites, Limits, Outbound, finish};
 use crate::node::ws::{Incoming, ReadError, Reader};
 use crate::session::client::Client;
 use crate::session::lifecycle;
@@ -51,7 +51,9 @@ pub(crate) fn reject<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    reject_stream(ws.into_inner(), code, reason)
+    // Boxed: inline, its close sequence (timers included) would size the accept
+    // task of every connection, rejected or not.
+    Box::pin(reject_stream(ws.into_inner(), code, reason))
 }
 
 async fn reject_stream<S>(stream: S, code: DisconnectCode, reason: String)
@@ -60,7 +62,7 @@ where
 {
     let (_read, write) = tokio::io::split(stream);
     let grace = std::time::Duration::from_secs(2);
-    let out = Outbound::new(Box::new(write), 4, 4096, 4096, grace);
+    let out = Outbound::new(Box::new(write), Limits::new(4, 4096, 4096, grace));
     out.close(code, reason);
     finish(out, grace).await;
 }
@@ -74,43 +76,47 @@ where
     let mut stream = Reader::new(read, cfg.max_frame_bytes);
     // No writer task: pushes are written by the tasks that make them, and a drain task
     // runs only while the socket is behind (node/outbound.rs).
-    let out = Outbound::new(
-        Box::new(write),
-        cfg.outbound_queue_messages,
-        cfg.outbound_queue_bytes,
-        cfg.write_batch_bytes,
-        cfg.write_timeout,
-    );
-    let mut shutdown = node.shutdown.subscribe();
+    let out = Outbound::new(Box::new(write), node.outbound_limits());
     let mut session = Client::new(node.clone(), out.clone());
     session.origin = origin;
     let max_messages = cfg.max_messages_per_frame;
-    // The two timers live as long as the connection and are reset only when their
-    // deadline moves earlier or when they fire: traffic moves the read deadline later
-    // on every frame, and a timer created per frame cost a timer-wheel insert and
-    // removal each (docs/benchmarks.md).
-    let read_timer = tokio::time::sleep_until(session.read_deadline().0.into());
-    tokio::pin!(read_timer);
-    let mut token_at = session.token_deadline();
-    let token_timer = tokio::time::sleep_until(token_at.unwrap_or_else(Instant::now).into());
-    tokio::pin!(token_timer);
+    // No timer of its own: the node's deadline wheel rings `out` once the earliest
+    // deadline registered (`armed`) has passed, and the loop looks at the clock then.
+    // Traffic moves the read deadline later without touching the wheel; a deadline
+    // that moves into an earlier slot (a login, a token's) is registered again, so a
+    // deadline is noticed at most one slot late. (Token deadlines are wall-clock
+    // seconds turned into an `Instant` on each call, so they jitter by microseconds:
+    // within a slot that is not a move.)
+    let mut armed: Option<Instant> = None;
     loop {
+        let next = next_deadline(&session);
+        if armed.is_none_or(|at| node.wheel.slot(next) < node.wheel.slot(at)) {
+            node.wheel.arm(next, &out);
+            armed = Some(next);
+        }
         tokio::select! {
-            _ = out.wait_closed() => break,
-            _ = shutdown_requested(&mut shutdown) => {
-                out.close(DisconnectCode::Shutdown, "server shutting down");
-                break;
-            }
-            _ = &mut read_timer => {
+            _ = out.signaled() => {
+                if out.is_closed() {
+                    break;
+                }
+                if *node.shutdown.borrow() {
+                    out.close(DisconnectCode::Shutdown, "server shutting down");
+                    break;
+                }
+                let now = Instant::now();
+                if armed.is_some_and(|at| now >= at) {
+                    // That entry has left the wheel; the next round registers anew.
+                    armed = None;
+                }
                 let (deadline, timeout_code) = session.read_deadline();
-                if Instant::now() >= deadline {
+                if now >= deadline {
                     out.close(timeout_code, "no traffic from the client in time");
                     break;
                 }
-                read_timer.as_mut().reset(deadline.into());
-            }
-            _ = &mut token_timer, if token_at.is_some() => {
-                Box::pin(session.on_token_deadline()).await;
+                // (`token_deadline` reads the clock itself: compare with a later read.)
+                if session.token_deadline().is_some_and(|at| at <= Instant::now()) {
+                    Box::pin(session.on_token_deadline()).await;
+                }
             }
             frame = stream.next() => {
                 // Boxed: the request futures (login, subscribe, …) are large, and inline
@@ -119,19 +125,6 @@ where
                 if handled.await.is_break() {
                     break;
                 }
-            }
-        }
-        // A login replaces the login timeout with the heartbeat timeout, which may
-        // come sooner; token deadlines change with logins, renewals and joins.
-        let deadline = tokio::time::Instant::from_std(session.read_deadline().0);
-        if deadline < read_timer.deadline() {
-            read_timer.as_mut().reset(deadline);
-        }
-        let at = session.token_deadline();
-        if at != token_at {
-            token_at = at;
-            if let Some(at) = at {
-                token_timer.as_mut().reset(at.into());
             }
         }
     }
@@ -155,12 +148,11 @@ where
     drop(session);
 }
 
-/// Completes once the server shuts down (at once if it already has).
-async fn shutdown_requested(rx: &mut tokio::sync::watch::Receiver<bool>) {
-    let down = rx.wait_for(|down| *down).await.is_ok();
-    if !down {
-        std::future::pending::<()>().await;
-    }
+/// The connection's next deadline: its read deadline (login or heartbeat timeout) or
+/// its session's next token event, whichever comes first.
+fn next_deadline(session: &Client) -> Instant {
+    let read = session.read_deadline().0;
+    session.token_deadline().map_or(read, |t| t.min(read))
 }
 
 /// Handles one WebSocket message. `Break` ends the connection.

@@ -56,21 +56,28 @@ async fn accept_in_span(node: Arc<Node>, stream: TcpStream, peer: SocketAddr, ga
     };
     let _ = stream.set_nodelay(true);
     let deadline = tokio::time::Instant::now() + node.config.handshake_timeout;
+    // A plain upgrade runs inline (its handshake is boxed inside it); the TLS
+    // handshake and a TLS upgrade are boxed: inline, the TLS state (a few hundred
+    // bytes to kilobytes, and a timer) would size the task of every connection, plain
+    // or not, for its whole life — ~1.3 KB of each idle one (docs/benchmarks.md).
     match &gate.tls {
-        None => Box::pin(upgrade(node, stream, peer, permit, deadline)).await,
+        None => upgrade(node, stream, peer, permit, deadline).await,
         Some(tls) => {
-            let tls_stream =
-                match tokio::time::timeout_at(deadline, tls.acceptor().accept(stream)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
+            let handshake = Box::pin(tokio::time::timeout_at(
+                deadline,
+                tls.acceptor().accept(stream),
+            ));
+            let tls_stream = match handshake.await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
             Box::pin(upgrade(node, tls_stream, peer, permit, deadline)).await
         }
     }

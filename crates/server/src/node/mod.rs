@@ -10,6 +10,7 @@ pub(crate) mod hub;
 pub(crate) mod metrics;
 pub(crate) mod outbound;
 pub(crate) mod outlet;
+pub(crate) mod wheel;
 pub(crate) mod ws;
 
 use crate::wire::Failure;
@@ -151,8 +152,13 @@ pub(crate) struct Node {
     pub per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
     /// Logged-in connections per app (against each app's `max_connections`).
     pub app_connections: admission::AppConnections,
-    /// Becomes true when the server shuts down; every connection watches it.
+    /// Becomes true when the server shuts down; the deadline wheel watches it and
+    /// wakes every connection.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// The connections' deadlines (one sweeper task instead of timers per connection).
+    pub wheel: wheel::Wheel,
+    /// The outbound queues' limits, shared by every connection (made by the first).
+    outbound_limits: std::sync::OnceLock<Arc<outbound::Limits>>,
 }
 
 impl Node {
@@ -194,6 +200,8 @@ impl Node {
         }
         let handshakes = Arc::new(tokio::sync::Semaphore::new(config.max_handshakes.max(1)));
         let app_connections = admission::AppConnections::new(&config.apps);
+        let shutdown = tokio::sync::watch::channel(false).0;
+        let wheel = wheel::Wheel::new(shutdown.subscribe());
         Arc::new(Node {
             config,
             apps,
@@ -213,8 +221,26 @@ impl Node {
             handshakes,
             per_ip: Mutex::new(HashMap::new()),
             app_connections,
-            shutdown: tokio::sync::watch::channel(false).0,
+            shutdown,
+            wheel,
+            outbound_limits: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The outbound queues' limits from the configuration. Call from inside the
+    /// runtime (the queues' drain tasks run on it).
+    pub fn outbound_limits(&self) -> Arc<outbound::Limits> {
+        let cfg = &self.config;
+        self.outbound_limits
+            .get_or_init(|| {
+                outbound::Limits::new(
+                    cfg.outbound_queue_messages,
+                    cfg.outbound_queue_bytes,
+                    cfg.write_batch_bytes,
+                    cfg.write_timeout,
+                )
+            })
+            .clone()
     }
 
     /// A new internal session number.

@@ -1,12 +1,14 @@
-//! The per-connection outbound queue, bounded in bytes and in items, and the writer
-//! task that drains whatever is queued into one WebSocket frame and one write. A push
-//! that would overflow the queue closes the connection as a slow consumer: publishers
-//! never wait on a subscriber.
+//! The per-connection outbound queue, bounded in bytes and in items, in front of the
+//! socket's write half: a push is written at once by the task that makes it when the
+//! socket takes it, and a drain task runs only while the socket is behind. A push that
+//! would overflow the queue closes the connection as a slow consumer: publishers never
+//! wait on a subscriber. It also carries the connection's wake-up signal (close, and
+//! the node's deadline wheel, `wheel.rs`).
 //!
-//! The queue is a `VecDeque` under an uncontended mutex, swapped out whole by the
-//! writer, rather than a channel: an idle connection then holds no queue storage at all
-//! (a bounded tokio channel allocates a block of slots up front), and the writer takes
-//! everything queued in one step.
+//! The queue is a small inline queue under an uncontended mutex rather than a channel:
+//! an idle connection then holds no queue storage at all (a bounded tokio channel
+//! allocates a block of slots up front), and the writer takes everything queued in one
+//! step.
 
 use super::ws;
 use bytes::Bytes;
@@ -52,10 +54,48 @@ impl Chunk {
     }
 }
 
+/// The queued items: the first inline, the rest in a `VecDeque` that is allocated only
+/// when two items wait at once, so that a connection that was sent something and is
+/// idle now holds no queue storage (the four slots a `VecDeque` keeps after its first
+/// item were 160 B of every idle connection). Empty `head` means empty `rest`.
+#[derive(Default)]
+struct Queue {
+    head: Option<Chunk>,
+    rest: VecDeque<Chunk>,
+}
+
+impl Queue {
+    fn len(&self) -> usize {
+        usize::from(self.head.is_some()) + self.rest.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.head.is_none()
+    }
+
+    fn push_back(&mut self, chunk: Chunk) {
+        if self.head.is_none() {
+            self.head = Some(chunk);
+        } else {
+            self.rest.push_back(chunk);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Chunk> {
+        let first = self.head.take()?;
+        self.head = self.rest.pop_front();
+        Some(first)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Chunk> {
+        self.head.iter().chain(self.rest.iter())
+    }
+}
+
 /// Everything behind the queue's lock: the queue, the socket, and the bytes the socket
 /// has not taken yet.
 struct State {
-    queue: VecDeque<Chunk>,
+    queue: Queue,
     socket: WriteHalf,
     /// Framed bytes the socket did not take at once, from `pending_at` on; only the
     /// writer task writes them, and nothing is written directly while there are any.
@@ -86,24 +126,54 @@ impl State {
 /// drains what the socket could not take at once, and sends the close.
 pub(crate) struct Outbound {
     state: Mutex<State>,
-    max_items: usize,
-    /// Frames join queued chunks up to this many bytes (a larger chunk goes alone).
-    batch_bytes: usize,
-    /// How long a write may wait for the socket before the connection is closed.
-    write_timeout: Duration,
-    /// Where drain tasks run (pushes also come from threads outside the runtime).
-    runtime: tokio::runtime::Handle,
+    /// The limits, shared by the node's connections.
+    limits: Arc<Limits>,
     queued_bytes: AtomicUsize,
-    max_bytes: usize,
     /// The first close decided (a watch channel cost ~400 bytes per connection).
     close: Mutex<Option<Close>>,
-    /// Wakes whoever waits for the close (the read loop, a drain task, `finish`).
+    /// Wakes the connection's own task, keeping the wake-up if it is busy: on the
+    /// close, and when the node's deadline wheel rings it ([`Outbound::ring`]).
+    signal: tokio::sync::Notify,
+    /// Wakes whoever waits for the close (a drain task, `finish`).
     closing: tokio::sync::Notify,
     /// Signalled each time chunks are taken off the queue, and on close.
     drained: tokio::sync::Notify,
     /// Set by the first close: nothing more is queued after it, so a message that
     /// overflowed can never be overtaken by a later one that still fitted.
     closed: std::sync::atomic::AtomicBool,
+}
+
+/// An outbound queue's limits and where its drain tasks run: one per node, shared by
+/// its connections (inline they were 56 B of every connection).
+pub(crate) struct Limits {
+    max_items: usize,
+    max_bytes: usize,
+    /// Frames join queued chunks up to this many bytes (a larger chunk goes alone).
+    batch_bytes: usize,
+    /// How long a write may wait for the socket before the connection is closed.
+    write_timeout: Duration,
+    /// Where drain tasks run (pushes also come from threads outside the runtime).
+    runtime: tokio::runtime::Handle,
+}
+
+impl Limits {
+    /// Queues of at most `max_items` items and `max_bytes` bytes, framing up to
+    /// `batch_bytes` per WebSocket frame, a write waiting at most `write_timeout`.
+    /// Call from inside the runtime.
+    pub fn new(
+        max_items: usize,
+        max_bytes: usize,
+        batch_bytes: usize,
+        write_timeout: Duration,
+    ) -> Arc<Limits> {
+        Arc::new(Limits {
+            max_items: max_items.max(1),
+            max_bytes,
+            batch_bytes: batch_bytes.max(1),
+            write_timeout,
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
 }
 
 /// Queue storage kept by an idle connection is at most this many slots.
@@ -115,22 +185,16 @@ thread_local! {
     static DEFERRED: RefCell<Option<Vec<Arc<Outbound>>>> = const { RefCell::new(None) };
     /// Where direct writes are framed.
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// An empty deferred list with room, between the polls of [`DeferWrites`].
+    static SPARE: RefCell<Vec<Arc<Outbound>>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Outbound {
-    /// A queue of at most `max_items` items and `max_bytes` bytes in front of `socket`,
-    /// framing up to `batch_bytes` per WebSocket frame, a write waiting at most
-    /// `write_timeout`. Call from inside the runtime.
-    pub fn new(
-        socket: WriteHalf,
-        max_items: usize,
-        max_bytes: usize,
-        batch_bytes: usize,
-        write_timeout: Duration,
-    ) -> Arc<Outbound> {
+    /// A queue within `limits` in front of `socket`.
+    pub fn new(socket: WriteHalf, limits: Arc<Limits>) -> Arc<Outbound> {
         Arc::new(Outbound {
             state: Mutex::new(State {
-                queue: VecDeque::new(),
+                queue: Queue::default(),
                 socket,
                 pending: Vec::new(),
                 pending_at: 0,
@@ -138,13 +202,10 @@ impl Outbound {
                 scheduled: false,
                 draining: false,
             }),
-            max_items: max_items.max(1),
-            batch_bytes: batch_bytes.max(1),
-            write_timeout,
-            runtime: tokio::runtime::Handle::current(),
+            limits,
             queued_bytes: AtomicUsize::new(0),
-            max_bytes,
             close: Mutex::new(None),
+            signal: tokio::sync::Notify::new(),
             closing: tokio::sync::Notify::new(),
             drained: tokio::sync::Notify::new(),
             closed: std::sync::atomic::AtomicBool::new(false),
@@ -173,7 +234,7 @@ impl Outbound {
         // One chunk larger than the whole limit (a presence SNAPSHOT of a channel full
         // of large states, within the spec's limits) passes alone through an empty
         // queue; see `push_wait`.
-        if before + len > self.max_bytes && before > 0 {
+        if before + len > self.limits.max_bytes && before > 0 {
             self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             self.overflow();
             return false;
@@ -186,7 +247,7 @@ impl Outbound {
             self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             return false;
         }
-        if st.queue.len() >= self.max_items {
+        if st.queue.len() >= self.limits.max_items {
             drop(st);
             self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             self.overflow();
@@ -214,7 +275,7 @@ impl Outbound {
 
     /// Moves the queue into framed bytes in `buf` (binary frames of up to
     /// `batch_bytes`, control frames as they are). Returns the bytes taken.
-    fn frame_queue(&self, queue: &mut VecDeque<Chunk>, buf: &mut Vec<u8>) -> usize {
+    fn frame_queue(&self, queue: &mut Queue, buf: &mut Vec<u8>) -> usize {
         let mut taken = 0;
         while let Some(first) = queue.pop_front() {
             taken += first.len();
@@ -229,7 +290,7 @@ impl Outbound {
             let mut count = 0;
             for chunk in queue.iter() {
                 match chunk {
-                    Chunk::Data(b) if len + b.len() <= self.batch_bytes => {
+                    Chunk::Data(b) if len + b.len() <= self.limits.batch_bytes => {
                         len += b.len();
                         count += 1;
                     }
@@ -238,15 +299,15 @@ impl Outbound {
             }
             ws::put_frame(buf, ws::OP_BINARY, len);
             buf.extend_from_slice(&first);
-            for chunk in queue.drain(..count) {
-                if let Chunk::Data(b) = &chunk {
+            for _ in 0..count {
+                if let Some(Chunk::Data(b)) = queue.pop_front() {
                     taken += b.len();
-                    buf.extend_from_slice(b);
+                    buf.extend_from_slice(&b);
                 }
             }
         }
-        if queue.capacity() > IDLE_SLOTS {
-            queue.shrink_to(IDLE_SLOTS);
+        if queue.rest.capacity() > IDLE_SLOTS {
+            queue.rest.shrink_to(IDLE_SLOTS);
         }
         taken
     }
@@ -312,7 +373,7 @@ impl Outbound {
             return;
         }
         st.draining = true;
-        self.runtime.spawn(drain(self.clone()));
+        self.limits.runtime.spawn(drain(self.clone()));
     }
 
     /// Writes a queue that was deferred to the end of its task's poll.
@@ -383,8 +444,8 @@ impl Outbound {
                 return false;
             }
             let queued = self.queued_bytes.load(Ordering::Relaxed);
-            let fits = queued + chunk.len() <= self.max_bytes || queued == 0;
-            if fits && self.lock().queue.len() < self.max_items {
+            let fits = queued + chunk.len() <= self.limits.max_bytes || queued == 0;
+            if fits && self.lock().queue.len() < self.limits.max_items {
                 return self.push(chunk);
             }
             if tokio::time::timeout_at(deadline, drained).await.is_err() {
@@ -399,7 +460,7 @@ impl Outbound {
             DisconnectCode::SlowConsumer,
             format!(
                 "outbound queue over its limit ({} bytes or items)",
-                self.max_bytes
+                self.limits.max_bytes
             ),
         );
     }
@@ -415,6 +476,19 @@ impl Outbound {
         self.closed.store(true, Ordering::Release);
         self.drained.notify_waiters();
         self.closing.notify_waiters();
+        self.signal.notify_one();
+    }
+
+    /// Wakes the connection's task to look at its deadlines (the node's deadline
+    /// wheel calls it); kept until the task next waits if it is busy.
+    pub fn ring(&self) {
+        self.signal.notify_one();
+    }
+
+    /// Completes on the next [`Outbound::ring`] or close since the last one was taken.
+    /// Only the connection's own task waits here.
+    pub async fn signaled(&self) {
+        self.signal.notified().await;
     }
 
     /// Asks for a `Closing` push and a close frame. The first close wins.
@@ -488,7 +562,6 @@ fn defer(out: &Arc<Outbound>) -> bool {
 /// one write, from this task, with no writer task woken.
 pub(crate) struct DeferWrites<F> {
     inner: Pin<Box<F>>,
-    list: Vec<Arc<Outbound>>,
 }
 
 impl<F: Future> DeferWrites<F> {
@@ -496,19 +569,17 @@ impl<F: Future> DeferWrites<F> {
     pub fn new(inner: F) -> Self {
         DeferWrites {
             inner: Box::pin(inner),
-            list: Vec::new(),
         }
     }
 }
 
 /// Puts the thread's previous deferred list back and writes the queues deferred during
 /// the poll, even if it panicked (a queue left scheduled would never be written).
-struct Restore<'a> {
+struct Restore {
     prev: Option<Vec<Arc<Outbound>>>,
-    keep: &'a mut Vec<Arc<Outbound>>,
 }
 
-impl Drop for Restore<'_> {
+impl Drop for Restore {
     fn drop(&mut self) {
         let prev = self.prev.take();
         let Ok(list) = DEFERRED.try_with(|d| std::mem::replace(&mut *d.borrow_mut(), prev)) else {
@@ -519,7 +590,7 @@ impl Drop for Restore<'_> {
             q.flush_deferred();
         }
         if list.capacity() <= 64 {
-            *self.keep = list;
+            let _ = SPARE.try_with(|s| *s.borrow_mut() = list);
         }
     }
 }
@@ -528,14 +599,12 @@ impl<F: Future> Future for DeferWrites<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = &mut *self;
-        let list = std::mem::take(&mut this.list);
+        // The thread's spare list, so that a poll allocates nothing and an idle
+        // connection keeps no list of its own.
+        let list = SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()));
         let prev = DEFERRED.with(|d| d.borrow_mut().replace(list));
-        let _restore = Restore {
-            prev,
-            keep: &mut this.list,
-        };
-        this.inner.as_mut().poll(cx)
+        let _restore = Restore { prev };
+        self.inner.as_mut().poll(cx)
     }
 }
 
@@ -545,7 +614,7 @@ impl<F: Future> Future for DeferWrites<F> {
 async fn drain(out: Arc<Outbound>) {
     loop {
         let result = tokio::select! {
-            r = within(out.write_timeout, std::future::poll_fn(|cx| out.poll_drain(cx, false))) => r,
+            r = within(out.limits.write_timeout, std::future::poll_fn(|cx| out.poll_drain(cx, false))) => r,
             _ = out.wait_closed() => Ok(Ok(())),
         };
         match result {

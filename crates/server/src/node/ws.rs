@@ -89,8 +89,9 @@ pub(crate) struct Reader<R> {
     io: R,
     /// Bytes read and not yet consumed; empty (no allocation) between messages.
     buf: BytesMut,
-    /// The fragments of a message in progress (opcode of its first frame, bytes so far).
-    partial: Option<(u8, BytesMut)>,
+    /// The fragments of a message in progress (opcode of its first frame, bytes so far);
+    /// boxed, since it is rare and the reader lives as long as the connection.
+    partial: Option<Box<(u8, BytesMut)>>,
     max: usize,
 }
 
@@ -170,7 +171,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                     "control frame fragmented or over 125 bytes",
                 ));
             }
-            let so_far = self.partial.as_ref().map_or(0, |(_, p)| p.len());
+            let so_far = self.partial.as_ref().map_or(0, |p| p.1.len());
             let size = usize::try_from(len).unwrap_or(usize::MAX);
             if size > self.max || (!control && so_far.saturating_add(size) > self.max) {
                 let size = if control {
@@ -216,17 +217,18 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                             Incoming::Binary(payload.freeze())
                         }));
                     }
-                    self.partial = Some((opcode, payload));
+                    self.partial = Some(Box::new((opcode, payload)));
                 }
                 OP_CONTINUATION => {
-                    let Some((first, mut joined)) = self.partial.take() else {
+                    let Some(mut partial) = self.partial.take() else {
                         return Err(ReadError::Protocol("a continuation frame with no message"));
                     };
-                    joined.extend_from_slice(&payload);
+                    partial.1.extend_from_slice(&payload);
                     if !fin {
-                        self.partial = Some((first, joined));
+                        self.partial = Some(partial);
                         continue;
                     }
+                    let (first, joined) = *partial;
                     return Ok(Some(if first == OP_TEXT {
                         Incoming::Text
                     } else {
