@@ -25,6 +25,9 @@ pub(crate) struct Owned {
 /// One waiter this node queued: (channel, lock, user, ttl).
 pub(crate) type Waiting = (ChannelKey, Arc<str>, Arc<str>, u32);
 
+/// One ownership this node recorded: ((channel, lock), owner).
+pub(crate) type Ownership = ((ChannelKey, Arc<str>), Owned);
+
 #[derive(Default)]
 struct State {
     owned: HashMap<(ChannelKey, Arc<str>), Owned>,
@@ -42,7 +45,7 @@ impl LocalLocks {
     }
 
     /// Every ownership and every waiter (in the order queued).
-    pub(crate) fn all(&self) -> (Vec<((ChannelKey, Arc<str>), Owned)>, Vec<Waiting>) {
+    pub(crate) fn all(&self) -> (Vec<Ownership>, Vec<Waiting>) {
         let st = self.st();
         (
             st.owned
