@@ -109,9 +109,19 @@ where
                 Box::pin(session.on_token_deadline()).await;
             }
             frame = stream.next() => {
-                // Boxed: the request futures (login, subscribe, …) are large, and inline
-                // they would make every idle connection's task as large as the largest.
-                let handled = Box::pin(handle_frame(&mut session, &out, frame, max_messages));
+                // Frames already read (or readable at once) are handled with this one,
+                // so that a run of publishes among them is one pipeline to the engine
+                // (`dispatch::handle_batch`). Boxed: the request futures (login,
+                // subscribe, …) are large, and inline they would make every idle
+                // connection's task as large as the largest.
+                let mut frames = vec![frame];
+                while frames.len() < 64 {
+                    match futures_util::FutureExt::now_or_never(stream.next()) {
+                        Some(f) => frames.push(f),
+                        None => break,
+                    }
+                }
+                let handled = Box::pin(handle_frames(&mut session, &out, frames, max_messages));
                 if handled.await.is_break() {
                     break;
                 }
@@ -157,6 +167,40 @@ async fn shutdown_requested(rx: &mut tokio::sync::watch::Receiver<bool>) {
     if !down {
         std::future::pending::<()>().await;
     }
+}
+
+/// Handles frames read together: the messages of consecutive binary frames go to
+/// `dispatch::handle_batch` as one list; any other frame (and a binary frame before
+/// login, with its own size limit) is handled in its place, in order.
+async fn handle_frames(
+    session: &mut Client,
+    out: &Arc<Outbound>,
+    frames: Vec<Result<Incoming, ReadError>>,
+    max_messages: usize,
+) -> ControlFlow<()> {
+    let mut msgs: Vec<ClientMessage> = Vec::new();
+    for frame in frames {
+        match frame {
+            Ok(Incoming::Binary(data)) if session.attached.is_some() && !data.is_empty() => {
+                session.touch();
+                for msg in FrameDecoder::<ClientMessage>::new(data, max_messages) {
+                    match msg {
+                        Ok(m) => msgs.push(m),
+                        Err(e) => {
+                            dispatch::handle_batch(session, std::mem::take(&mut msgs)).await?;
+                            out.close(DisconnectCode::ProtocolError, e.to_string());
+                            return ControlFlow::Break(());
+                        }
+                    }
+                }
+            }
+            other => {
+                dispatch::handle_batch(session, std::mem::take(&mut msgs)).await?;
+                handle_frame(session, out, other, max_messages).await?;
+            }
+        }
+    }
+    dispatch::handle_batch(session, msgs).await
 }
 
 /// Handles one WebSocket message. `Break` ends the connection.
