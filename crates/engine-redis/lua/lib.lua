@@ -27,3 +27,13 @@ local function lref(cref, lock) return #cref .. ':' .. cref .. lock end
 -- member reference <len(cref)>:<cref><user>.
 local function nkey(node) return P .. 'node{' .. node .. '}:m' end
 local function mref(cref, user) return #cref .. ':' .. cref .. user end
+-- Per-app keys (budgets): P a{<len>:<app>}:suffix
+local function akey(app, suffix) return P .. 'a{' .. #app .. ':' .. app .. '}:' .. suffix end
+-- The bytes a recovery log entry "<offset>,<ms>,<body>" counts against the app's
+-- budget: what the publisher chose (publisher, custom type, topic, payload), that is
+-- the body less its 29 bytes of kind, timestamps and string lengths (src/keys.rs).
+local function entry_bytes(entry)
+  local c1 = string.find(entry, ',', 1, true)
+  local c2 = string.find(entry, ',', c1 + 1, true)
+  return math.max(0, #entry - c2 - 29)
+end

@@ -2,8 +2,10 @@
 -- channel's HASH P{cref}:lk, value json {t = ttl, o = owner or '', d = deadline or ''};
 -- its waiters are the LIST P{cref}:lw:<lock>; deadlines of lost owners are the ZSET
 -- P pldue (member lref); each user has a SET of locks owned (lo) and waited for (lq).
--- A hand-over to a waiter is PUBLISHed on P locks:handover as
--- <len>:<cref><len>:<lock><user>, for the node that holds the waiting request.
+-- Every free is PUBLISHed on P locks:handover as
+-- <len>:<cref><len>:<lock><len>:<former><next> (next '' when nobody waited), so the
+-- node that holds a waiting request answers it and every node knows which owners it
+-- recorded are gone (src/local_locks.rs); a removal as -<len>:<cref><lock>.
 -- ARGV: P, operation, then the operation's arguments (see each branch).
 local op = ARGV[2]
 local function lk(cref) return tag(cref) .. ':lk' end
@@ -26,11 +28,12 @@ local function free(cref, lock, r)
   if nxt then
     redis.call('SREM', ukey(app, nxt, 'lq'), ref)
     redis.call('SADD', ukey(app, nxt, 'lo'), ref)
-    -- Every node hears of the hand-over; the one holding the waiting request answers.
-    redis.call('PUBLISH', P .. 'locks:handover', #cref .. ':' .. cref .. #lock .. ':' .. lock .. nxt)
   else
     nxt = ''
   end
+  -- Every node hears of it; the one holding the waiting request answers.
+  redis.call('PUBLISH', P .. 'locks:handover',
+    #cref .. ':' .. cref .. #lock .. ':' .. lock .. #former .. ':' .. former .. nxt)
   r.o = nxt
   r.d = ''
   put(cref, lock, r)
@@ -38,10 +41,15 @@ local function free(cref, lock, r)
 end
 local function flat(out, f) for i = 1, #f do out[#out + 1] = f[i] end end
 
-if op == 'set' then -- cref, lock, ttl, max
+if op == 'set' then -- cref, lock, ttl, max, the app's budget of definitions (0 = none)
   local cref, lock = ARGV[3], ARGV[4]
   if redis.call('HEXISTS', lk(cref), lock) == 1 then return {'exists'} end
   if redis.call('HLEN', lk(cref)) >= tonumber(ARGV[6]) then return {'toomany'} end
+  local ld = akey(cref_app(cref), 'ld')
+  local budget = tonumber(ARGV[7] or '0') or 0
+  local count = tonumber(redis.call('GET', ld) or '0')
+  if budget > 0 and count >= budget then return {'overbudget', count} end
+  redis.call('INCR', ld)
   put(cref, lock, {t = tonumber(ARGV[5]), o = '', d = ''})
   return {'ok'}
 elseif op == 'remove' then -- cref, lock
@@ -50,12 +58,14 @@ elseif op == 'remove' then -- cref, lock
   if not r then return {'notdefined'} end
   local app, ref = cref_app(cref), lref(cref, lock)
   redis.call('HDEL', lk(cref), lock)
+  if redis.call('DECR', akey(app, 'ld')) < 0 then redis.call('SET', akey(app, 'ld'), 0) end
   for _, w in ipairs(redis.call('LRANGE', lw(cref, lock), 0, -1)) do
     redis.call('SREM', ukey(app, w, 'lq'), ref)
   end
   redis.call('DEL', lw(cref, lock))
   if r.o ~= '' then redis.call('SREM', ukey(app, r.o, 'lo'), ref) end
   redis.call('ZREM', due, ref)
+  redis.call('PUBLISH', P .. 'locks:handover', '-' .. #cref .. ':' .. cref .. lock)
   return {'ok', cref, lock, r.t, r.o, ''}
 elseif op == 'acquire' then -- cref, lock, user, wait (0/1)
   local cref, lock, user = ARGV[3], ARGV[4], ARGV[5]
@@ -78,7 +88,7 @@ elseif op == 'acquire' then -- cref, lock, user, wait (0/1)
       redis.call('RPUSH', lw(cref, lock), user)
       redis.call('SADD', ukey(app, user, 'lq'), ref)
     end
-    return {'queued'}
+    return {'queued', r.t}
   else
     return {'held', r.o}
   end
@@ -167,5 +177,48 @@ elseif op == 'release_all' or op == 'owned' then -- app, user
     end
   end
   return out
+elseif op == 'restore' then -- cref, lock, ttl, owner, deadline ('' = none), waiter
+  -- Written again by the node that made them, after Redis lost them: the definition
+  -- (when gone), then either an owner (unless another user owns it by now) or a
+  -- waiter (who gets the lock if it is free, with the hand-over notice, else a place
+  -- at the end of the line).
+  local cref, lock, owner, deadline, waiter = ARGV[3], ARGV[4], ARGV[6], ARGV[7], ARGV[8]
+  local app, ref = cref_app(cref), lref(cref, lock)
+  local r = get(cref, lock)
+  if not r then
+    r = {t = tonumber(ARGV[5]), o = '', d = ''}
+    redis.call('INCR', akey(app, 'ld'))
+    put(cref, lock, r)
+  end
+  if owner ~= '' then
+    if r.o == owner then return {'already'} end
+    if r.o ~= '' then return {'taken', r.o} end
+    r.o = owner
+    r.d = deadline
+    put(cref, lock, r)
+    if redis.call('LREM', lw(cref, lock), 0, owner) > 0 then
+      redis.call('SREM', ukey(app, owner, 'lq'), ref)
+    end
+    redis.call('SADD', ukey(app, owner, 'lo'), ref)
+    if deadline ~= '' then redis.call('ZADD', due, tonumber(deadline), ref) end
+    return {'owner'}
+  end
+  if r.o == waiter then return {'already'} end
+  if r.o == '' then
+    r.o = waiter
+    r.d = ''
+    put(cref, lock, r)
+    if redis.call('LREM', lw(cref, lock), 0, waiter) > 0 then
+      redis.call('SREM', ukey(app, waiter, 'lq'), ref)
+    end
+    redis.call('SADD', ukey(app, waiter, 'lo'), ref)
+    redis.call('PUBLISH', P .. 'locks:handover', #cref .. ':' .. cref .. #lock .. ':' .. lock .. '0:' .. waiter)
+    return {'acquired'}
+  end
+  if not redis.call('LPOS', lw(cref, lock), waiter) then
+    redis.call('RPUSH', lw(cref, lock), waiter)
+    redis.call('SADD', ukey(app, waiter, 'lq'), ref)
+  end
+  return {'queued'}
 end
 return redis.error_reply('unknown lock operation ' .. op)

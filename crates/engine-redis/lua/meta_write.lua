@@ -2,8 +2,10 @@
 -- checked, then every item is applied with the next major revision; all in this one
 -- script. KEYS[1] object base (the lock gate reads the locks under the same tag).
 -- ARGV: P, op (set|update|remove), major guard, gate lock ('' = none), gate user,
--- timestamp ('' = none), author, n, then n × (key, value, revision guard).
--- Returns {'ok', major, key, item json, ...}, {'outdated', why} or {'locknotheld'}.
+-- timestamp ('' = none), author, n, then n × (key, value, revision guard), then the
+-- app's budget of bytes (keys and values) per object (0 = none).
+-- Returns {'ok', major, key, item json, ...}, {'outdated', why}, {'locknotheld'} or
+-- {'overbudget', bytes after the write}.
 local base = KEYS[1]
 local md, mj = base .. ':md', base .. ':mj'
 local op = ARGV[2]
@@ -41,6 +43,22 @@ for i = 0, n - 1 do
       return {'outdated', 'revision ' .. ARGV[11 + 3 * i] .. ' of key ' .. cjson.encode(key) .. ' does not match the current ' .. have .. ' (R138)'}
     end
   end
+end
+local budget = tonumber(ARGV[9 + 3 * n] or '0') or 0
+if budget > 0 and op ~= 'remove' then
+  -- A write that would grow the object past the budget is refused; one that shrinks
+  -- it (or keeps its size) always goes. A key listed twice counts once.
+  local held, before = {}, 0
+  local all = redis.call('HGETALL', md)
+  for i = 1, #all, 2 do
+    held[all[i]] = #all[i] + #cjson.decode(all[i + 1]).v
+    before = before + held[all[i]]
+  end
+  local written = {}
+  for i = 0, n - 1 do written[ARGV[9 + 3 * i]] = ARGV[10 + 3 * i] end
+  local after = before
+  for k, v in pairs(written) do after = after - (held[k] or 0) + #k + #v end
+  if after > before and after > budget then return {'overbudget', after} end
 end
 local next_major = math.max(major, 0) + 1
 redis.call('SET', mj, num(next_major))

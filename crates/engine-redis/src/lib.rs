@@ -32,6 +32,7 @@ mod broker;
 mod config;
 mod history;
 mod keys;
+mod local_locks;
 mod members;
 mod presence;
 mod scripts;

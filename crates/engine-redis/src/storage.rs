@@ -4,7 +4,9 @@
 //! (`:lk`) under the same hash tag, so a write's lock gate, its guards and its items are
 //! checked and applied by one script. Waiters are a LIST per lock; lost owners'
 //! deadlines one sorted set; each user has a SET of the locks it owns and waits for, so
-//! `owner_lost`, `release_all` and `owned_by` do not scan.
+//! `owner_lost`, `release_all` and `owned_by` do not scan. The app's budgets of object
+//! bytes and lock definitions are checked by the same scripts. The lock owners and
+//! waiters this node made are written again after Redis lost them (`restore_locks`).
 
 use crate::broker::{RedisEngine, bad_reply};
 use crate::config::reply;
@@ -44,6 +46,10 @@ fn parse_object(major: &Value, rest: &[Value]) -> Option<MetadataObject> {
 
 #[async_trait::async_trait]
 impl MetadataStore for RedisEngine {
+    fn set_budgets(&self, budgets: switchboard_engine::Budgets) {
+        self.inner.set_budgets(budgets);
+    }
+
     async fn write(
         &self,
         object: &ChannelKey,
@@ -77,6 +83,8 @@ impl MetadataStore for RedisEngine {
         for it in &write.items {
             inv.arg(&it.key).arg(&it.value).arg(it.revision);
         }
+        let budget = i.budgets(&object.app).metadata_object_bytes;
+        inv.arg(budget as u64);
         let items = reply::items(i.run(&inv).await?);
         match items.first().and_then(reply::string).as_deref() {
             Some("ok") => {
@@ -90,6 +98,13 @@ impl MetadataStore for RedisEngine {
                 items.get(1).and_then(reply::string).unwrap_or_default(),
             ))),
             Some("locknotheld") => Ok(Err(Rejection::LockNotHeld)),
+            Some("overbudget") => {
+                let after = items.get(1).and_then(reply::int).unwrap_or_default();
+                Err(EngineError::OverBudget(format!(
+                    "the metadata would hold {after} bytes of keys and values, over \
+                     the app's limit of {budget} per object (limits.max_metadata_object_bytes)"
+                )))
+            }
             _ => Err(bad_reply("metadata write")),
         }
     }
@@ -138,7 +153,106 @@ fn freed(v: &[Value]) -> Result<Freed, EngineError> {
     })
 }
 
+/// Writes this node's lock owners and waiters again each time the heartbeat finds that
+/// Redis lost this node's data (`Inner::locks_lost`), until the engine shuts down.
+/// Started by the first `acquire`.
+async fn lock_restorer(inner: Arc<crate::broker::Inner>) {
+    let mut shutdown = inner.broker.shutdown_signal();
+    loop {
+        tokio::select! {
+            _ = inner.locks_lost.notified() => restore_locks(&inner, &mut shutdown).await,
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Writes every lock ownership this node made again, at once; then, two heartbeat
+/// periods later (by when every node has written its owners again), its waiters: a waiter
+/// whose lock is free then gets it (the hand-over notice answers its `acquireLock`),
+/// the others queue again. Lines are rebuilt per node, in each node's order; across
+/// nodes, the owners written first win.
+async fn restore_locks(
+    inner: &crate::broker::Inner,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) {
+    let (owned, _) = inner.locks_local.all();
+    let mut failed = 0usize;
+    let mut taken = 0usize;
+    for ((channel, lock), o) in &owned {
+        let deadline = o.deadline.map(|d| d.to_string()).unwrap_or_default();
+        match restore_one(inner, channel, lock, o.ttl_s, &o.user, &deadline, "").await {
+            Ok(t) if t == "taken" => {
+                taken += 1;
+                tracing::warn!(channel = ?channel, lock = %lock, owner = %o.user, "redis: a lock this node's user owned was taken by another user after Redis lost its data");
+                inner.locks_local.freed(channel, lock, Some(&*o.user), None);
+            }
+            Ok(_) => {}
+            Err(_) => failed += 1,
+        }
+    }
+    // Every node finds the loss within one heartbeat period of Redis coming back.
+    let period = (inner.config.node_timeout / 5).max(std::time::Duration::from_millis(10));
+    tokio::select! {
+        _ = tokio::time::sleep(period * 2) => {}
+        _ = shutdown.changed() => return,
+    }
+    let (_, waiting) = inner.locks_local.all();
+    for (channel, lock, user, ttl_s) in &waiting {
+        match restore_one(inner, channel, lock, *ttl_s, "", "", user).await {
+            // `already`: the waiter owns it by now (the node's periodic check answers it).
+            Ok(t) if t == "acquired" || t == "already" => {
+                inner.locks_local.acquired(channel, lock, user, *ttl_s)
+            }
+            Ok(_) => {}
+            Err(_) => failed += 1,
+        }
+    }
+    tracing::warn!(
+        node = %inner.config.node_id,
+        owners = owned.len(),
+        waiters = waiting.len(),
+        taken,
+        failed,
+        "redis: this node's lock owners and waiters were gone from Redis (data lost); written again"
+    );
+}
+
+async fn restore_one(
+    inner: &crate::broker::Inner,
+    channel: &ChannelKey,
+    lock: &str,
+    ttl_s: u32,
+    owner: &str,
+    deadline: &str,
+    waiter: &str,
+) -> Result<String, EngineError> {
+    let mut inv = SCRIPTS.locks.arg(inner.prefix());
+    inv.arg("restore")
+        .arg(cref(channel))
+        .arg(lock)
+        .arg(ttl_s)
+        .arg(owner)
+        .arg(deadline)
+        .arg(waiter);
+    let items = reply::items(inner.run(&inv).await?);
+    items
+        .first()
+        .and_then(reply::string)
+        .ok_or_else(|| bad_reply("lock restore"))
+}
+
 impl RedisEngine {
+    /// Starts the task that writes this node's locks again after a data loss (once).
+    fn start_lock_restorer(&self) {
+        let i = &self.inner;
+        if !i
+            .lock_restorer_started
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            tokio::spawn(lock_restorer(i.clone()));
+        }
+    }
+
     /// Runs one lock operation; returns the reply's tag and the rest.
     async fn lock_op(&self, op: &str, args: &[&[u8]]) -> Result<(String, Vec<Value>), EngineError> {
         let i = &*self.inner;
@@ -184,7 +298,9 @@ impl RedisEngine {
             .lock_op("release", &[c.as_bytes(), lock.as_bytes(), user.as_bytes()])
             .await?;
         if tag == "ok" {
-            Ok(Ok(freed(&rest)?))
+            let f = freed(&rest)?;
+            self.inner.locks_local.apply(&f);
+            Ok(Ok(f))
         } else {
             Ok(Err(Self::rejection(&tag, &rest)?))
         }
@@ -193,6 +309,10 @@ impl RedisEngine {
 
 #[async_trait::async_trait]
 impl Locks for RedisEngine {
+    fn set_budgets(&self, budgets: switchboard_engine::Budgets) {
+        self.inner.set_budgets(budgets);
+    }
+
     async fn set(
         &self,
         channel: &ChannelKey,
@@ -202,6 +322,11 @@ impl Locks for RedisEngine {
     ) -> Result<Result<(), LockRejection>, EngineError> {
         let c = cref(channel);
         let (ttl, max) = (ttl_s.to_string(), max_locks.to_string());
+        let budget = self
+            .inner
+            .budgets(&channel.app)
+            .lock_definitions
+            .to_string();
         let (tag, rest) = self
             .lock_op(
                 "set",
@@ -210,12 +335,20 @@ impl Locks for RedisEngine {
                     lock.as_bytes(),
                     ttl.as_bytes(),
                     max.as_bytes(),
+                    budget.as_bytes(),
                 ],
             )
             .await?;
         match tag.as_str() {
             "ok" => Ok(Ok(())),
             "toomany" => Ok(Err(LockRejection::TooMany(max_locks))),
+            "overbudget" => {
+                let count = rest.first().and_then(reply::int).unwrap_or_default();
+                Err(EngineError::OverBudget(format!(
+                    "the app has {count} locks defined, its limit across all channels \
+                     (limits.max_lock_definitions)"
+                )))
+            }
             t => Ok(Err(Self::rejection(t, &rest)?)),
         }
     }
@@ -230,6 +363,7 @@ impl Locks for RedisEngine {
             .lock_op("remove", &[c.as_bytes(), lock.as_bytes()])
             .await?;
         if tag == "ok" {
+            self.inner.locks_local.removed(channel, lock);
             Ok(Ok(freed(&rest)?))
         } else {
             Ok(Err(Self::rejection(&tag, &rest)?))
@@ -245,22 +379,31 @@ impl Locks for RedisEngine {
     ) -> Result<Result<Acquire, LockRejection>, EngineError> {
         let c = cref(channel);
         let w: &[u8] = if wait { b"1" } else { b"0" };
+        self.start_lock_restorer();
         let (tag, rest) = self
             .lock_op(
                 "acquire",
                 &[c.as_bytes(), lock.as_bytes(), user.as_bytes(), w],
             )
             .await?;
+        let ttl = || {
+            rest.first()
+                .and_then(reply::int)
+                .and_then(|t| u32::try_from(t).ok())
+                .ok_or_else(|| bad_reply("acquire"))
+        };
+        let local = &self.inner.locks_local;
         Ok(match tag.as_str() {
-            "acquired" => Ok(Acquire::Acquired {
-                ttl_s: rest
-                    .first()
-                    .and_then(reply::int)
-                    .and_then(|t| u32::try_from(t).ok())
-                    .ok_or_else(|| bad_reply("acquire"))?,
-            }),
+            "acquired" => {
+                let ttl_s = ttl()?;
+                local.acquired(channel, lock, user, ttl_s);
+                Ok(Acquire::Acquired { ttl_s })
+            }
             "already" => Ok(Acquire::AlreadyOwner),
-            "queued" => Ok(Acquire::Queued),
+            "queued" => {
+                local.queued(channel, lock, user, ttl()?);
+                Ok(Acquire::Queued)
+            }
             t => Err(Self::rejection(t, &rest)?),
         })
     }
@@ -293,6 +436,7 @@ impl Locks for RedisEngine {
         let (tag, _) = self
             .lock_op("cancel", &[c.as_bytes(), lock.as_bytes(), user.as_bytes()])
             .await?;
+        self.inner.locks_local.cancelled(channel, lock, user);
         Ok(tag == "1")
     }
 
@@ -329,26 +473,33 @@ impl Locks for RedisEngine {
         let now = now_ms.to_string();
         self.lock_op("lost", &[app.as_bytes(), user.as_bytes(), now.as_bytes()])
             .await?;
+        self.inner.locks_local.deadline(app, user, Some(now_ms));
         Ok(())
     }
 
     async fn owner_back(&self, app: &str, user: &str) -> Result<(), EngineError> {
         self.lock_op("back", &[app.as_bytes(), user.as_bytes(), b"0"])
             .await?;
+        self.inner.locks_local.deadline(app, user, None);
         Ok(())
     }
 
     async fn expire_due(&self, now_ms: u64) -> Result<Vec<Freed>, EngineError> {
         let now = now_ms.to_string();
         let (_, rest) = self.lock_op("expire_due", &[now.as_bytes()]).await?;
-        Self::freed_list(&rest)
+        let all = Self::freed_list(&rest)?;
+        all.iter().for_each(|f| self.inner.locks_local.apply(f));
+        Ok(all)
     }
 
     async fn release_all(&self, app: &str, user: &str) -> Result<Vec<Freed>, EngineError> {
         let (_, rest) = self
             .lock_op("release_all", &[app.as_bytes(), user.as_bytes()])
             .await?;
-        Self::freed_list(&rest)
+        let all = Self::freed_list(&rest)?;
+        self.inner.locks_local.left_lines(app, user);
+        all.iter().for_each(|f| self.inner.locks_local.apply(f));
+        Ok(all)
     }
 
     async fn owned_by(
@@ -410,7 +561,9 @@ impl Locks for RedisEngine {
             )
             .await?;
         if tag == "ok" {
-            Ok(Some(freed(&rest)?))
+            let f = freed(&rest)?;
+            self.inner.locks_local.apply(&f);
+            Ok(Some(f))
         } else {
             Ok(None)
         }

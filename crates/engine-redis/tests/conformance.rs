@@ -63,3 +63,21 @@ async fn history_suite() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn broker_budgets_suite() {
+    let server = RedisServer::start();
+    switchboard_engine::conformance_budgets::run_broker_budgets_suite(|| {
+        connect_blocking(config(&server, "n1")) as Arc<dyn Broker>
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn storage_budgets_suite() {
+    let server = RedisServer::start();
+    switchboard_engine::conformance_budgets::run_storage_budgets_suite(|| {
+        connect_blocking(config(&server, "n1"))
+    })
+    .await;
+}

@@ -177,6 +177,73 @@ async fn two_nodes_see_each_others_publications_in_order() {
     eventually("bob's inbox on node b", || seen_b.of(&inbox).len() == 1).await;
 }
 
+/// A publish returns once the publishing node's own handler has the publication (as
+/// with the memory engine), and its pub/sub copy arriving later is not delivered a
+/// second time: node a publishes 50 times while node b publishes too; after each of
+/// a's publishes its handler holds it already, and in the end each node saw every
+/// offset once, in the same order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_publish_returns_after_its_own_node_delivered_it_once() {
+    let server = RedisServer::start();
+    let ((a, seen_a), (b, seen_b)) = two_nodes(&server).await;
+    let c = ch("own");
+    a.subscribe_node(&c).await.unwrap();
+    b.subscribe_node(&c).await.unwrap();
+    let other = {
+        let (b, c) = (b.clone(), c.clone());
+        tokio::spawn(async move {
+            for i in 0..50 {
+                b.publish(
+                    &c,
+                    publication("b", &format!("b{i}")),
+                    &PublishOptions::default(),
+                )
+                .await
+                .expect("publish on b");
+            }
+        })
+    };
+    for i in 0..50 {
+        let body = format!("a{i}");
+        let out = a
+            .publish(&c, publication("a", &body), &PublishOptions::default())
+            .await
+            .expect("publish on a");
+        let mine = seen_a
+            .positions
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(ch, p, b)| *ch == c && *p == out.position && *b == body)
+            .count();
+        assert_eq!(
+            mine, 1,
+            "a{i} is on node a's handler when its publish returns"
+        );
+    }
+    other.await.unwrap();
+    // A last publication from b reaches a after every earlier copy on a's pub/sub
+    // connection (one connection, in order), so any second delivery would be seen.
+    let last = b
+        .publish(&c, publication("b", "last"), &PublishOptions::default())
+        .await
+        .unwrap();
+    eventually("node a to see b's last publication", || {
+        seen_a.of(&c).last() == Some(&last.position)
+    })
+    .await;
+    eventually("node b to see all 101", || seen_b.of(&c).len() >= 101).await;
+    assert!(
+        consecutive(&seen_a.of(&c), 101),
+        "node a: 1..=101 once each, in order"
+    );
+    assert_eq!(
+        seen_a.bodies(&c),
+        seen_b.bodies(&c),
+        "the same sequence on both nodes"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_rate_limit_is_shared_by_all_nodes() {
     let server = RedisServer::start();

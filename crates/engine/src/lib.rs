@@ -5,9 +5,11 @@
 //! [`conformance`] holds the test kit that every engine must pass.
 //! [`conformance_history`] holds the one for every [`HistoryStore`],
 //! [`conformance_topics`] the one for every [`Topics`], and [`conformance_storage`] the
-//! one for every engine implementing both [`MetadataStore`] and [`Locks`].
+//! one for every engine implementing both [`MetadataStore`] and [`Locks`];
+//! [`conformance_budgets`] checks the per-app budgets ([`AppBudgets`]).
 
 pub mod conformance;
+pub mod conformance_budgets;
 pub mod conformance_history;
 pub mod conformance_presence;
 pub mod conformance_storage;

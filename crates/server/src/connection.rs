@@ -119,10 +119,34 @@ where
                 }
             }
             frame = stream.next() => {
-                // Boxed: the request futures (login, subscribe, …) are large, and inline
-                // they would make every idle connection's task as large as the largest.
-                let handled = Box::pin(handle_frame(&mut session, &out, frame, max_messages));
-                if handled.await.is_break() {
+                // Frames already read (or readable at once) are handled with this one,
+                // so that a run of publishes among them is one pipeline to the engine
+                // (`dispatch::handle_batch`). Boxed: the request futures (login,
+                // subscribe, …) are large, and inline they would make every idle
+                // connection's task as large as the largest.
+                // One frame alone (the common case) takes the direct path, without
+                // the lists; nothing is read past a close or an error.
+                let more = if matches!(frame, Ok(Incoming::Binary(_))) {
+                    futures_util::FutureExt::now_or_never(stream.next())
+                } else {
+                    None
+                };
+                let handled = match more {
+                    None => Box::pin(handle_frame(&mut session, &out, frame, max_messages)).await,
+                    Some(next) => {
+                        let mut frames = vec![frame, next];
+                        while frames.len() < 64
+                            && matches!(frames.last(), Some(Ok(Incoming::Binary(_))))
+                        {
+                            match futures_util::FutureExt::now_or_never(stream.next()) {
+                                Some(f) => frames.push(f),
+                                None => break,
+                            }
+                        }
+                        Box::pin(handle_frames(&mut session, &out, frames, max_messages)).await
+                    }
+                };
+                if handled.is_break() {
                     break;
                 }
             }
@@ -153,6 +177,40 @@ where
 fn next_deadline(session: &Client) -> Instant {
     let read = session.read_deadline().0;
     session.token_deadline().map_or(read, |t| t.min(read))
+}
+
+/// Handles frames read together: the messages of consecutive binary frames go to
+/// `dispatch::handle_batch` as one list; any other frame (and a binary frame before
+/// login, with its own size limit) is handled in its place, in order.
+async fn handle_frames(
+    session: &mut Client,
+    out: &Arc<Outbound>,
+    frames: Vec<Result<Incoming, ReadError>>,
+    max_messages: usize,
+) -> ControlFlow<()> {
+    let mut msgs: Vec<ClientMessage> = Vec::new();
+    for frame in frames {
+        match frame {
+            Ok(Incoming::Binary(data)) if session.attached.is_some() && !data.is_empty() => {
+                session.touch();
+                for msg in FrameDecoder::<ClientMessage>::new(data, max_messages) {
+                    match msg {
+                        Ok(m) => msgs.push(m),
+                        Err(e) => {
+                            dispatch::handle_batch(session, std::mem::take(&mut msgs)).await?;
+                            out.close(DisconnectCode::ProtocolError, e.to_string());
+                            return ControlFlow::Break(());
+                        }
+                    }
+                }
+            }
+            other => {
+                dispatch::handle_batch(session, std::mem::take(&mut msgs)).await?;
+                handle_frame(session, out, other, max_messages).await?;
+            }
+        }
+    }
+    dispatch::handle_batch(session, msgs).await
 }
 
 /// Handles one WebSocket message. `Break` ends the connection.

@@ -64,6 +64,62 @@ fn clip(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
+/// Handles messages in order, as [`handle`] each; a run of two or more consecutive
+/// publishes (without storeInHistory) is one pipeline: every publish of the run starts
+/// before the first reply comes (on Redis, their scripts reach the one multiplexed
+/// connection in request order, so the channel's offsets follow it), their
+/// deliveries are written together, and the replies go out in request order. On the
+/// memory engine a publish completes at once, so nothing changes there.
+pub(crate) async fn handle_batch(client: &mut Client, msgs: Vec<ClientMessage>) -> ControlFlow<()> {
+    fn pipelinable(m: &ClientMessage) -> bool {
+        m.id != 0
+            && matches!(&m.body, Some(client_message::Body::Publish(r)) if !r.store_in_history)
+    }
+    let mut it = msgs.into_iter().peekable();
+    while let Some(msg) = it.next() {
+        if pipelinable(&msg) && it.peek().is_some_and(pipelinable) && client.attached.is_some() {
+            let mut run = vec![msg];
+            while let Some(m) = it.next_if(pipelinable) {
+                run.push(m);
+            }
+            if client.out.is_closed() {
+                return ControlFlow::Break(());
+            }
+            let Ok(session) = client.session() else {
+                for m in run {
+                    handle(client, m).await?;
+                }
+                continue;
+            };
+            let actor = session.actor();
+            let node = client.node.clone();
+            let (node, actor) = (&node, &actor);
+            let futs = run.into_iter().map(|m| async move {
+                let id = m.id;
+                match m.body {
+                    Some(client_message::Body::Publish(req)) => {
+                        (id, messaging::publish_as(node, actor, req).await)
+                    }
+                    _ => (
+                        id,
+                        Err(Failure::new(ErrorCode::BadRequest, "not a publish")),
+                    ),
+                }
+            });
+            for (id, r) in futures_util::future::join_all(futs).await {
+                match r {
+                    Ok(reply) => client.send(id, Body::Publish(reply)),
+                    Err(f) => client.fail(id, "publish", f),
+                }
+            }
+        } else {
+            handle(client, msg).await?;
+        }
+        client.touch();
+    }
+    ControlFlow::Continue(())
+}
+
 /// Handles one client message. `Break` ends the connection.
 pub(crate) async fn handle(client: &mut Client, msg: ClientMessage) -> ControlFlow<()> {
     use client_message::Body as B;

@@ -20,6 +20,14 @@ pub(crate) struct Inner {
     pub(crate) members_lost: tokio::sync::Notify,
     /// Whether the task that writes them again runs (started by the first enter).
     pub(crate) rewriter_started: AtomicBool,
+    /// The lock owners and waiters this node made, written again when Redis lost them.
+    pub(crate) locks_local: crate::local_locks::LocalLocks,
+    /// Told when the heartbeat finds this node's data gone from Redis (for the locks).
+    pub(crate) locks_lost: tokio::sync::Notify,
+    /// Whether the task that writes the locks again runs (started by the first acquire).
+    pub(crate) lock_restorer_started: AtomicBool,
+    /// The per-app budgets, installed once by the server (none until then).
+    pub(crate) budgets: OnceLock<switchboard_engine::Budgets>,
 }
 
 pub(crate) fn unavailable(e: impl std::fmt::Display) -> EngineError {
@@ -73,6 +81,10 @@ impl RedisEngine {
             members: Default::default(),
             members_lost: tokio::sync::Notify::new(),
             rewriter_started: AtomicBool::new(false),
+            locks_local: Default::default(),
+            locks_lost: tokio::sync::Notify::new(),
+            lock_restorer_started: AtomicBool::new(false),
+            budgets: OnceLock::new(),
         });
         start(&inner, client).await?;
         tokio::spawn(heartbeat(inner.clone()));
@@ -126,6 +138,17 @@ impl Inner {
         &self.config.prefix
     }
 
+    /// Installs the per-app budgets (the first call wins: the broker, metadata and
+    /// lock traits all install the same ones).
+    pub(crate) fn set_budgets(&self, budgets: switchboard_engine::Budgets) {
+        let _ = self.budgets.set(budgets);
+    }
+
+    /// The budgets of `app` (none until the server installs them).
+    pub(crate) fn budgets(&self, app: &str) -> switchboard_engine::AppBudgets {
+        self.budgets.get().map(|b| b(app)).unwrap_or_default()
+    }
+
     pub(crate) fn base(&self, key: &switchboard_engine::ChannelKey) -> String {
         crate::keys::base(&self.config.prefix, key)
     }
@@ -169,7 +192,10 @@ async fn heartbeat(inner: Arc<Inner>) {
                     // Its entry was gone: Redis lost its data (a restart without
                     // persistence) or the node was taken for dead; either way its
                     // members are gone from Redis, so they are written again.
-                    Ok(Value::Int(1)) => inner.members_lost.notify_one(),
+                    Ok(Value::Int(1)) => {
+                        inner.members_lost.notify_one();
+                        inner.locks_lost.notify_one();
+                    }
                     Ok(_) => {}
                     Err(e) => {
                         tracing::warn!(node = %inner.config.node_id, error = %e, "redis: heartbeat failed");

@@ -32,9 +32,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Sub {
     key: ChannelKey,
     worker: usize,
-    /// Position of the latest publication handed to the handler; written only by the
-    /// channel's worker.
+    /// Position of the latest publication handed to the handler; written only under
+    /// `gate`.
     delivered: watch::Sender<StreamPosition>,
+    /// Held while a publication is handed to the handler: the channel's worker and a
+    /// task publishing on this node (which delivers its own publication at once when
+    /// it is the next one) never deliver at the same time, and each delivery checks
+    /// `delivered` under it, so the handler sees every offset once, in order.
+    gate: tokio::sync::Mutex<()>,
     active: AtomicBool,
     resync_queued: AtomicBool,
 }
@@ -391,9 +396,7 @@ async fn read(inner: Arc<Inner>, mut stream: redis::aio::PubSubStream, done: one
             continue;
         }
         if name == b.handover_channel {
-            if let Some(h) = b.handover.get() {
-                on_handover(&**h, msg.get_payload_bytes());
-            }
+            on_lock_notice(&inner, b.handover.get(), msg.get_payload_bytes());
             continue;
         }
         if name == b.ctl_channel {
@@ -405,6 +408,11 @@ async fn read(inner: Arc<Inner>, mut stream: redis::aio::PubSubStream, done: one
         let Some(sub) = lock(&b.subs).get(name).cloned() else {
             continue;
         };
+        // This node's own publications were delivered by the publishing task already
+        // (see `publish`): their copies are dropped here without waking the worker.
+        if delivered_already(&sub, msg.get_payload_bytes()) {
+            continue;
+        }
         let w = &b.workers[sub.worker];
         match w
             .tx
@@ -438,20 +446,43 @@ fn on_kick(h: &dyn KickHandler, payload: &[u8]) {
     }
 }
 
-/// A hand-over notice `<len>:<cref><len>:<lock><user>` to the handler; a malformed
-/// one is ignored.
-fn on_handover(h: &dyn HandoverHandler, payload: &[u8]) {
+/// A lock notice (`lua/locks.lua`): a free `<len>:<cref><len>:<lock><len>:<former><next>`
+/// updates what this node recorded of the lock and, when it went to a waiter, goes to
+/// the handler; a removal `-<len>:<cref><lock>` drops the lock's owner and line. A
+/// malformed notice is ignored.
+fn on_lock_notice(inner: &Inner, h: Option<&Arc<dyn HandoverHandler>>, payload: &[u8]) {
+    if let Some(removed) = payload.strip_prefix(b"-") {
+        let parsed = (|| {
+            let (cref, lock) = crate::keys::split_len(removed)?;
+            Some((
+                crate::keys::parse_cref(cref)?,
+                std::str::from_utf8(lock).ok()?,
+            ))
+        })();
+        if let Some((channel, lock)) = parsed {
+            inner.locks_local.removed(&channel, lock);
+        }
+        return;
+    }
     let parsed = (|| {
         let (cref, rest) = crate::keys::split_len(payload)?;
-        let (lock, user) = crate::keys::split_len(rest)?;
+        let (lock, rest) = crate::keys::split_len(rest)?;
+        let (former, next) = crate::keys::split_len(rest)?;
         let channel = crate::keys::parse_cref(cref)?;
         Some((
             channel,
             std::str::from_utf8(lock).ok()?,
-            std::str::from_utf8(user).ok()?,
+            std::str::from_utf8(former).ok()?,
+            std::str::from_utf8(next).ok()?,
         ))
     })();
-    if let Some((channel, lock, user)) = parsed {
+    let Some((channel, lock, former, next)) = parsed else {
+        return;
+    };
+    let former = (!former.is_empty()).then_some(former);
+    let next = (!next.is_empty()).then_some(next);
+    inner.locks_local.freed(&channel, lock, former, next);
+    if let (Some(h), Some(user)) = (h, next) {
         h.on_handover(&channel, lock, user);
     }
 }
@@ -496,18 +527,43 @@ fn retry_later(inner: &Arc<Inner>, sub: &Arc<Sub>) {
     });
 }
 
+/// Whether the publication `<epoch>,<offset>,…` was handed to the handler already.
+fn delivered_already(sub: &Sub, payload: &[u8]) -> bool {
+    let Some((epoch, rest)) = split_num(payload) else {
+        return false;
+    };
+    let Some((offset, _)) = split_num(rest) else {
+        return false;
+    };
+    let last = *sub.delivered.borrow();
+    epoch == last.epoch && offset <= last.offset
+}
+
 fn decode_message(payload: &[u8]) -> Option<Publication> {
     let (epoch, entry) = split_num(payload)?;
     decode_entry(epoch, entry)
 }
 
-fn deliver(inner: &Inner, sub: &Sub, p: Publication) {
+/// Hands `p` to the handler and records its position; the caller holds `sub.gate`.
+fn hand(inner: &Inner, sub: &Sub, p: Publication) {
     let position = p.position;
     let p = Arc::new(p);
     if let Some(h) = inner.broker.handler.get() {
         h.on_publication(&sub.key, &p);
     }
     sub.delivered.send_replace(position);
+}
+
+/// Delivers `p` unless it was delivered already (same epoch, offset not past the
+/// delivered one); true if it went.
+async fn deliver(inner: &Inner, sub: &Sub, p: Publication) -> bool {
+    let _gate = sub.gate.lock().await;
+    let last = *sub.delivered.borrow();
+    if p.position.epoch == last.epoch && p.position.offset <= last.offset {
+        return false;
+    }
+    hand(inner, sub, p);
+    true
 }
 
 async fn on_message(inner: &Arc<Inner>, sub: &Arc<Sub>, payload: &[u8]) {
@@ -524,7 +580,7 @@ async fn on_message(inner: &Arc<Inner>, sub: &Arc<Sub>, payload: &[u8]) {
             return;
         }
         if p.position.offset == last.offset + 1 {
-            deliver(inner, sub, p);
+            deliver(inner, sub, p).await;
             return;
         }
     }
@@ -549,6 +605,7 @@ async fn catch_up(inner: &Arc<Inner>, sub: &Arc<Sub>, upto: Option<Publication>)
         if r.position.epoch != last.epoch {
             b.counters.gaps.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(channel = ?sub.key, old = ?last, new = ?r.position, "redis: channel epoch changed; publications of the old epoch lost");
+            let _gate = sub.gate.lock().await;
             sub.delivered.send_replace(StreamPosition {
                 epoch: r.position.epoch,
                 offset: 0,
@@ -561,9 +618,10 @@ async fn catch_up(inner: &Arc<Inner>, sub: &Arc<Sub>, upto: Option<Publication>)
         }
         let n = r.publications.len();
         for p in r.publications {
-            if p.position.offset > sub.delivered.borrow().offset {
+            if p.position.offset > sub.delivered.borrow().offset
+                && deliver(inner, sub, Publication::clone(&p)).await
+            {
                 b.counters.recovered.fetch_add(1, Ordering::Relaxed);
-                deliver(inner, sub, Publication::clone(&p));
             }
         }
         if n < RECOVER_CHUNK || sub.delivered.borrow().offset >= r.position.offset {
@@ -576,7 +634,7 @@ async fn catch_up(inner: &Arc<Inner>, sub: &Arc<Sub>, upto: Option<Publication>)
             if p.position.offset > last.offset + 1 {
                 b.counters.gaps.fetch_add(1, Ordering::Relaxed);
             }
-            deliver(inner, sub, p);
+            deliver(inner, sub, p).await;
         }
     }
 }
@@ -656,6 +714,10 @@ impl Broker for RedisEngine {
         let _ = self.inner.broker.handler.set(handler);
     }
 
+    fn set_budgets(&self, budgets: switchboard_engine::Budgets) {
+        self.inner.set_budgets(budgets);
+    }
+
     async fn publish(
         &self,
         channel: &ChannelKey,
@@ -666,6 +728,7 @@ impl Broker for RedisEngine {
         let base = inner.base(channel);
         let body = encode_body(&publication);
         let rate = options.rate_limit;
+        let budgets = inner.budgets(&channel.app);
         let v = inner
             .run(
                 SCRIPTS
@@ -680,7 +743,14 @@ impl Broker for RedisEngine {
                     .arg(rate.map_or(0, |r| r.per_second))
                     .arg(rate.map_or(0, |r| r.burst))
                     .arg(if options.require_receiver { "1" } else { "0" })
-                    .arg(&base),
+                    .arg(&base)
+                    .arg(budgets.recovery_log_bytes as u64)
+                    .arg(budgets.idempotency_keys as u64)
+                    .arg(budgets.swept_positions as u64)
+                    .arg(u8::from(matches!(
+                        publication.kind,
+                        switchboard_engine::MessageKind::Event(_)
+                    ))),
             )
             .await?;
         let items = reply::items(v);
@@ -700,6 +770,23 @@ impl Broker for RedisEngine {
                 });
             }
             ("noreceiver", _) => return Err(EngineError::NoReceiver),
+            ("overbudget", [_, what, _]) => {
+                return Err(EngineError::OverBudget(
+                    if reply::string(what).as_deref() == Some("keys") {
+                        format!(
+                            "the app keeps at most {} idempotency keys at once \
+                             (limits.max_idempotency_keys); publish without a key or retry later",
+                            budgets.idempotency_keys
+                        )
+                    } else {
+                        format!(
+                            "the app's recovery logs hold at most {} bytes in all \
+                             (limits.max_recovery_log_bytes); retry later",
+                            budgets.recovery_log_bytes
+                        )
+                    },
+                ));
+            }
             ("limited", _) => {
                 return Err(EngineError::RateLimited(rate.map_or(0, |r| r.per_second)));
             }
@@ -709,7 +796,33 @@ impl Broker for RedisEngine {
         let sub = lock(&inner.broker.subs).get(&base).cloned();
         // Not while pub/sub is reconnecting: the publication is committed, and the
         // worker delivers it from the log once the connection is back.
-        if let Some(sub) = sub.filter(|_| inner.broker.connected()) {
+        if let Some(sub) =
+            sub.filter(|s| inner.broker.connected() && s.active.load(Ordering::Acquire))
+        {
+            // The next publication of the channel is delivered here at once, without
+            // waiting for its copy over pub/sub (the worker skips that copy): a publish
+            // costs this node one round trip, and its fan-out runs in the publishing
+            // task as with the memory engine. Anything else (another node's
+            // publication still on its way first) is left to the worker, in order.
+            let done = {
+                let _gate = sub.gate.lock().await;
+                let last = *sub.delivered.borrow();
+                let same = last.epoch == position.epoch;
+                if same && position.offset == last.offset + 1 {
+                    let mut p = publication;
+                    p.position = position;
+                    hand(inner, &sub, p);
+                    true
+                } else {
+                    same && position.offset <= last.offset
+                }
+            };
+            if done {
+                return Ok(PublishOutcome {
+                    position,
+                    duplicate: false,
+                });
+            }
             let mut rx = sub.delivered.subscribe();
             let _ = tokio::time::timeout(
                 inner.config.local_delivery_wait,
@@ -735,6 +848,7 @@ impl Broker for RedisEngine {
             key: channel.clone(),
             worker: (channel.hash64() as usize) % b.workers.len(),
             delivered: watch::channel(pos).0,
+            gate: tokio::sync::Mutex::new(()),
             active: AtomicBool::new(true),
             resync_queued: AtomicBool::new(false),
         });
