@@ -220,7 +220,14 @@ pub(crate) async fn freed(node: &Node, mut f: Freed, mut publisher: Arc<str>, mu
             &next,
         );
         publish(node, &f.channel, &next, ev).await;
-        told(node, &f.channel, &f.lock, LockChange::Acquired, &next, &next);
+        told(
+            node,
+            &f.channel,
+            &f.lock,
+            LockChange::Acquired,
+            &next,
+            &next,
+        );
         if waits(node).finish(&f.channel, &f.lock, &next, Ok(())) {
             return;
         }
