@@ -155,7 +155,11 @@ const API_KEY: &str = "backend-key-1";
 const API_SECRET: &str = "backend-secret-0123456789";
 
 /// An authorized server API POST for [`APP_ID`]: status and JSON.
-async fn api_post(http: SocketAddr, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+async fn api_post(
+    http: SocketAddr,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
     let r = reqwest::Client::new()
         .post(format!("http://{http}/v1/apps/{APP_ID}{path}"))
         .basic_auth(API_KEY, Some(API_SECRET))
@@ -328,7 +332,10 @@ async fn a_lost_connection_times_the_member_out_distinct_from_a_leave() {
             "test",
         )))
         .await;
-    assert!(matches!(reply, pb::server_message::Body::Login(_)), "{reply:?}");
+    assert!(
+        matches!(reply, pb::server_message::Body::Login(_)),
+        "{reply:?}"
+    );
     alice.subscribe("room").await;
     alice.lose_connection().await;
     let timed_out = wait_for(&r, "member.timed_out", "alice").await;
@@ -341,7 +348,10 @@ async fn a_lost_connection_times_the_member_out_distinct_from_a_leave() {
         .map(|e| e["event"].as_str().unwrap().to_string())
         .collect();
     let pos = |n: &str| names.iter().position(|x| x == n).unwrap();
-    assert!(pos("member.timed_out") < pos("channel.vacated"), "{names:?}");
+    assert!(
+        pos("member.timed_out") < pos("channel.vacated"),
+        "{names:?}"
+    );
     assert!(pos("channel.vacated") < pos("user.offline"), "{names:?}");
 }
 
@@ -368,7 +378,9 @@ async fn a_leave_and_a_join_within_the_debounce_send_nothing() {
     // Past the delay the held leave would have gone out; a later event marks the end
     // of the queue.
     assert!(
-        eventually(STEP, || left_at.elapsed() > Duration::from_millis(1500 + 200)).await,
+        eventually(STEP, || left_at.elapsed()
+            > Duration::from_millis(1500 + 200))
+        .await,
         "the debounce delay passes"
     );
     let _bob = s.raw_login("bob").await;
@@ -379,7 +391,12 @@ async fn a_leave_and_a_join_within_the_debounce_send_nothing() {
         .collect();
     assert_eq!(
         names,
-        ["user.online", "channel.occupied", "member.joined", "user.online"],
+        [
+            "user.online",
+            "channel.occupied",
+            "member.joined",
+            "user.online"
+        ],
         "nothing between alice's first join and bob's login"
     );
 }
@@ -467,11 +484,17 @@ async fn metadata_writes_send_metadata_changed_with_the_revisions() {
         assert_eq!(e["user_id"], "alice");
     }
     let major = |e: &serde_json::Value| e["major_revision"].as_i64().unwrap();
-    assert!(major(&ev[0]) < major(&ev[1]) && major(&ev[1]) < major(&ev[2]), "{ev:?}");
+    assert!(
+        major(&ev[0]) < major(&ev[1]) && major(&ev[1]) < major(&ev[2]),
+        "{ev:?}"
+    );
     assert_eq!(ev[0]["revisions"]["topic"], major(&ev[0]));
     assert_eq!(ev[1]["revisions"]["topic"], major(&ev[1]));
     assert_eq!(ev[1]["keys"], serde_json::json!(["topic"]));
-    assert!(ev[2]["revisions"].get("mood").is_none(), "a removed key has none");
+    assert!(
+        ev[2]["revisions"].get("mood").is_none(),
+        "a removed key has none"
+    );
     assert_eq!(ev[3]["scope"], "user");
     assert_eq!(ev[3]["target_user"], "alice");
     assert!(ev[3].get("channel").is_none());
@@ -596,7 +619,10 @@ async fn kicks_bans_and_same_uid_logins_send_user_kicked() {
     assert_eq!(banned["until_ms"], json["until_ms"]);
     let kicked = wait_for(&r, "user.kicked", "bob").await;
     assert_eq!(kicked["code"], "KICKED");
-    assert!(kicked["reason"].as_str().unwrap().contains("spam"), "{kicked}");
+    assert!(
+        kicked["reason"].as_str().unwrap().contains("spam"),
+        "{kicked}"
+    );
 
     let _carol = s.raw_login("carol").await;
     let _carol_again = s.raw_login("carol").await;
@@ -642,11 +668,17 @@ async fn each_app_s_events_go_to_its_own_receiver_only() {
             60,
         )
         .await;
-    assert!(matches!(reply, pb::server_message::Body::Login(_)), "{reply:?}");
+    assert!(
+        matches!(reply, pb::server_message::Body::Login(_)),
+        "{reply:?}"
+    );
     olga.subscribe("room").await;
     let mut otto = s.raw().await;
     let reply = otto.login(OPEN_APP_ID, "otto", "", 60).await;
-    assert!(matches!(reply, pb::server_message::Body::Login(_)), "{reply:?}");
+    assert!(
+        matches!(reply, pb::server_message::Body::Login(_)),
+        "{reply:?}"
+    );
     otto.subscribe("room").await;
     // The last events of each: olga's join, otto's login (his join is filtered out),
     // alice's join.
@@ -682,7 +714,12 @@ async fn each_app_s_events_go_to_its_own_receiver_only() {
         .map(|e| e["event"].as_str().unwrap())
         .collect();
     assert_eq!(otto_events, ["user.online"], "the open app's own filter");
-    assert!(has(&shared_events, "channel.occupied", "alice", Some("room")));
+    assert!(has(
+        &shared_events,
+        "channel.occupied",
+        "alice",
+        Some("room")
+    ));
     for g in shared.got.lock().unwrap().iter() {
         verify(g);
     }
@@ -751,7 +788,11 @@ fn app_webhook_settings_are_checked_and_their_secret_never_shown() {
     assert!(!format!("{app:?}").contains("very-secret-value"));
     let mut bad = app.clone();
     bad.webhooks.as_mut().unwrap().secret = None;
-    assert!(switchboard_server::check_app_webhooks(&bad).unwrap_err().contains("secret"));
+    assert!(
+        switchboard_server::check_app_webhooks(&bad)
+            .unwrap_err()
+            .contains("secret")
+    );
     let mut bad = app.clone();
     bad.webhooks.as_mut().unwrap().url = Some("ftp://x".into());
     assert!(switchboard_server::check_app_webhooks(&bad).is_err());

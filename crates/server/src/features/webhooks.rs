@@ -112,10 +112,7 @@ pub fn check_webhook(url: &str, secret: &str, events: &[String]) -> Result<(), S
 
 fn check_events(events: &[String]) -> Result<(), String> {
     match events.iter().find(|e| !EVENTS.contains(&e.as_str())) {
-        Some(e) => Err(format!(
-            "unknown event {e:?}; known: {}",
-            EVENTS.join(", ")
-        )),
+        Some(e) => Err(format!("unknown event {e:?}; known: {}", EVENTS.join(", "))),
         None => Ok(()),
     }
 }
@@ -680,9 +677,11 @@ impl Hooks for WebhookHooks {
                 until_ms,
                 reason,
             } => {
-                hooks.emit(app, "user.banned", || {
-                    json!({ "user_id": user, "until_ms": until_ms, "reason": reason })
-                });
+                hooks.emit(
+                    app,
+                    "user.banned",
+                    || json!({ "user_id": user, "until_ms": until_ms, "reason": reason }),
+                );
             }
         }
     }
