@@ -206,10 +206,12 @@ enum Held {
     Vacated(ChannelKey),
 }
 
-/// Members of the channels on this node (sessions), and the held events.
+/// Members of the channels on this node (sessions), the channels of each session, and
+/// the held events.
 #[derive(Default)]
 struct Tracking {
     members: HashMap<ChannelKey, HashSet<u64>>,
+    of_session: HashMap<u64, HashSet<ChannelKey>>,
     held: HashMap<Held, u64>,
     next_hold: u64,
 }
@@ -345,6 +347,10 @@ impl Webhooks {
                 return;
             }
             let first = members.len() == 1;
+            t.of_session
+                .entry(session.id)
+                .or_default()
+                .insert(key.clone());
             let left = t
                 .held
                 .remove(&Held::Leave(key.clone(), session.user.clone()))
@@ -404,6 +410,7 @@ impl Webhooks {
         if last {
             t.members.remove(key);
         }
+        t.untrack(session.id, key);
         let vacated = last.then(|| {
             Event::new(
                 "channel.vacated",
@@ -453,6 +460,60 @@ impl Webhooks {
                 Self::send(&route, v);
             }
         });
+    }
+}
+
+impl Tracking {
+    /// Forgets that `session` is in `key` (in the per-session index).
+    fn untrack(&mut self, session: u64, key: &ChannelKey) {
+        if let Some(keys) = self.of_session.get_mut(&session) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.of_session.remove(&session);
+            }
+        }
+    }
+}
+
+impl Webhooks {
+    /// A session resumed here: counts it in each of its channels without an event (a
+    /// session taken over from another node was a member all along; a local resume
+    /// changes nothing), so that its later leave is reported from here.
+    fn adopt(&self, session: &Session) {
+        let keys: Vec<ChannelKey> = {
+            let st = session.lock();
+            st.subscriptions
+                .keys()
+                .map(|n| session.message_key(n))
+                .chain(st.streams.keys().map(|n| session.stream_key(n)))
+                .collect()
+        };
+        if keys.is_empty() {
+            return;
+        }
+        let mut t = self.tracking();
+        for key in keys {
+            t.members.entry(key.clone()).or_default().insert(session.id);
+            t.of_session.entry(session.id).or_default().insert(key);
+        }
+    }
+
+    /// The session is gone from this node without leaving its channels (handed over to
+    /// another node, or superseded by the user's session there, which holds them now):
+    /// forgets it without an event; the other node reports its leaves.
+    fn forget(&self, session: &Session) {
+        let mut t = self.tracking();
+        let Some(keys) = t.of_session.remove(&session.id) else {
+            return;
+        };
+        for key in keys {
+            if let Some(members) = t.members.get_mut(&key) {
+                members.remove(&session.id);
+                if members.is_empty() {
+                    t.members.remove(&key);
+                }
+            }
+        }
     }
 }
 
@@ -586,8 +647,22 @@ impl Hooks for WebhookHooks {
     }
 
     async fn attached(&self, node: &Node, session: &Session, resumed: bool) {
-        if !resumed {
+        if resumed {
+            webhooks(node).adopt(session);
+        } else {
             user_event(node, session, "user.online", json!({}));
+        }
+    }
+
+    async fn replacing(&self, node: &Node, session: &Session) {
+        if session.lock().handed_over {
+            webhooks(node).forget(session);
+        }
+    }
+
+    async fn connection_lost(&self, node: &Node, session: &Session) {
+        if session.lock().handed_over {
+            webhooks(node).forget(session);
         }
     }
 
@@ -598,6 +673,8 @@ impl Hooks for WebhookHooks {
             let fields = json!({ "code": code.info().name, "reason": reason });
             user_event(node, session, "user.kicked", fields);
         }
+        // Channels it did not leave (held by the user's session on another node now).
+        webhooks(node).forget(session);
         // Superseded by the user's session on another node: the user is still online.
         if session.lock().superseded {
             return;
@@ -668,6 +745,19 @@ impl Hooks for WebhookHooks {
                         "channel_type": ty,
                         "channel": &*channel.name,
                         "lock": lock,
+                    })
+                });
+            }
+            Happening::Lapsed { channel, user } => {
+                let Some(ty) = channel_type(channel.kind) else {
+                    return;
+                };
+                hooks.emit(&channel.app, "member.timed_out", || {
+                    json!({
+                        "user_id": user,
+                        "channel_type": ty,
+                        "channel": &*channel.name,
+                        "reason": "node_lost",
                     })
                 });
             }

@@ -88,6 +88,14 @@ pub(crate) enum Happening<'a> {
         /// Who did it.
         by: &'a str,
     },
+    /// The presence sweep removed a membership whose engine deadline passed: its node
+    /// stopped without ending the session (R118).
+    Lapsed {
+        /// The channel.
+        channel: &'a ChannelKey,
+        /// The member.
+        user: &'a str,
+    },
     /// The server API banned a user.
     Banned {
         /// The app.
