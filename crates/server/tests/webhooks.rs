@@ -585,6 +585,71 @@ async fn locks_send_acquired_released_and_revoked() {
     }
 }
 
+/// R153: the owner's connection is lost and it does not come back within the lock's
+/// ttl (10 s, the minimum, R150): `lock.expired` (and no `lock.released`), while its
+/// session is still waiting for a resume (presence timeout 60 s).
+#[tokio::test]
+async fn a_lock_whose_owner_stays_away_past_its_ttl_expires() {
+    let (url, r) = receiver().await;
+    let mut config = WebhookConfig::new(url, SECRET);
+    config.events = vec!["lock.expired".into(), "lock.released".into()];
+    let (s, _) = server_with(config).await;
+    let mut alice = s.raw().await;
+    let reply = alice
+        .request(client_message::Body::Login(login_request(
+            "alice",
+            "",
+            vec![],
+            60,
+            "test",
+        )))
+        .await;
+    assert!(
+        matches!(reply, pb::server_message::Body::Login(_)),
+        "{reply:?}"
+    );
+    alice.subscribe("room").await;
+    ok(
+        &mut alice,
+        client_message::Body::SetLock(pb::SetLockRequest {
+            channel_type: MESSAGE,
+            channel_name: "room".into(),
+            lock_name: "lease".into(),
+            ttl: 10,
+        }),
+    )
+    .await;
+    ok(
+        &mut alice,
+        client_message::Body::AcquireLock(pb::AcquireLockRequest {
+            channel_type: MESSAGE,
+            channel_name: "room".into(),
+            lock_name: "lease".into(),
+            retry: false,
+        }),
+    )
+    .await;
+    let lost_at = tokio::time::Instant::now();
+    alice.lose_connection().await;
+    let found = || named(&r, "lock.expired").into_iter().next();
+    assert!(
+        eventually(Duration::from_secs(30), || found().is_some()).await,
+        "lock.expired arrives; got {:?}",
+        events_of(&r)
+    );
+    assert!(
+        lost_at.elapsed() >= Duration::from_secs(10),
+        "kept for its ttl first"
+    );
+    let e = found().unwrap();
+    assert_eq!(
+        (&e["user_id"], &e["lock"], &e["channel"]),
+        (&"alice".into(), &"lease".into(), &"room".into()),
+        "{e}"
+    );
+    assert!(named(&r, "lock.released").is_empty(), "{:?}", events_of(&r));
+}
+
 /// The server API's kick and ban, and a second login of the same user id (R28), each
 /// send `user.kicked` with the close code; a ban also `user.banned`.
 #[tokio::test]
