@@ -1915,9 +1915,12 @@ impl Drop for Receiver {
 /// receiver, and each change is reported once, by the node that made it. Metadata and
 /// lock changes once; a second login on the other node: `user.kicked` (SAME_UID_LOGIN)
 /// from the replaced session's node and no `user.offline` (the user is online); a
-/// session moved to the other node by a resume (R52) sends no second `user.online`, and
-/// its leave there is reported from there, with the channel's vacated; the members of a
-/// SIGKILLed node are timed out once, by the survivor's presence sweep (R118).
+/// session moved to the other node by a resume (R52) sends no second `user.online` or
+/// join, and its leave there is reported from there (each node's channel.occupied and
+/// channel.vacated pair up); a resume that finds its node stopped starts a new session,
+/// and the old one's end, superseded, sends `member.left` with reason `replaced` and no
+/// `user.offline`; the members of a SIGKILLed node are timed out once, by the
+/// survivor's presence sweep (R118).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_are_sent_once_by_the_node_that_made_the_change() {
     let hooks = Receiver::start().await;
@@ -1974,7 +1977,33 @@ async fn webhooks_are_sent_once_by_the_node_that_made_the_change() {
     })
     .await;
     dave.unsubscribe("hall").await.expect("unsubscribe");
-    hooks.wait(1, "channel.vacated", "dave", Some("hall")).await;
+    hooks.wait(1, "member.left", "dave", Some("hall")).await;
+    // Node 0 vacated the hall when dave left it, node 1 occupied it when he came.
+    hooks.wait(2, "channel.vacated", "dave", Some("hall")).await;
+
+    // Frank's resume finds node 0 stopped: a new session on node 1 (the SDK restores
+    // his channel there), and node 0's old session, superseded, ends in a leave with
+    // reason `replaced` and no `user.offline`.
+    let proxy2 = Retarget::start(cluster.nodes[0].addr()).await;
+    let frank = login_at(&proxy2.url(), "frank", |c| c.presence_timeout = 2).await;
+    let mut f_links = frank.link_state_events();
+    frank.subscribe("deck", with_presence()).await.expect("sub");
+    hooks.wait(1, "member.joined", "frank", Some("deck")).await;
+    signal(&cluster, 0, "STOP");
+    proxy2.move_to(cluster.nodes[1].addr());
+    wait_link_leaves(&mut f_links, LinkState::Connected).await;
+    let back = wait_link(&mut f_links, LinkState::Connected).await;
+    signal(&cluster, 0, "CONT");
+    assert!(!back.is_resumed, "node 0 could not answer: {back:?}");
+    hooks.wait(2, "member.joined", "frank", Some("deck")).await;
+    eventually("node 0 to end frank's old session", || {
+        hooks.got.lock().unwrap().iter().any(|e| {
+            e["event"] == "member.left" && e["user_id"] == "frank" && e["reason"] == "replaced"
+        })
+    })
+    .await;
+    frank.unsubscribe("deck").await.expect("unsubscribe");
+    hooks.wait(2, "member.left", "frank", Some("deck")).await;
 
     // Node 1 is SIGKILLed with erin in the room.
     let erin = login_at(&cluster.nodes[1].url, "erin", |c| {
@@ -2015,8 +2044,29 @@ async fn webhooks_are_sent_once_by_the_node_that_made_the_change() {
     one("lock.released", "bob", Some("room"));
     one("member.joined", "dave", Some("hall"));
     one("member.left", "dave", Some("hall"));
-    one("channel.occupied", "dave", Some("hall"));
-    one("channel.vacated", "dave", Some("hall"));
+    for (event, n) in [("channel.occupied", 2), ("channel.vacated", 2)] {
+        assert_eq!(
+            hooks.count(event, "dave", Some("hall")),
+            n,
+            "{event}: {all:#?}"
+        );
+    }
+    assert_eq!(hooks.count("user.online", "frank", None), 2, "{all:#?}");
+    for event in ["member.joined", "member.left"] {
+        assert_eq!(
+            hooks.count(event, "frank", Some("deck")),
+            2,
+            "{event}: {all:#?}"
+        );
+    }
+    // Each node's occupied and vacated pair up.
+    for event in ["channel.occupied", "channel.vacated"] {
+        assert_eq!(
+            hooks.count(event, "frank", Some("deck")),
+            2,
+            "{event}: {all:#?}"
+        );
+    }
     one("member.timed_out", "erin", Some("room"));
     let lapsed = got
         .iter()
@@ -2030,7 +2080,7 @@ async fn webhooks_are_sent_once_by_the_node_that_made_the_change() {
     assert_eq!(kicked["code"], "SAME_UID_LOGIN", "{kicked}");
     one("user.kicked", "carol", None);
     assert_eq!(hooks.count("user.online", "carol", None), 2, "{all:#?}");
-    for user in ["carol", "dave"] {
+    for user in ["carol", "dave", "frank"] {
         assert_eq!(
             hooks.count("user.offline", user, None),
             0,
@@ -2042,5 +2092,5 @@ async fn webhooks_are_sent_once_by_the_node_that_made_the_change() {
         .find(|e| e["event"] == "metadata.changed")
         .expect("metadata.changed");
     assert!(meta["revisions"]["topic"].as_i64() > Some(0), "{meta}");
-    drop((carol0, carol1, erin, bob));
+    drop((carol0, carol1, erin, bob, frank, proxy, proxy2));
 }

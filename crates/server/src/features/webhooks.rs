@@ -13,7 +13,11 @@
 //!
 //! The events come from the lifecycle hooks and from [`Happening`]s, the one place
 //! where the WebSocket path and the server API report a change, so each is sent once,
-//! by the node that made the change. Every queue is bounded and filled with
+//! by the node that made the change. Membership is counted per node: a session moved
+//! here by a resume is adopted without a join, one handed over to another node is
+//! forgotten without a leave, a superseded one leaves the channels its successor holds
+//! with reason `replaced`; so each node's occupied and vacated pair up, and each
+//! session's joins and leaves. Every queue is bounded and filled with
 //! `try_send`, so a slow or dead receiver costs dropped events (counted), never a
 //! blocked session; a failed delivery is retried with exponential backoff.
 
@@ -476,10 +480,16 @@ impl Tracking {
 }
 
 impl Webhooks {
-    /// A session resumed here: counts it in each of its channels without an event (a
+    /// A session resumed here: counts it in each of its channels without a join (a
     /// session taken over from another node was a member all along; a local resume
-    /// changes nothing), so that its later leave is reported from here.
+    /// changes nothing), so that its later leave is reported from here. A channel that
+    /// had no member on this node is `channel.occupied` here (each node's occupied and
+    /// vacated pair up; the node it came from sent `channel.vacated` where it was the
+    /// last, see [`Webhooks::forget`]).
     fn adopt(&self, session: &Session) {
+        let Some(route) = self.route(&session.app_id) else {
+            return;
+        };
         let keys: Vec<ChannelKey> = {
             let st = session.lock();
             st.subscriptions
@@ -491,28 +501,69 @@ impl Webhooks {
         if keys.is_empty() {
             return;
         }
-        let mut t = self.tracking();
-        for key in keys {
-            t.members.entry(key.clone()).or_default().insert(session.id);
-            t.of_session.entry(session.id).or_default().insert(key);
+        let mut occupied = Vec::new();
+        {
+            let mut t = self.tracking();
+            for key in keys {
+                let members = t.members.entry(key.clone()).or_default();
+                if members.insert(session.id) && members.len() == 1 {
+                    if t.held.remove(&Held::Vacated(key.clone())).is_some() {
+                        route.sink.stats.debounced.fetch_add(2, Ordering::Relaxed);
+                    } else {
+                        occupied.push(key.clone());
+                    }
+                }
+                t.of_session.entry(session.id).or_default().insert(key);
+            }
+        }
+        for key in occupied {
+            if let Some(ty) = channel_type(key.kind) {
+                let f = channel_fields(session, &key, ty);
+                Self::send(route, Event::new("channel.occupied", &session.app_id, f));
+            }
         }
     }
 
-    /// The session is gone from this node without leaving its channels (handed over to
-    /// another node, or superseded by the user's session there, which holds them now):
-    /// forgets it without an event; the other node reports its leaves.
-    fn forget(&self, session: &Session) {
-        let mut t = self.tracking();
-        let Some(keys) = t.of_session.remove(&session.id) else {
+    /// The session is gone from this node without leaving its channels: handed over to
+    /// another node by a resume (the session goes on there: no leave), or, `replaced`,
+    /// superseded by the user's new session there, which is in those channels now
+    /// (`member.left` with reason `replaced`: the new session sent its own join).
+    /// `channel.vacated` where it was this node's last member. Never debounced.
+    fn forget(&self, session: &Session, replaced: bool) {
+        let Some(route) = self.route(&session.app_id) else {
             return;
         };
-        for key in keys {
-            if let Some(members) = t.members.get_mut(&key) {
+        let mut events = Vec::new();
+        {
+            let mut t = self.tracking();
+            let Some(keys) = t.of_session.remove(&session.id) else {
+                return;
+            };
+            for key in keys {
+                let Some(members) = t.members.get_mut(&key) else {
+                    continue;
+                };
                 members.remove(&session.id);
-                if members.is_empty() {
+                let last = members.is_empty();
+                if last {
                     t.members.remove(&key);
                 }
+                let Some(ty) = channel_type(key.kind) else {
+                    continue;
+                };
+                if replaced {
+                    let mut f = channel_fields(session, &key, ty);
+                    f["reason"] = "replaced".into();
+                    events.push(Event::new("member.left", &session.app_id, f));
+                }
+                if last {
+                    let f = channel_fields(session, &key, ty);
+                    events.push(Event::new("channel.vacated", &session.app_id, f));
+                }
             }
+        }
+        for e in events {
+            Self::send(route, e);
         }
     }
 }
@@ -656,13 +707,13 @@ impl Hooks for WebhookHooks {
 
     async fn replacing(&self, node: &Node, session: &Session) {
         if session.lock().handed_over {
-            webhooks(node).forget(session);
+            webhooks(node).forget(session, false);
         }
     }
 
     async fn connection_lost(&self, node: &Node, session: &Session) {
         if session.lock().handed_over {
-            webhooks(node).forget(session);
+            webhooks(node).forget(session, false);
         }
     }
 
@@ -674,7 +725,7 @@ impl Hooks for WebhookHooks {
             user_event(node, session, "user.kicked", fields);
         }
         // Channels it did not leave (held by the user's session on another node now).
-        webhooks(node).forget(session);
+        webhooks(node).forget(session, true);
         // Superseded by the user's session on another node: the user is still online.
         if session.lock().superseded {
             return;
