@@ -116,10 +116,14 @@ pub struct ServeArgs {
     /// Secret that signs the webhook events (HMAC-SHA256).
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
-    /// Webhook events to send, comma-separated (user.online, user.offline,
-    /// channel.joined, channel.left); default: all.
+    /// Webhook events to send, comma-separated (user.online, member.joined, …; see
+    /// docs/operations.md); default: all.
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_EVENTS", value_delimiter = ',')]
     webhook_events: Vec<String>,
+    /// How long a webhook leave waits for a join of the same user in the same channel
+    /// that cancels both, ms (default 0: off).
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_DEBOUNCE_MS")]
+    webhook_debounce_ms: Option<u64>,
 }
 
 /// The TOML file: the same keys as the flags (snake_case) plus `[[apps]]` tables with
@@ -160,6 +164,7 @@ struct FileConfig {
     webhook_url: Option<String>,
     webhook_secret: Option<String>,
     webhook_events: Option<Vec<String>>,
+    webhook_debounce_ms: Option<u64>,
 }
 
 /// The app created on first start, kept in `DATA_DIR/app.toml`.
@@ -197,7 +202,7 @@ fn validate_app(app: &AppConfig) -> Result<(), String> {
             ));
         }
     }
-    Ok(())
+    switchboard_server::check_app_webhooks(app)
 }
 
 /// Whether `o` can be on an origin allow-list: `*` or `http(s)://host[:port]`.
@@ -474,6 +479,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                         switchboard_server::WEBHOOK_EVENTS.join(", ")
                     );
                 }
+            }
+            if let Some(ms) = args.webhook_debounce_ms.or(file.webhook_debounce_ms) {
+                hooks.debounce = Duration::from_millis(ms);
             }
             Some(hooks)
         }

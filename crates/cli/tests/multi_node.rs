@@ -223,7 +223,8 @@ struct Node {
 }
 
 impl Node {
-    fn start(redis: &Redis, id: &str) -> Node {
+    /// Starts node `id` on `redis`, with `extra` arguments to `serve`.
+    fn start_with(redis: &Redis, id: &str, extra: &[&str]) -> Node {
         let dir = temp_dir(id);
         let config = dir.join("serve.toml");
         // The publish rates are lifted so that tests can publish back to back.
@@ -247,6 +248,7 @@ impl Node {
             .args(["--redis-url", &redis.url(), "--node-id", id])
             .args(["--heartbeat-interval-range", "1-1800"])
             .args(["--presence-timeout-range", "1-300"])
+            .args(extra)
             .env("SWITCHBOARD_LOG", "info,switchboard_server::session=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -312,9 +314,14 @@ struct Cluster {
 
 impl Cluster {
     fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, &[])
+    }
+
+    /// [`Cluster::start`] with `extra` arguments to every node's `serve`.
+    fn start_with(n: usize, extra: &[&str]) -> Cluster {
         let redis = Redis::start();
         let nodes = (0..n)
-            .map(|i| Node::start(&redis, &format!("n{i}")))
+            .map(|i| Node::start_with(&redis, &format!("n{i}"), extra))
             .collect();
         Cluster { nodes, redis }
     }
@@ -1816,4 +1823,274 @@ async fn redis_restart_loses_nothing_silently() {
         let visible = a.1 != b.1 || a.2 > b.2 + 1;
         assert!(visible, "{s} lost silently between {b:?} and {a:?}");
     }
+}
+
+/// A webhook receiver on a loopback port: a minimal HTTP/1.1 server that reads each
+/// POST's body by its `content-length`, keeps it as JSON and answers 204 (keep-alive).
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<serde_json::Value>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hooks", listener.local_addr().expect("addr"));
+        let got: Arc<Mutex<Vec<serde_json::Value>>> = Default::default();
+        let g = got.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let g = g.clone();
+                tokio::spawn(async move {
+                    let mut conn = tokio::io::BufReader::new(conn);
+                    loop {
+                        let mut length = 0usize;
+                        loop {
+                            let mut line = String::new();
+                            match conn.read_line(&mut line).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(_) => {}
+                            }
+                            let line = line.trim_end();
+                            if line.is_empty() {
+                                break;
+                            }
+                            if let Some((k, v)) = line.split_once(':')
+                                && k.eq_ignore_ascii_case("content-length")
+                            {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if conn.read_exact(&mut body).await.is_err() {
+                            return;
+                        }
+                        let event = serde_json::from_slice(&body).expect("a JSON event");
+                        g.lock().unwrap().push(event);
+                        let reply = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n";
+                        if conn.get_mut().write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Receiver { url, got, accept }
+    }
+
+    /// How many events named `event` of `user` (and of `channel`, when given) arrived.
+    fn count(&self, event: &str, user: &str, channel: Option<&str>) -> usize {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e["event"] == event
+                    && e["user_id"] == user
+                    && channel.is_none_or(|c| e["channel"] == c)
+            })
+            .count()
+    }
+
+    /// Waits until `n` events named `event` of `user` (in `channel`) arrived.
+    async fn wait(&self, n: usize, event: &str, user: &str, channel: Option<&str>) {
+        eventually(&format!("{n} {event} of {user} in {channel:?}"), || {
+            self.count(event, user, channel) >= n
+        })
+        .await;
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// Issue 16, webhooks with the Redis engine: two nodes on one `redis-server` POST to one
+/// receiver, and each change is reported once, by the node that made it. Metadata and
+/// lock changes once; a second login on the other node: `user.kicked` (SAME_UID_LOGIN)
+/// from the replaced session's node and no `user.offline` (the user is online); a
+/// session moved to the other node by a resume (R52) sends no second `user.online` or
+/// join, and its leave there is reported from there (each node's channel.occupied and
+/// channel.vacated pair up); a resume that finds its node stopped starts a new session,
+/// and the old one's end, superseded, sends `member.left` with reason `replaced` and no
+/// `user.offline`; the members of a SIGKILLed node are timed out once, by the
+/// survivor's presence sweep (R118).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_sent_once_by_the_node_that_made_the_change() {
+    let hooks = Receiver::start().await;
+    let secret = "whsec-multi-node-0123456789";
+    let mut cluster = Cluster::start_with(
+        2,
+        &["--webhook-url", &hooks.url, "--webhook-secret", secret],
+    );
+    let ty = ChannelType::Message;
+    let alice = cluster.login(0, "alice").await;
+    let bob = cluster.login(1, "bob").await;
+    alice.subscribe("room", with_presence()).await.expect("sub");
+    bob.subscribe("room", with_presence()).await.expect("sub");
+    alice
+        .storage()
+        .set_channel_metadata(
+            "room",
+            ty,
+            [MetadataItem::new("topic", "hello")],
+            MetadataOptions::default(),
+        )
+        .await
+        .expect("set");
+    bob.lock()
+        .set_lock("room", ty, "pen", Some(30))
+        .await
+        .expect("set lock");
+    bob.lock()
+        .acquire_lock("room", ty, "pen", false)
+        .await
+        .expect("acquire");
+    bob.lock()
+        .release_lock("room", ty, "pen")
+        .await
+        .expect("release");
+    // A second login of carol on node 1 replaces her session on node 0 (R28).
+    let carol0 = cluster.login(0, "carol").await;
+    hooks.wait(1, "user.online", "carol", None).await;
+    let carol1 = cluster.login(1, "carol").await;
+    hooks.wait(1, "user.kicked", "carol", None).await;
+
+    // Dave resumes on node 1 a session he started on node 0.
+    let proxy = Retarget::start(cluster.nodes[0].addr()).await;
+    let dave = login_at(&proxy.url(), "dave", |_| {}).await;
+    let mut links = dave.link_state_events();
+    dave.subscribe("hall", with_presence()).await.expect("sub");
+    hooks.wait(1, "member.joined", "dave", Some("hall")).await;
+    proxy.move_to(cluster.nodes[1].addr());
+    wait_link_leaves(&mut links, LinkState::Connected).await;
+    let back = wait_link(&mut links, LinkState::Connected).await;
+    assert!(back.is_resumed, "resumed on node 1: {back:?}");
+    eventually("node 1 to log the take-over", || {
+        logged(&cluster, 1, "session taken over")
+    })
+    .await;
+    dave.unsubscribe("hall").await.expect("unsubscribe");
+    hooks.wait(1, "member.left", "dave", Some("hall")).await;
+    // Node 0 vacated the hall when dave left it, node 1 occupied it when he came.
+    hooks.wait(2, "channel.vacated", "dave", Some("hall")).await;
+
+    // Frank's resume finds node 0 stopped: a new session on node 1 (the SDK restores
+    // his channel there), and node 0's old session, superseded, ends in a leave with
+    // reason `replaced` and no `user.offline`.
+    let proxy2 = Retarget::start(cluster.nodes[0].addr()).await;
+    let frank = login_at(&proxy2.url(), "frank", |c| c.presence_timeout = 2).await;
+    let mut f_links = frank.link_state_events();
+    frank.subscribe("deck", with_presence()).await.expect("sub");
+    hooks.wait(1, "member.joined", "frank", Some("deck")).await;
+    signal(&cluster, 0, "STOP");
+    proxy2.move_to(cluster.nodes[1].addr());
+    wait_link_leaves(&mut f_links, LinkState::Connected).await;
+    let back = wait_link(&mut f_links, LinkState::Connected).await;
+    signal(&cluster, 0, "CONT");
+    assert!(!back.is_resumed, "node 0 could not answer: {back:?}");
+    hooks.wait(2, "member.joined", "frank", Some("deck")).await;
+    eventually("node 0 to end frank's old session", || {
+        hooks.got.lock().unwrap().iter().any(|e| {
+            e["event"] == "member.left" && e["user_id"] == "frank" && e["reason"] == "replaced"
+        })
+    })
+    .await;
+    frank.unsubscribe("deck").await.expect("unsubscribe");
+    hooks.wait(2, "member.left", "frank", Some("deck")).await;
+
+    // Node 1 is SIGKILLed with erin in the room.
+    let erin = login_at(&cluster.nodes[1].url, "erin", |c| {
+        c.presence_timeout = 2;
+        c.heartbeat_interval = 1;
+    })
+    .await;
+    erin.subscribe("room", with_presence()).await.expect("sub");
+    hooks.wait(1, "member.joined", "erin", Some("room")).await;
+    // Everything node 1 queued before is delivered by now (one queue, in order), and
+    // so is node 0's (the end marker below, after every change of node 0's).
+    for (user, n) in [("alice", 1), ("bob", 1)] {
+        hooks.wait(n, "member.joined", user, Some("room")).await;
+    }
+    hooks.wait(1, "lock.released", "bob", Some("room")).await;
+    cluster.nodes[1].kill();
+    hooks
+        .wait(1, "member.timed_out", "erin", Some("room"))
+        .await;
+    alice.unsubscribe("room").await.expect("unsubscribe");
+    hooks.wait(1, "member.left", "alice", Some("room")).await;
+
+    let got = hooks.got.lock().unwrap().clone();
+    let names = |e: &serde_json::Value| format!("{} {} {}", e["event"], e["user_id"], e["channel"]);
+    let all: Vec<String> = got.iter().map(names).collect();
+    let one = |event: &str, user: &str, channel: Option<&str>| {
+        assert_eq!(
+            hooks.count(event, user, channel),
+            1,
+            "one {event} of {user} in {channel:?}; got {all:#?}"
+        );
+    };
+    for user in ["alice", "bob", "dave", "erin"] {
+        one("user.online", user, None);
+    }
+    one("metadata.changed", "alice", Some("room"));
+    one("lock.acquired", "bob", Some("room"));
+    one("lock.released", "bob", Some("room"));
+    one("member.joined", "dave", Some("hall"));
+    one("member.left", "dave", Some("hall"));
+    for (event, n) in [("channel.occupied", 2), ("channel.vacated", 2)] {
+        assert_eq!(
+            hooks.count(event, "dave", Some("hall")),
+            n,
+            "{event}: {all:#?}"
+        );
+    }
+    assert_eq!(hooks.count("user.online", "frank", None), 2, "{all:#?}");
+    for event in ["member.joined", "member.left"] {
+        assert_eq!(
+            hooks.count(event, "frank", Some("deck")),
+            2,
+            "{event}: {all:#?}"
+        );
+    }
+    // Each node's occupied and vacated pair up.
+    for event in ["channel.occupied", "channel.vacated"] {
+        assert_eq!(
+            hooks.count(event, "frank", Some("deck")),
+            2,
+            "{event}: {all:#?}"
+        );
+    }
+    one("member.timed_out", "erin", Some("room"));
+    let lapsed = got
+        .iter()
+        .find(|e| e["event"] == "member.timed_out")
+        .expect("erin's timeout");
+    assert_eq!(lapsed["reason"], "node_lost", "{lapsed}");
+    let kicked = got
+        .iter()
+        .find(|e| e["event"] == "user.kicked")
+        .expect("carol's kick");
+    assert_eq!(kicked["code"], "SAME_UID_LOGIN", "{kicked}");
+    one("user.kicked", "carol", None);
+    assert_eq!(hooks.count("user.online", "carol", None), 2, "{all:#?}");
+    for user in ["carol", "dave", "frank"] {
+        assert_eq!(
+            hooks.count("user.offline", user, None),
+            0,
+            "{user} is online: {all:#?}"
+        );
+    }
+    let meta = got
+        .iter()
+        .find(|e| e["event"] == "metadata.changed")
+        .expect("metadata.changed");
+    assert!(meta["revisions"]["topic"].as_i64() > Some(0), "{meta}");
+    drop((carol0, carol1, erin, bob, frank, proxy, proxy2));
 }

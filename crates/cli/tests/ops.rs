@@ -184,6 +184,30 @@ fn bad_tls_origin_webhook_and_ca_flags_are_refused_with_a_reason() {
     ]);
     assert!(!status.success());
     assert!(err.contains("unknown event \"message.sent\""), "{err}");
+
+    // An app's own webhooks (`[apps.webhooks]`) are checked at start like the flags.
+    let app = "[[apps]]\nid = \"0123456789abcdef0123456789abcdef\"\n[apps.webhooks]\n";
+    for (body, wanted) in [
+        (
+            "url = \"http://127.0.0.1:9/hook\"\n",
+            "webhooks.url needs webhooks.secret",
+        ),
+        (
+            "url = \"ftp://x\"\nsecret = \"s\"\n",
+            "not an http:// or https:// URL",
+        ),
+        (
+            "events = [\"message.sent\"]\n",
+            "unknown event \"message.sent\"",
+        ),
+        ("debounce = 5\n", "unknown field"),
+    ] {
+        let config = dir.join("webhooks.toml");
+        std::fs::write(&config, format!("{app}{body}")).unwrap();
+        let (status, err) = with(&["--config", &config.to_string_lossy()]);
+        assert!(!status.success(), "{body}");
+        assert!(err.contains(wanted), "{body}: {err}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

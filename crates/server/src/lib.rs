@@ -25,9 +25,10 @@ mod wire;
 
 pub use features::webhooks::{
     EVENT_ID_HEADER, EVENTS as WEBHOOK_EVENTS, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookConfig,
+    check_app_webhooks, check_webhook,
 };
 pub use http::REQUEST_ID_HEADER;
-pub use node::config::{AppConfig, AppLimits, ServerConfig, TokenOptions};
+pub use node::config::{AppConfig, AppLimits, AppWebhooks, ServerConfig, TokenOptions};
 pub use switchboard_protocol::WS_PATH;
 pub use tls::{Tls, TlsError};
 
@@ -117,8 +118,9 @@ impl Server {
         self
     }
 
-    /// POSTs signed webhook events (users online / offline, channel joins / leaves)
-    /// to `config.url` (docs/operations.md).
+    /// POSTs signed webhook events (users, channels, members, metadata, locks) to
+    /// `config.url`: the receiver of every app without its own `[apps.webhooks]` url,
+    /// and the delivery settings of those with one (docs/operations.md).
     pub fn with_webhooks(mut self, config: WebhookConfig) -> Self {
         self.webhooks = Some(config);
         self
@@ -134,9 +136,10 @@ impl Server {
         let mut ext = Extensions::default();
         session::install(&mut ext, features::hooks());
         features::install(&mut ext);
-        if let Some(config) = self.webhooks {
-            ext.insert(features::webhooks::Webhooks::start(config));
-        }
+        ext.insert(features::webhooks::Webhooks::start(
+            self.webhooks,
+            &self.config.apps,
+        ));
         let node = Node::new(self.config, self.broker, self.engines, ext);
         session::install_kicks(&node);
         let mut tasks = JoinSet::new();

@@ -11,7 +11,7 @@ use crate::node::Node;
 use crate::node::hub::{Filter, Subscriber};
 use crate::session::Session;
 use crate::session::client::Client;
-use crate::session::hooks::{Ended, Hooks, Wants};
+use crate::session::hooks::{self, Ended, Happening, Hooks, Wants};
 use crate::wire::{Failure, wire_position};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -287,6 +287,7 @@ pub(crate) async fn write_metadata_as(
     let store = engine(node)?;
     let target = target(actor, req.channel_type, &req.channel_name)?;
     let items = validate(actor, op, &req)?;
+    let keys: Vec<String> = items.iter().map(|i| i.key.clone()).collect();
     let now = now_ms();
     let write = MetadataWrite {
         op,
@@ -331,6 +332,16 @@ pub(crate) async fn write_metadata_as(
         prost::Message::encode_to_vec(&ev),
     )
     .await;
+    hooks::happened(
+        node,
+        &Happening::Metadata {
+            object: &target.object,
+            op,
+            by: &actor.user,
+            keys: &keys,
+            data: &obj,
+        },
+    );
     Ok(pb::MetadataWriteReply {
         timestamp: now_ms(),
         channel_type: target.channel_type as i32,

@@ -137,31 +137,39 @@ pub(crate) fn render(node: &Node) -> String {
         "status",
         &m.http_requests,
     );
-    if let Some(hooks) = node.ext.get::<Webhooks>().stats() {
-        for (name, help, value) in [
-            (
-                "delivered",
-                "Webhook events delivered (2xx).",
-                &hooks.delivered,
-            ),
+    let receivers: Vec<_> = node.ext.get::<Webhooks>().stats().collect();
+    if !receivers.is_empty() {
+        for (name, help) in [
+            ("delivered", "Webhook events delivered (2xx), by receiver."),
             (
                 "retries",
-                "Webhook delivery attempts that failed and were retried.",
-                &hooks.retries,
+                "Webhook delivery attempts that failed and were retried, by receiver.",
             ),
             (
                 "dropped",
-                "Webhook events dropped: the queue was full.",
-                &hooks.dropped,
+                "Webhook events dropped because the receiver's queue was full.",
             ),
             (
                 "failed",
-                "Webhook events given up after the last attempt.",
-                &hooks.failed,
+                "Webhook events given up after the last attempt, by receiver.",
+            ),
+            (
+                "debounced",
+                "Webhook events not sent: a leave and a join within the debounce cancelled out.",
             ),
         ] {
             let metric = format!("switchboard_webhook_{name}_total");
-            single(w, &metric, "counter", help, load(value));
+            head(w, &metric, "counter", help);
+            for (label, stats) in &receivers {
+                let value = match name {
+                    "delivered" => &stats.delivered,
+                    "retries" => &stats.retries,
+                    "dropped" => &stats.dropped,
+                    "failed" => &stats.failed,
+                    _ => &stats.debounced,
+                };
+                let _ = writeln!(w, "{metric}{{receiver=\"{label}\"}} {}", load(value));
+            }
         }
     }
     out

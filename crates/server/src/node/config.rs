@@ -109,6 +109,39 @@ pub struct AppConfig {
     /// with −10012.
     #[serde(default)]
     pub allowed_origins: Option<Vec<String>>,
+    /// This app's own webhook receiver, event filter and debounce (`[apps.webhooks]`);
+    /// `None` = the server's (`--webhook-*`).
+    #[serde(default)]
+    pub webhooks: Option<AppWebhooks>,
+}
+
+/// An app's webhook settings (`[apps.webhooks]`); each unset one is the server's. Its
+/// `Debug` never shows the secret.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppWebhooks {
+    /// The app's own receiver (`http://` or `https://`, with `secret`); `None` = the
+    /// server's receiver.
+    pub url: Option<String>,
+    /// The secret that signs the events sent to `url`.
+    pub secret: Option<String>,
+    /// Events to send (names of `WEBHOOK_EVENTS`); `None` = the server's filter, empty
+    /// = all.
+    pub events: Option<Vec<String>>,
+    /// Debounce of a leave followed by a join of the same user in the same channel, ms
+    /// (0 = off); `None` = the server's.
+    pub debounce_ms: Option<u64>,
+}
+
+impl std::fmt::Debug for AppWebhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppWebhooks")
+            .field("url", &self.url)
+            .field("secret", &self.secret.as_ref().map(|_| "<secret>"))
+            .field("events", &self.events)
+            .field("debounce_ms", &self.debounce_ms)
+            .finish()
+    }
 }
 
 /// Token checks of an app beyond the defaults of token.md (section 16); each off by
@@ -157,6 +190,7 @@ impl std::fmt::Debug for AppConfig {
             .field("limits", &self.limits)
             .field("tokens", &self.tokens)
             .field("allowed_origins", &self.allowed_origins)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -330,6 +364,7 @@ impl AppConfig {
             limits: AppLimits::default(),
             tokens: TokenOptions::default(),
             allowed_origins: None,
+            webhooks: None,
         }
     }
 }

@@ -14,7 +14,8 @@ use crate::node::Node;
 use crate::wire::Failure;
 use std::collections::HashMap;
 use std::sync::Arc;
-use switchboard_engine::{ChannelKey, StreamPosition};
+use switchboard_engine::{ChannelKey, MetadataObject, StreamPosition, WriteOp};
+use switchboard_protocol::DisconnectCode;
 use switchboard_protocol::pb::server_message::Body;
 
 /// Why a member left a channel.
@@ -41,6 +42,71 @@ pub(crate) struct Wants {
 pub(crate) struct Ended {
     /// Users whose metadata it followed.
     pub user_metadata: Vec<Arc<str>>,
+    /// The close its connection was told (kick, SAME_UID_LOGIN, …), if any.
+    pub closed: Option<(DisconnectCode, String)>,
+}
+
+/// What became of a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockChange {
+    /// Acquired (directly, or handed over to a waiter).
+    Acquired,
+    /// Released by its owner (or by the end of the owner's session).
+    Released,
+    /// Revoked by another user or the server API (R155).
+    Revoked,
+    /// Its owner did not come back within its ttl (R153).
+    Expired,
+}
+
+/// A change a feature made that other features may want to hear of (the webhooks), told
+/// once, by the node that made it, right after the change.
+pub(crate) enum Happening<'a> {
+    /// Channel or user metadata written (`object`: the channel, or `User` + user id).
+    Metadata {
+        /// The stored object.
+        object: &'a ChannelKey,
+        /// Set, update or remove.
+        op: WriteOp,
+        /// The writer.
+        by: &'a str,
+        /// The keys of the call (empty: a remove of every item).
+        keys: &'a [String],
+        /// The object after the write.
+        data: &'a MetadataObject,
+    },
+    /// A lock of `channel` changed hands.
+    Lock {
+        /// The channel.
+        channel: &'a ChannelKey,
+        /// The lock.
+        lock: &'a str,
+        /// What became of it.
+        change: LockChange,
+        /// The owner it is about (the new one for `Acquired`, the former one otherwise).
+        owner: &'a str,
+        /// Who did it.
+        by: &'a str,
+    },
+    /// The presence sweep removed a membership whose engine deadline passed: its node
+    /// stopped without ending the session (R118).
+    Lapsed {
+        /// The channel.
+        channel: &'a ChannelKey,
+        /// The member.
+        user: &'a str,
+    },
+    /// The server API banned a user.
+    Banned {
+        /// The app.
+        app: &'a str,
+        /// The user.
+        user: &'a str,
+        /// When the ban ends, ms since the epoch.
+        until_ms: u64,
+        /// The reason given.
+        reason: &'a str,
+    },
 }
 
 /// One feature's part in the session lifecycle (see the module docs).
@@ -118,6 +184,9 @@ pub(crate) trait Hooks: Send + Sync + 'static {
     /// The session ended (logout, kick, timeout, expired login token), after it left
     /// every channel.
     async fn ended(&self, _node: &Arc<Node>, _session: &Session, _ended: &Ended) {}
+
+    /// Another feature made a change (see [`Happening`]); must not wait.
+    fn happened(&self, _node: &Node, _what: &Happening<'_>) {}
 }
 
 /// The features' hooks in their one order; installed in the node's extensions.
@@ -223,5 +292,12 @@ pub(crate) async fn connection_lost(node: &Node, session: &Session) {
 pub(crate) async fn ended(node: &Arc<Node>, session: &Session, ended: &Ended) {
     for h in HookList::of(node) {
         h.ended(node, session, ended).await;
+    }
+}
+
+/// Every hook's [`Hooks::happened`].
+pub(crate) fn happened(node: &Node, what: &Happening<'_>) {
+    for h in HookList::of(node) {
+        h.happened(node, what);
     }
 }

@@ -160,6 +160,7 @@ pub(crate) async fn end_if(
             std::mem::take(&mut st.user_metadata),
         )
     };
+    let closed = code.clone();
     match code {
         Some((code, reason)) => session.outlet.close(code, reason),
         // Any connection still attached resumes into a new session.
@@ -212,6 +213,7 @@ pub(crate) async fn end_if(
     }
     let ended = Ended {
         user_metadata: user_metadata.into_iter().collect(),
+        closed,
     };
     hooks::ended(node, session, &ended).await;
     Registry::of(node).unregister(&session.app_id, &session.user, session.id);

@@ -7,6 +7,7 @@
 use super::waits::Waits;
 use crate::node::{Actor, Node};
 use crate::session::Session;
+use crate::session::hooks::{self, Happening, LockChange};
 use crate::wire::{Failure, wire_position};
 use std::sync::Arc;
 use std::time::Duration;
@@ -144,6 +145,27 @@ pub(crate) fn event(
     }
 }
 
+/// Tells the other features (the webhooks) that a lock of `channel` changed hands.
+pub(crate) fn told(
+    node: &Node,
+    channel: &ChannelKey,
+    lock: &str,
+    change: LockChange,
+    owner: &str,
+    by: &str,
+) {
+    hooks::happened(
+        node,
+        &Happening::Lock {
+            channel,
+            lock,
+            change,
+            owner,
+            by,
+        },
+    );
+}
+
 pub(crate) async fn publish(node: &Node, key: &ChannelKey, publisher: &str, ev: pb::LockEvent) {
     let payload = prost::Message::encode_to_vec(&ev);
     crate::node::hub::publish_event(&*node.broker, key, EventKind::Lock, publisher, payload).await;
@@ -178,6 +200,16 @@ pub(crate) async fn freed(node: &Node, mut f: Freed, mut publisher: Arc<str>, mu
             "",
         );
         publish(node, &f.channel, &publisher, ev).await;
+        if let Some(former) = &f.former {
+            let change = if expired {
+                LockChange::Expired
+            } else if **former == *publisher {
+                LockChange::Released
+            } else {
+                LockChange::Revoked
+            };
+            told(node, &f.channel, &f.lock, change, former, &publisher);
+        }
         let Some(next) = f.next.clone() else { return };
         let ev = event(
             &f.channel,
@@ -188,6 +220,14 @@ pub(crate) async fn freed(node: &Node, mut f: Freed, mut publisher: Arc<str>, mu
             &next,
         );
         publish(node, &f.channel, &next, ev).await;
+        told(
+            node,
+            &f.channel,
+            &f.lock,
+            LockChange::Acquired,
+            &next,
+            &next,
+        );
         if waits(node).finish(&f.channel, &f.lock, &next, Ok(())) {
             return;
         }

@@ -2,12 +2,13 @@
 //! `retry`, answered when the lock is handed over), releaseLock, revokeLock, getLock.
 
 use super::events::{
-    channel, engine, event, freed, lock_failure, publish, rejection, waits, wire_type,
+    channel, engine, event, freed, lock_failure, publish, rejection, told, waits, wire_type,
 };
 use super::waits::Waiter;
 use crate::node::{Actor, Node};
 use crate::session::Session;
 use crate::session::client::Client;
+use crate::session::hooks::LockChange;
 use crate::wire::Failure;
 use std::sync::Arc;
 use switchboard_engine::{Acquire, ChannelKey, Locks};
@@ -182,6 +183,14 @@ pub(crate) async fn acquire_lock(
                 &session.user,
             );
             publish(&client.node, &key, &session.user, ev).await;
+            told(
+                &client.node,
+                &key,
+                &lock,
+                LockChange::Acquired,
+                &session.user,
+                &session.user,
+            );
         }
         _ => unregister(),
     }

@@ -13,7 +13,7 @@
 use crate::node::Node;
 use crate::node::config::AppLimits;
 use crate::session::Session;
-use crate::session::hooks::Departure;
+use crate::session::hooks::{self, Departure, Happening};
 use crate::wire::{state_map, wire_type};
 use prost::Message as _;
 use std::collections::{BTreeMap, HashMap};
@@ -261,6 +261,17 @@ pub(crate) async fn sweep(node: Arc<Node>) {
                 continue;
             }
         };
+        for e in &expired {
+            // A member of a node that stopped (the engine's expiry is one atomic step:
+            // one node's sweep reports each).
+            hooks::happened(
+                &node,
+                &Happening::Lapsed {
+                    channel: &e.channel,
+                    user: &e.user,
+                },
+            );
+        }
         for e in expired.into_iter().filter(|e| !e.departed.quiet) {
             let Some(app) = node.apps.get(&*e.channel.app) else {
                 continue;

@@ -9,6 +9,7 @@ use crate::features::login::Bans;
 use crate::http::auth::authorize;
 use crate::http::error::{ApiError, ErrorBody, parse_json};
 use crate::node::Node;
+use crate::session::hooks::{self, Happening};
 use crate::session::lifecycle;
 use crate::session::registry::Registry;
 use axum::Json;
@@ -244,6 +245,16 @@ pub(crate) async fn ban(
     node.ext
         .get::<Bans>()
         .ban(&app.id, &user_id, duration, reason.clone());
+    let until_ms = switchboard_protocol::now_ms() + body.duration_secs * 1000;
+    hooks::happened(
+        &node,
+        &Happening::Banned {
+            app: &app.id,
+            user: &user_id,
+            until_ms,
+            reason: &reason,
+        },
+    );
     let mut sessions = 0;
     if let Some(session) = Registry::of(&node).get(&app.id, &user_id) {
         let close = format!("banned for {} s: {reason}", body.duration_secs);
@@ -253,7 +264,7 @@ pub(crate) async fn ban(
     }
     Ok(Json(Banned {
         user_id,
-        until_ms: switchboard_protocol::now_ms() + body.duration_secs * 1000,
+        until_ms,
         sessions,
     }))
 }
