@@ -3,7 +3,7 @@
 //! reply, in request order, with the position where it landed; the channel's offsets
 //! follow the requests' order; a failing publish in the middle is answered with its
 //! error and leaves the others alone; a request that is not a publish in between is
-//! handled in its place (R63, R64).
+//! handled in its place (R63).
 
 mod common;
 
