@@ -6,6 +6,7 @@
 # open files, so each node and each load process holds at most ~19,000), all at once,
 # and prints each node's RSS per connection, the total, and Redis's RSS growth.
 # Usage: bench/tools/idle-rss-cluster.sh SERVER_BIN [NODES (5)] [PER_NODE (18000)] [HOLD_S (30)]
+# KEEP=1 keeps the nodes' logs (RUST_LOG passes through to them).
 # CONCURRENCY (default 32): logins in progress at once per load process; with 5 nodes
 # and 5 loads on 2 cores, 128 each starved handshakes past the 5 s handshake deadline.
 set -euo pipefail
@@ -16,7 +17,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$work"
+  if [ "${KEEP:-0}" = 1 ]; then echo "logs kept in $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
