@@ -534,6 +534,10 @@ fn classify(e: &anyhow::Error) -> String {
             .collect();
         return format!("login {code}");
     }
+    if text.contains("503") {
+        // The server's refusal past its file limit (docs/reliability.md).
+        return "handshake: HTTP 503".into();
+    }
     if text.contains("connect to") {
         let cause = e.root_cause().to_string();
         return format!("connect: {}", cause.chars().take(60).collect::<String>());
