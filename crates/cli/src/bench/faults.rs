@@ -3,8 +3,8 @@
 //! - `slow-consumer`: one subscriber that never reads its socket (it keeps sending
 //!   heartbeats) among subscribers that read everything, one publisher at a fixed rate.
 //!   The server must disconnect the stalled one as a slow consumer (its Closing push, code
-//!   4004, is the last thing in its socket) while every other subscriber receives every
-//!   message in order; reports their latency and the server's RSS (before, peak, after).
+//!   4004, is the last thing in its socket when the server could still write it) while
+//!   every other subscriber receives every message in order; reports their latency and the server's RSS (before, peak, after).
 //! - `publish-flood`: publishers sending as fast as a window of unanswered publishes
 //!   allows, round robin over many channels nobody reads, for a while. Reports acks,
 //!   refusals by code and the server's RSS (peak and after): the recovery-log budgets
@@ -268,7 +268,7 @@ pub(super) async fn slow_consumer(a: SlowConsumerArgs) -> anyhow::Result<()> {
     );
     println!("  fewest received by a reader  {min_received} (refused publishes {refused})");
     println!("  out of order                 {out_of_order}");
-    report::print_latency("reader delivery", &hist);
+    report::print_latency("delivery", &hist);
     println!(
         "  stalled subscriber           {} (Closing {:?}), {} KiB left in its socket",
         if closed {
@@ -310,7 +310,11 @@ pub(super) async fn slow_consumer(a: SlowConsumerArgs) -> anyhow::Result<()> {
     if min_received < a.messages || out_of_order > 0 || refused > 0 {
         bail!("a reader missed messages or saw them out of order");
     }
-    if !closed || closing != Some(4004) {
+    // The Closing push is written after what fills the stalled socket's buffers, so
+    // the server may give up on the write (write timeout) before it gets there: then
+    // only the close is seen here, and the reason is in the server's metrics
+    // (`switchboard_disconnects_total{code="SLOW_CONSUMER"}`).
+    if !closed || closing.is_some_and(|c| c != 4004) {
         bail!("the stalled subscriber was not disconnected as a slow consumer");
     }
     Ok(())

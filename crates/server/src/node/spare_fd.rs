@@ -43,7 +43,7 @@ impl SpareFd {
             }
             // Gives back the spare; without one, nothing can be accepted now.
             if self.0.take().is_none() {
-                return refused;
+                return warn(refused);
             }
             let waiting = std::future::poll_fn(|cx| match listener.poll_accept(cx) {
                 Poll::Ready(r) => Poll::Ready(Some(r)),
@@ -54,18 +54,30 @@ impl SpareFd {
                 Some(Ok((stream, peer))) => {
                     refuse(stream);
                     refused += 1;
-                    tracing::warn!(%peer, "out of file descriptors: connection refused with 503");
+                    tracing::debug!(%peer, "out of file descriptors: connection refused with 503");
                 }
                 // Nothing waiting, or still out of descriptors (another task took the
                 // one given back): stop here; the spare is taken again below.
                 Some(Err(_)) | None => {
                     self.0 = File::open("/dev/null").ok();
-                    return refused;
+                    return warn(refused);
                 }
             }
             self.0 = File::open("/dev/null").ok();
         }
     }
+}
+
+/// One warning per burst of refusals (not one per connection: a flood would flood the
+/// log too); `refused` passed through.
+fn warn(refused: usize) -> usize {
+    if refused > 0 {
+        tracing::warn!(
+            refused,
+            "out of file descriptors: connections refused with 503"
+        );
+    }
+    refused
 }
 
 /// Answers `stream` with [`REFUSAL`] (best effort: a fresh socket's send buffer is empty)
