@@ -13,6 +13,8 @@
 //! - `topic`: publishers streaming into one topic of a stream channel, subscribers each
 //!   following some of them.
 //! - `storage`: durable metadata writes (group commit) and lock acquire/release.
+//! - `slow-consumer`, `publish-flood`, `connection-flood`: faults and floods, each with
+//!   a verdict and the server's RSS ([`faults`]).
 //!
 //! Subscribers are SDK clients by default, or with `--raw` bare WebSocket connections
 //! ([`raw`]) that cost the load generator far less per message. A raw fanout publisher
@@ -23,6 +25,7 @@
 mod channels;
 mod connections;
 mod fanout;
+mod faults;
 mod p2p;
 mod presence;
 mod raw;
@@ -51,6 +54,12 @@ pub enum BenchCommand {
     Presence(presence::PresenceArgs),
     /// Durable metadata writes and lock acquire/release, with latency.
     Storage(storage::StorageArgs),
+    /// A subscriber that never reads among ones that read everything.
+    SlowConsumer(faults::SlowConsumerArgs),
+    /// Publishers flooding many channels nobody reads: server memory stays bounded.
+    PublishFlood(faults::PublishFloodArgs),
+    /// Connections opened until the server refuses: it keeps serving.
+    ConnectionFlood(faults::ConnectionFloodArgs),
 }
 
 /// Runs a bench scenario.
@@ -70,5 +79,8 @@ async fn scenario(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Topic(a) => topic::run(a).await,
         BenchCommand::Presence(a) => presence::run(a).await,
         BenchCommand::Storage(a) => storage::run(a).await,
+        BenchCommand::SlowConsumer(a) => faults::slow_consumer(a).await,
+        BenchCommand::PublishFlood(a) => faults::publish_flood(a).await,
+        BenchCommand::ConnectionFlood(a) => faults::connection_flood(a).await,
     }
 }

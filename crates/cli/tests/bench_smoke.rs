@@ -205,3 +205,55 @@ fn storage_writes_commit_in_groups_and_locks_hand_off() {
     let commits = v["commits"].as_u64().unwrap_or(u64::MAX);
     assert!(commits > 0 && commits <= writes + 3, "{v}");
 }
+
+#[test]
+fn slow_consumer_is_disconnected_and_readers_get_everything() {
+    // 20 MB past a subscriber that never reads: far over its 4 MiB outbound queue and
+    // the loopback socket buffers.
+    let v = bench(&[
+        "slow-consumer",
+        "--subscribers",
+        "2",
+        "--messages",
+        "5000",
+        "--size",
+        "4096",
+        "--rate",
+        "5000",
+    ]);
+    assert_eq!(v["scenario"], "slow-consumer");
+    has_keys(&v, &["reader_latency_ms", "rss_peak_kib"]);
+    assert_eq!(v["stalled_disconnected"], true, "{v}");
+    assert_eq!(v["min_received_per_reader"], 5000, "{v}");
+    zero(&v, &["out_of_order", "refused_publishes"]);
+}
+
+#[test]
+fn publish_flood_is_acknowledged_and_the_server_still_serves() {
+    let v = bench(&[
+        "publish-flood",
+        "--publishers",
+        "2",
+        "--channels",
+        "50",
+        "--size",
+        "1024",
+        "--duration",
+        "1",
+    ]);
+    assert_eq!(v["scenario"], "publish-flood");
+    has_keys(&v, &["rss_peak_kib"]);
+    assert!(v["acked"].as_u64() > Some(0), "{v}");
+    assert_eq!(v["closed_early"], 0, "{v}");
+    assert_eq!(v["canary_served"], true, "{v}");
+}
+
+#[test]
+fn connection_flood_holds_every_connection_under_the_limit() {
+    let v = bench(&["connection-flood", "--count", "50", "--concurrency", "10"]);
+    assert_eq!(v["scenario"], "connection-flood");
+    assert_eq!(v["opened"], 50, "{v}");
+    assert_eq!(v["dropped_while_held"], 0, "{v}");
+    assert_eq!(v["canary_after"], true, "{v}");
+    assert_eq!(v["new_login_after"], true, "{v}");
+}

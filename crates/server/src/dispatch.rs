@@ -3,7 +3,7 @@
 //! code, reason and operation name. A failed request changes nothing (R171); the
 //! connection carries on. Logout, which only ends the session, is answered here.
 
-use crate::features::{history, lock, login, messaging, presence, storage, stream};
+use crate::features::{history, lock, login, messaging, permissions, presence, storage, stream};
 use crate::session::client::Client;
 use crate::session::lifecycle;
 use crate::wire::Failure;
@@ -150,6 +150,13 @@ pub(crate) async fn handle(client: &mut Client, msg: ClientMessage) -> ControlFl
     if client.attached.is_none() && !matches!(body, B::Login(_) | B::Heartbeat(_)) {
         client.fail(id, op, Failure::not_logged_in());
         return ControlFlow::Continue(());
+    }
+    // An RTM2 login token's permission tree, when the app enforces it (T46).
+    if let Some(a) = &client.attached {
+        if let Err(f) = permissions::authorize(&a.session, &body) {
+            client.fail(id, op, f);
+            return ControlFlow::Continue(());
+        }
     }
     let result = match body {
         B::Heartbeat(_) => {

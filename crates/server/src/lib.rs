@@ -32,6 +32,7 @@ pub use node::config::{AppConfig, AppLimits, AppWebhooks, ServerConfig, TokenOpt
 pub use switchboard_protocol::WS_PATH;
 pub use tls::{Tls, TlsError};
 
+use node::spare_fd::SpareFd;
 use node::{Extensions, Node};
 use std::future::Future;
 use std::sync::Arc;
@@ -149,6 +150,7 @@ impl Server {
             .http
             .map(|l| tokio::spawn(http::serve(node.clone(), l, gate.tls.clone())));
         tokio::pin!(shutdown);
+        let mut spare = SpareFd::new();
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -157,7 +159,12 @@ impl Server {
                         tasks.spawn(gateway::accept(node.clone(), stream, peer, gate.clone()));
                     }
                     Err(e) => {
-                        // Out of file descriptors and the like: log, pause, go on.
+                        // Out of file descriptors: the waiting connections are refused
+                        // with the spare one, not left in the backlog. Other errors (or
+                        // no spare): log, pause, go on.
+                        if SpareFd::is_exhaustion(&e) && spare.refuse_waiting(&listener).await > 0 {
+                            continue;
+                        }
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     }

@@ -47,6 +47,7 @@ mod builder;
 mod codec;
 mod error;
 mod ids;
+mod permissions;
 mod precheck;
 mod service;
 mod token;
@@ -60,6 +61,7 @@ pub use error::{BuildError, TokenError};
 pub use ids::{
     VERSION, is_hex32, privilege, privilege_name, rtm2, service_type, service_type_name,
 };
+pub use permissions::{Rtm2Grants, resource_matches};
 pub use precheck::client_precheck;
 pub use service::{FieldValue, RtcPrivilegeExpiry, RtcRole, Rtm2Permission, Service};
 pub use token::{AccessToken, MAX_PAYLOAD_LEN, MAX_TOKEN_LEN};

@@ -53,7 +53,7 @@ fn nofile() -> Option<(u64, u64)> {
 
 /// Raises the soft open-file limit towards `want` (up to the hard limit) with
 /// `prlimit`, and returns the soft limit in force afterwards.
-fn raise_nofile(want: u64) -> Option<u64> {
+pub(super) fn raise_nofile(want: u64) -> Option<u64> {
     let (soft, hard) = nofile()?;
     if soft >= want {
         return Some(soft);

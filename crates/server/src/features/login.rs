@@ -108,20 +108,41 @@ pub(crate) fn heartbeat_timeout(interval_secs: u32) -> Duration {
     Duration::from_millis(u64::from(interval_secs) * 1500)
 }
 
-/// Verifies a login token for `user` of `app`; `None` expiry for an app without a
-/// certificate (R25, T61).
+/// What a verified login token grants a session.
+pub(crate) struct LoginCredential {
+    /// The effective expiry (T53); `None` for an app without a certificate.
+    expires_at: Option<u64>,
+    /// The RTM2 permission tree that bounds the session, when the app enforces RTM2
+    /// permissions and the login rests on an RTM2 service (T46); `None` = unbounded.
+    rtm2_grants: Option<Arc<switchboard_token::Rtm2Grants>>,
+}
+
+/// Verifies a login token for `user` of `app` (R25, T61); an app without a
+/// certificate checks nothing.
 pub(crate) fn verify_login_token(
     app: &AppConfig,
     user: &str,
     token: &str,
-) -> Result<Option<u64>, Failure> {
+) -> Result<LoginCredential, Failure> {
     let Some(cert) = &app.certificate else {
-        return Ok(None);
+        return Ok(LoginCredential {
+            expires_at: None,
+            rtm2_grants: None,
+        });
     };
     let now = now_ms() / 1000;
     let opts = app.tokens.verify_options();
-    match switchboard_token::verify_login(token, &app.id, cert, user, now, &opts) {
-        Ok(c) => Ok(Some(c.expires_at)),
+    let checked = switchboard_token::verify_token(token, &app.id, cert)
+        .and_then(|t| Ok((t.check_login(user, now, &opts)?, t)));
+    match checked {
+        Ok((c, t)) => Ok(LoginCredential {
+            expires_at: Some(c.expires_at),
+            rtm2_grants: if app.tokens.rtm2_permissions {
+                t.login_grants(user, now, &opts).map(Arc::new)
+            } else {
+                None
+            },
+        }),
         Err(e) => {
             let code = ErrorCode::from_i32(e.sdk_error_code()).unwrap_or(ErrorCode::InvalidToken);
             Err(Failure::new(
@@ -154,7 +175,8 @@ pub(crate) async fn login(
     // A browser from an origin this app does not allow (its own list, else the node's).
     admission::check_login_origin(&client.node.config, &app, client.origin.as_deref())?;
     names::validate_user_id(&req.user_id, app.limits.name_rules())?;
-    let token_expires_at = verify_login_token(&app, &req.user_id, &req.token)?;
+    let credential = verify_login_token(&app, &req.user_id, &req.token)?;
+    let token_expires_at = credential.expires_at;
     // A banned user is refused, new login or resume alike.
     client.node.ext.get::<Bans>().check(&app.id, &req.user_id)?;
     let cfg = &client.node.config;
@@ -173,7 +195,7 @@ pub(crate) async fn login(
             if session.public_id == req.session_id && !session.ended() {
                 // The session has its place; the connection it leaves is going.
                 client.app_slot = Some(client.node.app_connections.take(&app, true)?);
-                return resume(client, id, session, req, token_expires_at, hb).await;
+                return resume(client, id, session, req, credential, hb).await;
             }
         }
         if Registry::of(&client.node).was_replaced(&req.session_id) {
@@ -196,7 +218,7 @@ pub(crate) async fn login(
         .await
         {
             client.app_slot = Some(slot);
-            return resume(client, id, session, req, token_expires_at, hb).await;
+            return resume(client, id, session, req, credential, hb).await;
         }
         // A new session instead: its place is taken below, after the login rate.
         drop(slot);
@@ -226,6 +248,8 @@ pub(crate) async fn login(
         Duration::from_secs(u64::from(presence)),
         token_expires_at,
     );
+    // Before the session is registered or attached, so no request runs unbounded.
+    session.lock().rtm2_grants = credential.rtm2_grants;
     // One session per user (R28), across nodes too: a session of the user on another
     // node hears of this claim there and ends (`lifecycle::RemoteKicks`), unless it is
     // the session this client asked to resume (it moved here from that node).
@@ -363,9 +387,10 @@ async fn resume(
     id: u32,
     session: Arc<Session>,
     req: pb::LoginRequest,
-    token_expires_at: Option<u64>,
+    credential: LoginCredential,
     hb: u32,
 ) -> Result<(), Failure> {
+    let token_expires_at = credential.expires_at;
     let since: HashMap<(i32, &str), StreamPosition> = req
         .positions
         .iter()
@@ -380,6 +405,8 @@ async fn resume(
         let mut st = session.lock();
         st.token_expires_at = token_expires_at;
         st.will_expire_sent = false;
+        // The resume's token decides what the session may do from now on (T46).
+        st.rtm2_grants = credential.rtm2_grants;
         // Channels the client follows but the session does not (a subscribe, join or
         // unsubscribe lost with the old connection): the client restores them.
         let unrestored = req
@@ -502,11 +529,14 @@ pub(crate) fn renew_token(
     req: pb::RenewTokenRequest,
 ) -> Result<(), Failure> {
     let session = client.session()?;
-    let expires = verify_login_token(&session.app, &session.user, &req.token)?;
+    let credential = verify_login_token(&session.app, &session.user, &req.token)?;
+    let expires = credential.expires_at;
     {
         let mut st = session.lock();
         st.token_expires_at = expires;
         st.will_expire_sent = false;
+        // The new token's permission tree replaces the old one's (T46, T52).
+        st.rtm2_grants = credential.rtm2_grants;
     }
     client.send(
         id,

@@ -9,6 +9,7 @@ pub(crate) mod history;
 pub(crate) mod lock;
 pub(crate) mod login;
 pub(crate) mod messaging;
+pub(crate) mod permissions;
 pub(crate) mod presence;
 pub(crate) mod storage;
 pub(crate) mod stream;

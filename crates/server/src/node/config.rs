@@ -154,8 +154,14 @@ pub struct TokenOptions {
     pub max_clock_skew_secs: Option<u32>,
     /// Accept an RTM2 service (type 8) for login in place of an RTM one (T46; default
     /// false: such a token is refused with `SERVICE_MISSING`, −10005). Its permission
-    /// tree is parsed but not enforced.
+    /// tree is enforced only with `rtm2_permissions`.
     pub accept_rtm2: bool,
+    /// RTM2 resource permissions (T46, token.md §16): a session logged in with an RTM2
+    /// token (`accept_rtm2`) may only do what its permission tree grants (read or write
+    /// on message channels, stream channels and users, docs/token.md); anything else is
+    /// refused with the area's permission code. Default false: the tree is parsed and
+    /// not enforced. Sessions logged in with an RTM token are never bounded.
+    pub rtm2_permissions: bool,
     /// Publisher authentication (T51): `joinTopic` and `publishTopicMessage` need the
     /// stream channel's RTC token to carry publishDataStream (privilege 4), unlapsed;
     /// else −10005 (missing) or −10009 (lapsed). Default false.
@@ -412,6 +418,7 @@ mod tests {
             "tokens": {
                 "max_clock_skew_secs": 300,
                 "accept_rtm2": true,
+                "rtm2_permissions": true,
                 "publisher_authentication": true
             }
         }))
@@ -430,9 +437,11 @@ mod tests {
         let v = app.tokens.verify_options();
         assert_eq!(v.max_clock_skew, Some(300));
         assert!(v.accept_rtm2 && app.tokens.publisher_authentication);
+        assert!(app.tokens.rtm2_permissions);
         let defaults = TokenOptions::default();
         assert_eq!(defaults.max_clock_skew_secs, None);
         assert!(!defaults.accept_rtm2 && !defaults.publisher_authentication);
+        assert!(!defaults.rtm2_permissions);
         let typo = serde_json::from_value::<AppConfig>(serde_json::json!({
             "id": "a1b2c3d4e5f60718293a4b5c6d7e8f90",
             "tokens": { "accept_rtm": true }

@@ -10,6 +10,7 @@ pub(crate) mod hub;
 pub(crate) mod metrics;
 pub(crate) mod outbound;
 pub(crate) mod outlet;
+pub(crate) mod spare_fd;
 pub(crate) mod wheel;
 pub(crate) mod ws;
 

@@ -66,6 +66,9 @@ pub(crate) struct SessionState {
     pub token_expires_at: Option<u64>,
     /// Whether the will-expire push for the current credential went out.
     pub will_expire_sent: bool,
+    /// What the login token's RTM2 permission tree grants, when the app enforces it
+    /// and the login rests on an RTM2 service (T46); `None` = not bounded.
+    pub rtm2_grants: Option<Arc<switchboard_token::Rtm2Grants>>,
     /// Incremented on every attach; a detach timer only fires for its own attachment.
     pub attachment: u64,
     /// Whether a connection is attached.
@@ -138,6 +141,7 @@ impl Session {
                 user_metadata: Default::default(),
                 token_expires_at,
                 will_expire_sent: false,
+                rtm2_grants: None,
                 attachment: 0,
                 attached: false,
                 ended: false,
