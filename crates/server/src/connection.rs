@@ -238,20 +238,40 @@ async fn handle_frame(
                 );
                 return ControlFlow::Break(());
             }
-            for msg in FrameDecoder::<ClientMessage>::new(data, max_messages) {
-                match msg {
-                    Ok(msg) => {
+            let mut decoder = FrameDecoder::<ClientMessage>::new(data, max_messages);
+            let first = decoder.next();
+            let second = decoder.next();
+            if second.is_none() {
+                // One message (the common case): handled directly.
+                match first {
+                    Some(Ok(msg)) => {
                         dispatch::handle(session, msg).await?;
                         // Time spent handling (a long replay) is not client silence.
                         session.touch();
                     }
+                    Some(Err(e)) => {
+                        out.close(DisconnectCode::ProtocolError, e.to_string());
+                        return ControlFlow::Break(());
+                    }
+                    None => {}
+                }
+                return ControlFlow::Continue(());
+            }
+            // Several: one list, so that a run of publishes among them is one pipeline
+            // (`dispatch::handle_batch`); the messages before a malformed one are
+            // handled, then the connection closes.
+            let mut msgs = Vec::new();
+            for msg in first.into_iter().chain(second).chain(decoder) {
+                match msg {
+                    Ok(m) => msgs.push(m),
                     Err(e) => {
+                        dispatch::handle_batch(session, msgs).await?;
                         out.close(DisconnectCode::ProtocolError, e.to_string());
                         return ControlFlow::Break(());
                     }
                 }
             }
-            ControlFlow::Continue(())
+            dispatch::handle_batch(session, msgs).await
         }
         Ok(Incoming::Text) => {
             out.close(

@@ -93,11 +93,21 @@ pub(crate) async fn handle_batch(client: &mut Client, msgs: Vec<ClientMessage>) 
             };
             let actor = session.actor();
             let node = client.node.clone();
-            let (node, actor) = (&node, &actor);
+            let (node, actor, session) = (&node, &actor, &*session);
             let futs = run.into_iter().map(|m| async move {
                 let id = m.id;
-                match m.body {
-                    Some(client_message::Body::Publish(req)) => {
+                let Some(body) = m.body else {
+                    return (
+                        id,
+                        Err(Failure::new(ErrorCode::BadRequest, "not a publish")),
+                    );
+                };
+                // The same permission check as `handle` makes (T46), per publish.
+                if let Err(f) = permissions::authorize(session, &body) {
+                    return (id, Err(f));
+                }
+                match body {
+                    client_message::Body::Publish(req) => {
                         (id, messaging::publish_as(node, actor, req).await)
                     }
                     _ => (

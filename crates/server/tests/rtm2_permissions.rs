@@ -638,3 +638,54 @@ async fn t46_prefix_names_renewal_and_resume_change_what_is_granted() {
         "write was never granted",
     );
 }
+
+/// T46 for publishes sent back to back in one frame, which the server runs as one
+/// pipeline (`dispatch::handle_batch`): each is checked against the tree as a lone
+/// publish is — the ungranted ones refused with −11039, the granted ones delivered,
+/// every reply in request order.
+#[tokio::test]
+async fn t46_back_to_back_publishes_are_each_checked_against_the_tree() {
+    let server = server(true).await;
+    let (user, tree) = vector_tree();
+    let mut dave = login(&server, &user, &rtm2_token(&user, tree)).await;
+    dave.subscribe("lobby").await;
+    dave.subscribe("news").await;
+    let mut msgs = Vec::new();
+    for i in 0..8 {
+        // Write is granted on lobby only; news is read-only in the vector's tree.
+        let channel = if i % 2 == 0 { "lobby" } else { "news" };
+        msgs.push(pb::ClientMessage {
+            id: dave.next_id(),
+            body: Some(text(pb::ChannelType::Message, channel)),
+        });
+    }
+    dave.send(&msgs).await;
+    for (i, m) in msgs.iter().enumerate() {
+        let reply = dave.reply(m.id).await;
+        if i % 2 == 0 {
+            assert!(
+                matches!(reply, Body::Publish(_)),
+                "publish {i} to lobby: {reply:?}"
+            );
+        } else {
+            assert_denied(reply, PUBLISH_DENIED, &format!("publish {i} to news"));
+        }
+    }
+    // The four granted ones reached their subscriber (dave himself, on both
+    // channels), and none of the refused ones came in between.
+    let mut seen = 0;
+    while seen < 4 {
+        let push = dave
+            .next_push(std::time::Duration::from_secs(10))
+            .await
+            .expect("a message push");
+        if let Some(Body::Message(m)) = push.body {
+            assert_eq!(
+                m.channel_name, "lobby",
+                "a refused publish was delivered: {m:?}"
+            );
+            seen += 1;
+        }
+    }
+    dave.assert_alive().await;
+}
