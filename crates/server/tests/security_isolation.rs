@@ -1,4 +1,4 @@
-//! Per-app isolation (issue 20, api.md R1–R2: an app id is a tenant), over real sockets:
+//! Per-app isolation (issue 20: an app id is a tenant), over real sockets:
 //! nothing one app's clients do is visible from another app of the same server —
 //! channel messages, presence (whoNow, getState, whereNow), channel and user metadata,
 //! locks, history, USER messages and sessions (the same user id in two apps is two
