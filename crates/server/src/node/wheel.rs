@@ -107,9 +107,12 @@ impl Shared {
 
     /// The first slot that begins at or after `at`.
     fn slot_at(&self, at: Instant) -> u64 {
-        let ms = at.saturating_duration_since(self.epoch).as_millis();
-        let grain = GRAIN.as_millis();
-        u64::try_from(ms.div_ceil(grain)).unwrap_or(u64::MAX - 1)
+        // In nanoseconds: rounded up from whole milliseconds, a deadline 500.4 ms in
+        // would ring in the slot that begins at 500 ms, before it has passed, and the
+        // connection (seeing its deadline still ahead and its entry gone) would never
+        // be rung for it again.
+        let ns = at.saturating_duration_since(self.epoch).as_nanos();
+        u64::try_from(ns.div_ceil(GRAIN.as_nanos())).unwrap_or(u64::MAX - 1)
     }
 
     /// The slot that has begun last, at `now`.
@@ -276,7 +279,15 @@ mod tests {
         assert_eq!(s.slot_at(e + Duration::from_millis(101)), 2);
         assert_eq!(s.slot_now(e + Duration::from_millis(99)), 0);
         assert_eq!(s.slot_now(e + Duration::from_millis(100)), 1);
-        // A deadline's slot has begun only once the deadline has passed.
+        // A deadline's slot has begun only once the deadline has passed, also with a
+        // part of a millisecond past a slot's start.
+        assert_eq!(s.slot_at(e + Duration::from_micros(500_400)), 6);
+        for us in [
+            0, 1, 999, 1_000, 50_000, 99_999, 100_000, 100_001, 100_500, 250_000,
+        ] {
+            let at = e + Duration::from_micros(us);
+            assert!(s.start_of(s.slot_at(at)) >= at, "{us} µs");
+        }
         for ms in [0, 1, 50, 99, 100, 101, 250, 1_000_003] {
             let at = e + Duration::from_millis(ms);
             assert!(s.start_of(s.slot_at(at)) >= at, "{ms} ms");
