@@ -6,7 +6,7 @@ mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{RedisServer, config};
+use support::{RedisServer, config, eventually};
 use switchboard_engine::conformance::publication;
 use switchboard_engine::{
     AppBudgets, Broker, ChannelKey, ChannelKind, EngineError, PublishOptions, Retention,
@@ -25,19 +25,6 @@ async fn engine(c: RedisConfig, budgets: AppBudgets) -> Arc<RedisEngine> {
     let e = RedisEngine::connect_with(c).await.expect("connect");
     e.set_budgets(Arc::new(move |_: &str| budgets));
     e
-}
-
-/// Polls `cond` (async) until it holds, for at most 20 s.
-async fn eventually<F, Fut>(what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Two nodes on one Redis share one app's recovery-log budget, and the bytes of a log
@@ -67,7 +54,7 @@ async fn the_log_budget_is_shared_by_every_node_and_freed_when_logs_age_out() {
     // Once channel one's log is past its age (and its key expired), its bytes are free.
     let started = Instant::now();
     let (b, none) = (&b, &none);
-    eventually("channel one's bytes to be given back", || async move {
+    eventually(20, "channel one's bytes to be given back", || async move {
         b.publish(&ch("two"), big(), none).await.is_ok()
     })
     .await;
@@ -105,6 +92,7 @@ async fn idle_positions_past_the_budget_are_forgotten_oldest_first() {
     // time, in µs, at which it was created; Redis runs on this machine's clock).
     let created_ms = old.position.epoch / 1000;
     eventually(
+        20,
         "the clock to pass the old channel's millisecond",
         || async move {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
@@ -118,12 +106,16 @@ async fn idle_positions_past_the_budget_are_forgotten_oldest_first() {
         .unwrap();
     // Channel "busy" keeps publishing; once both others are idle, "old" goes.
     let (e, none, old_epoch) = (&e, &none, old.position.epoch);
-    eventually("the oldest idle position to be forgotten", || async move {
-        e.publish(&ch("busy"), publication("p", "x"), none)
-            .await
-            .unwrap();
-        e.position(&ch("old")).await.unwrap().epoch != old_epoch
-    })
+    eventually(
+        20,
+        "the oldest idle position to be forgotten",
+        || async move {
+            e.publish(&ch("busy"), publication("p", "x"), none)
+                .await
+                .unwrap();
+            e.position(&ch("old")).await.unwrap().epoch != old_epoch
+        },
+    )
     .await;
     let r = e.recover(&ch("old"), old.position, 10).await.unwrap();
     assert!(!r.complete, "resuming in a forgotten channel is a gap");

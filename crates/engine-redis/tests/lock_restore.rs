@@ -6,8 +6,8 @@
 mod support;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use support::{RedisServer, config};
+use std::time::Duration;
+use support::{RedisServer, config, eventually};
 use switchboard_engine::{Acquire, ChannelKey, ChannelKind, HandoverHandler, LockInfo, Locks};
 use switchboard_engine_redis::{RedisConfig, RedisEngine};
 
@@ -35,18 +35,6 @@ async fn node(c: RedisConfig) -> (Arc<RedisEngine>, Arc<Handovers>) {
     let h = Arc::new(Handovers::default());
     assert!(e.set_handover_handler(h.clone()));
     (e, h)
-}
-
-async fn eventually<F, Fut>(what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn owner(list: &[LockInfo], lock: &str) -> Option<String> {
@@ -96,7 +84,7 @@ async fn owners_and_waiters_are_written_again_after_redis_lost_its_data() {
     drop(c);
     server.restart();
     let (a, ha, hb, server, room) = (&a, &ha, &hb, &server, &room);
-    eventually("x to be alice's again and y dave's", || async move {
+    eventually(30, "x to be alice's again and y dave's", || async move {
         let list = a.list(room).await.unwrap_or_default();
         owner(&list, "x").as_deref() == Some("alice")
             && owner(&list, "y").as_deref() == Some("dave")
@@ -114,19 +102,19 @@ async fn owners_and_waiters_are_written_again_after_redis_lost_its_data() {
         vec![7, 9],
         "the definitions are written again with their ttl"
     );
-    eventually("node a to be told that dave has y", || async move {
+    eventually(30, "node a to be told that dave has y", || async move {
         ha.got("y", "dave")
     })
     .await;
     // Bob's place in x's line is written again by node b.
     let line = &format!("{}{{3:app0room}}:lw:x", ca.prefix);
-    eventually("bob back in x's line", || async move {
+    eventually(30, "bob back in x's line", || async move {
         server.command(&["LLEN", line]).trim() == ":1"
     })
     .await;
     let freed = a.release(room, "x", "alice").await.unwrap().unwrap();
     assert_eq!(freed.next.as_deref(), Some("bob"));
-    eventually("node b to be told that bob has x", || async move {
+    eventually(30, "node b to be told that bob has x", || async move {
         hb.got("x", "bob")
     })
     .await;
@@ -162,13 +150,13 @@ async fn a_lock_freed_elsewhere_is_not_written_again_for_its_former_owner() {
     b.revoke(&room, "x", "alice").await.unwrap().unwrap();
     b.release(&room, "w", "gina").await.unwrap().unwrap();
     let ha = &ha;
-    eventually("node a to hear that hank has w", || async move {
+    eventually(30, "node a to hear that hank has w", || async move {
         ha.got("w", "hank")
     })
     .await;
     server.restart();
     let (a, room) = (&a, &room);
-    eventually("z to be erin's again and w hank's", || async move {
+    eventually(30, "z to be erin's again and w hank's", || async move {
         let list = a.list(room).await.unwrap_or_default();
         owner(&list, "z").as_deref() == Some("erin") && owner(&list, "w").as_deref() == Some("hank")
     })
