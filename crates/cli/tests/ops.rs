@@ -362,10 +362,8 @@ fn readyz_answers_503_while_redis_is_down() {
 #[test]
 fn serve_with_tls_files_answers_https_and_wss() {
     use std::io::{Read, Write};
-    use std::sync::Arc;
     use tokio_rustls::rustls;
-    use tokio_rustls::rustls::pki_types::pem::PemObject;
-    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+    use tokio_rustls::rustls::pki_types::ServerName;
 
     let dir = std::env::temp_dir().join(format!("switchboard-tls-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -400,19 +398,7 @@ fn serve_with_tls_files_answers_https_and_wss() {
     let http = server.expect("the http address", |l| field(l, "http api:"));
     assert!(http.starts_with("https://"), "{http}");
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(ck.cert.pem().as_bytes()).unwrap())
-        .unwrap();
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    );
+    let config = tls_client_trusting(&ck.cert.pem());
     // A blocking TLS request: `request` sent, everything until the server closes read.
     let ask = |addr: &str, request: String| -> String {
         let mut tcp = std::net::TcpStream::connect(addr).expect("tcp");

@@ -152,10 +152,8 @@ fn a_full_run_over_tls_logs_request_ids_and_no_secret() {
     use base64::Engine;
     use serde_json::Value;
     use std::io::{Read, Write};
-    use std::sync::Arc;
     use tokio_rustls::rustls;
-    use tokio_rustls::rustls::pki_types::pem::PemObject;
-    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+    use tokio_rustls::rustls::pki_types::ServerName;
 
     const APP: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
     const CERT: &str = "f0e1d2c3b4a5968778695a4b3c2d1e0f";
@@ -263,19 +261,7 @@ fn a_full_run_over_tls_logs_request_ids_and_no_secret() {
     );
 
     // An HTTPS request with a request id: an RTM token issued by the server API.
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(ck.cert.pem().as_bytes()).unwrap())
-        .unwrap();
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    );
+    let tls = tls_client_trusting(&ck.cert.pem());
     let body = r#"{"user_id":"minted"}"#;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("k:{SECRET}"));
     let request = format!(
