@@ -6,18 +6,12 @@
 
 mod common;
 
-use bytes::BytesMut;
 use common::*;
-use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use switchboard_engine_memory::{MemoryBroker, MemoryConfig};
-use switchboard_protocol::frame;
-use switchboard_protocol::pb::{
-    self, ClientMessage, ServerMessage, client_message, server_message,
-};
+use switchboard_protocol::pb::{self, server_message};
 use switchboard_server::Server;
 use tokio_tungstenite::tungstenite::Error as WsError;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// The handshake's HTTP status with `origin` (None: no header).
@@ -125,32 +119,17 @@ async fn login_from(
         .await
         .expect("an answer in time")
         .expect("the handshake is let through");
-    let login = ClientMessage {
-        id: 1,
-        body: Some(client_message::Body::Login(pb::LoginRequest {
+    login_on(
+        &mut ws,
+        pb::LoginRequest {
             app_id: app.into(),
             user_id: user.into(),
             token: token.into(),
             heartbeat_interval: 60,
             ..Default::default()
-        })),
-    };
-    let mut buf = BytesMut::new();
-    frame::encode_into(&login, &mut buf);
-    ws.send(Message::Binary(buf.freeze())).await.expect("send");
-    loop {
-        let msg = tokio::time::timeout(STEP, ws.next())
-            .await
-            .expect("a reply in time")
-            .expect("open")
-            .expect("a frame");
-        if let Message::Binary(data) = msg {
-            let msgs: Vec<ServerMessage> = frame::decode_all(data, usize::MAX).expect("decodes");
-            if let Some(m) = msgs.into_iter().find(|m| m.id == 1) {
-                return m.body.expect("a body");
-            }
-        }
-    }
+        },
+    )
+    .await
 }
 
 #[tokio::test]

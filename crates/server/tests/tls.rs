@@ -5,22 +5,16 @@
 
 mod common;
 
-use bytes::BytesMut;
 use common::*;
-use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use switchboard_engine_memory::{MemoryBroker, MemoryConfig};
-use switchboard_protocol::frame;
-use switchboard_protocol::pb::{
-    self, ClientMessage, ServerMessage, client_message, server_message,
-};
+use switchboard_protocol::pb::{self, server_message};
 use switchboard_server::{Server, Tls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::ServerName;
-use tokio_tungstenite::tungstenite::Message;
 
 /// A self-signed certificate for `localhost`: (certificate PEM, key PEM).
 fn self_signed() -> (String, String) {
@@ -81,32 +75,17 @@ async fn wss_login_and_https_health_with_a_self_signed_certificate() {
         .await
         .expect("the WebSocket upgrade over TLS");
     assert_eq!(resp.status(), 101);
-    let login = ClientMessage {
-        id: 1,
-        body: Some(client_message::Body::Login(pb::LoginRequest {
+    let reply = login_on(
+        &mut ws,
+        pb::LoginRequest {
             app_id: APP_ID.into(),
             user_id: "alice".into(),
             token: token("alice"),
             heartbeat_interval: 60,
             ..Default::default()
-        })),
-    };
-    let mut buf = BytesMut::new();
-    frame::encode_into(&login, &mut buf);
-    ws.send(Message::Binary(buf.freeze())).await.expect("send");
-    let reply = loop {
-        let msg = tokio::time::timeout(STEP, ws.next())
-            .await
-            .expect("a reply in time")
-            .expect("open")
-            .expect("a frame");
-        if let Message::Binary(data) = msg {
-            let msgs: Vec<ServerMessage> = frame::decode_all(data, usize::MAX).expect("decodes");
-            if let Some(m) = msgs.into_iter().find(|m| m.id == 1) {
-                break m.body.expect("a body");
-            }
-        }
-    };
+        },
+    )
+    .await;
     assert!(
         matches!(reply, server_message::Body::Login(_)),
         "login over wss succeeds: {reply:?}"

@@ -366,3 +366,34 @@ pub fn resume_position(ty: i32, name: &str, at: Option<pb::StreamPosition>) -> p
         position: Some(at.expect("a position from the server")),
     }
 }
+
+/// Sends `login` as request 1 on a WebSocket over any stream (one with custom headers,
+/// TLS) and returns the reply's body, skipping pushes.
+pub async fn login_on<S>(
+    ws: &mut WebSocketStream<S>,
+    login: pb::LoginRequest,
+) -> server_message::Body
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let msg = ClientMessage {
+        id: 1,
+        body: Some(client_message::Body::Login(login)),
+    };
+    let mut buf = BytesMut::new();
+    frame::encode_into(&msg, &mut buf);
+    ws.send(Message::Binary(buf.freeze())).await.expect("send");
+    loop {
+        let msg = tokio::time::timeout(STEP, ws.next())
+            .await
+            .expect("a reply in time")
+            .expect("open")
+            .expect("a frame");
+        if let Message::Binary(data) = msg {
+            let msgs: Vec<ServerMessage> = frame::decode_all(data, usize::MAX).expect("decodes");
+            if let Some(m) = msgs.into_iter().find(|m| m.id == 1) {
+                return m.body.expect("a body");
+            }
+        }
+    }
+}
