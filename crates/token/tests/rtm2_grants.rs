@@ -5,10 +5,9 @@
 
 mod common;
 
-use common::{load_vectors, n, s};
+use common::{load_vectors, n, permissions_of, s};
 use switchboard_token::{
-    AccessToken, Rtm2Grants, Rtm2Permission, Service, TokenBuilder, VerifyOptions, rtm2,
-    verify_login,
+    AccessToken, Rtm2Grants, Service, TokenBuilder, VerifyOptions, rtm2, verify_login,
 };
 
 fn vector() -> serde_json::Value {
@@ -26,27 +25,6 @@ fn rtm2_on() -> VerifyOptions {
         accept_rtm2: true,
         ..Default::default()
     }
-}
-
-/// The vector's tree as `inputs.permissions` gives it (resource type → permission type
-/// → names).
-fn input_tree(v: &serde_json::Value) -> Vec<Rtm2Permission> {
-    let mut out = Vec::new();
-    for (rt, by_perm) in v["inputs"]["permissions"].as_object().expect("tree") {
-        for (pt, names) in by_perm.as_object().expect("permissions") {
-            out.push(Rtm2Permission {
-                resource_type: rt.parse().expect("resource type"),
-                permission_type: pt.parse().expect("permission type"),
-                resources: names
-                    .as_array()
-                    .expect("names")
-                    .iter()
-                    .map(|n| n.as_str().expect("name").to_owned())
-                    .collect(),
-            });
-        }
-    }
-    out
 }
 
 /// T46: the vector's token logs dave in (with RTM2 accepted) and its grants are
@@ -87,7 +65,7 @@ fn t46_the_vector_tree_grants_exactly_what_it_lists() {
     for (rt, pt, name) in refused {
         assert!(!g.allows(rt, pt, name), "refused: {rt}/{pt}/{name}");
     }
-    assert_eq!(g, Rtm2Grants::new(input_tree(&v)));
+    assert_eq!(g, Rtm2Grants::new(permissions_of(&v["inputs"])));
 }
 
 /// T10, §8: the crate's builder, given the vector's inputs, writes the vector's payload
@@ -102,7 +80,7 @@ fn t10_the_builder_reproduces_the_rtm2_vector() {
         .salt(n(inputs, "salt") as u32)
         .add_service(Service::rtm2(
             s(inputs, "user_id"),
-            input_tree(&v),
+            permissions_of(&v["inputs"]),
             n(inputs, "expire") as u32,
         ))
         .build_payload()

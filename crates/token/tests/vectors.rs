@@ -5,11 +5,11 @@
 
 mod common;
 
-use common::{load_vectors, n, run_check, s};
+use common::{load_vectors, n, permissions_of, run_check, s};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use switchboard_token::{
-    AccessToken, RtcPrivilegeExpiry, RtcRole, Rtm2Permission, Service, TokenBuilder, TokenError,
+    AccessToken, RtcPrivilegeExpiry, RtcRole, Service, TokenBuilder, TokenError,
     build_rtc_rtm_token, build_rtc_token, build_rtc_token_with_privileges, build_rtm_token,
     privilege_name, rtm2, service_type,
 };
@@ -111,29 +111,6 @@ fn rtc_expiry(inputs: &Value) -> RtcPrivilegeExpiry {
         publish_video: u32_of(inputs, "pub_video_privilege_expire"),
         publish_data: u32_of(inputs, "pub_data_stream_privilege_expire"),
     }
-}
-
-/// `{"0": {"0": ["lobby"]}}` (resource type → permission type → names) as a flat list.
-fn permissions_of(inputs: &Value) -> Vec<Rtm2Permission> {
-    let mut out = Vec::new();
-    for (rt, by_perm) in inputs["permissions"]
-        .as_object()
-        .expect("permissions object")
-    {
-        for (pt, names) in by_perm.as_object().expect("permission map") {
-            out.push(Rtm2Permission {
-                resource_type: rt.parse().expect("resource type"),
-                permission_type: pt.parse().expect("permission type"),
-                resources: names
-                    .as_array()
-                    .expect("names")
-                    .iter()
-                    .map(|n| n.as_str().expect("name").to_owned())
-                    .collect(),
-            });
-        }
-    }
-    out
 }
 
 fn privilege_map(v: &Value) -> BTreeMap<u16, u32> {

@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
-use switchboard_token::{VerifyOptions, verify_login, verify_stream_join};
+use switchboard_token::{Rtm2Permission, VerifyOptions, verify_login, verify_stream_join};
 
 /// The vector file, a verbatim copy of the reference vectors.
 pub const VECTORS_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/tokens.json");
@@ -65,4 +65,27 @@ pub fn run_check(token: &str, check: &Value) -> String {
         Ok(_) => "OK".to_owned(),
         Err(e) => e.identifier().to_owned(),
     }
+}
+
+/// `{"0": {"0": ["lobby"]}}` (resource type → permission type → names) as a flat list.
+pub fn permissions_of(inputs: &Value) -> Vec<Rtm2Permission> {
+    let mut out = Vec::new();
+    for (rt, by_perm) in inputs["permissions"]
+        .as_object()
+        .expect("permissions object")
+    {
+        for (pt, names) in by_perm.as_object().expect("permission map") {
+            out.push(Rtm2Permission {
+                resource_type: rt.parse().expect("resource type"),
+                permission_type: pt.parse().expect("permission type"),
+                resources: names
+                    .as_array()
+                    .expect("names")
+                    .iter()
+                    .map(|n| n.as_str().expect("name").to_owned())
+                    .collect(),
+            });
+        }
+    }
+    out
 }
