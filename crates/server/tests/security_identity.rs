@@ -35,21 +35,6 @@ async fn refused(c: &mut RawClient, req: Req, code: ErrorCode, needle: &str, wha
     assert!(e.reason.contains(needle), "{what}: {}", e.reason);
 }
 
-/// A raw connection logged in to `app` as `user`.
-async fn login_to(server: &TestServer, app: &str, cert: &str, user: &str) -> RawClient {
-    let mut raw = server.raw().await;
-    let reply = raw
-        .login(
-            app,
-            user,
-            &token_with(app, cert, user, 3600, now_secs()),
-            60,
-        )
-        .await;
-    assert!(matches!(reply, Body::Login(_)), "{reply:?}");
-    raw
-}
-
 fn renew(token: String, channel: &str) -> Req {
     Req::RenewToken(pb::RenewTokenRequest {
         token,
@@ -204,7 +189,7 @@ async fn release_and_revoke_refuse_the_wrong_user_channel_and_app() {
     let server = TestServer::start().await;
     let mut alice = server.raw_login("alice").await;
     let mut bob = server.raw_login("bob").await;
-    let mut other = login_to(&server, OTHER_APP_ID, OTHER_CERT, "bob").await;
+    let mut other = server.raw_login_to(OTHER_APP_ID, OTHER_CERT, "bob").await.0;
     ok(&mut alice, lock_req(ROOM, "set", ""), "setLock").await;
     ok(&mut alice, lock_req(ROOM, "acquire", ""), "acquireLock").await;
 
@@ -287,7 +272,10 @@ async fn lock_gated_metadata_writes_refuse_the_wrong_user_channel_and_app() {
     let server = TestServer::start().await;
     let mut alice = server.raw_login("alice").await;
     let mut bob = server.raw_login("bob").await;
-    let mut other = login_to(&server, OTHER_APP_ID, OTHER_CERT, "alice").await;
+    let mut other = server
+        .raw_login_to(OTHER_APP_ID, OTHER_CERT, "alice")
+        .await
+        .0;
     ok(&mut alice, lock_req(ROOM, "set", ""), "setLock").await;
     ok(&mut alice, lock_req(ROOM, "acquire", ""), "acquireLock").await;
     ok(&mut alice, lock_req("side", "set", ""), "setLock side").await;
@@ -353,7 +341,10 @@ async fn topic_requests_refuse_a_channel_the_caller_has_not_joined() {
     let server = TestServer::start().await;
     let mut alice = server.raw_login("alice").await;
     let mut member = server.raw_login("member").await;
-    let mut other = login_to(&server, OTHER_APP_ID, OTHER_CERT, "alice").await;
+    let mut other = server
+        .raw_login_to(OTHER_APP_ID, OTHER_CERT, "alice")
+        .await
+        .0;
     for (c, app, cert, user) in [
         (&mut member, APP_ID, CERT, "member"),
         (&mut other, OTHER_APP_ID, OTHER_CERT, "alice"),

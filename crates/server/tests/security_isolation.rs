@@ -21,23 +21,6 @@ async fn server_with_history(dir: &DataDir) -> TestServer {
     TestServer::with_parts(Server::new(base_config(), broker).with_history(Arc::new(history))).await
 }
 
-/// A raw connection logged in to `app` (certificate `cert`) as `user`; its session id.
-async fn login_to(server: &TestServer, app: &str, cert: &str, user: &str) -> (RawClient, String) {
-    let mut raw = server.raw().await;
-    let reply = raw
-        .login(
-            app,
-            user,
-            &token_with(app, cert, user, 3600, now_secs()),
-            60,
-        )
-        .await;
-    match reply {
-        Body::Login(r) => (raw, r.session_id),
-        other => panic!("login of {user} to {app}: {other:?}"),
-    }
-}
-
 /// Sends `req` and returns its reply, panicking on an error.
 async fn ok(c: &mut RawClient, req: Req, what: &str) -> Body {
     match c.request(req).await {
@@ -98,8 +81,8 @@ async fn nothing_of_one_app_is_visible_from_another() {
     let dir = DataDir::new("isolation");
     let server = server_with_history(&dir).await;
     // App A: alice writes everything, carol is present in the room with a state.
-    let (mut alice_a, _) = login_to(&server, APP_ID, CERT, "alice").await;
-    let (mut carol_a, _) = login_to(&server, APP_ID, CERT, "carol").await;
+    let (mut alice_a, _) = server.raw_login_to(APP_ID, CERT, "alice").await;
+    let (mut carol_a, _) = server.raw_login_to(APP_ID, CERT, "carol").await;
     ok(
         &mut carol_a,
         subscribe_with_presence(ROOM),
@@ -117,8 +100,8 @@ async fn nothing_of_one_app_is_visible_from_another() {
     )
     .await;
     // App B: the same user ids; bob listens in the room of the same name.
-    let (mut alice_b, _) = login_to(&server, OTHER_APP_ID, OTHER_CERT, "alice").await;
-    let (mut bob_b, _) = login_to(&server, OTHER_APP_ID, OTHER_CERT, "bob").await;
+    let (mut alice_b, _) = server.raw_login_to(OTHER_APP_ID, OTHER_CERT, "alice").await;
+    let (mut bob_b, _) = server.raw_login_to(OTHER_APP_ID, OTHER_CERT, "bob").await;
     ok(&mut bob_b, subscribe_with_presence(ROOM), "bob subscribes").await;
 
     ok(&mut alice_a, metadata(MESSAGE, ROOM), "channel metadata").await;
@@ -323,7 +306,7 @@ async fn nothing_of_one_app_is_visible_from_another() {
 #[tokio::test]
 async fn a_session_of_one_app_cannot_be_resumed_from_another() {
     let server = TestServer::start().await;
-    let (mut alice_a, session_a) = login_to(&server, APP_ID, CERT, "alice").await;
+    let (mut alice_a, session_a) = server.raw_login_to(APP_ID, CERT, "alice").await;
     alice_a.subscribe(ROOM).await;
     let mut raw = server.raw().await;
     let reply = raw
@@ -343,7 +326,7 @@ async fn a_session_of_one_app_cannot_be_resumed_from_another() {
     assert_ne!(r.session_id, session_a);
     // A's session still has its connection and subscription: a publish in A's room
     // reaches it.
-    let (mut carol_a, _) = login_to(&server, APP_ID, CERT, "carol").await;
+    let (mut carol_a, _) = server.raw_login_to(APP_ID, CERT, "carol").await;
     ok(&mut carol_a, publish_text(ROOM, "still A"), "publish in A").await;
     let m = first_message(&mut alice_a, "alice of A").await;
     assert_eq!(&m.payload[..], b"still A");

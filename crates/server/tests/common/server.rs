@@ -208,6 +208,24 @@ impl TestServer {
         raw
     }
 
+    /// A raw connection logged in to `app` (certificate `cert`) as `user`, with its
+    /// session id.
+    pub async fn raw_login_to(&self, app: &str, cert: &str, user: &str) -> (RawClient, String) {
+        let mut raw = self.raw().await;
+        let reply = raw
+            .login(
+                app,
+                user,
+                &token_with(app, cert, user, 3600, now_secs()),
+                60,
+            )
+            .await;
+        match reply {
+            server_message::Body::Login(r) => (raw, r.session_id),
+            other => panic!("raw login of {user} to {app} failed: {other:?}"),
+        }
+    }
+
     /// A raw login of `user` (see [`TestServer::raw_login`]) subscribed to the MESSAGE
     /// channel `channel` visibly, without presence events.
     pub async fn raw_member(&self, user: &str, channel: &str) -> RawClient {
