@@ -49,6 +49,14 @@ use std::sync::Arc;
 pub trait PublicationHandler: Send + Sync + 'static {
     /// One publication of `channel`, already carrying its position.
     fn on_publication(&self, channel: &ChannelKey, publication: &Arc<Publication>);
+
+    /// A scope around one poll of a broker task that calls
+    /// [`on_publication`](Self::on_publication) (a delivery worker): what the handler
+    /// writes inside may be held back and written together when the returned guard is
+    /// dropped, at the end of that poll, on the same thread. The default holds nothing.
+    fn delivery_scope(&self) -> Option<Box<dyn std::any::Any>> {
+        None
+    }
 }
 
 /// Publish/subscribe with positions and a recovery log.

@@ -167,7 +167,10 @@ pub(crate) async fn start(inner: &Arc<Inner>, client: redis::Client) -> Result<(
     for i in 0..inner.broker.workers.len() {
         let rx = lock(&inner.broker.workers[i].rx).take();
         if let Some(rx) = rx {
-            tokio::spawn(work(inner.clone(), i, rx));
+            tokio::spawn(Scoped {
+                inner: inner.clone(),
+                fut: Box::pin(work(inner.clone(), i, rx)),
+            });
         }
     }
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
@@ -510,6 +513,32 @@ async fn work(inner: Arc<Inner>, index: usize, mut rx: mpsc::Receiver<Work>) {
                 catch_up(&inner, &sub, None).await;
             }
         }
+    }
+}
+
+/// A delivery worker, each of whose polls runs inside the handler's
+/// [`delivery_scope`](PublicationHandler::delivery_scope): the messages one poll
+/// delivers (all that were queued, up to the runtime's budget) reach each local
+/// connection as one write instead of one write per message.
+struct Scoped<F> {
+    inner: Arc<Inner>,
+    fut: std::pin::Pin<Box<F>>,
+}
+
+impl<F: Future<Output = ()>> Future for Scoped<F> {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let _scope = self
+            .inner
+            .broker
+            .handler
+            .get()
+            .and_then(|h| h.delivery_scope());
+        self.fut.as_mut().poll(cx)
     }
 }
 

@@ -432,6 +432,11 @@ pub(crate) async fn publish_event(
 }
 
 impl PublicationHandler for Hub {
+    /// A delivery worker's poll writes each connection's pushes of that poll together.
+    fn delivery_scope(&self) -> Option<Box<dyn std::any::Any>> {
+        Some(Box::new(super::outbound::defer_scope()))
+    }
+
     fn on_publication(&self, channel: &ChannelKey, publication: &Arc<Publication>) {
         let list = match read(&self.shard(channel).subs).get(channel) {
             Some(list) => list.clone(),

@@ -599,13 +599,20 @@ impl<F: Future> Future for DeferWrites<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // The thread's spare list, so that a poll allocates nothing and an idle
-        // connection keeps no list of its own.
-        let list = SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()));
-        let prev = DEFERRED.with(|d| d.borrow_mut().replace(list));
-        let _restore = Restore { prev };
+        let _scope = defer_scope();
         self.inner.as_mut().poll(cx)
     }
+}
+
+/// Defers the pushes made on this thread until the returned guard drops (then writes
+/// them, as [`DeferWrites`] does at the end of a poll); for one poll of a task that is
+/// not wrapped in [`DeferWrites`], such as a broker's delivery worker. Scopes nest.
+pub(crate) fn defer_scope() -> impl Sized {
+    // The thread's spare list, so that a poll allocates nothing and an idle
+    // connection keeps no list of its own.
+    let list = SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let prev = DEFERRED.with(|d| d.borrow_mut().replace(list));
+    Restore { prev }
 }
 
 /// Writes what the socket could not take at once, then stops (a later push that finds
