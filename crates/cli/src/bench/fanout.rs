@@ -48,6 +48,10 @@ pub struct FanoutArgs {
     /// Subscribers are bare WebSocket connections instead of SDK clients.
     #[arg(long)]
     raw: bool,
+    /// The publishers connect here instead of --url (e.g. another node on the same
+    /// Redis, for cross-node latency); the subscribers stay on --url.
+    #[arg(long)]
+    publish_url: Option<String>,
 }
 
 /// The closed loop's window when neither --window nor --rate is given.
@@ -209,6 +213,7 @@ pub(super) async fn run(a: FanoutArgs) -> anyhow::Result<()> {
             )
         })
         .collect();
+    let pub_url = a.publish_url.clone().unwrap_or_else(|| url.clone());
     let mut pub_tasks = Vec::new();
     for p in 0..a.publishers {
         let user = format!("bench-pub-{p}");
@@ -222,11 +227,11 @@ pub(super) async fn run(a: FanoutArgs) -> anyhow::Result<()> {
                 .map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / r.max(1) as f64))),
         };
         if a.raw {
-            let client = raw::RawClient::login(&url, &app, cert.as_deref(), &user).await?;
+            let client = raw::RawClient::login(&pub_url, &app, cert.as_deref(), &user).await?;
             pub_tasks.push(tokio::spawn(raw_publisher(client, pace, channel, size)));
             continue;
         }
-        let client = login(&url, &app, cert.as_deref(), &user).await?;
+        let client = login(&pub_url, &app, cert.as_deref(), &user).await?;
         pub_tasks.push(tokio::spawn(async move {
             let mut pace = pace;
             let mut seq = 0u64;
