@@ -46,6 +46,10 @@ pub struct PresenceArgs {
     /// Channel name.
     #[arg(long, default_value = "bench-presence")]
     channel: String,
+    /// The churners connect here instead of --url (e.g. another node on the same
+    /// Redis, for presence across nodes); the members stay on --url.
+    #[arg(long)]
+    churn_url: Option<String>,
 }
 
 #[derive(Default)]
@@ -92,7 +96,7 @@ pub(super) async fn run(a: PresenceArgs) -> anyhow::Result<()> {
     })
     .await?;
     let churners = login_all(a.churners, 64, |i| {
-        let (url, app, cert) = (&url, &app, cert.as_deref());
+        let (url, app, cert) = (a.churn_url.as_ref().unwrap_or(&url), &app, cert.as_deref());
         async move { raw::RawClient::login(url, app, cert, &format!("bench-churn-{i}")).await }
     })
     .await?;
