@@ -10,7 +10,8 @@
 #
 # Environment: FUZZ_SANITIZER (address | none, default address), FUZZ_JOBS_NICE (nice
 # level, default 0; long runs on a shared machine: 19), FUZZ_ARGS (extra libFuzzer
-# flags). Needs cargo-fuzz (`cargo install --locked cargo-fuzz`). See
+# flags), FUZZ_CODEGEN_UNITS (default 1, cargo-fuzz's; more builds faster on several
+# cores and fuzzes a little slower: .ci/run's short runs use 16). Needs cargo-fuzz (`cargo install --locked cargo-fuzz`). See
 # docs/reliability.md, section "Fuzzing".
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
@@ -33,7 +34,7 @@ export RUSTC_BOOTSTRAP=1
 unset CARGO_TARGET_DIR
 
 echo "== building ${targets[*]} (sanitizer $sanitizer)"
-build_args=(--release --debug-assertions --sanitizer "$sanitizer")
+build_args=(--release --debug-assertions --sanitizer "$sanitizer" --codegen-units "${FUZZ_CODEGEN_UNITS:-1}")
 for t in "${targets[@]}"; do
   nice -n "$nice_level" cargo fuzz build "${build_args[@]}" "$t"
 done
