@@ -94,9 +94,9 @@ impl Target {
                 node: SentinelNodeConnectionInfo::default().set_redis_connection_info(info),
             })
         } else {
-            Ok(Target::Direct(
-                redis::Client::open(url).map_err(crate::broker::unavailable)?,
-            ))
+            Ok(Target::Direct(redis::Client::open(url).map_err(|e| {
+                EngineError::Unavailable(format!("redis: {e}"))
+            })?))
         }
     }
 
@@ -129,6 +129,22 @@ impl Target {
     }
 }
 
+/// `url` with its password (if any) replaced by `***`, for logs.
+pub(crate) fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, _)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let host = &rest[userinfo.len()..];
+            format!("{scheme}://{user}:***{host}")
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// Whether `e` says the connection no longer reaches the master: lost, refused, timed
 /// out, or READONLY (the server was demoted to a replica by a failover).
 pub(crate) fn lost_master(e: &redis::RedisError) -> bool {
@@ -158,6 +174,17 @@ mod tests {
         let (s, m, info) = parse_sentinel_url("redis+sentinel://127.0.0.1:5000/m").unwrap();
         assert_eq!((s.len(), m.as_str(), info.db()), (1, "m", 0));
         assert_eq!(info.password(), None);
+    }
+
+    #[test]
+    fn passwords_are_redacted_for_logs() {
+        use super::redacted;
+        assert_eq!(
+            redacted("redis+sentinel://:pw@a:1,b:2/m"),
+            "redis+sentinel://:***@a:1,b:2/m"
+        );
+        assert_eq!(redacted("redis://u:pw@h:6379/0"), "redis://u:***@h:6379/0");
+        assert_eq!(redacted("redis://h:6379"), "redis://h:6379");
     }
 
     #[test]

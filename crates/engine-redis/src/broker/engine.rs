@@ -101,7 +101,7 @@ impl RedisEngine {
             inner.refresh_master_id().await;
             tokio::spawn(follow_master(inner.clone()));
         }
-        tracing::info!(node = %inner.config.node_id, url = %inner.config.url, "redis engine connected");
+        tracing::info!(node = %inner.config.node_id, url = %crate::target::redacted(&inner.config.url), "redis engine connected");
         Ok(Arc::new(RedisEngine { inner }))
     }
 
