@@ -93,7 +93,9 @@ pub struct ServeArgs {
     /// (several nodes on one Redis; needs --redis-url).
     #[arg(long, env = "SWITCHBOARD_ENGINE", value_parser = ["memory", "redis"])]
     engine: Option<String>,
-    /// The Redis of `--engine redis`, as redis://HOST:PORT[/DB].
+    /// The Redis of `--engine redis`: redis://[:PASSWORD@]HOST:PORT[/DB], or through
+    /// Redis Sentinel redis+sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT…]/MASTER_NAME[/DB]
+    /// (the sentinels; the master is found at start and after every failover).
     #[arg(long, env = "SWITCHBOARD_REDIS_URL")]
     redis_url: Option<String>,
     /// This node's id on Redis (default: random), in the log and the health report.

@@ -3,7 +3,8 @@
 -- KEYS[1] channel base. ARGV: P, body, max_count, max_age_ms, meta_ttl_ms, idem key
 -- ('' = none), rate per second (0 = none), burst, require receiver (0/1), pub/sub name,
 -- then the app's budgets (0 = none): recovery-log bytes, idempotency keys, idle
--- positions; then whether the publication is a channel event (0/1).
+-- positions; then whether the publication is a channel event (0/1); then the id of
+-- the master the node writes through ('' = standalone; Sentinel: its master_replid).
 -- Budgets are kept in per-app keys (P a{app}:…, see docs/scaling.md): lb HASH cref →
 -- bytes of its log and '*' → the app's total, lx ZSET cref → when its whole log is past
 -- max_age, ik ZSET idempotency key → expiry, pos ZSET cref → last publish.
@@ -107,11 +108,26 @@ if lb_budget > 0 then
   end
 end
 local epoch = redis.call('HGET', meta, 'e')
+local writer = ARGV[15] or ''
+if epoch and writer ~= '' then
+  local w = redis.call('HGET', meta, 'w')
+  if w and w ~= writer then
+    -- Last written through another master: after a Sentinel failover the promoted
+    -- replica may lack that master's latest publications, whose offsets subscribers
+    -- have seen; the channel starts a new epoch (subscribers report the gap) instead
+    -- of giving those offsets to new publications.
+    dropped(tonumber(redis.call('HGET', lb, cref) or '0'))
+    redis.call('DEL', log)
+    redis.call('HDEL', meta, 'o')
+    epoch = nil
+  end
+end
 if not epoch then
   local t = redis.call('TIME')
   epoch = num(tonumber(t[1]) * 1000000 + tonumber(t[2]))
   redis.call('HSET', meta, 'e', epoch)
 end
+if writer ~= '' then redis.call('HSET', meta, 'w', writer) end
 local off = redis.call('HINCRBY', meta, 'o', 1)
 redis.call('PEXPIRE', meta, tonumber(ARGV[5]))
 local entry = num(off) .. ',' .. num(now) .. ',' .. ARGV[2]

@@ -20,12 +20,18 @@ pub struct Stats {
     /// Gaps: publications that were neither received nor recoverable (a trimmed log or
     /// a new epoch); the next delivered offset jumps, so subscribers see the gap.
     pub gaps: u64,
+    /// Sentinel: times the command connection moved to the master the sentinels named
+    /// after losing the previous one (a failover, or READONLY from a demoted master).
+    pub master_switches: u64,
 }
 
 /// Settings of a [`RedisEngine`].
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://HOST:PORT[/DB]`.
+    /// `redis://[[USER]:PASSWORD@]HOST:PORT[/DB]`, or Sentinel:
+    /// `redis+sentinel://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]…]/MASTER_NAME[/DB]`
+    /// (the sentinels' addresses, default port 26379; the credentials and database are
+    /// the master's).
     pub url: String,
     /// This node's id (in logs, health and its probe channel).
     pub node_id: String,

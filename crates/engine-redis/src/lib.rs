@@ -38,6 +38,7 @@ mod presence;
 mod scripts;
 mod sessions;
 mod storage;
+mod target;
 mod topics;
 
 pub use broker::RedisEngine;

@@ -10,7 +10,17 @@ pub struct RedisEngine {
 
 pub(crate) struct Inner {
     pub(crate) config: RedisConfig,
-    pub(crate) conn: ConnectionManager,
+    /// The multiplexed command connection; replaced when a Sentinel failover moves the
+    /// master (see [`Inner::follow_master`]).
+    pub(crate) conn: std::sync::RwLock<ConnectionManager>,
+    /// Where Redis is (one server or a Sentinel group's master).
+    pub(crate) target: crate::target::Target,
+    /// Sentinel: the `master_replid` of the master the command connection writes to
+    /// (a promoted replica gets a new one), passed to the publish script; empty for a
+    /// standalone server.
+    pub(crate) master_id: std::sync::RwLock<String>,
+    /// Told when a command found the master lost (Sentinel only).
+    pub(crate) master_lost: tokio::sync::Notify,
     pub(crate) broker: BrokerState,
     /// Commands that failed (for health).
     pub(crate) failures: AtomicU64,
@@ -47,13 +57,9 @@ impl RedisEngine {
     /// Connects: one multiplexed command connection (reconnecting by itself), the
     /// scripts loaded, and the pub/sub connection with its reader, workers and probe.
     pub async fn connect_with(config: RedisConfig) -> Result<Arc<RedisEngine>, EngineError> {
-        let client = redis::Client::open(config.url.as_str()).map_err(unavailable)?;
-        let cm_config = redis::aio::ConnectionManagerConfig::new()
-            .set_response_timeout(Some(config.command_timeout))
-            .set_connection_timeout(Some(config.command_timeout))
-            .set_number_of_retries(3)
-            .set_max_delay(Duration::from_millis(500));
-        let mut conn = ConnectionManager::new_with_config(client.clone(), cm_config)
+        let target = crate::target::Target::parse(&config.url)?;
+        let client = target.client().await?;
+        let mut conn = ConnectionManager::new_with_config(client, cm_config(&config))
             .await
             .map_err(unavailable)?;
         let info: String = redis::cmd("INFO")
@@ -75,7 +81,10 @@ impl RedisEngine {
         let broker = BrokerState::new(&config);
         let inner = Arc::new(Inner {
             config,
-            conn,
+            conn: std::sync::RwLock::new(conn),
+            target,
+            master_lost: tokio::sync::Notify::new(),
+            master_id: std::sync::RwLock::new(String::new()),
             broker,
             failures: AtomicU64::new(0),
             members: Default::default(),
@@ -86,9 +95,13 @@ impl RedisEngine {
             lock_restorer_started: AtomicBool::new(false),
             budgets: OnceLock::new(),
         });
-        start(&inner, client).await?;
+        start(&inner).await?;
         tokio::spawn(heartbeat(inner.clone()));
-        tracing::info!(node = %inner.config.node_id, url = %inner.config.url, "redis engine connected");
+        if inner.target.follows_master() {
+            inner.refresh_master_id().await;
+            tokio::spawn(follow_master(inner.clone()));
+        }
+        tracing::info!(node = %inner.config.node_id, url = %crate::target::redacted(&inner.config.url), "redis engine connected");
         Ok(Arc::new(RedisEngine { inner }))
     }
 
@@ -105,7 +118,7 @@ impl RedisEngine {
     /// PINGs Redis and reports the pub/sub side.
     pub async fn health(&self) -> Health {
         let start = Instant::now();
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.inner.conn();
         let ping: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
         let (redis_ok, ping, error) = match ping {
             Ok(_) => (true, Some(start.elapsed()), None),
@@ -134,6 +147,42 @@ impl Drop for RedisEngine {
 }
 
 impl Inner {
+    /// The command connection (a cheap clone of the multiplexed handle).
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        self.conn.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The id of the master writes go to (empty for a standalone server).
+    pub(crate) fn master_id(&self) -> String {
+        self.master_id
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Sentinel: reads the master's `master_replid` (kept when the read fails).
+    pub(crate) async fn refresh_master_id(&self) {
+        let info: Result<String, _> = self.cmd(redis::cmd("INFO").arg("replication")).await;
+        let id = info.ok().and_then(|i| {
+            i.lines()
+                .find_map(|l| l.strip_prefix("master_replid:"))
+                .map(|v| v.trim().to_string())
+        });
+        if let Some(id) = id {
+            *self.master_id.write().unwrap_or_else(|e| e.into_inner()) = id;
+        }
+    }
+
+    /// Counts a failed command; with Sentinel, a lost master (connection lost, or
+    /// READONLY after a failover demoted it) starts [`Inner::follow_master`].
+    fn failed(&self, e: redis::RedisError) -> EngineError {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        if self.target.follows_master() && crate::target::lost_master(&e) {
+            self.master_lost.notify_one();
+        }
+        unavailable(e)
+    }
+
     pub(crate) fn prefix(&self) -> &str {
         &self.config.prefix
     }
@@ -158,11 +207,10 @@ impl Inner {
         &self,
         inv: &redis::ScriptInvocation<'_>,
     ) -> Result<Value, EngineError> {
-        let mut conn = self.conn.clone();
-        inv.invoke_async(&mut conn).await.map_err(|e| {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-            unavailable(e)
-        })
+        let mut conn = self.conn();
+        inv.invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.failed(e))
     }
 
     /// Runs one command.
@@ -170,11 +218,60 @@ impl Inner {
         &self,
         cmd: &redis::Cmd,
     ) -> Result<T, EngineError> {
-        let mut conn = self.conn.clone();
-        cmd.query_async(&mut conn).await.map_err(|e| {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-            unavailable(e)
-        })
+        let mut conn = self.conn();
+        cmd.query_async(&mut conn).await.map_err(|e| self.failed(e))
+    }
+}
+
+/// The command connection's settings.
+fn cm_config(config: &RedisConfig) -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(config.command_timeout))
+        .set_connection_timeout(Some(config.command_timeout))
+        .set_number_of_retries(3)
+        .set_max_delay(Duration::from_millis(500))
+}
+
+/// Sentinel: each time a command finds the master lost, asks the sentinels for the
+/// master until one answers as master, then moves the command connection to it. The
+/// pub/sub supervisor asks on its own at each reconnect; the heartbeat then finds out
+/// whether the promoted replica lacked this node's members and locks, and the
+/// resubscribe recovers every channel (or reports its gap), as after a Redis restart.
+async fn follow_master(inner: Arc<Inner>) {
+    let mut shutdown = inner.broker.shutdown_signal();
+    loop {
+        tokio::select! {
+            _ = inner.master_lost.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let attempt = async {
+                let client = inner.target.client().await?;
+                let addr = client.get_connection_info().addr().to_string();
+                let conn = ConnectionManager::new_with_config(client, cm_config(&inner.config))
+                    .await
+                    .map_err(unavailable)?;
+                Ok::<_, EngineError>((addr, conn))
+            };
+            match attempt.await {
+                Ok((addr, conn)) => {
+                    *inner.conn.write().unwrap_or_else(|e| e.into_inner()) = conn;
+                    inner.refresh_master_id().await;
+                    inner.broker.master_switched();
+                    tracing::info!(node = %inner.config.node_id, master = %addr, "redis: command connection follows the master");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(node = %inner.config.node_id, error = %e, "redis: looking for the master");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.changed() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
     }
 }
 
@@ -186,6 +283,10 @@ async fn heartbeat(inner: Arc<Inner>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {
+                if inner.target.follows_master() {
+                    // A master restarted in place (no failover) has a new id too.
+                    inner.refresh_master_id().await;
+                }
                 let mut inv = crate::scripts::SCRIPTS.node_heartbeat.arg(inner.prefix());
                 inv.arg(&inner.config.node_id);
                 match inner.run(&inv).await {

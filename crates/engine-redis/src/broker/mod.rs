@@ -66,6 +66,7 @@ struct Counters {
     overflows: AtomicU64,
     recovered: AtomicU64,
     gaps: AtomicU64,
+    master_switches: AtomicU64,
 }
 
 /// The broker's part of the engine.
@@ -85,6 +86,9 @@ pub(crate) struct BrokerState {
     pub(crate) ctl_channel: String,
     kick: OnceLock<Arc<dyn KickHandler>>,
     shutdown: watch::Sender<bool>,
+    /// Told when the command connection moved to a new master (Sentinel): the pub/sub
+    /// connection, possibly still on the demoted one, reconnects to the new master too.
+    master_moved: Notify,
 }
 
 impl BrokerState {
@@ -114,6 +118,7 @@ impl BrokerState {
             ctl_channel: format!("{}ctl:{}", config.prefix, config.node_id),
             kick: OnceLock::new(),
             shutdown: watch::channel(false).0,
+            master_moved: Notify::new(),
         }
     }
 
@@ -130,7 +135,18 @@ impl BrokerState {
             overflows: c.overflows.load(Ordering::Relaxed),
             recovered: c.recovered.load(Ordering::Relaxed),
             gaps: c.gaps.load(Ordering::Relaxed),
+            master_switches: c.master_switches.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts the command connection moving to the master the sentinels named and has
+    /// the pub/sub connection follow it (a demoted master still relays publications
+    /// replicated from the new one, so nothing else would move it).
+    pub(crate) fn master_switched(&self) {
+        self.counters
+            .master_switches
+            .fetch_add(1, Ordering::Relaxed);
+        self.master_moved.notify_one();
     }
 
     /// Changes when the engine shuts down.
@@ -163,7 +179,7 @@ impl BrokerState {
 
 /// Starts the workers and the pub/sub supervisor; returns once the first pub/sub
 /// connection is up.
-pub(crate) async fn start(inner: &Arc<Inner>, client: redis::Client) -> Result<(), EngineError> {
+pub(crate) async fn start(inner: &Arc<Inner>) -> Result<(), EngineError> {
     for i in 0..inner.broker.workers.len() {
         let rx = lock(&inner.broker.workers[i].rx).take();
         if let Some(rx) = rx {
@@ -176,7 +192,7 @@ pub(crate) async fn start(inner: &Arc<Inner>, client: redis::Client) -> Result<(
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let _ = inner.broker.ctl.set(ctl_tx);
     let (first_tx, first_rx) = oneshot::channel();
-    tokio::spawn(supervise(inner.clone(), client, ctl_rx, first_tx));
+    tokio::spawn(supervise(inner.clone(), ctl_rx, first_tx));
     match tokio::time::timeout(inner.config.command_timeout * 2, first_rx).await {
         Ok(Ok(r)) => r,
         _ => {
@@ -262,7 +278,6 @@ async fn apply(
 /// failure (or a probe not seen back in time) start over and recover every channel.
 async fn supervise(
     inner: Arc<Inner>,
-    client: redis::Client,
     mut ctl_rx: mpsc::UnboundedReceiver<Ctl>,
     first: oneshot::Sender<Result<(), EngineError>>,
 ) {
@@ -278,6 +293,8 @@ async fn supervise(
             return;
         }
         let attempt = async {
+            // With Sentinel, the master as the sentinels name it now.
+            let client = inner.target.client().await?;
             let ps = tokio::time::timeout(cfg.command_timeout, client.get_async_pubsub())
                 .await
                 .map_err(|_| unavailable("pub/sub connect timed out"))?
@@ -336,6 +353,7 @@ async fn supervise(
                     return;
                 }
                 _ = &mut done_rx => break "connection closed".to_string(),
+                _ = b.master_moved.notified() => break "the master moved".to_string(),
                 c = ctl_rx.recv() => {
                     let Some(c) = c else {
                         reader.abort();
@@ -779,7 +797,8 @@ impl Broker for RedisEngine {
                     .arg(u8::from(matches!(
                         publication.kind,
                         switchboard_engine::MessageKind::Event(_)
-                    ))),
+                    )))
+                    .arg(inner.master_id()),
             )
             .await?;
         let items = reply::items(v);
