@@ -566,12 +566,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 switchboard_engine_redis::RedisConfig::new(url.as_str(), node_id.as_str());
             redis.retention = memory.retention;
             redis.history = retention;
+            // Never the password: the URL as logged and printed has it as `***`.
+            let shown = switchboard_engine_redis::redacted(&url);
             let engine = switchboard_engine_redis::RedisEngine::connect_with(redis)
                 .await
-                .map_err(|e| anyhow::anyhow!("connecting to Redis at {url}: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("connecting to Redis at {shown}: {e}"))?;
             let health = engine.health().await;
-            tracing::info!(node = %node_id, url = %url, ?health, "engine: redis");
-            println!("engine: redis at {url} (node {node_id})");
+            tracing::info!(node = %node_id, url = %shown, ?health, "engine: redis");
+            println!("engine: redis at {shown} (node {node_id})");
             Server::new(config, engine.clone())
                 .with_history(engine.clone())
                 .with_storage(engine.clone())

@@ -356,6 +356,70 @@ fn readyz_answers_503_while_redis_is_down() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Secrets never logged (issue 20): `serve --engine redis` with a password in
+/// `--redis-url` prints and logs the URL with the password as `***`, on stdout (the
+/// banner) and in the log (stderr), and still reaches the Redis that requires it.
+#[test]
+fn the_redis_password_is_never_printed_or_logged() {
+    use std::io::{Read, Write};
+    let dir = std::env::temp_dir().join(format!("switchboard-redispw-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (mut redis, port) = redis_on_a_free_port(&dir);
+    const PASSWORD: &str = "s3cr3t-redis-pw";
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("redis");
+    c.write_all(format!("CONFIG SET requirepass {PASSWORD}\r\n").as_bytes())
+        .expect("CONFIG SET");
+    let mut reply = [0u8; 5];
+    c.read_exact(&mut reply).expect("reply");
+    assert_eq!(&reply, b"+OK\r\n", "requirepass set");
+    let data = dir.join("data").to_string_lossy().to_string();
+    let url = format!("redis://:{PASSWORD}@127.0.0.1:{port}");
+    let log = dir.join("serve.log");
+    let server = Proc::spawn_logged(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data,
+            "--engine",
+            "redis",
+            "--redis-url",
+            &url,
+        ],
+        &[],
+        &log,
+    );
+    let banner = server.expect("the engine line", |l| {
+        l.starts_with("engine: redis").then(|| l.to_string())
+    });
+    assert!(
+        banner.contains(":***@127.0.0.1") && !banner.contains(PASSWORD),
+        "{banner}"
+    );
+    // Connected with the password: the node is serving.
+    server.expect("the listening line", |l| field(l, "listening on"));
+    let stdout = server.unmatched.borrow().join("\n");
+    assert!(
+        !stdout.contains(PASSWORD),
+        "the password is on stdout: {stdout}"
+    );
+    drop(server);
+    let logged = std::fs::read_to_string(&log).expect("the log");
+    assert!(
+        logged.contains("engine: redis"),
+        "the log has the engine line: {logged}"
+    );
+    assert!(
+        !logged.contains(PASSWORD),
+        "the password is in the log: {logged}"
+    );
+    let _ = redis.kill();
+    let _ = redis.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `serve --tls-cert --tls-key` with a certificate the test makes (rcgen): the banner
 /// says `wss://` and `https://`, and a client trusting the certificate gets `/healthz`
 /// over TLS and a WebSocket upgrade on `/v1/ws`.

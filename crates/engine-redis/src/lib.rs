@@ -43,3 +43,4 @@ mod topics;
 
 pub use broker::RedisEngine;
 pub use config::{Health, RedisConfig, Stats};
+pub use target::redacted;

@@ -130,7 +130,7 @@ impl Target {
 }
 
 /// `url` with its password (if any) replaced by `***`, for logs.
-pub(crate) fn redacted(url: &str) -> String {
+pub fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
