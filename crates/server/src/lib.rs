@@ -28,6 +28,7 @@ pub use features::webhooks::{
     check_app_webhooks, check_webhook,
 };
 pub use http::REQUEST_ID_HEADER;
+pub use node::clock::Clock;
 pub use node::config::{AppConfig, AppLimits, AppWebhooks, ServerConfig, TokenOptions};
 pub use switchboard_protocol::WS_PATH;
 pub use tls::{Tls, TlsError};

@@ -118,11 +118,12 @@ pub(crate) struct LoginCredential {
 }
 
 /// Verifies a login token for `user` of `app` (R25, T61); an app without a
-/// certificate checks nothing.
+/// certificate checks nothing. `now`: the node's token clock, seconds.
 pub(crate) fn verify_login_token(
     app: &AppConfig,
     user: &str,
     token: &str,
+    now: u64,
 ) -> Result<LoginCredential, Failure> {
     let Some(cert) = &app.certificate else {
         return Ok(LoginCredential {
@@ -130,7 +131,6 @@ pub(crate) fn verify_login_token(
             rtm2_grants: None,
         });
     };
-    let now = now_ms() / 1000;
     let opts = app.tokens.verify_options();
     let checked = switchboard_token::verify_token(token, &app.id, cert)
         .and_then(|t| Ok((t.check_login(user, now, &opts)?, t)));
@@ -175,7 +175,12 @@ pub(crate) async fn login(
     // A browser from an origin this app does not allow (its own list, else the node's).
     admission::check_login_origin(&client.node.config, &app, client.origin.as_deref())?;
     names::validate_user_id(&req.user_id, app.limits.name_rules())?;
-    let credential = verify_login_token(&app, &req.user_id, &req.token)?;
+    let credential = verify_login_token(
+        &app,
+        &req.user_id,
+        &req.token,
+        client.node.config.clock.now_secs(),
+    )?;
     let token_expires_at = credential.expires_at;
     // A banned user is refused, new login or resume alike.
     client.node.ext.get::<Bans>().check(&app.id, &req.user_id)?;
@@ -529,7 +534,12 @@ pub(crate) fn renew_token(
     req: pb::RenewTokenRequest,
 ) -> Result<(), Failure> {
     let session = client.session()?;
-    let credential = verify_login_token(&session.app, &session.user, &req.token)?;
+    let credential = verify_login_token(
+        &session.app,
+        &session.user,
+        &req.token,
+        client.node.config.clock.now_secs(),
+    )?;
     let expires = credential.expires_at;
     {
         let mut st = session.lock();

@@ -1,6 +1,7 @@
 //! Server configuration: edge limits of the node and per-app settings and limits, each
 //! with the default documented in `docs/configuration.md`.
 
+use super::clock::Clock;
 use serde::Deserialize;
 use std::time::Duration;
 use switchboard_protocol::names::NameRules;
@@ -56,6 +57,9 @@ pub struct ServerConfig {
     /// `Origin` values a browser may open a WebSocket from (`scheme://host[:port]`, or
     /// `*`), for the apps without a list of their own; empty (the default): any.
     pub allowed_origins: Vec<String>,
+    /// The wall clock tokens are checked against and their expiries scheduled by (the
+    /// system clock; a test moves a [`Clock::shifted`] one to jump it).
+    pub clock: Clock,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +84,7 @@ impl Default for ServerConfig {
             token_will_expire_lead: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
             allowed_origins: Vec::new(),
+            clock: Clock::system(),
         }
     }
 }

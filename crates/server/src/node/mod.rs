@@ -5,6 +5,7 @@
 //! without this layer knowing their types. Imports only the leaf and its own children.
 
 pub(crate) mod admission;
+pub(crate) mod clock;
 pub(crate) mod config;
 pub(crate) mod hub;
 pub(crate) mod metrics;
@@ -202,7 +203,7 @@ impl Node {
         let handshakes = Arc::new(tokio::sync::Semaphore::new(config.max_handshakes.max(1)));
         let app_connections = admission::AppConnections::new(&config.apps);
         let shutdown = tokio::sync::watch::channel(false).0;
-        let wheel = wheel::Wheel::new(shutdown.subscribe());
+        let wheel = wheel::Wheel::new(shutdown.subscribe(), config.clock.clone());
         Arc::new(Node {
             config,
             apps,

@@ -12,6 +12,7 @@
 //! when it is rung. When the node shuts down the sweeper rings every registered
 //! connection, and a connection registering afterwards is rung at once.
 
+use super::clock::Clock;
 use super::outbound::Outbound;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -20,6 +21,14 @@ use tokio::sync::{Notify, watch};
 
 /// Width of one slot: how late a deadline may be noticed at most.
 pub(crate) const GRAIN: Duration = Duration::from_millis(100);
+
+/// Longest the sweeper sleeps while connections are registered: how late a wall-clock
+/// jump may be noticed at most (plus one [`GRAIN`]).
+pub(crate) const JUMP_CHECK: Duration = Duration::from_millis(500);
+
+/// A move of the wall clock against the monotonic clock larger than this, between two
+/// looks, is a jump.
+const JUMP: Duration = Duration::from_millis(250);
 
 /// The node's deadline wheel (see the module's documentation).
 pub(crate) struct Wheel {
@@ -34,6 +43,8 @@ struct Shared {
     wake: Notify,
     /// Slot 0 begins here.
     epoch: Instant,
+    /// The wall clock whose jumps ring every connection.
+    clock: Clock,
 }
 
 struct Slots {
@@ -48,8 +59,9 @@ struct Slots {
 }
 
 impl Wheel {
-    /// An empty wheel for a node whose shutdown flag `shutdown` watches.
-    pub fn new(shutdown: watch::Receiver<bool>) -> Self {
+    /// An empty wheel for a node whose shutdown flag `shutdown` watches and whose
+    /// token deadlines `clock` tells.
+    pub fn new(shutdown: watch::Receiver<bool>, clock: Clock) -> Self {
         Wheel {
             shared: Arc::new(Shared {
                 slots: Mutex::new(Slots {
@@ -60,6 +72,7 @@ impl Wheel {
                 }),
                 wake: Notify::new(),
                 epoch: Instant::now(),
+                clock,
             }),
             shutdown,
         }
@@ -115,6 +128,12 @@ impl Shared {
         u64::try_from(ns.div_ceil(GRAIN.as_nanos())).unwrap_or(u64::MAX - 1)
     }
 
+    /// The wall clock's offset from the monotonic clock at `now`, in milliseconds.
+    fn offset_ms(&self, now: Instant) -> i128 {
+        let mono = now.saturating_duration_since(self.epoch).as_millis();
+        i128::from(self.clock.now_ms()) - i128::try_from(mono).unwrap_or(i128::MAX)
+    }
+
     /// The slot that has begun last, at `now`.
     fn slot_now(&self, now: Instant) -> u64 {
         let ms = now.saturating_duration_since(self.epoch).as_millis();
@@ -133,11 +152,13 @@ impl Shared {
 /// with the node (its shutdown flag's sender is dropped).
 async fn sweep(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut down = *shutdown.borrow_and_update();
+    let mut offset = shared.offset_ms(Instant::now());
     loop {
         let (rung, next) = {
             let mut s = shared.lock();
             s.down |= down;
-            let now = shared.slot_now(Instant::now());
+            let instant = Instant::now();
+            let now = shared.slot_now(instant);
             let mut rung = Vec::new();
             let all = s.down;
             while let Some(first) = s.due.first_entry() {
@@ -146,6 +167,13 @@ async fn sweep(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
                 }
                 rung.push(first.remove());
             }
+            // A wall-clock jump: everyone still registered looks again (and keeps its
+            // entry, for the deadline it registered).
+            let seen = shared.offset_ms(instant);
+            if (seen - offset).unsigned_abs() > JUMP.as_millis() {
+                rung.push(s.due.values().flatten().cloned().collect());
+            }
+            offset = seen;
             s.next = s.due.first_key_value().map_or(u64::MAX, |(k, _)| *k);
             (rung, s.next)
         };
@@ -158,7 +186,8 @@ async fn sweep(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
             if next == u64::MAX {
                 std::future::pending::<()>().await;
             }
-            tokio::time::sleep_until(shared.start_of(next).into()).await;
+            let at = shared.start_of(next).min(Instant::now() + JUMP_CHECK);
+            tokio::time::sleep_until(at.into()).await;
         };
         tokio::select! {
             _ = sleep => {}
@@ -194,7 +223,7 @@ mod tests {
     #[tokio::test]
     async fn a_deadline_rings_after_it_has_passed_and_not_before() {
         let (_tx, rx) = watch::channel(false);
-        let w = Wheel::new(rx);
+        let w = Wheel::new(rx, Clock::system());
         let (out, _peer) = outbound();
         let at = Instant::now() + Duration::from_millis(250);
         w.arm(at, &out);
@@ -210,7 +239,7 @@ mod tests {
     #[tokio::test]
     async fn an_earlier_deadline_rings_first_and_a_later_one_still_rings() {
         let (_tx, rx) = watch::channel(false);
-        let w = Wheel::new(rx);
+        let w = Wheel::new(rx, Clock::system());
         let (late, _p1) = outbound();
         let (early, _p2) = outbound();
         let start = Instant::now();
@@ -226,7 +255,7 @@ mod tests {
     #[tokio::test]
     async fn shutdown_rings_every_connection_and_any_that_registers_later_at_once() {
         let (tx, rx) = watch::channel(false);
-        let w = Wheel::new(rx);
+        let w = Wheel::new(rx, Clock::system());
         let (a, _p1) = outbound();
         let (b, _p2) = outbound();
         let far = Instant::now() + Duration::from_secs(3600);
@@ -256,7 +285,7 @@ mod tests {
     #[tokio::test]
     async fn a_closed_connection_is_skipped() {
         let (_tx, rx) = watch::channel(false);
-        let w = Wheel::new(rx);
+        let w = Wheel::new(rx, Clock::system());
         let (gone, _p1) = outbound();
         let (kept, _p2) = outbound();
         let at = Instant::now() + Duration::from_millis(150);
@@ -267,10 +296,31 @@ mod tests {
         assert_eq!(w.len(), 0);
     }
 
+    #[tokio::test]
+    async fn a_wall_clock_jump_rings_every_connection_and_keeps_its_entry() {
+        let (_tx, rx) = watch::channel(false);
+        let clock = Clock::shifted();
+        let w = Wheel::new(rx, clock.clone());
+        let (out, _peer) = outbound();
+        w.arm(Instant::now() + Duration::from_secs(3600), &out);
+        // Let the sweeper take its first look at the clock.
+        assert!(
+            tokio::time::timeout(JUMP_CHECK * 2, out.signaled())
+                .await
+                .is_err(),
+            "rung without a jump"
+        );
+        clock.shift(-600_000);
+        rung(&out, Duration::from_secs(5)).await;
+        assert_eq!(w.len(), 1, "the entry stays for its own deadline");
+        clock.shift(1_200_000);
+        rung(&out, Duration::from_secs(5)).await;
+    }
+
     #[test]
     fn slots_round_deadlines_up_and_the_present_down() {
         let (_tx, rx) = watch::channel(false);
-        let w = Wheel::new(rx);
+        let w = Wheel::new(rx, Clock::system());
         let s = &w.shared;
         let e = s.epoch;
         assert_eq!(s.slot_at(e), 0);

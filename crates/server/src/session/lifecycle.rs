@@ -79,7 +79,7 @@ pub(crate) fn detach(
                 if st.ended || !detached(&st) {
                     return;
                 }
-                let now = switchboard_protocol::now_ms() / 1000;
+                let now = node.config.clock.now_secs();
                 let expired: Vec<Arc<str>> = st
                     .streams
                     .iter()
@@ -107,9 +107,13 @@ pub(crate) fn detach(
                     leave_channel(&node, &session, &key, Departure::Leave).await;
                 }
             }
+            // Expiries are wall-clock instants: while one is pending, look again at
+            // least every second, so a forward jump of the clock past it is noticed
+            // (docs/token.md, "Clock jumps"); a backward one only makes a look early.
             let wake = match next_token {
                 Some(secs) => {
-                    let ms = (secs * 1000).saturating_sub(switchboard_protocol::now_ms());
+                    let ms = (secs * 1000).saturating_sub(node.config.clock.now_ms());
+                    let ms = ms.min(1000);
                     deadline.min(tokio::time::Instant::now() + Duration::from_millis(ms))
                 }
                 None => deadline,

@@ -3,6 +3,12 @@
 //! (T55): an expired login token ends the session, an expired RTC token takes the
 //! member out of that channel. Also publisher authentication (T51): whether a member's
 //! RTC token lets it take a topic role or publish in a topic.
+//!
+//! Every "now" here is the node's token clock (`node/clock.rs`), and expiries are
+//! wall-clock instants: a deadline is turned into an `Instant` afresh on each call, and
+//! the node's wheel rings every connection when the wall clock jumps, so a forward
+//! jump past an expiry ends the session within a second and a backward one never ends
+//! it early (docs/token.md, "Clock jumps").
 
 use super::client::Client;
 use super::core::{PublishGrant, Session};
@@ -12,27 +18,28 @@ use crate::wire::Failure;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_protocol::pb::{self, server_message::Body};
-use switchboard_protocol::{DisconnectCode, ErrorCode, now_ms};
+use switchboard_protocol::{DisconnectCode, ErrorCode};
 
-/// Converts a wall-clock time in seconds since the epoch to an `Instant`.
-fn instant_at(epoch_secs: u64) -> Instant {
-    let now = now_ms();
+/// Converts a wall-clock time in seconds since the epoch to an `Instant`, given the
+/// wall clock's reading `now_ms` (milliseconds) at about `Instant::now()`.
+fn instant_at(epoch_secs: u64, now_ms: u64) -> Instant {
     let target = epoch_secs.saturating_mul(1000);
-    Instant::now() + Duration::from_millis(target.saturating_sub(now))
+    Instant::now() + Duration::from_millis(target.saturating_sub(now_ms))
 }
 
 impl Session {
     /// Publisher authentication (T51): succeeds unless the app turns it on and the
     /// stream channel's RTC token lacks publishDataStream or it has lapsed. A channel
-    /// not joined passes here (the caller refuses it with its own code).
-    pub(crate) fn check_publisher(&self, channel: &str) -> Result<(), Failure> {
+    /// not joined passes here (the caller refuses it with its own code). `now_secs`:
+    /// the node's token clock.
+    pub(crate) fn check_publisher(&self, channel: &str, now_secs: u64) -> Result<(), Failure> {
         let grant = match self.lock().streams.get(channel) {
             Some(m) => m.publish_grant.clone(),
             None => return Ok(()),
         };
         match grant {
             PublishGrant::NotRequired => Ok(()),
-            PublishGrant::Until(end) if now_ms() / 1000 < end => Ok(()),
+            PublishGrant::Until(end) if now_secs < end => Ok(()),
             PublishGrant::Until(_) => Err(Failure::new(
                 ErrorCode::TokenExpired,
                 format!(
@@ -63,7 +70,12 @@ impl Client {
             .streams
             .values()
             .filter_map(|m| due(m.token_expires_at, m.will_expire_sent));
-        login.into_iter().chain(streams).min().map(instant_at)
+        let now_ms = self.node.config.clock.now_ms();
+        login
+            .into_iter()
+            .chain(streams)
+            .min()
+            .map(|at| instant_at(at, now_ms))
     }
 
     /// Fires the token events due at [`Client::token_deadline`]: will-expire pushes,
@@ -73,7 +85,7 @@ impl Client {
         let Some(a) = &self.attached else { return };
         let session = a.session.clone();
         let lead = self.node.config.token_will_expire_lead.as_secs();
-        let now = now_ms() / 1000;
+        let now = self.node.config.clock.now_secs();
         let mut warn = Vec::new();
         let mut expired_streams = Vec::new();
         let mut login_expired = false;

@@ -22,17 +22,18 @@ use switchboard_protocol::{ErrorCode, names, now_ms};
 
 /// Verifies an RTC token for joining `channel` as `user` (T47–T50); `None` expiry for
 /// an app without a certificate. Also what the token grants for publisher
-/// authentication (T51), when the app turns it on.
+/// authentication (T51), when the app turns it on. `now`: the node's token clock,
+/// seconds.
 pub(crate) fn verify_join_token(
     session: &Session,
     channel: &str,
     token: &str,
+    now: u64,
 ) -> Result<(Option<u64>, PublishGrant), Failure> {
     let Some(cert) = &session.app.certificate else {
         return Ok((None, PublishGrant::NotRequired));
     };
     let opts = session.app.tokens.verify_options();
-    let now = now_ms() / 1000;
     let described = |e: &switchboard_token::TokenError| {
         let code = ErrorCode::from_i32(e.sdk_error_code()).unwrap_or(ErrorCode::InvalidToken);
         (code, format!("{}: {}", e.identifier(), e.description()))
@@ -127,7 +128,12 @@ pub(crate) async fn join(
             ));
         }
     }
-    let (token_expires_at, publish_grant) = verify_join_token(&session, &name, &req.token)?;
+    let (token_expires_at, publish_grant) = verify_join_token(
+        &session,
+        &name,
+        &req.token,
+        client.node.config.clock.now_secs(),
+    )?;
     hooks::check_enter(&client.node, &session, &key, &req.state)?;
     // Validate the restore lists up front as far as they can be.
     for t in &req.topics {
@@ -322,7 +328,12 @@ pub(crate) fn renew_token(
     {
         return Err(not_joined(&req.channel_name));
     }
-    let (expires, grant) = verify_join_token(&session, &req.channel_name, &req.token)?;
+    let (expires, grant) = verify_join_token(
+        &session,
+        &req.channel_name,
+        &req.token,
+        client.node.config.clock.now_secs(),
+    )?;
     {
         let mut st = session.lock();
         let m = st

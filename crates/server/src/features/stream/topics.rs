@@ -221,7 +221,7 @@ pub(crate) async fn join_topic(
     names::validate_channel_name(&req.channel_name, session.app.limits.name_rules())?;
     names::validate_topic_name(&req.topic_name)?;
     member(&session, &req.channel_name)?;
-    session.check_publisher(&req.channel_name)?;
+    session.check_publisher(&req.channel_name, client.node.config.clock.now_secs())?;
     let key = session.stream_key(&req.channel_name);
     take_role(client, &session, &key, &req).await?;
     client.send(
@@ -321,7 +321,7 @@ pub(crate) async fn publish_topic_message(
         }
     }
     // A role taken while the token still granted publishing does not outlast it.
-    session.check_publisher(&req.channel_name)?;
+    session.check_publisher(&req.channel_name, client.node.config.clock.now_secs())?;
     let key = session.stream_key(&req.channel_name);
     let rate = limits.topic_publish_rate_per_channel;
     let options = PublishOptions {
