@@ -20,7 +20,7 @@ sb=${SB:-$root/target/release/switchboard}
 load=${LOAD:-$root/target/release/compare-load}
 app=0123456789abcdef0123456789abcdef
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap 'kill "${spid:-}" 2>/dev/null; rm -rf "$work"' EXIT
 ulimit -n 20000
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 events=raw_syscalls:sys_enter,syscalls:sys_enter_write,syscalls:sys_enter_writev
@@ -69,16 +69,27 @@ else
   taskset -c 1 "$load" "${args[@]:0:1}" "$peer" "${args[@]:1}" "${common[@]}" 2>"$work/load.err" | grep '^{' | tail -1 > "$work/load.json"
 fi
 threads=$(ls "/proc/$spid/task" | wc -l)
+# user and kernel CPU (ms) of the whole server process, from /proc (10 ms ticks)
+read -r user_ms sys_ms < <(awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); print $12*1000/hz, $13*1000/hz}' "/proc/$spid/stat")
 kill -INT "$spid"; wait "$wrapper" || true
 messages=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$work/load.json" "$field")
+# p2p: the round-trip percentiles and the spread of the per-side p99s, when the load reports them
+python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1]))
+if 'rtt_ms' in d:
+    print('rtt_ms', json.dumps(d['rtt_ms']), 'rtt_p99_per_side_ms', json.dumps(d.get('rtt_p99_per_side_ms')),
+          'messages_per_s', d.get('messages_per_s'))
+" "$work/load.json"
 if [ -n "${RECORD:-}" ]; then
   echo "peer=$peer shape=$shape duration=$duration messages=$messages threads=$threads profile=$RECORD"
   exit 0
 fi
-python3 - "$work/stat.csv" "$peer" "$shape" "$duration" "$messages" "$threads" <<'PY'
+python3 - "$work/stat.csv" "$peer" "$shape" "$duration" "$messages" "$threads" "$user_ms" "$sys_ms" <<'PY'
 import sys
-path, peer, shape, duration, messages, threads = sys.argv[1:]
-out = [f"peer={peer}", f"shape={shape}", f"duration={duration}", f"messages={messages}", f"threads={threads}"]
+path, peer, shape, duration, messages, threads, user_ms, sys_ms = sys.argv[1:]
+out = [f"peer={peer}", f"shape={shape}", f"duration={duration}", f"messages={messages}", f"threads={threads}",
+       f"user_ms={user_ms}", f"sys_ms={sys_ms}"]
 for line in open(path):
     f = line.strip().split(",")
     if len(f) < 3 or line.startswith("#"):
