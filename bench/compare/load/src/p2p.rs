@@ -141,6 +141,33 @@ async fn side<C: Conn>(
     (s, c)
 }
 
+/// min / p10 / median / p90 / max of per-side values (µs), in ms, as JSON (the keys of
+/// the switchboard bench's `rtt_p99_per_side_ms`).
+fn spread_ms(v: &mut [u64]) -> serde_json::Value {
+    v.sort_unstable();
+    let at = |q: f64| {
+        let i = ((v.len().saturating_sub(1)) as f64 * q).round() as usize;
+        v.get(i).map_or(0.0, |&x| x as f64 / 1000.0)
+    };
+    json!({
+        "min": at(0.0),
+        "p10": at(0.1),
+        "median": at(0.5),
+        "p90": at(0.9),
+        "max": at(1.0),
+    })
+}
+
+/// The spread as one table line.
+fn spread_line(s: &serde_json::Value) -> String {
+    ["min", "p10", "median", "p90", "max"]
+        .iter()
+        .map(|k| format!("{k} {:.1}", s[*k].as_f64().unwrap_or(0.0)))
+        .collect::<Vec<_>>()
+        .join(" / ")
+        + " ms"
+}
+
 pub async fn run<P: Peer>(peer: P, name: &str, a: P2pArgs) -> anyhow::Result<()> {
     let _ = clock_us();
     let c = &a.common;
@@ -189,9 +216,13 @@ pub async fn run<P: Peer>(peer: P, name: &str, a: P2pArgs) -> anyhow::Result<()>
     let mut hist = histogram();
     let (mut out_of_order, mut sent) = (0u64, 0u64);
     let mut keep = Vec::new();
+    let mut side_p99 = Vec::with_capacity(tasks.len());
     for t in tasks {
         let (s, conn) = t.await?;
         hist.add(&s.seen.hist).ok();
+        if !s.seen.hist.is_empty() {
+            side_p99.push(s.seen.hist.value_at_quantile(0.99));
+        }
         out_of_order += s.seen.out_of_order;
         sent += s.seq;
         counters.errors.set(counters.errors.get() + conn.errors());
@@ -209,6 +240,8 @@ pub async fn run<P: Peer>(peer: P, name: &str, a: P2pArgs) -> anyhow::Result<()>
     println!("  messages/s       {msg_rate:.0}");
     println!("  round trips/s    {rt_rate:.0}");
     print_latency("rtt", &hist);
+    let spread = spread_ms(&mut side_p99);
+    println!("  rtt p99 per side {}", spread_line(&spread));
     println!("  out of order     {out_of_order}");
     println!("  missing          {missing}");
     println!("  errors           {errors}");
@@ -228,6 +261,7 @@ pub async fn run<P: Peer>(peer: P, name: &str, a: P2pArgs) -> anyhow::Result<()>
             "messages_per_s": msg_rate.round(),
             "round_trips_per_s": rt_rate.round(),
             "rtt_ms": latency_json(&hist),
+            "rtt_p99_per_side_ms": spread,
             "out_of_order": out_of_order,
             "missing": missing,
             "errors": errors,
