@@ -567,3 +567,38 @@ pub(crate) fn renew_token(
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// R31: each app and user id has its own count in the minute (the table keeps a
+    /// hash of the pair, not the ids).
+    #[test]
+    fn r31_login_rates_count_each_app_and_user_apart() {
+        let mut app = AppConfig::new("a1b2c3d4e5f60718293a4b5c6d7e8f90", None);
+        app.limits.max_logins_per_user_per_minute = 2;
+        let mut other = AppConfig::new("0123456789abcdef0123456789abcdef", None);
+        other.limits.max_logins_per_user_per_minute = 2;
+        let rates = LoginRates::default();
+        assert!(rates.allow(&app, "alice"));
+        assert!(rates.allow(&app, "alice"));
+        assert!(
+            !rates.allow(&app, "alice"),
+            "the third in the minute is refused"
+        );
+        assert!(!rates.allow(&app, "alice"), "and the next");
+        assert!(
+            rates.allow(&app, "bob"),
+            "another user has a count of its own"
+        );
+        assert!(
+            rates.allow(&other, "alice"),
+            "the same user of another app too"
+        );
+        assert!(rates.allow(&other, "alice"));
+        assert!(!rates.allow(&other, "alice"));
+        app.limits.max_logins_per_user_per_minute = 0;
+        assert!(rates.allow(&app, "alice"), "0 turns the limit off");
+    }
+}
