@@ -123,6 +123,8 @@ pub(crate) struct Node {
     pub config: ServerConfig,
     /// Apps by id.
     pub apps: HashMap<String, Arc<AppConfig>>,
+    /// Each app's id as one shared string (its sessions' `app_id`, their keys).
+    app_ids: HashMap<String, Arc<str>>,
     /// The engine's broker.
     pub broker: Arc<dyn Broker>,
     /// The history store; `None` = history not available (−15005).
@@ -200,6 +202,10 @@ impl Node {
         if let Some(l) = &locks {
             l.set_budgets(budgets);
         }
+        let app_ids = apps
+            .keys()
+            .map(|id| (id.clone(), id.as_str().into()))
+            .collect();
         let handshakes = Arc::new(tokio::sync::Semaphore::new(config.max_handshakes.max(1)));
         let app_connections = admission::AppConnections::new(&config.apps);
         let shutdown = tokio::sync::watch::channel(false).0;
@@ -207,6 +213,7 @@ impl Node {
         Arc::new(Node {
             config,
             apps,
+            app_ids,
             broker,
             history,
             topics,
@@ -227,6 +234,11 @@ impl Node {
             wheel,
             outbound_limits: std::sync::OnceLock::new(),
         })
+    }
+
+    /// `app`'s id, shared by all its sessions (a new string for an app not configured).
+    pub fn app_id(&self, app: &str) -> Arc<str> {
+        self.app_ids.get(app).cloned().unwrap_or_else(|| app.into())
     }
 
     /// The outbound queues' limits from the configuration. Call from inside the

@@ -6,16 +6,16 @@
 
 use super::outbound::Outbound;
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use switchboard_engine::{ChannelKey, StreamPosition};
+use switchboard_engine::{ChannelKey, KeyMap, StreamPosition};
 use switchboard_protocol::DisconnectCode;
 
 #[derive(Default)]
 struct State {
     queue: Option<Arc<Outbound>>,
-    /// Channels being recovered: live pushes held back, with their positions.
-    held: HashMap<ChannelKey, Vec<(StreamPosition, Bytes)>>,
+    /// Channels being recovered: live pushes held back, with their positions (keyed
+    /// by the key's own hash: no hasher state in every session's outlet).
+    held: KeyMap<Vec<(StreamPosition, Bytes)>>,
     held_bytes: usize,
 }
 

@@ -8,10 +8,30 @@ use crate::node::config::AppConfig;
 use crate::node::hub::{JoinOptions, StreamFilter, SubOptions};
 use crate::node::outbound::Outbound;
 use crate::node::outlet::Outlet;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::hash_map::{DefaultHasher, RandomState};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
-use switchboard_engine::{ChannelKey, ChannelKind};
+use switchboard_engine::{ChannelKey, ChannelKind, KeyMap};
+
+/// The hasher of a session's maps: SipHash under one random key per process, kept
+/// nowhere in the maps (a `RandomState` is 16 B in each map of every session, idle
+/// or not; docs/benchmarks.md).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct SessionHasher;
+
+impl BuildHasher for SessionHasher {
+    type Hasher = DefaultHasher;
+
+    fn build_hasher(&self) -> DefaultHasher {
+        static KEYS: OnceLock<RandomState> = OnceLock::new();
+        KEYS.get_or_init(RandomState::new).build_hasher()
+    }
+}
+
+/// A map of a session's state, hashed by [`SessionHasher`].
+pub(crate) type SessionMap<K, V> = HashMap<K, V, SessionHasher>;
 
 /// One topic the member publishes in, as it asked (R97).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,13 +75,13 @@ pub(crate) enum PublishGrant {
 /// Mutable part of a session, under one small lock (never held across `.await`).
 pub(crate) struct SessionState {
     /// Subscribed MESSAGE channels.
-    pub subscriptions: HashMap<Arc<str>, SubOptions>,
+    pub subscriptions: SessionMap<Arc<str>, SubOptions>,
     /// Joined STREAM channels.
-    pub streams: HashMap<Arc<str>, StreamMembership>,
+    pub streams: SessionMap<Arc<str>, StreamMembership>,
     /// Users whose metadata the session follows (subscribeUserMetadata).
-    pub user_metadata: std::collections::HashSet<Arc<str>>,
+    pub user_metadata: HashSet<Arc<str>, SessionHasher>,
     /// State set for channels the user is not in yet, applied when it enters (R129).
-    pub pending_states: HashMap<ChannelKey, switchboard_engine::State>,
+    pub pending_states: KeyMap<switchboard_engine::State>,
     /// Effective expiry of the login credential, seconds since the epoch.
     pub token_expires_at: Option<u64>,
     /// Whether the will-expire push for the current credential went out.
@@ -129,15 +149,15 @@ impl Session {
             id,
             public_id: public_id
                 .unwrap_or_else(|| format!("{:016x}{:016x}", rand::random::<u64>(), id)),
-            app_id: app.id.as_str().into(),
+            app_id: node.app_id(&app.id),
             app,
             user,
             presence_timeout,
             outlet: Arc::new(Outlet::new(node.config.recovery_hold_bytes)),
             state: Mutex::new(SessionState {
-                subscriptions: HashMap::new(),
-                streams: HashMap::new(),
-                pending_states: HashMap::new(),
+                subscriptions: Default::default(),
+                streams: Default::default(),
+                pending_states: Default::default(),
                 user_metadata: Default::default(),
                 token_expires_at,
                 will_expire_sent: false,
