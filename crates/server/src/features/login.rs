@@ -52,10 +52,8 @@ impl LoginRates {
         let now = u32::try_from(self.epoch.elapsed().as_secs()).unwrap_or(u32::MAX);
         const MINUTE: u32 = 60;
         let key = {
-            use std::hash::{BuildHasher, Hash, Hasher};
-            let mut h = self.keys.build_hasher();
-            (app.id.as_str(), user).hash(&mut h);
-            h.finish()
+            use std::hash::BuildHasher;
+            self.keys.hash_one((app.id.as_str(), user))
         };
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         // Windows that ended are dropped now and then, so the map holds only the users
