@@ -11,7 +11,8 @@
 # Environment: FUZZ_SANITIZER (address | none, default address), FUZZ_JOBS_NICE (nice
 # level, default 0; long runs on a shared machine: 19), FUZZ_ARGS (extra libFuzzer
 # flags), FUZZ_CODEGEN_UNITS (default 1, cargo-fuzz's; more builds faster on several
-# cores and fuzzes a little slower: .ci/run's short runs use 16). Needs cargo-fuzz (`cargo install --locked cargo-fuzz`). See
+# cores and fuzzes a little slower: .ci/run's short runs use 16), FUZZ_BUILD_ONLY=1
+# (build, then stop: .ci/run builds beside the tests). Needs cargo-fuzz (`cargo install --locked cargo-fuzz`). See
 # docs/reliability.md, section "Fuzzing".
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
@@ -38,6 +39,11 @@ build_args=(--release --debug-assertions --sanitizer "$sanitizer" --codegen-unit
 for t in "${targets[@]}"; do
   nice -n "$nice_level" cargo fuzz build "${build_args[@]}" "$t"
 done
+
+if [ "${FUZZ_BUILD_ONLY:-0}" = 1 ]; then
+  echo "fuzz.sh: built ${targets[*]}"
+  exit 0
+fi
 
 triple=$(rustc -vV | sed -n 's/^host: //p')
 bin_dir=target/$triple/release

@@ -13,9 +13,12 @@ cargo nextest run --workspace --no-fail-fast
 cargo test --workspace --doc
 # The TypeScript SDK (sdk/js): unit tests and Node integration tests against the real
 # switchboard binary built here (npm ci needs node and npm; see sdk/js/README.md).
-cargo build -p switchboard-cli
-# the Rust peer of the TypeScript SDK's encryption interop test (sdk/js/test/node/interop.test.mjs)
-cargo build -p switchboard-client --example chat
+# The switchboard binary, and the Rust peer of the TypeScript SDK's encryption interop
+# test (the `chat` example, sdk/js/test/node/interop.test.mjs). With the whole
+# workspace's targets the features resolve as for the tests above, so this reuses what
+# nextest built; `cargo build -p switchboard-cli` alone would resolve them apart and
+# compile the server and its dependents again.
+cargo build --workspace --all-targets
 target_dir="${CARGO_TARGET_DIR:-target}"
 case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
 export SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$target_dir/debug/switchboard}"
