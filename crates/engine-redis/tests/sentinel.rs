@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{RedisServer, connect_blocking, fresh_prefix, pings, wait_until};
+use support::{RedisServer, connect_blocking, eventually, fresh_prefix, pings, wait_until};
 use switchboard_engine::conformance::publication;
 use switchboard_engine::{
     Broker, ChannelKey, ChannelKind, Presence, Publication, PublicationHandler, PublishOptions,
@@ -109,18 +109,6 @@ async fn old_master_demoted(port: u16) -> bool {
     }
 }
 
-async fn eventually_async<F, Fut>(secs: u64, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 impl Group {
     /// Starts the three processes and waits until the replica is in sync and the
     /// sentinel lists it (a failover needs both).
@@ -138,13 +126,13 @@ impl Group {
         ]);
         let sentinel = SentinelProcess::start(master.port);
         let (rp, sp) = (replica.port, sentinel.port);
-        eventually_async(20, "the replica to sync", || async move {
+        eventually(20, "the replica to sync", || async move {
             query::<String>(rp, redis::cmd("INFO").arg("replication"))
                 .await
                 .is_ok_and(|i| i.contains("master_link_status:up"))
         })
         .await;
-        eventually_async(30, "the sentinel to know the replica", || async move {
+        eventually(30, "the sentinel to know the replica", || async move {
             query::<Vec<redis::Value>>(sp, redis::cmd("SENTINEL").arg("replicas").arg(MASTER))
                 .await
                 .is_ok_and(|r| !r.is_empty())
@@ -174,7 +162,7 @@ impl Group {
     /// Waits until the sentinel names the replica as master.
     async fn wait_for_promotion(&self) {
         let (sp, rp) = (self.sentinel.port, self.replica.port);
-        eventually_async(30, "the sentinel to promote the replica", || async move {
+        eventually(30, "the sentinel to promote the replica", || async move {
             master_port(sp).await == Some(rp)
         })
         .await;
@@ -244,7 +232,7 @@ async fn failover_keeps_delivering(fail: impl AsyncFnOnce(&mut Group)) {
         .unwrap();
     }
     let s = seen.clone();
-    eventually_async(20, "the first 5 deliveries", || {
+    eventually(20, "the first 5 deliveries", || {
         let s = s.clone();
         async move { s.all().len() == 5 }
     })
@@ -285,7 +273,7 @@ async fn failover_keeps_delivering(fail: impl AsyncFnOnce(&mut Group)) {
     g.wait_for_promotion().await;
     let s = seen.clone();
     let want = acked_after.clone();
-    eventually_async(
+    eventually(
         30,
         "a to deliver every publication acknowledged after the failover",
         || {
@@ -321,7 +309,7 @@ async fn failover_keeps_delivering(fail: impl AsyncFnOnce(&mut Group)) {
     // a only publishes its heartbeat: its first write after the failover (at most a
     // heartbeat period later) moves its command and pub/sub connections.
     let a2 = a.clone();
-    eventually_async(30, "a's connections to follow the master", || {
+    eventually(30, "a's connections to follow the master", || {
         let a2 = a2.clone();
         async move { a2.stats().reconnects >= 1 && a2.stats().master_switches >= 1 }
     })
@@ -336,7 +324,7 @@ async fn failover_keeps_delivering(fail: impl AsyncFnOnce(&mut Group)) {
         .unwrap_or_default();
         clients.lines().count() >= 2
     };
-    eventually_async(
+    eventually(
         30,
         "both nodes' pub/sub connections on the new master",
         a_pubsub_on_new_master,
@@ -346,7 +334,7 @@ async fn failover_keeps_delivering(fail: impl AsyncFnOnce(&mut Group)) {
     // or written again by a's heartbeat).
     let b2 = b.clone();
     let r2 = room.clone();
-    eventually_async(30, "u1 listed after the failover", || {
+    eventually(30, "u1 listed after the failover", || {
         let (b2, r2) = (b2.clone(), r2.clone());
         async move {
             Presence::list(&*b2, &r2, None, 10)
